@@ -1,0 +1,42 @@
+"""Entry point of the `autotrader` command."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="autotrader",
+    help="autotrader: an automated NSE equity trading engine orchestrated by Prefect.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+# Each module defines `register(app: typer.Typer) -> None`.
+COMMAND_MODULES = [
+    "cli.calendar_cmd",  # autotrader calendar
+    "cli.data_cmd",  # autotrader data import|build
+    "cli.feed_cmd",  # autotrader feed serve|record
+    "cli.indicators_cmd",  # autotrader metadata build, autotrader indicators
+    "cli.report_cmd",  # autotrader report, autotrader backtest
+    "cli.broker_cmd",  # autotrader reconcile
+    "cli.demo_cmd",  # autotrader demo
+]
+
+
+
+@app.command()
+def version() -> None:
+    """Print autotrader's version."""
+    from importlib.metadata import version as package_version
+
+    typer.echo(package_version("autotrader"))
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(_name).register(app)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""Broker adapters: one folder per venue, all implementing `engine.brokers.base.Broker`."""

@@ -1,0 +1,102 @@
+"""The broker contract. The engine talks only to this interface.
+
+| method            | required | what it does                                                    |
+|-------------------|----------|-----------------------------------------------------------------|
+| place_order       | yes      | send an entry/exit order; idempotent on `client_order_id` (tag) |
+| find_order        | yes      | look an order up by our `client_order_id` (the tag)             |
+| cancel_order      | yes      | cancel a working order                                          |
+| list_orders       | yes      | today's orders at the broker                                    |
+| positions         | yes      | net positions at the broker                                     |
+| place_exit_oco    | yes      | two-leg GTT: stop + target (OCO)                                |
+| modify_exit       | yes      | move the stop/target of a live exit                             |
+| cancel_exit       | yes      | delete a live exit                                              |
+| list_exits        | yes      | all exits (GTTs) with their status                              |
+| connect / close   | optional | open/close sessions; default no-op                              |
+| on_tick           | optional | price updates (the paper broker fills against them)             |
+| funds             | optional | available cash; None when the broker cannot tell                |
+
+Errors: raise `TemporaryBrokerError` for what may succeed on retry (network, 429, 5xx, timeouts),
+`OrderRejected` for what never will, `TokenExpired` for authentication failures (stop trading,
+alert), `ConfigError` for a bad configuration. Only `TemporaryBrokerError` is ever retried.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from engine.models import BrokerPosition, ExitOrder, ExitRequest, Order, OrderIntent, Tick
+
+
+class BrokerError(Exception):
+    """Base class for broker failures."""
+
+
+class TemporaryBrokerError(BrokerError):
+    """May succeed on retry: network errors, HTTP 429/5xx, timeouts."""
+
+
+class OrderRejected(BrokerError):
+    """The broker refused the request; retrying will not help."""
+
+
+class TokenExpired(BrokerError):
+    """Authentication failed (HTTP 401/403, TokenException): stop entries and alert."""
+
+
+class ConfigError(BrokerError):
+    """The broker is misconfigured (missing credentials, bad URL)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerCapabilities:
+    gtt: bool = True  # two-leg OCO exits held at the broker
+    bracket_orders: bool = False
+    orders_per_second: float = 10.0
+    orders_per_minute: int = 400
+    max_tag_length: int = 20
+
+
+class Broker(ABC):
+    name: str = "base"
+    capabilities: BrokerCapabilities = BrokerCapabilities()
+
+    async def connect(self) -> None:  # noqa: B027 - optional hook
+        """Open sessions / check the token. Optional."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources. Optional."""
+
+    async def on_tick(self, tick: Tick) -> None:  # noqa: B027 - optional hook
+        """Price update. Optional; the paper broker fills and triggers exits from it."""
+
+    async def funds(self) -> float | None:
+        """Available cash, or None when unknown. Optional."""
+        return None
+
+    @abstractmethod
+    async def place_order(self, intent: OrderIntent) -> Order: ...
+
+    @abstractmethod
+    async def find_order(self, client_order_id: str) -> Order | None: ...
+
+    @abstractmethod
+    async def cancel_order(self, broker_order_id: str) -> None: ...
+
+    @abstractmethod
+    async def list_orders(self) -> list[Order]: ...
+
+    @abstractmethod
+    async def positions(self) -> list[BrokerPosition]: ...
+
+    @abstractmethod
+    async def place_exit_oco(self, request: ExitRequest) -> ExitOrder: ...
+
+    @abstractmethod
+    async def modify_exit(self, exit_id: str, request: ExitRequest) -> ExitOrder: ...
+
+    @abstractmethod
+    async def cancel_exit(self, exit_id: str) -> None: ...
+
+    @abstractmethod
+    async def list_exits(self) -> list[ExitOrder]: ...

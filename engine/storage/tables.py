@@ -1,0 +1,182 @@
+"""Database tables (SQLModel). One schema for SQLite and PostgreSQL.
+
+Times are stored as tz-aware UTC datetimes; JSON details as text (portable across both)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlmodel import Field, SQLModel
+
+
+class InstrumentRow(SQLModel, table=True):
+    __tablename__ = "instruments"
+    instrument_key: str = Field(primary_key=True)
+    symbol: str = Field(index=True, unique=True)
+    isin: str
+    name: str = ""
+    tick_size: float = 0.05
+    lot_size: int = 1
+    kite_token: int | None = None
+    exchange_token: str | None = None
+    shares_outstanding: float | None = None
+    market_cap_cr: float | None = None
+    history_complete: bool = True
+    in_universe: bool = False
+    updated_on: date | None = None
+
+
+class SetupRow(SQLModel, table=True):
+    __tablename__ = "setups"
+    id: int | None = Field(default=None, primary_key=True)
+    trading_day: date = Field(index=True)
+    found_at: datetime
+    instrument_key: str = Field(index=True)
+    symbol: str
+    strategy: str
+    side: str
+    entry: float
+    stop: float
+    target: float
+    score: float
+    reason: str
+    rules_json: str = "[]"  # [{"name", "passed", "observed"}]
+    status: str = "CANDIDATE"  # CANDIDATE | EXECUTED | SKIPPED | EXPIRED
+    status_reason: str = ""
+    quantity: int = 0
+    client_order_id: str | None = None
+
+
+class OrderRow(SQLModel, table=True):
+    """The order journal: written before an order is sent (write-ahead)."""
+
+    __tablename__ = "orders"
+    client_order_id: str = Field(primary_key=True)
+    trading_day: date = Field(index=True)
+    broker: str
+    broker_order_id: str | None = Field(default=None, index=True)
+    instrument_key: str = Field(index=True)
+    symbol: str
+    side: str
+    quantity: int
+    order_type: str
+    price: float | None = None
+    trigger_price: float | None = None
+    product: str = "CNC"
+    purpose: str = "ENTRY"
+    status: str = Field(default="PENDING", index=True)
+    filled_quantity: int = 0
+    average_price: float = 0.0
+    message: str = ""
+    setup_id: int | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrderEventRow(SQLModel, table=True):
+    """Every attempt, response and state change of an order, with times."""
+
+    __tablename__ = "order_events"
+    id: int | None = Field(default=None, primary_key=True)
+    client_order_id: str = Field(index=True)
+    ts: datetime
+    kind: str  # INTENT | ATTEMPT | RESPONSE | ERROR | STATUS | RECONCILE
+    detail_json: str = "{}"
+
+
+class FillRow(SQLModel, table=True):
+    __tablename__ = "fills"
+    fill_id: str = Field(primary_key=True)
+    client_order_id: str = Field(index=True)
+    broker_order_id: str
+    instrument_key: str
+    side: str
+    quantity: int
+    price: float
+    ts: datetime
+
+
+class PositionRow(SQLModel, table=True):
+    __tablename__ = "positions"
+    id: int | None = Field(default=None, primary_key=True)
+    instrument_key: str = Field(index=True)
+    symbol: str
+    quantity: int
+    average_price: float
+    stop: float
+    target: float
+    status: str = Field(default="OPEN", index=True)  # OPEN | CLOSED
+    opened_at: datetime
+    closed_at: datetime | None = None
+    entry_client_order_id: str
+    exit_id: str | None = None
+    initial_risk: float = 0.0
+
+
+class TradeRow(SQLModel, table=True):
+    __tablename__ = "trades"
+    id: int | None = Field(default=None, primary_key=True)
+    position_id: int | None = Field(default=None, index=True)
+    instrument_key: str = Field(index=True)
+    symbol: str
+    side: str
+    quantity: int
+    entry_time: datetime
+    entry_price: float
+    exit_time: datetime
+    exit_price: float
+    gross_pnl: float
+    charges: float
+    net_pnl: float
+    exit_reason: str
+    trading_day: date = Field(index=True)
+
+
+class GttRow(SQLModel, table=True):
+    __tablename__ = "gtts"
+    exit_id: str = Field(primary_key=True)
+    broker: str
+    tag: str = Field(index=True)
+    instrument_key: str = Field(index=True)
+    position_id: int | None = None
+    quantity: int
+    stop_trigger: float
+    stop_limit: float
+    target_trigger: float
+    target_limit: float
+    status: str = "ACTIVE"
+    created_at: datetime
+    updated_at: datetime
+
+
+class RiskLedgerRow(SQLModel, table=True):
+    """One row per trading day: the daily risk budget and what was used of it."""
+
+    __tablename__ = "risk_ledger"
+    trading_day: date = Field(primary_key=True)
+    capital: float
+    daily_risk_cap: float
+    risk_used: float = 0.0
+    realized_pnl: float = 0.0
+    entries: int = 0
+    kill_switch: bool = False
+    kill_reason: str = ""
+    updated_at: datetime
+
+
+class SessionStateRow(SQLModel, table=True):
+    """Checkpoints of each trading-day stage, so a re-run resumes instead of starting over."""
+
+    __tablename__ = "session_state"
+    trading_day: date = Field(primary_key=True)
+    stage: str = Field(primary_key=True)  # pre_open | live_session | post_close
+    status: str  # RUNNING | COMPLETED | FAILED | SKIPPED
+    checkpoint_json: str = "{}"
+    updated_at: datetime
+
+
+class SchemaVersionRow(SQLModel, table=True):
+    __tablename__ = "schema_version"
+    version: int = Field(primary_key=True)
+    applied_at: datetime
+    description: str
