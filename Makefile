@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck pytest proto bench ui clean
+.PHONY: system-deps install demo test lint typecheck pytest proto bench ui clean automations
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,15 @@ install: $(STAMP)
 demo: install
 	$(BIN)/autotrader demo
 
-test: install lint typecheck pytest
+test: system-deps install lint typecheck pytest
+
+# OS packages some tests use (PostgreSQL server for the storage tests); installed only as root with
+# apt-get, otherwise those tests skip with a reason.
+system-deps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql) \
+		|| echo "warning: could not install postgresql; PostgreSQL tests will be skipped"; \
+	fi
 
 lint: install
 	$(BIN)/ruff check .
@@ -34,6 +42,11 @@ bench: install
 
 ui: install
 	$(BIN)/prefect server start --host 127.0.0.1
+
+# Alert block + automations (failed/crashed/timed-out stages, zombie runs) on the Prefect API in
+# PREFECT_API_URL; alerts go to AUTOTRADER_ALERT_WEBHOOK_URL. See docs/orchestration.md.
+automations: install
+	$(BIN)/python -m flows.automations
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache var

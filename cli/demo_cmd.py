@@ -1,7 +1,169 @@
+"""`autotrader demo`: replayed real NSE days through the Prefect trading-day flow, no set-up needed.
+
+Each day runs the `trading-day` flow (pre-open → live session → post-close) with the in-process
+Upstox-compatible replay server on a fast simulated clock, the paper broker (or, with
+AUTOTRADER_BROKER=zerodha, the loopback Kite sandbox), a fresh SQLite database under var/demo and
+Prefect's embedded defaults (an ephemeral API with its state in var/prefect, unless PREFECT_API_URL
+points at a server you started, e.g. with `make ui`)."""
+
 from __future__ import annotations
 
+import asyncio
+import os
+import shutil
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
 import typer
+from rich.table import Table
+
+from cli.common import console, fail, print_json
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+VAR = PROJECT_ROOT / "var"
+DEMO_DIR = VAR / "demo"
+DEFAULT_FROM = "2024-06-03"
+DEFAULT_TO = "2024-06-05"
+DEFAULT_SPEED = 1000.0
+
+
+def prefect_environment() -> dict[str, str]:
+    """Keep Prefect local to the project: its home (database, profiles) in var/prefect."""
+    env = {
+        "PREFECT_HOME": str(VAR / "prefect"),
+        "PREFECT_PROFILES_PATH": str(VAR / "prefect" / "profiles.toml"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_EXTRA_LOGGERS": "engine",  # engine logs (instrument and order ids) reach the run logs
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    }
+    return {k: v for k, v in env.items() if k not in os.environ}
+
+
+def _days(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=n) for n in range((end - start).days + 1)]
+
+
+def _check_replayable(days: list[date], data_dir: Path) -> None:
+    from engine.storage import BarStore
+
+    store = BarStore(data_dir / "bars")
+    symbols = store.symbols("5min")
+    if not symbols:
+        raise fail(f"no 5-minute bars under {data_dir / 'bars'}: the shipped data is missing")
+    frame = store.read(symbols[0], "5min")
+    shipped = {ts.date() for ts in frame["ts"]}
+    missing = [d.isoformat() for d in days if d.weekday() < 5 and d not in shipped]
+    if missing:
+        first, last = min(shipped), max(shipped)
+        raise fail(f"no shipped 5-minute bars for {', '.join(missing)}; replayable days are {first} .. {last}")
+
+
+def _start_kite_sandbox() -> Any:
+    """With AUTOTRADER_BROKER=zerodha: the loopback Kite server, and the env pointing kiteconnect at it."""
+    from engine.brokers.zerodha.sandbox import start_sandbox_in_thread
+
+    sandbox = start_sandbox_in_thread()
+    os.environ["KITE_ROOT_URL"] = sandbox.url
+    os.environ.setdefault("KITE_API_KEY", "demo-api-key")
+    os.environ.setdefault("KITE_ACCESS_TOKEN", "demo-access-token")
+    return sandbox
+
+
+def _print_summary(summary: Any, states: dict[str, str], seconds: float) -> None:
+    table = Table(title="autotrader demo: replayed trading days")
+    for column in ("day", "run", "setups", "executed", "entries filled", "exits hit", "net P&L (₹)"):
+        table.add_column(column, justify="right" if column not in ("day", "run") else "left")
+    for line in summary.days:
+        table.add_row(line.day, states.get(line.day, ""), str(line.setups), str(line.setups_executed),
+                      f"{line.entries_filled}/{line.entry_orders}", str(line.exits_hit), f"{line.net_pnl:,.2f}")
+    console.print(table)
+    if summary.trades:
+        trades = Table(title="closed trades (exits hit at the broker)")
+        for column in ("day", "symbol", "qty", "entry", "exit", "net P&L (₹)", "reason"):
+            trades.add_column(column)
+        for t in summary.trades:
+            trades.add_row(t["day"], t["symbol"], str(t["quantity"]), f"{t['entry_price']:.2f}",
+                           f"{t['exit_price']:.2f}", f"{t['net_pnl']:,.2f}", t["exit_reason"])
+        console.print(trades)
+    if summary.open_positions:
+        carried = Table(title="open positions carried overnight, protected by GTT exits")
+        for column in ("symbol", "qty", "avg price", "stop", "target", "GTT"):
+            carried.add_column(column)
+        for p in summary.open_positions:
+            carried.add_row(p["symbol"], str(p["quantity"]), f"{p['average_price']:.2f}", f"{p['stop']:.2f}",
+                            f"{p['target']:.2f}", str(p["exit_id"]))
+        console.print(carried)
+    console.print(
+        f"GTT exits placed: [bold]{summary.gtts_placed}[/] (triggered {summary.gtts_triggered}, "
+        f"still active {summary.gtts_active}); realised net P&L: [bold]₹{summary.net_pnl:,.2f}[/]; "
+        f"ran in {seconds:.0f} s."
+    )
+    console.print(
+        "See the runs, task runs, logs and artifacts (setups, orders, positions, P&L chart) in the Prefect UI:\n"
+        "  [bold]make ui[/]  then open http://127.0.0.1:4200  (it reads var/prefect, where the demo stored them)"
+    )
+
+
+def demo_command(
+    from_day: str = typer.Option(DEFAULT_FROM, "--from", help="First day to replay (YYYY-MM-DD, June 2024)."),
+    to_day: str = typer.Option(DEFAULT_TO, "--to", help="Last day to replay (inclusive)."),
+    speed: float = typer.Option(DEFAULT_SPEED, "--speed", help="Simulated seconds per wall second."),
+    keep: bool = typer.Option(False, "--keep", help="Keep var/demo's database (default: start fresh)."),
+    json_output: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Replay real NSE days through the Prefect trading-day flow: setups, entries in the window, GTT
+    exits placed and hit or carried overnight, P&L. No credentials; honours AUTOTRADER_BROKER."""
+    try:
+        start, end = date.fromisoformat(from_day), date.fromisoformat(to_day)
+    except ValueError:
+        raise fail(f"--from/--to must be dates (YYYY-MM-DD), got {from_day!r} and {to_day!r}") from None
+    if end < start or (end - start).days > 31:
+        raise fail("--to must be on or after --from, at most 31 days later")
+    if speed <= 0:
+        raise fail(f"--speed must be > 0, got {speed}")
+    os.environ.update(prefect_environment())
+
+    from engine.session.stages import parse_day  # noqa: F401 - engine import before prefect, see below
+    from engine.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        raise fail(str(error)) from None
+    days = _days(start, end)
+    _check_replayable(days, Path(settings.data_dir))
+    if not keep:
+        shutil.rmtree(DEMO_DIR, ignore_errors=True)
+    DEMO_DIR.mkdir(parents=True, exist_ok=True)
+    database_url = f"sqlite:///{DEMO_DIR / 'autotrader.db'}"
+    sandbox = _start_kite_sandbox() if settings.broker == "zerodha" else None
+
+    from engine.session.summary import summarize
+    from engine.storage import init_db
+    from flows.trading_day import trading_day  # imports prefect: after PREFECT_HOME is set
+
+    states: dict[str, str] = {}
+    began = time.monotonic()
+    try:
+        for day in days:
+            console.print(f"[bold]▶ trading day {day}[/] (replay at {speed:g}×, broker {settings.broker})")
+            state = asyncio.run(trading_day(day=day.isoformat(), replay=True, speed=speed,  # type: ignore[call-overload]
+                                            database_url=database_url, return_state=True))
+            states[day.isoformat()] = state.name
+            console.print(f"  {day}: {state.name}{' — ' + state.message if state.message else ''}")
+    finally:
+        if sandbox is not None:
+            sandbox.stop()
+    summary = summarize(init_db(database_url), days)
+    if json_output:
+        print_json({"states": states, **summary.as_dict(), "seconds": round(time.monotonic() - began, 1)})
+    else:
+        _print_summary(summary, states, time.monotonic() - began)
+    if any(name not in ("Completed", "Skipped") for name in states.values()):
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
-    """Placeholder until this command group lands."""
+    app.command(name="demo")(demo_command)

@@ -269,6 +269,8 @@ class ExitOrder:
     status: ExitStatus = ExitStatus.ACTIVE
     tag: str = ""
     updated_at: datetime | None = None
+    triggered_order_id: str | None = None  # broker order the triggered leg placed
+    exit_price: float | None = None  # average fill price of that order, once known
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,9 +81,32 @@ class ChargesSettings(BaseModel):
     gst: float = Field(0.18, ge=0)
 
 
+class ValidatorSettings(BaseModel):
+    """Rules every setup must pass before it may be executed (see engine/strategy/validator.py)."""
+
+    min_price: float = Field(20.0, ge=0)
+    max_price: float | None = Field(None, gt=0)
+    min_avg_volume: float = Field(0.0, ge=0)  # shares, daily avg_volume_<volume_period>
+    min_volume_ratio: float = Field(0.0, ge=0)  # today's volume / average volume
+    volume_period: int = Field(20, ge=1, le=250)
+    history_complete: bool = True
+    min_reward_risk: float = Field(1.0, ge=0)
+    conditions: list[str] = Field(default_factory=list)  # e.g. "1d close > sma_200"
+
+    @field_validator("conditions")
+    @classmethod
+    def _check_conditions(cls, value: list[str]) -> list[str]:
+        from engine.strategy.validator import IndicatorCondition
+
+        for text in value:
+            IndicatorCondition.parse(text)
+        return value
+
+
 class StrategySettings(BaseModel):
     name: str = "trend_pullback"
     params: dict[str, Any] = Field(default_factory=dict)
+    validator: ValidatorSettings = Field(default_factory=ValidatorSettings)  # type: ignore[arg-type]
 
 
 class Settings(BaseSettings):
@@ -101,6 +124,7 @@ class Settings(BaseSettings):
     broker: Literal["paper", "zerodha", "upstox"] = "paper"
     database_url: str = "sqlite:///var/autotrader.db"
     data_dir: Path = PROJECT_ROOT / "data"
+    calendar_file: Path | None = None  # merged over the shipped config/nse_calendar.toml
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     risk: RiskSettings = Field(default_factory=RiskSettings)  # type: ignore[arg-type]
     universe: UniverseSettings = Field(default_factory=UniverseSettings)  # type: ignore[arg-type]
@@ -134,9 +158,33 @@ class Settings(BaseSettings):
         return (
             init_settings,
             env_settings,
-            dotenv_settings,
+            _SettingsKeysOnly(settings_cls, dotenv_settings),
             TomlConfigSettingsSource(settings_cls, toml_file=files),
         )
+
+
+# AUTOTRADER_-prefixed variables read by other parts, not by Settings (they may sit in `.env`).
+EXTERNAL_PREFIXED_VARIABLES = frozenset({"autotrader_config", "autotrader_alert_webhook_url"})
+
+
+class _SettingsKeysOnly(PydanticBaseSettingsSource):
+    """`.env` also holds credentials and other tools' variables (KITE_*, PREFECT_API_URL): pass on only
+    Settings keys and unknown AUTOTRADER_* keys (so a misspelt setting still fails loudly)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], inner: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self.inner = inner
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {
+            key: value
+            for key, value in self.inner().items()
+            if key in self.settings_cls.model_fields
+            or (key.startswith("autotrader_") and key not in EXTERNAL_PREFIXED_VARIABLES)
+        }
 
 
 class Credentials(BaseSettings):

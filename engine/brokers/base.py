@@ -14,6 +14,8 @@
 | connect / close   | optional | open/close sessions; default no-op                              |
 | on_tick           | optional | price updates (the paper broker fills against them)             |
 | funds             | optional | available cash; None when the broker cannot tell                |
+| fills             | optional | today's executions (trade book); None when the broker cannot    |
+| find_exit         | optional | the ACTIVE exit an earlier attempt of a request created         |
 
 Errors: raise `TemporaryBrokerError` for what may succeed on retry (network, 429, 5xx, timeouts),
 `OrderRejected` for what never will, `TokenExpired` for authentication failures (stop trading,
@@ -25,7 +27,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-from engine.models import BrokerPosition, ExitOrder, ExitRequest, Order, OrderIntent, Tick
+from engine.models import BrokerPosition, ExitOrder, ExitRequest, ExitStatus, Fill, Order, OrderIntent, Tick
 
 
 class BrokerError(Exception):
@@ -72,6 +74,30 @@ class Broker(ABC):
 
     async def funds(self) -> float | None:
         """Available cash, or None when unknown. Optional."""
+        return None
+
+    async def fills(self) -> list[Fill] | None:
+        """Today's executions; None when the broker cannot list them (the order manager then derives
+        fills from each order's filled quantity and average price). Optional."""
+        return None
+
+    async def find_exit(self, request: ExitRequest) -> ExitOrder | None:
+        """The ACTIVE exit an earlier attempt of `request` created: by tag, or, for brokers whose GTTs
+        carry no tag (Kite), by instrument, quantity and both triggers. Optional; override when cheaper."""
+        for exit_order in await self.list_exits():
+            if exit_order.status is not ExitStatus.ACTIVE:
+                continue
+            if exit_order.tag:
+                if exit_order.tag == request.tag:
+                    return exit_order
+                continue
+            if (
+                exit_order.instrument_key == request.instrument.instrument_key
+                and exit_order.quantity == request.quantity
+                and abs(exit_order.stop_trigger - request.stop_trigger) < 1e-6
+                and abs(exit_order.target_trigger - request.target_trigger) < 1e-6
+            ):
+                return exit_order
         return None
 
     @abstractmethod

@@ -1,0 +1,1 @@
+"""Positions, the active-positions filter, the exit monitor, the trade log and Indian charges."""

@@ -1,0 +1,50 @@
+"""Choosing the broker: `AUTOTRADER_BROKER` (settings.broker) = paper (default) | zerodha | upstox.
+
+Adapters are imported lazily so that paper runs never load the broker SDKs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from engine.brokers.base import Broker, ConfigError
+from engine.clock import Clock
+from engine.models import Instrument, Product
+from engine.settings import Credentials, Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+BROKERS = ("paper", "zerodha", "upstox")
+
+
+def make_broker(
+    settings: Settings,
+    credentials: Credentials | None = None,
+    *,
+    clock: Clock,
+    instruments: Iterable[Instrument] = (),
+    db: Engine | None = None,
+) -> Broker:
+    """The broker named by `settings.broker`. `instruments` maps our instrument keys to the
+    venues' symbols (Kite needs tradingsymbols); `db` lets the paper broker restore its state from
+    the journal on `connect()`."""
+    name = settings.broker
+    instruments = list(instruments)
+    if name == "paper":
+        from engine.brokers.paper import PaperBroker
+
+        return PaperBroker.from_settings(settings, clock, instruments=instruments, db=db)
+    if credentials is None:
+        from engine.settings import load_credentials
+
+        credentials = load_credentials()
+    if name == "zerodha":
+        from engine.brokers.zerodha.execution import ZerodhaBroker
+
+        return ZerodhaBroker.from_settings(settings, credentials, clock=clock, instruments=instruments)
+    if name == "upstox":
+        from engine.brokers.upstox import UpstoxBroker
+
+        return UpstoxBroker.from_credentials(credentials, product=Product(settings.execution.product))
+    raise ConfigError(f"setting 'broker': value {name!r} is invalid: expected one of {', '.join(BROKERS)}")

@@ -1,0 +1,67 @@
+"""Upstox adapter configuration: hosts, token, timeouts and the broker's capabilities."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+from engine.brokers.base import BrokerCapabilities, ConfigError
+from engine.models import Product
+from engine.settings import Credentials
+
+# Upstox's standard limits are 50 requests/s and 500/min per user; order APIs share them.
+UPSTOX_CAPABILITIES = BrokerCapabilities(
+    gtt=True,
+    bracket_orders=False,
+    orders_per_second=50.0,
+    orders_per_minute=500,
+    max_tag_length=20,
+)
+
+# Upstox product codes: D = delivery (our CNC), I = intraday (our MIS).
+PRODUCT_CODES: dict[Product, str] = {Product.CNC: "D", Product.MIS: "I"}
+
+
+def _check_url(name: str, url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ConfigError(f"{name} must be an http(s) URL such as https://api.upstox.com, got {url!r}")
+    return url.rstrip("/")
+
+
+@dataclass(frozen=True, slots=True)
+class UpstoxConfig:
+    """Everything the adapter needs. `api_url` serves reads and GTTs, `order_url` (the HFT host)
+    serves place/modify/cancel order, as in the Upstox SDK."""
+
+    access_token: str = field(repr=False)
+    api_url: str = "https://api.upstox.com"
+    order_url: str = "https://api-hft.upstox.com"
+    connect_timeout: float = 3.0  # seconds
+    read_timeout: float = 7.0  # seconds; a timed-out order is looked up by tag, never blindly resent
+    product: Product = Product.CNC
+    algo_name: str | None = None  # X-Algo-Name header, only for exchange-registered algos
+
+    def __post_init__(self) -> None:
+        if not self.access_token or not self.access_token.strip():
+            raise ConfigError("UPSTOX_ACCESS_TOKEN is missing: set it in the environment or .env")
+        object.__setattr__(self, "api_url", _check_url("UPSTOX_API_URL", self.api_url))
+        object.__setattr__(self, "order_url", _check_url("UPSTOX_ORDER_URL", self.order_url))
+        if self.connect_timeout <= 0 or self.read_timeout <= 0:
+            raise ConfigError(
+                f"Upstox timeouts must be positive, got connect={self.connect_timeout} read={self.read_timeout}"
+            )
+
+    @classmethod
+    def from_credentials(cls, credentials: Credentials, *, product: Product = Product.CNC) -> UpstoxConfig:
+        token = credentials.upstox_access_token
+        return cls(
+            access_token=token.get_secret_value() if token is not None else "",
+            api_url=credentials.upstox_api_url,
+            order_url=credentials.upstox_order_url,
+            product=product,
+        )
+
+    @property
+    def product_code(self) -> str:
+        return PRODUCT_CODES[self.product]

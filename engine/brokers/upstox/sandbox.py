@@ -1,0 +1,753 @@
+"""A loopback server that speaks Upstox's REST contract, so autotrader can run with
+`AUTOTRADER_BROKER=upstox` and no account, and tests can drive the real upstox-python-sdk.
+
+It implements what the adapter uses, with Upstox's paths, JSON bodies, `{"status": "success",
+"data": ...}` envelopes, `{"status": "error", "errors": [{"errorCode": "UDAPI...", ...}]}` bodies
+and status codes, and a bearer-token check:
+
+    POST   /v3/order/place                     PUT /v3/order/modify    DELETE /v3/order/cancel
+    GET    /v2/order/retrieve-all              GET /v2/order/details   GET /v2/order/history
+    GET    /v2/order/trades/get-trades-for-day GET /v2/portfolio/short-term-positions
+    POST   /v3/order/gtt/place                 PUT /v3/order/gtt/modify
+    DELETE /v3/order/gtt/cancel                GET /v3/order/gtt
+    POST   /sandbox/last-price   (not Upstox: feeds a price, for a sandbox run in its own process)
+
+Orders fill against the price fed with `set_last_price`: MARKET at that price, LIMIT when it is
+marketable. A delivery (D) SELL needs holdings (`set_holding`) or bought shares, as at Upstox's RMS.
+GTTs: a SINGLE GTT's ENTRY rule fires when the price crosses its trigger (ABOVE: >=, BELOW: <=,
+IMMEDIATE: at once) and places a LIMIT order at the price (our stand-in for market protection);
+a MULTIPLE GTT arms its TARGET and STOPLOSS once the ENTRY order filled, and one cancels the
+other. Error codes for business refusals other than the documented common ones (UDAPI100036
+invalid input, UDAPI100050 token, UDAPI10005 rate limit, UDAPI100500 server) are illustrative.
+
+Faults (`inject_fault`): HTTP 429, HTTP 500 (both refuse the request without acting on it), a
+timeout after accepting (acts, then holds the answer until the client gave up) and a dropped
+response (acts, then closes the connection without answering).
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import itertools
+import json
+import re
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from engine.clock import Clock, LiveClock
+from engine.models import IST
+
+_INSTRUMENT_KEY = re.compile(r"^[A-Z_]+\|[A-Za-z0-9 _\-&.]+$")
+_ORDER_TYPES = ("MARKET", "LIMIT", "SL", "SL-M")
+_PRODUCTS = ("I", "D", "MTF")
+_SIDES = ("BUY", "SELL")
+_TRIGGER_TYPES = ("ABOVE", "BELOW", "IMMEDIATE")
+_WAITING_RULE = ("SCHEDULED", "PENDING")
+
+
+class Fault(enum.StrEnum):
+    RATE_LIMIT = "429"
+    SERVER_ERROR = "500"
+    TIMEOUT_AFTER_ACCEPT = "timeout_after_accept"
+    DROP_RESPONSE = "drop_response"
+
+
+class ApiError(Exception):
+    """An Upstox error answer: HTTP status, errorCode, message, and the offending field."""
+
+    def __init__(self, status: int, code: str, message: str, path: str | None = None, value: Any = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.path, self.value = status, code, message, path, value
+
+    def body(self) -> dict[str, Any]:
+        error = {
+            "errorCode": self.code,
+            "message": self.message,
+            "propertyPath": self.path,
+            "invalidValue": self.value,
+            "error_code": self.code,
+            "property_path": self.path,
+            "invalid_value": self.value,
+        }
+        return {"status": "error", "errors": [error]}
+
+
+def _invalid(path: str, value: Any, message: str) -> ApiError:
+    return ApiError(400, "UDAPI100036", message, path, value)
+
+
+@dataclass
+class _FaultRule:
+    method: str
+    path: str
+    fault: Fault
+    remaining: int
+
+
+class UpstoxSandbox:
+    """The server and its book. Thread-safe; start/stop it or use it as a context manager."""
+
+    def __init__(
+        self,
+        *,
+        access_token: str = "sandbox-token",
+        clock: Clock | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        hold_seconds: float = 30.0,
+    ) -> None:
+        self.access_token = access_token
+        self.clock = clock or LiveClock()
+        self.hold_seconds = hold_seconds  # how long a "timeout after accept" answer is held back
+        self._address = (host, port)
+        self._lock = threading.RLock()
+        self._release = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._faults: list[_FaultRule] = []
+        self._ids = itertools.count(1)
+        self.last_prices: dict[str, float] = {}
+        self.holdings: dict[str, int] = {}
+        self.orders: dict[str, dict[str, Any]] = {}  # order id → order book row
+        self.trades: list[dict[str, Any]] = []
+        self.gtts: dict[str, dict[str, Any]] = {}  # gtt id → GTT details row
+        self.request_log: list[tuple[str, str]] = []
+
+    # --- lifecycle ---
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the Upstox sandbox is not running; call start() first")
+        return f"http://{self._address[0]}:{self._server.server_port}"
+
+    def start(self) -> UpstoxSandbox:
+        if self._server is not None:
+            return self
+        self._release.clear()
+        self._server = ThreadingHTTPServer(self._address, _make_handler(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="upstox-sandbox", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._release.set()  # frees handlers holding back a "timed out" answer
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> UpstoxSandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- test and feed controls ---
+    def inject_fault(self, method: str, path: str, fault: Fault | str, times: int = 1) -> None:
+        with self._lock:
+            self._faults.append(_FaultRule(method.upper(), path, Fault(fault), times))
+
+    def set_holding(self, instrument_key: str, quantity: int) -> None:
+        """Shares held from earlier days (what a delivery SELL may sell)."""
+        with self._lock:
+            self.holdings[instrument_key] = quantity
+
+    def set_last_price(self, instrument_key: str, price: float) -> None:
+        """A new traded price: fills marketable orders and fires GTT rules it crosses."""
+        with self._lock:
+            self.last_prices[instrument_key] = price
+            self._match(instrument_key)
+
+    def orders_tagged(self, tag: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(row) for row in self.orders.values() if row["tag"] == tag]
+
+    def calls(self, method: str, path: str) -> int:
+        with self._lock:
+            return sum(1 for entry in self.request_log if entry == (method.upper(), path))
+
+    # --- request handling (called by the handler threads) ---
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        with self._lock:
+            for rule in self._faults:
+                if rule.remaining > 0 and rule.method == method and rule.path == path:
+                    rule.remaining -= 1
+                    return rule.fault
+        return None
+
+    def hold_answer(self) -> None:
+        self._release.wait(self.hold_seconds)
+
+    def check_token(self, authorization: str | None) -> None:
+        if authorization != f"Bearer {self.access_token}":
+            raise ApiError(401, "UDAPI100050", "Invalid token used to access API")
+
+    def dispatch(self, method: str, path: str, query: dict[str, str], body: Any) -> Any:
+        with self._lock:
+            self.request_log.append((method, path))
+            route = _ROUTES.get((method, path))
+            if route is None:
+                raise ApiError(404, "UDAPI10000", "This request is not supported by Upstox API")
+            return route(self, query, body)
+
+    # --- helpers ---
+    def _now(self) -> str:
+        return self.clock.now().astimezone(IST).strftime("%Y-%m-%d %H:%M:%S")
+
+    def _now_us(self) -> int:
+        return int(self.clock.now().timestamp() * 1_000_000)
+
+    def _next_id(self) -> str:
+        return f"{self.clock.now().astimezone(IST):%y%m%d}{next(self._ids):09d}"
+
+    def _net_quantity(self, key: str, product: str) -> int:
+        signed = (
+            t["quantity"] if t["transaction_type"] == "BUY" else -t["quantity"]
+            for t in self.trades
+            if t["instrument_token"] == key and t["product"] == product
+        )
+        return sum(signed)
+
+    # --- orders ---
+    def _new_order(self, fields: dict[str, Any], *, tag: str | None, order_ref_id: str | None = None) -> dict[str, Any]:
+        order_id = self._next_id()
+        key = fields["instrument_token"]
+        row = {
+            "exchange": key.split("_", 1)[0],
+            "product": fields["product"],
+            "price": float(fields.get("price") or 0.0),
+            "quantity": int(fields["quantity"]),
+            "status": "open",
+            "guid": None,
+            "tag": tag,
+            "instrument_token": key,
+            "placed_by": "SANDBOX",
+            "trading_symbol": key.split("|", 1)[1],
+            "tradingsymbol": key.split("|", 1)[1],
+            "order_type": fields["order_type"],
+            "validity": fields.get("validity", "DAY"),
+            "trigger_price": float(fields.get("trigger_price") or 0.0),
+            "disclosed_quantity": int(fields.get("disclosed_quantity") or 0),
+            "transaction_type": fields["transaction_type"],
+            "average_price": 0.0,
+            "filled_quantity": 0,
+            "pending_quantity": int(fields["quantity"]),
+            "status_message": None,
+            "status_message_raw": None,
+            "exchange_order_id": None,
+            "parent_order_id": None,
+            "order_id": order_id,
+            "variety": "SIMPLE",
+            "order_timestamp": self._now(),
+            "exchange_timestamp": None,
+            "is_amo": False,
+            "order_request_id": "1",
+            "order_ref_id": order_ref_id,
+        }
+        if row["product"] == "D" and row["transaction_type"] == "SELL":
+            available = self.holdings.get(key, 0) + self._net_quantity(key, "D") - self._open_sells(key)
+            if available < row["quantity"]:
+                row["status"] = "rejected"
+                row["pending_quantity"] = 0
+                row["status_message"] = row["status_message_raw"] = (
+                    f"Insufficient holdings: {max(available, 0)} available to sell, {row['quantity']} ordered"
+                )
+        if row["order_type"] in ("SL", "SL-M") and row["status"] == "open":
+            row["status"] = "trigger pending"
+        self.orders[order_id] = row
+        self._try_fill(row)
+        return row
+
+    def _open_sells(self, key: str) -> int:
+        return sum(
+            o["pending_quantity"]
+            for o in self.orders.values()
+            if o["instrument_token"] == key
+            and o["product"] == "D"
+            and o["transaction_type"] == "SELL"
+            and o["status"] in ("open", "trigger pending")
+        )
+
+    def _try_fill(self, row: dict[str, Any]) -> None:
+        price = self.last_prices.get(row["instrument_token"])
+        if price is None or row["status"] not in ("open", "trigger pending"):
+            return
+        buy = row["transaction_type"] == "BUY"
+        if row["status"] == "trigger pending":
+            if (price >= row["trigger_price"]) if buy else (price <= row["trigger_price"]):
+                row["status"] = "open"
+            else:
+                return
+        limit_missed = (price > row["price"]) if buy else (price < row["price"])
+        if row["order_type"] in ("LIMIT", "SL") and limit_missed:
+            return
+        quantity = row["pending_quantity"]
+        row.update(
+            status="complete",
+            filled_quantity=row["quantity"],
+            pending_quantity=0,
+            average_price=price,
+            exchange_order_id=f"1{row['order_id']}",
+            exchange_timestamp=self._now(),
+        )
+        self.trades.append(
+            {
+                "exchange": row["exchange"],
+                "product": row["product"],
+                "trading_symbol": row["trading_symbol"],
+                "tradingsymbol": row["tradingsymbol"],
+                "instrument_token": row["instrument_token"],
+                "order_type": row["order_type"],
+                "transaction_type": row["transaction_type"],
+                "quantity": quantity,
+                "exchange_order_id": row["exchange_order_id"],
+                "order_id": row["order_id"],
+                "exchange_timestamp": row["exchange_timestamp"],
+                "average_price": price,
+                "trade_id": f"T{row['order_id']}",
+                "order_ref_id": row["order_ref_id"],
+                "order_timestamp": row["order_timestamp"],
+            }
+        )
+
+    def _match(self, key: str) -> None:
+        for row in list(self.orders.values()):
+            if row["instrument_token"] == key:
+                self._try_fill(row)
+        for gtt in list(self.gtts.values()):
+            if gtt["instrument_token"] == key:
+                self._advance_gtt(gtt)
+
+    # --- GTTs ---
+    def _crossed(self, rule: dict[str, Any], price: float | None, *, arming_side: str) -> bool:
+        kind = rule["trigger_type"]
+        if kind == "IMMEDIATE" and rule["strategy"] == "ENTRY":
+            return price is not None
+        if price is None:
+            return False
+        if rule["strategy"] == "TARGET":  # exits of a BUY entry sell higher, of a SELL entry buy lower
+            return price >= rule["trigger_price"] if arming_side == "BUY" else price <= rule["trigger_price"]
+        if rule["strategy"] == "STOPLOSS":
+            return price <= rule["trigger_price"] if arming_side == "BUY" else price >= rule["trigger_price"]
+        return price >= rule["trigger_price"] if kind == "ABOVE" else price <= rule["trigger_price"]
+
+    def _fire(self, gtt: dict[str, Any], rule: dict[str, Any], price: float) -> None:
+        fields = {
+            "instrument_token": gtt["instrument_token"],
+            "product": gtt["product"],
+            "quantity": gtt["quantity"],
+            "order_type": "LIMIT",
+            "price": price,
+            "transaction_type": rule["transaction_type"],
+        }
+        order = self._new_order(fields, tag=None, order_ref_id=gtt["gtt_order_id"])
+        rule["order_id"] = order["order_id"]
+        rule["status"] = "TRIGGERED"
+        self._settle_rule(rule)
+
+    def _settle_rule(self, rule: dict[str, Any]) -> None:
+        order = self.orders.get(rule.get("order_id") or "")
+        if order is None or rule["status"] != "TRIGGERED":
+            return
+        if order["status"] == "complete":
+            rule["status"] = "COMPLETED"
+        elif order["status"] in ("rejected", "cancelled"):
+            rule["status"] = "FAILED"
+            rule["message"] = order["status_message"] or f"order {order['status']}"
+
+    def _advance_gtt(self, gtt: dict[str, Any]) -> None:
+        price = self.last_prices.get(gtt["instrument_token"])
+        entry = gtt["rules"][0]
+        exits = gtt["rules"][1:]
+        for rule in gtt["rules"]:
+            self._settle_rule(rule)
+        if entry["status"] == "SCHEDULED" and self._crossed(entry, price, arming_side=entry["transaction_type"]):
+            assert price is not None
+            self._fire(gtt, entry, price)
+        if entry["status"] == "COMPLETED":
+            for rule in exits:
+                if rule["status"] == "PENDING":
+                    rule["status"] = "SCHEDULED"
+            for rule in exits:
+                if rule["status"] == "SCHEDULED" and self._crossed(rule, price, arming_side=entry["transaction_type"]):
+                    assert price is not None
+                    self._fire(gtt, rule, price)
+                    for other in exits:
+                        if other is not rule and other["status"] in _WAITING_RULE:
+                            other["status"] = "CANCELLED"
+                    break
+        elif entry["status"] in ("FAILED", "CANCELLED", "EXPIRED"):
+            for rule in exits:
+                if rule["status"] in _WAITING_RULE:
+                    rule["status"] = "CANCELLED"
+
+    def _check_rules(self, gtt_type: Any, rules: Any, key: str) -> list[dict[str, Any]]:
+        if gtt_type not in ("SINGLE", "MULTIPLE"):
+            raise _invalid("type", gtt_type, "type must be SINGLE or MULTIPLE")
+        if not isinstance(rules, list) or not rules or len(rules) > 3:
+            raise _invalid("rules", rules, "rules must hold one to three rules")
+        strategies = [r.get("strategy") if isinstance(r, dict) else None for r in rules]
+        if strategies.count("ENTRY") != 1 or len(set(strategies)) != len(strategies):
+            raise _invalid("rules", strategies, "exactly one ENTRY rule and no duplicate strategies are allowed")
+        if any(s not in ("ENTRY", "TARGET", "STOPLOSS") for s in strategies):
+            raise _invalid("rules[].strategy", strategies, "strategy must be ENTRY, TARGET or STOPLOSS")
+        if (gtt_type == "SINGLE") != (len(rules) == 1):
+            raise _invalid("type", gtt_type, "a SINGLE GTT has one rule, a MULTIPLE GTT two or three")
+        ordered = sorted(rules, key=lambda r: ("ENTRY", "TARGET", "STOPLOSS").index(r["strategy"]))
+        price = self.last_prices.get(key)
+        for rule in ordered:
+            if rule.get("trigger_type") not in _TRIGGER_TYPES:
+                raise _invalid(
+                    "rules[].trigger_type", rule.get("trigger_type"), "trigger_type must be ABOVE, BELOW or IMMEDIATE"
+                )
+            trigger = rule.get("trigger_price")
+            if not isinstance(trigger, int | float) or trigger <= 0:
+                raise _invalid("rules[].trigger_price", trigger, "trigger_price must be a positive number")
+            if rule["strategy"] == "ENTRY" and price is not None:
+                if rule["trigger_type"] == "ABOVE" and trigger <= price:
+                    raise _invalid("rules[].trigger_price", trigger, f"trigger price must be above the LTP {price}")
+                if rule["trigger_type"] == "BELOW" and trigger >= price:
+                    raise _invalid("rules[].trigger_price", trigger, f"trigger price must be below the LTP {price}")
+        return ordered
+
+    def _gtt(self, gtt_id: Any) -> dict[str, Any]:
+        gtt = self.gtts.get(str(gtt_id))
+        if gtt is None:
+            raise ApiError(400, "UDAPI1126", f"GTT order {gtt_id} not found", "gtt_order_id", gtt_id)
+        return gtt
+
+    # --- routes ---
+    def _place_order(self, query: dict[str, str], body: Any) -> Any:
+        fields = _require(
+            body,
+            (
+                "quantity",
+                "product",
+                "validity",
+                "price",
+                "instrument_token",
+                "order_type",
+                "transaction_type",
+                "disclosed_quantity",
+                "trigger_price",
+                "is_amo",
+            ),
+        )
+        _check_order_fields(fields)
+        tag = fields.get("tag")
+        if tag is not None and (not isinstance(tag, str) or len(tag) > 40):
+            raise _invalid("tag", tag, "tag must be a string of at most 40 characters")
+        row = self._new_order(fields, tag=tag)
+        return {"order_ids": [row["order_id"]]}
+
+    def _modify_order(self, query: dict[str, str], body: Any) -> Any:
+        fields = _require(body, ("order_id", "order_type", "validity", "price", "trigger_price"))
+        row = self._order(fields["order_id"])
+        if row["status"] not in ("open", "trigger pending"):
+            raise ApiError(400, "UDAPI100040", f"Order cannot be modified as it is in {row['status']} state")
+        for name in ("quantity", "price", "trigger_price", "order_type", "validity"):
+            if body.get(name) is not None:
+                row[name] = body[name]
+        row["pending_quantity"] = int(row["quantity"]) - int(row["filled_quantity"])
+        self._try_fill(row)
+        return {"order_id": row["order_id"]}
+
+    def _order(self, order_id: Any) -> dict[str, Any]:
+        row = self.orders.get(str(order_id))
+        if row is None:
+            raise ApiError(400, "UDAPI100010", f"Order {order_id} not found", "order_id", order_id)
+        return row
+
+    def _cancel_order(self, query: dict[str, str], body: Any) -> Any:
+        row = self._order(query.get("order_id"))
+        if row["status"] not in ("open", "trigger pending"):
+            raise ApiError(400, "UDAPI100040", f"Order cannot be cancelled as it is in {row['status']} state")
+        row["status"] = "cancelled"
+        row["pending_quantity"] = 0
+        return {"order_id": row["order_id"]}
+
+    def _order_book(self, query: dict[str, str], body: Any) -> Any:
+        return [dict(row) for row in self.orders.values()]
+
+    def _order_details(self, query: dict[str, str], body: Any) -> Any:
+        return dict(self._order(query.get("order_id")))
+
+    def _order_history(self, query: dict[str, str], body: Any) -> Any:
+        rows = [
+            dict(row)
+            for row in self.orders.values()
+            if (not query.get("order_id") or row["order_id"] == query["order_id"])
+            and (not query.get("tag") or row["tag"] == query["tag"])
+        ]
+        if not rows:
+            raise ApiError(400, "UDAPI100010", "Order not found", "order_id", query.get("order_id"))
+        return rows
+
+    def _trades(self, query: dict[str, str], body: Any) -> Any:
+        return [dict(row) for row in self.trades]
+
+    def _positions(self, query: dict[str, str], body: Any) -> Any:
+        rows = []
+        keys = sorted({(t["instrument_token"], t["product"]) for t in self.trades})
+        for key, product in keys:
+            mine = [t for t in self.trades if t["instrument_token"] == key and t["product"] == product]
+            buys = [t for t in mine if t["transaction_type"] == "BUY"]
+            sells = [t for t in mine if t["transaction_type"] == "SELL"]
+            buy_qty = sum(t["quantity"] for t in buys)
+            sell_qty = sum(t["quantity"] for t in sells)
+            buy_value = sum(t["quantity"] * t["average_price"] for t in buys)
+            sell_value = sum(t["quantity"] * t["average_price"] for t in sells)
+            buy_price = buy_value / buy_qty if buy_qty else 0.0
+            sell_price = sell_value / sell_qty if sell_qty else 0.0
+            last = self.last_prices.get(key, 0.0)
+            quantity = buy_qty - sell_qty
+            realised = min(buy_qty, sell_qty) * (sell_price - buy_price) if buy_qty and sell_qty else 0.0
+            average = buy_price if quantity > 0 else sell_price if quantity < 0 else 0.0
+            unrealised = quantity * (last - average) if quantity else 0.0
+            symbol = key.split("|", 1)[1]
+            rows.append(
+                {
+                    "exchange": key.split("_", 1)[0],
+                    "multiplier": 1.0,
+                    "value": round(sell_value - buy_value, 2),
+                    "pnl": round(realised + unrealised, 2),
+                    "product": product,
+                    "instrument_token": key,
+                    "average_price": round(average, 4),
+                    "buy_value": round(buy_value, 2),
+                    "overnight_quantity": 0,
+                    "day_buy_value": round(buy_value, 2),
+                    "day_buy_price": round(buy_price, 4),
+                    "overnight_buy_amount": 0.0,
+                    "overnight_buy_quantity": 0,
+                    "day_buy_quantity": buy_qty,
+                    "day_sell_value": round(sell_value, 2),
+                    "day_sell_price": round(sell_price, 4),
+                    "overnight_sell_amount": 0.0,
+                    "overnight_sell_quantity": 0,
+                    "day_sell_quantity": sell_qty,
+                    "quantity": quantity,
+                    "last_price": last,
+                    "unrealised": round(unrealised, 2),
+                    "realised": round(realised, 2),
+                    "sell_value": round(sell_value, 2),
+                    "trading_symbol": symbol,
+                    "tradingsymbol": symbol,
+                    "close_price": last,
+                    "buy_price": round(buy_price, 4),
+                    "sell_price": round(sell_price, 4),
+                }
+            )
+        return rows
+
+    def _place_gtt(self, query: dict[str, str], body: Any) -> Any:
+        fields = _require(body, ("type", "quantity", "product", "rules", "instrument_token", "transaction_type"))
+        _check_order_fields({**fields, "order_type": "LIMIT", "price": 1.0, "validity": "DAY"})
+        key = fields["instrument_token"]
+        side = fields["transaction_type"]
+        opposite = "SELL" if side == "BUY" else "BUY"
+        rules = []
+        for rule in self._check_rules(fields["type"], fields["rules"], key):
+            entry = rule["strategy"] == "ENTRY"
+            rules.append(
+                {
+                    "strategy": rule["strategy"],
+                    "status": "SCHEDULED" if entry else "PENDING",
+                    "message": "",
+                    "trigger_type": rule["trigger_type"],
+                    "trigger_price": float(rule["trigger_price"]),
+                    "transaction_type": side if entry else opposite,
+                    "order_id": None,
+                    "trailing_gap": rule.get("trailing_gap"),
+                }
+            )
+        gtt_id = f"GTT-C{self._next_id()}"
+        created = self._now_us()
+        self.gtts[gtt_id] = {
+            "type": fields["type"],
+            "exchange": key.split("|", 1)[0],
+            "quantity": int(fields["quantity"]),
+            "product": fields["product"],
+            "rules": rules,
+            "trading_symbol": key.split("|", 1)[1],
+            "instrument_token": key,
+            "gtt_order_id": gtt_id,
+            "expires_at": created + 365 * 86_400 * 1_000_000,
+            "created_at": created,
+        }
+        self._advance_gtt(self.gtts[gtt_id])
+        return {"gtt_order_ids": [gtt_id]}
+
+    def _modify_gtt(self, query: dict[str, str], body: Any) -> Any:
+        fields = _require(body, ("type", "quantity", "rules", "gtt_order_id"))
+        gtt = self._gtt(fields["gtt_order_id"])
+        if gtt["type"] != fields["type"]:
+            raise _invalid("type", fields["type"], f"GTT {gtt['gtt_order_id']} is of type {gtt['type']}")
+        if not any(rule["status"] in _WAITING_RULE for rule in gtt["rules"]):
+            raise ApiError(400, "UDAPI1127", f"GTT {gtt['gtt_order_id']} is no longer active and cannot be modified")
+        if not isinstance(fields["quantity"], int) or fields["quantity"] <= 0:
+            raise _invalid("quantity", fields["quantity"], "quantity must be a positive integer")
+        by_strategy = {rule["strategy"]: rule for rule in gtt["rules"]}
+        for rule in self._check_rules(fields["type"], fields["rules"], gtt["instrument_token"]):
+            mine = by_strategy.get(rule["strategy"])
+            if mine is None:
+                raise _invalid("rules[].strategy", rule["strategy"], "a modify cannot add a strategy")
+            if mine["status"] in _WAITING_RULE:
+                mine["trigger_type"] = rule["trigger_type"]
+                mine["trigger_price"] = float(rule["trigger_price"])
+        gtt["quantity"] = fields["quantity"]
+        self._advance_gtt(gtt)
+        return {"gtt_order_ids": [gtt["gtt_order_id"]]}
+
+    def _cancel_gtt(self, query: dict[str, str], body: Any) -> Any:
+        fields = _require(body, ("gtt_order_id",))
+        gtt = self._gtt(fields["gtt_order_id"])
+        waiting = [rule for rule in gtt["rules"] if rule["status"] in _WAITING_RULE]
+        if not waiting:
+            raise ApiError(400, "UDAPI1127", f"GTT {gtt['gtt_order_id']} is no longer active and cannot be cancelled")
+        for rule in waiting:
+            rule["status"] = "CANCELLED"
+        return {"gtt_order_ids": [gtt["gtt_order_id"]]}
+
+    def _gtt_details(self, query: dict[str, str], body: Any) -> Any:
+        if query.get("gtt_order_id"):
+            return [json.loads(json.dumps(self._gtt(query["gtt_order_id"])))]
+        return [json.loads(json.dumps(gtt)) for gtt in self.gtts.values()]
+
+    def _feed_price(self, query: dict[str, str], body: Any) -> Any:
+        fields = _require(body, ("instrument_key", "price"))
+        self.last_prices[fields["instrument_key"]] = float(fields["price"])
+        self._match(fields["instrument_key"])
+        return {}
+
+
+def _require(body: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise _invalid("body", None, "the request body must be a JSON object")
+    for name in names:
+        if body.get(name) is None:
+            raise _invalid(name, None, f"{name} is required")
+    return body
+
+
+def _check_order_fields(fields: dict[str, Any]) -> None:
+    quantity = fields["quantity"]
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
+        raise _invalid("quantity", quantity, "quantity must be a positive integer")
+    checks = (
+        ("product", _PRODUCTS),
+        ("order_type", _ORDER_TYPES),
+        ("transaction_type", _SIDES),
+        ("validity", ("DAY", "IOC")),
+    )
+    for name, allowed in checks:
+        if fields[name] not in allowed:
+            raise _invalid(name, fields[name], f"{name} must be one of {', '.join(allowed)}")
+    if not isinstance(fields["instrument_token"], str) or not _INSTRUMENT_KEY.match(fields["instrument_token"]):
+        raise _invalid("instrument_token", fields["instrument_token"], "invalid instrument_token")
+    if fields["order_type"] in ("LIMIT", "SL") and not fields.get("price"):
+        raise _invalid("price", fields.get("price"), "price is required for LIMIT and SL orders")
+    if fields["order_type"] in ("SL", "SL-M") and not fields.get("trigger_price"):
+        raise _invalid("trigger_price", fields.get("trigger_price"), "trigger_price is required for SL orders")
+
+
+_ROUTES = {
+    ("POST", "/v3/order/place"): UpstoxSandbox._place_order,
+    ("PUT", "/v3/order/modify"): UpstoxSandbox._modify_order,
+    ("DELETE", "/v3/order/cancel"): UpstoxSandbox._cancel_order,
+    ("GET", "/v2/order/retrieve-all"): UpstoxSandbox._order_book,
+    ("GET", "/v2/order/details"): UpstoxSandbox._order_details,
+    ("GET", "/v2/order/history"): UpstoxSandbox._order_history,
+    ("GET", "/v2/order/trades/get-trades-for-day"): UpstoxSandbox._trades,
+    ("GET", "/v2/portfolio/short-term-positions"): UpstoxSandbox._positions,
+    ("POST", "/v3/order/gtt/place"): UpstoxSandbox._place_gtt,
+    ("PUT", "/v3/order/gtt/modify"): UpstoxSandbox._modify_gtt,
+    ("DELETE", "/v3/order/gtt/cancel"): UpstoxSandbox._cancel_gtt,
+    ("GET", "/v3/order/gtt"): UpstoxSandbox._gtt_details,
+    ("POST", "/sandbox/last-price"): UpstoxSandbox._feed_price,
+}
+
+
+def _make_handler(sandbox: UpstoxSandbox) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read request_log
+            pass
+
+        def _send(self, status: int, payload: Any) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _handle(self) -> None:
+            url = urlparse(self.path)
+            method = self.command
+            query = {name: values[-1] for name, values in parse_qs(url.query).items()}
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            fault = sandbox.take_fault(method, url.path)
+            if fault is Fault.RATE_LIMIT:
+                self._send(429, ApiError(429, "UDAPI10005", "Too Many Request Sent").body())
+                return
+            if fault is Fault.SERVER_ERROR:
+                self._send(500, ApiError(500, "UDAPI100500", "Something went wrong... please contact us").body())
+                return
+            try:
+                if not url.path.startswith("/sandbox/"):
+                    sandbox.check_token(self.headers.get("Authorization"))
+                try:
+                    body = json.loads(raw) if raw.strip() else None
+                except ValueError:
+                    raise _invalid("body", None, "the request body is not valid JSON") from None
+                status, payload = 200, {"status": "success", "data": sandbox.dispatch(method, url.path, query, body)}
+                if url.path.startswith("/v3/"):
+                    payload["metadata"] = {"latency": 1}
+            except ApiError as error:
+                status, payload = error.status, error.body()
+            if fault is Fault.DROP_RESPONSE:
+                self.close_connection = True
+                return
+            if fault is Fault.TIMEOUT_AFTER_ACCEPT:
+                sandbox.hold_answer()
+                self.close_connection = True
+            try:
+                self._send(status, payload)
+            except OSError:  # the client gave up waiting
+                self.close_connection = True
+
+        do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+    return Handler
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the sandbox on its own: point UPSTOX_API_URL and UPSTOX_ORDER_URL at it, and feed prices
+    with POST /sandbox/last-price {"instrument_key": ..., "price": ...}."""
+    parser = argparse.ArgumentParser(description="Upstox-compatible loopback REST server")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--token", default="sandbox-token", help="the access token it accepts")
+    args = parser.parse_args(argv)
+    sandbox = UpstoxSandbox(access_token=args.token, port=args.port).start()
+    print(f"UPSTOX_API_URL={sandbox.url}\nUPSTOX_ORDER_URL={sandbox.url}\nUPSTOX_ACCESS_TOKEN={args.token}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Zerodha Kite Connect adapter (`kiteconnect`), and a Kite-compatible loopback server."""

@@ -1,0 +1,54 @@
+"""Zerodha adapter configuration: credentials, root URL, timeouts and capabilities."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+from engine.brokers.base import BrokerCapabilities, ConfigError
+from engine.models import Product
+from engine.settings import Credentials
+
+# Kite Connect: 10 order requests per second, 400 per minute (per user).
+KITE_CAPABILITIES = BrokerCapabilities(
+    gtt=True,
+    bracket_orders=False,
+    orders_per_second=10.0,
+    orders_per_minute=400,
+    max_tag_length=20,
+)
+EXCHANGE = "NSE"
+VARIETY = "regular"
+
+
+@dataclass(frozen=True, slots=True)
+class ZerodhaConfig:
+    api_key: str = field(repr=False)
+    access_token: str = field(repr=False)
+    root_url: str = "https://api.kite.trade"
+    timeout: float = 7.0  # seconds; a timed-out order is looked up by tag, never blindly resent
+    product: Product = Product.CNC
+
+    def __post_init__(self) -> None:
+        if not self.api_key or not self.access_token:
+            raise ConfigError("KITE_API_KEY and KITE_ACCESS_TOKEN must be set (environment or .env)")
+        parsed = urlparse(self.root_url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ConfigError(f"KITE_ROOT_URL must be an http(s) URL such as https://api.kite.trade, "
+                              f"got {self.root_url!r}")
+        object.__setattr__(self, "root_url", self.root_url.rstrip("/"))
+        if self.timeout <= 0:
+            raise ConfigError(f"Kite timeout must be positive, got {self.timeout}")
+
+    @classmethod
+    def from_credentials(
+        cls, credentials: Credentials, *, product: Product = Product.CNC, timeout: float = 7.0
+    ) -> ZerodhaConfig:
+        api_key, token = credentials.kite_api_key, credentials.kite_access_token
+        return cls(
+            api_key=api_key.get_secret_value() if api_key is not None else "",
+            access_token=token.get_secret_value() if token is not None else "",
+            root_url=credentials.kite_root_url,
+            timeout=timeout,
+            product=product,
+        )

@@ -1,0 +1,196 @@
+"""Pure translation between Kite Connect payloads and the domain model (no I/O, no SDK)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from engine.brokers.base import BrokerError, OrderRejected, TemporaryBrokerError, TokenExpired
+from engine.brokers.zerodha.config import EXCHANGE
+from engine.models import (
+    IST,
+    BrokerPosition,
+    ExitOrder,
+    ExitRequest,
+    ExitStatus,
+    Fill,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    OrderType,
+    Product,
+    Side,
+)
+
+KeyOf = Callable[[str], str]  # tradingsymbol -> instrument_key
+
+_TEMPORARY_TYPES = {"NetworkException", "DataException"}
+_REJECTED_TYPES = {"InputException", "OrderException", "PermissionException", "MarginException",
+                   "HoldingException"}
+_OPEN_STATUSES = {"OPEN", "TRIGGER PENDING", "OPEN PENDING", "VALIDATION PENDING", "PUT ORDER REQ RECEIVED",
+                  "MODIFY VALIDATION PENDING", "MODIFY PENDING", "MODIFIED", "AMO REQ RECEIVED", "UPDATE",
+                  "CANCEL PENDING"}
+
+
+def error_for(error_type: str, http_code: int | None, message: str) -> BrokerError:
+    """Map a Kite error (its `error_type` and HTTP status) to our error classes."""
+    text = f"Kite {error_type} ({http_code}): {message}"
+    if error_type == "TokenException":
+        return TokenExpired(text)
+    if error_type in _TEMPORARY_TYPES or http_code == 429 or (http_code is not None and http_code >= 500
+                                                               and error_type not in _REJECTED_TYPES):
+        return TemporaryBrokerError(text)
+    return OrderRejected(text)
+
+
+def order_status(kite_status: str, quantity: int, filled: int) -> OrderStatus:
+    status = (kite_status or "").upper()
+    if status == "COMPLETE":
+        return OrderStatus.FILLED
+    if status == "CANCELLED":
+        return OrderStatus.CANCELLED
+    if status == "REJECTED":
+        return OrderStatus.REJECTED
+    if status in _OPEN_STATUSES or status:
+        return OrderStatus.PARTIALLY_FILLED if 0 < filled < quantity else OrderStatus.OPEN
+    return OrderStatus.SUBMITTED
+
+
+def parse_time(value: Any) -> datetime | None:
+    """Kite times are IST wall-clock strings ("2024-06-04 15:12:01"); the SDK may already have
+    turned them into naive datetimes."""
+    if value is None or value == "":
+        return None
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment.replace(tzinfo=IST) if moment.tzinfo is None else moment.astimezone(IST)
+
+
+def place_order_params(intent: OrderIntent, product: Product) -> dict[str, Any]:
+    """Keyword arguments of `KiteConnect.place_order` (variety excluded)."""
+    params: dict[str, Any] = {
+        "exchange": EXCHANGE,
+        "tradingsymbol": intent.instrument.symbol,
+        "transaction_type": intent.side.value,
+        "quantity": intent.quantity,
+        "product": product.value,
+        "order_type": intent.order_type.value,
+        "validity": "DAY",
+        "tag": intent.client_order_id,
+    }
+    if intent.order_type in (OrderType.LIMIT, OrderType.SL):
+        params["price"] = intent.price
+    if intent.order_type in (OrderType.SL, OrderType.SL_M):
+        params["trigger_price"] = intent.trigger_price
+    return params
+
+
+def _float(value: Any) -> float:
+    return float(value) if value not in (None, "") else 0.0
+
+
+def order_from_kite(row: Mapping[str, Any], key_of: KeyOf) -> Order:
+    quantity = int(row.get("quantity") or 0)
+    filled = int(row.get("filled_quantity") or 0)
+    price = _float(row.get("price"))
+    trigger = _float(row.get("trigger_price"))
+    return Order(
+        client_order_id=str(row.get("tag") or ""),
+        instrument_key=key_of(str(row.get("tradingsymbol", ""))),
+        side=Side(str(row.get("transaction_type", "BUY")).upper()),
+        quantity=quantity,
+        status=order_status(str(row.get("status", "")), quantity, filled),
+        broker_order_id=str(row["order_id"]) if row.get("order_id") is not None else None,
+        order_type=OrderType(str(row.get("order_type") or "MARKET")),
+        price=price or None,
+        trigger_price=trigger or None,
+        filled_quantity=filled,
+        average_price=_float(row.get("average_price")),
+        message=str(row.get("status_message") or ""),
+        updated_at=parse_time(row.get("exchange_update_timestamp") or row.get("order_timestamp")),
+    )
+
+
+def orders_from_kite(rows: Iterable[Mapping[str, Any]], key_of: KeyOf) -> list[Order]:
+    return [order_from_kite(row, key_of) for row in rows]
+
+
+def positions_from_kite(data: Mapping[str, Any], key_of: KeyOf, product: Product) -> list[BrokerPosition]:
+    """Net positions of our product (Kite's `net` list); flat positions are left out."""
+    result = []
+    for row in data.get("net", []):
+        if str(row.get("product", product.value)) != product.value or int(row.get("quantity") or 0) == 0:
+            continue
+        result.append(BrokerPosition(key_of(str(row["tradingsymbol"])), int(row["quantity"]),
+                                     _float(row.get("average_price"))))
+    return result
+
+
+def fills_from_kite(rows: Iterable[Mapping[str, Any]], key_of: KeyOf) -> list[Fill]:
+    fills = []
+    for row in rows:
+        moment = parse_time(row.get("fill_timestamp") or row.get("exchange_timestamp") or row.get("order_timestamp"))
+        fills.append(Fill(
+            fill_id=str(row["trade_id"]),
+            client_order_id="",
+            broker_order_id=str(row["order_id"]),
+            instrument_key=key_of(str(row["tradingsymbol"])),
+            side=Side(str(row["transaction_type"]).upper()),
+            quantity=int(row["quantity"]),
+            price=_float(row.get("average_price")),
+            ts=moment or datetime.min.replace(tzinfo=IST),
+        ))
+    return fills
+
+
+def gtt_arguments(request: ExitRequest, product: Product) -> dict[str, Any]:
+    """Keyword arguments of `KiteConnect.place_gtt`/`modify_gtt` for a long's two-leg exit:
+    trigger_values [stop, target] (ascending, as Kite requires) and one SELL LIMIT per leg."""
+    legs = [
+        {"transaction_type": "SELL", "quantity": request.quantity, "order_type": "LIMIT",
+         "product": product.value, "price": limit}
+        for limit in (request.stop_limit, request.target_limit)
+    ]
+    return {
+        "trigger_type": "two-leg",
+        "tradingsymbol": request.instrument.symbol,
+        "exchange": EXCHANGE,
+        "trigger_values": [request.stop_trigger, request.target_trigger],
+        "last_price": request.last_price,
+        "orders": legs,
+    }
+
+
+def trigger_id(data: Mapping[str, Any]) -> str:
+    return str(data["trigger_id"])
+
+
+def exit_from_gtt(row: Mapping[str, Any], key_of: KeyOf) -> ExitOrder:
+    """A two-leg Kite GTT as an ExitOrder; which leg fired is the one with a `result`."""
+    condition = row.get("condition") or {}
+    triggers = [*(float(v) for v in condition.get("trigger_values", [])), 0.0, 0.0]
+    legs = [*(row.get("orders") or []), {}, {}]
+    status_text = str(row.get("status", "")).lower()
+    status = ExitStatus.ACTIVE
+    triggered_order: str | None = None
+    if status_text == "triggered":
+        fired = next((i for i in (0, 1) if legs[i].get("result")), 0)
+        status = ExitStatus.TRIGGERED_STOP if fired == 0 else ExitStatus.TRIGGERED_TARGET
+        order_result = (legs[fired].get("result") or {}).get("order_result") or {}
+        triggered_order = str(order_result["order_id"]) if order_result.get("order_id") else None
+    elif status_text in ("cancelled", "deleted", "disabled", "expired"):
+        status = ExitStatus.CANCELLED
+    elif status_text == "rejected":
+        status = ExitStatus.REJECTED
+    return ExitOrder(
+        exit_id=str(row["id"]),
+        instrument_key=key_of(str(condition.get("tradingsymbol", ""))),
+        quantity=int(legs[0].get("quantity") or 0),
+        stop_trigger=triggers[0],
+        stop_limit=_float(legs[0].get("price")),
+        target_trigger=triggers[1],
+        target_limit=_float(legs[1].get("price")),
+        status=status,
+        updated_at=parse_time(row.get("updated_at")),
+        triggered_order_id=triggered_order,
+    )

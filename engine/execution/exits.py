@@ -1,0 +1,37 @@
+"""Building two-leg exits (GTT OCO) for an open long."""
+
+from __future__ import annotations
+
+from engine.models import ExitRequest, Instrument
+
+
+def exit_request_for(
+    instrument: Instrument,
+    quantity: int,
+    *,
+    stop: float,
+    target: float,
+    last_price: float,
+    tag: str,
+    limit_offset_pct: float = 0.5,
+) -> ExitRequest:
+    """A stop + target exit of a long. Kite GTTs place LIMIT orders only, so each SELL leg's limit
+    sits `limit_offset_pct` percent below its trigger (rounded down to the tick grid) to stay
+    marketable once the trigger is crossed."""
+    if not stop < last_price < target:
+        raise ValueError(f"exit of a long needs stop < last price < target, got {stop} / {last_price} / {target}")
+    if quantity <= 0:
+        raise ValueError(f"exit quantity must be positive, got {quantity}")
+    factor = 1 - limit_offset_pct / 100
+    stop_trigger = instrument.round_price(stop)
+    target_trigger = instrument.round_price(target)
+    return ExitRequest(
+        instrument=instrument,
+        quantity=quantity,
+        stop_trigger=stop_trigger,
+        stop_limit=instrument.round_price(stop_trigger * factor, "down"),
+        target_trigger=target_trigger,
+        target_limit=instrument.round_price(target_trigger * factor, "down"),
+        last_price=last_price,
+        tag=tag,
+    )

@@ -1,0 +1,426 @@
+"""OrderManager: the one way the trading engine places and tracks orders and exits.
+
+Exactly-once submission:
+1. The intent is journaled PENDING (write-ahead) before anything is sent.
+2. Before each send the order is marked SUBMITTED and an ATTEMPT event written; the response (or
+   error) is written after it, with the elapsed time.
+3. Only `TemporaryBrokerError` is retried (tenacity, sleeping on the injected clock), and every retry
+   first looks the tag up in the broker's order book (`Broker.find_order`): an order that reached
+   the broker despite a lost answer is adopted, never placed again.
+4. A client_order_id already in the journal is never blindly resent: PENDING (certainly never sent)
+   is sent; SUBMITTED (maybe sent, e.g. a crash between send and answer) is looked up first; any
+   other status is only refreshed.
+`OrderRejected` is recorded (REJECTED) and returned, never retried; `TokenExpired` halts entries,
+raises the alert callback and propagates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import date
+from typing import TypeVar
+
+from sqlalchemy import Engine
+from sqlmodel import select
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from engine.brokers.base import Broker, OrderRejected, TemporaryBrokerError, TokenExpired
+from engine.clock import Clock
+from engine.execution.ids import triggered_order_id
+from engine.execution.journal import OrderJournal, gtt_to_exit, row_to_order
+from engine.execution.ratelimit import RateLimiter
+from engine.execution.reconcile import ReconcileReport, reconcile
+from engine.models import ExitOrder, ExitRequest, ExitStatus, Fill, Order, OrderIntent, OrderPurpose, OrderStatus
+from engine.storage.db import session_scope
+from engine.storage.tables import OrderRow, PositionRow
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+OPEN_STATUSES = (OrderStatus.PENDING, OrderStatus.SUBMITTED, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Retries of `TemporaryBrokerError`: attempts in all, exponential backoff on the clock."""
+
+    attempts: int = 4
+    backoff_seconds: float = 0.2
+    max_backoff_seconds: float = 5.0
+
+
+class OrderManager:
+    """Journal + exactly-once submission + GTT exits + reconciliation on top of any `Broker`."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        db: Engine,
+        clock: Clock,
+        *,
+        trading_day: date,
+        retry: RetryPolicy | None = None,
+        rate_limiter: RateLimiter | None = None,
+        on_alert: Callable[[str], None] | None = None,
+        submitted_grace_seconds: float = 120.0,
+    ) -> None:
+        self.broker = broker
+        self.db = db
+        self.clock = clock
+        self.trading_day = trading_day
+        self.retry = retry or RetryPolicy()
+        self.rate_limiter = rate_limiter or RateLimiter.for_capabilities(clock, broker.capabilities)
+        self.on_alert = on_alert
+        self.submitted_grace_seconds = submitted_grace_seconds
+        self.journal = OrderJournal(db, clock, broker=broker.name, trading_day=trading_day)
+        self.entries_halted = False
+        self.halt_reason = ""
+
+    # helpers ----------------------------------------------------------------------------------
+    def _retrying(self) -> AsyncRetrying:
+        return AsyncRetrying(
+            retry=retry_if_exception_type(TemporaryBrokerError),
+            stop=stop_after_attempt(self.retry.attempts),
+            wait=wait_exponential(multiplier=self.retry.backoff_seconds, max=self.retry.max_backoff_seconds),
+            sleep=self.clock.sleep,
+            reraise=True,
+        )
+
+    def _token_expired(self, error: TokenExpired, key: str) -> None:
+        self.entries_halted = True
+        self.halt_reason = f"broker token expired: {error}"
+        self.journal.event(key, "ERROR", error="TokenExpired", message=str(error))
+        log.error("broker %s: token expired, entries halted (%s)", self.broker.name, error)
+        if self.on_alert is not None:
+            self.on_alert(self.halt_reason)
+
+    async def _call(self, key: str, call: Callable[[], Awaitable[T]]) -> T:
+        """An idempotent broker call (look-ups, modify, cancel) with retries of temporary errors."""
+        try:
+            async for attempt in self._retrying():
+                with attempt:
+                    return await call()
+        except TokenExpired as error:
+            self._token_expired(error, key)
+            raise
+        raise AssertionError("unreachable")  # pragma: no cover - reraise=True always raises
+
+    async def _absorb(self, client_order_id: str, order: Order) -> Order:
+        """Apply the broker's view of an order to the journal and record new fills."""
+        before = self.journal.get(client_order_id)
+        after = self.journal.apply(client_order_id, order)
+        if before is not None and after.filled_quantity > before.filled_quantity:
+            await self._record_fills(before, after)
+        return row_to_order(after)
+
+    async def _record_fills(self, before: OrderRow, after: OrderRow) -> None:
+        broker_fills = await self.broker.fills()
+        if broker_fills is not None:
+            mine = [dataclasses.replace(fill, client_order_id=after.client_order_id)
+                    for fill in broker_fills if fill.broker_order_id == after.broker_order_id]
+            if sum(fill.quantity for fill in mine) >= after.filled_quantity:
+                self.journal.record_fills(mine)
+                return
+        # The broker cannot list executions: derive one fill from the change in filled quantity.
+        delta = after.filled_quantity - before.filled_quantity
+        value = after.average_price * after.filled_quantity - before.average_price * before.filled_quantity
+        self.journal.record_fills([Fill(
+            fill_id=f"{after.client_order_id}#{after.filled_quantity}",
+            client_order_id=after.client_order_id,
+            broker_order_id=after.broker_order_id or "",
+            instrument_key=after.instrument_key,
+            side=after.side,  # type: ignore[arg-type]
+            quantity=delta,
+            price=round(value / delta, 4),
+            ts=self.clock.now(),
+        )])
+
+    # orders -----------------------------------------------------------------------------------
+    async def submit(self, intent: OrderIntent, *, setup_id: int | None = None) -> Order:
+        """Place `intent` exactly once (see the module docstring). Returns the order as known after
+        the attempt: REJECTED when refused, SUBMITTED when the broker stayed unreachable (the
+        reconciliation resolves it; it is never resent blindly). Raises `TokenExpired`, and
+        `ValueError` for an id longer than the broker's tag limit or reused for another intent."""
+        client_order_id = intent.client_order_id
+        if not client_order_id or len(client_order_id) > self.broker.capabilities.max_tag_length:
+            raise ValueError(f"client_order_id {client_order_id!r} must be 1..{self.broker.capabilities.max_tag_length}"
+                             " characters (it is the broker tag)")
+        if intent.quantity <= 0:
+            raise ValueError(f"order {client_order_id}: quantity must be positive, got {intent.quantity}")
+        row = self.journal.get(client_order_id)
+        lookup_first = False
+        if row is None:
+            if intent.purpose is OrderPurpose.ENTRY and self.entries_halted:
+                raise TokenExpired(f"entries halted: {self.halt_reason}")
+            self.journal.record_intent(intent, setup_id=setup_id)
+        else:
+            if (row.instrument_key, row.side, row.quantity) != (
+                intent.instrument.instrument_key, intent.side.value, intent.quantity
+            ):
+                raise ValueError(f"client_order_id {client_order_id} is already journaled for a different order")
+            status = OrderStatus(row.status)
+            if status is OrderStatus.SUBMITTED:
+                lookup_first = True
+            elif status is not OrderStatus.PENDING:
+                return row_to_order(row) if status.is_terminal else await self.refresh(client_order_id)
+        return await self._send(intent, lookup_first=lookup_first)
+
+    async def _send(self, intent: OrderIntent, *, lookup_first: bool) -> Order:
+        client_order_id = intent.client_order_id
+        attempts = 0
+        try:
+            async for attempt in self._retrying():
+                with attempt:
+                    attempts += 1
+                    if lookup_first or attempts > 1:
+                        found = await self.broker.find_order(client_order_id)
+                        self.journal.event(client_order_id, "LOOKUP", attempt=attempts,
+                                           found=found.broker_order_id if found else None)
+                        if found is not None:
+                            return await self._absorb(client_order_id, found)
+                    await self.rate_limiter.acquire()
+                    self.journal.transition(client_order_id, OrderStatus.SUBMITTED)
+                    self.journal.event(client_order_id, "ATTEMPT", attempt=attempts)
+                    started = time.perf_counter()
+                    try:
+                        order = await self.broker.place_order(intent)
+                    except TemporaryBrokerError as error:
+                        self.journal.event(client_order_id, "ERROR", attempt=attempts, error=type(error).__name__,
+                                           message=str(error), retry=True,
+                                           elapsed_ms=round((time.perf_counter() - started) * 1000, 3))
+                        raise
+                    self.journal.event(client_order_id, "RESPONSE", attempt=attempts,
+                                       broker_order_id=order.broker_order_id, status=order.status.value,
+                                       elapsed_ms=round((time.perf_counter() - started) * 1000, 3))
+                    return await self._absorb(client_order_id, order)
+        except OrderRejected as error:
+            self.journal.event(client_order_id, "ERROR", attempt=attempts, error="OrderRejected", message=str(error),
+                               retry=False)
+            return row_to_order(self.journal.transition(client_order_id, OrderStatus.REJECTED, message=str(error)))
+        except TokenExpired as error:
+            self._token_expired(error, client_order_id)
+            if attempts == 1 and not lookup_first:  # refused on the first send: it cannot be at the broker
+                self.journal.transition(client_order_id, OrderStatus.REJECTED, message=f"token expired: {error}")
+            raise
+        except TemporaryBrokerError as error:
+            self.journal.event(client_order_id, "GAVE_UP", attempts=attempts, message=str(error))
+            row = self.journal.get(client_order_id)
+            assert row is not None
+            order = row_to_order(row)
+            order.message = f"broker unreachable after {attempts} attempts; left for reconciliation: {error}"
+            return order
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def refresh(self, client_order_id: str) -> Order:
+        """Status and fills of one order from the broker into the journal and the fills table."""
+        row = self.journal.get(client_order_id)
+        if row is None:
+            raise KeyError(f"order {client_order_id} is not in the journal")
+        if OrderStatus(row.status) is OrderStatus.PENDING:
+            return row_to_order(row)
+        if row.broker_order_id:  # by broker id: also finds orders we did not tag (fired GTT legs)
+            broker_order_id = row.broker_order_id
+            orders = await self._call(client_order_id, self.broker.list_orders)
+            found = next((o for o in orders if o.broker_order_id == broker_order_id), None)
+        else:
+            found = await self._call(client_order_id, lambda: self.broker.find_order(client_order_id))
+        if found is None:
+            return row_to_order(row)
+        return await self._absorb(client_order_id, found)
+
+    async def open_orders(self) -> list[Order]:
+        """Today's orders not yet terminal, refreshed from the broker's order book in one call (the
+        journal's view when the broker is unreachable)."""
+        rows = self.journal.orders(statuses=OPEN_STATUSES, trading_day=self.trading_day)
+        if not rows:
+            return []
+        try:
+            book = await self._call("open_orders", self.broker.list_orders)
+        except TemporaryBrokerError:
+            return [row_to_order(row) for row in rows]
+        by_tag = {o.client_order_id: o for o in book if o.client_order_id}
+        by_id = {o.broker_order_id: o for o in book if o.broker_order_id}
+        result = []
+        for row in rows:
+            found = by_tag.get(row.client_order_id) or (by_id.get(row.broker_order_id) if row.broker_order_id else None)
+            order = await self._absorb(row.client_order_id, found) if found is not None else row_to_order(row)
+            if not order.status.is_terminal:
+                result.append(order)
+        return result
+
+    async def cancel(self, client_order_id: str) -> Order:
+        """Cancel a working order (e.g. an entry not filled by the end of the window)."""
+        row = self.journal.get(client_order_id)
+        if row is None:
+            raise KeyError(f"order {client_order_id} is not in the journal")
+        status = OrderStatus(row.status)
+        if status.is_terminal:
+            return row_to_order(row)
+        if status is OrderStatus.PENDING:
+            return row_to_order(self.journal.transition(client_order_id, OrderStatus.CANCELLED, message="never sent"))
+        if row.broker_order_id is None:
+            await self.refresh(client_order_id)
+            row = self.journal.get(client_order_id)
+            assert row is not None
+        if row.broker_order_id is not None:
+            broker_order_id = row.broker_order_id
+            self.journal.event(client_order_id, "CANCEL", broker_order_id=broker_order_id)
+            try:
+                await self._call(client_order_id, lambda: self.broker.cancel_order(broker_order_id))
+            except OrderRejected as error:  # already filled or cancelled: the refresh tells which
+                self.journal.event(client_order_id, "ERROR", error="OrderRejected", message=str(error))
+        return await self.refresh(client_order_id)
+
+    # exits ------------------------------------------------------------------------------------
+    async def place_exit(self, request: ExitRequest, *, position_id: int | None = None) -> ExitOrder:
+        """Place a two-leg exit exactly once per `request.tag`: an ACTIVE exit already journaled
+        under the tag is returned; a retry (or a restart after an attempt) first looks for the exit
+        at the broker. Raises `OrderRejected` (recorded) when the broker refuses it."""
+        existing = self.journal.gtt_by_tag(request.tag)
+        if existing is not None:
+            if ExitStatus(existing.status) is ExitStatus.ACTIVE:
+                return gtt_to_exit(existing)
+            raise ValueError(f"exit tag {request.tag} belongs to a settled exit ({existing.status}); use a new tag")
+        lookup_first = any(event.kind == "EXIT_ATTEMPT" for event in self.journal.events(request.tag))
+        if not lookup_first:
+            self.journal.event(request.tag, "EXIT_INTENT", instrument_key=request.instrument.instrument_key,
+                               quantity=request.quantity, stop_trigger=request.stop_trigger,
+                               stop_limit=request.stop_limit, target_trigger=request.target_trigger,
+                               target_limit=request.target_limit, position_id=position_id)
+        attempts = 0
+        try:
+            async for attempt in self._retrying():
+                with attempt:
+                    attempts += 1
+                    if lookup_first or attempts > 1:
+                        found = await self.broker.find_exit(request)
+                        self.journal.event(request.tag, "LOOKUP", attempt=attempts,
+                                           found=found.exit_id if found else None)
+                        if found is not None:
+                            return self._exit_placed(found, request, position_id)
+                    self.journal.event(request.tag, "EXIT_ATTEMPT", attempt=attempts)
+                    started = time.perf_counter()
+                    try:
+                        exit_order = await self.broker.place_exit_oco(request)
+                    except TemporaryBrokerError as error:
+                        self.journal.event(request.tag, "ERROR", attempt=attempts, error=type(error).__name__,
+                                           message=str(error), retry=True)
+                        raise
+                    self.journal.event(request.tag, "EXIT_RESPONSE", attempt=attempts, exit_id=exit_order.exit_id,
+                                       elapsed_ms=round((time.perf_counter() - started) * 1000, 3))
+                    return self._exit_placed(exit_order, request, position_id)
+        except OrderRejected as error:
+            self.journal.event(request.tag, "ERROR", attempt=attempts, error="OrderRejected", message=str(error),
+                               retry=False)
+            raise
+        except TokenExpired as error:
+            self._token_expired(error, request.tag)
+            raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _exit_placed(self, exit_order: ExitOrder, request: ExitRequest, position_id: int | None) -> ExitOrder:
+        exit_order.tag = request.tag
+        self.journal.save_gtt(exit_order, tag=request.tag, position_id=position_id)
+        if position_id is not None:
+            with session_scope(self.db) as session:
+                position = session.get(PositionRow, position_id)
+                if position is not None:
+                    position.exit_id = exit_order.exit_id
+                    session.add(position)
+        return exit_order
+
+    async def modify_exit(self, exit_id: str, request: ExitRequest) -> ExitOrder:
+        """Move the stop/target (or quantity) of a live exit; modifying to the same values is
+        idempotent, so temporary errors are retried."""
+        row = self.journal.gtt(exit_id)
+        tag = row.tag if row is not None else request.tag
+        self.journal.event(tag, "EXIT_MODIFY", exit_id=exit_id, stop_trigger=request.stop_trigger,
+                           target_trigger=request.target_trigger, quantity=request.quantity)
+        try:
+            exit_order = await self._call(tag, lambda: self.broker.modify_exit(exit_id, request))
+        except OrderRejected as error:
+            self.journal.event(tag, "ERROR", error="OrderRejected", message=str(error), retry=False)
+            raise
+        exit_order.tag = tag
+        self.journal.save_gtt(exit_order, tag=tag)
+        return exit_order
+
+    async def cancel_exit(self, exit_id: str) -> None:
+        """Delete a live exit. When the broker refuses because it already fired or is gone, the
+        journal takes the broker's status instead."""
+        row = self.journal.gtt(exit_id)
+        tag = row.tag if row is not None else exit_id
+        self.journal.event(tag, "EXIT_CANCEL", exit_id=exit_id)
+        try:
+            await self._call(tag, lambda: self.broker.cancel_exit(exit_id))
+        except OrderRejected as error:
+            self.journal.event(tag, "ERROR", error="OrderRejected", message=str(error), retry=False)
+            exits = await self._call(tag, self.broker.list_exits)
+            current = next((e for e in exits if e.exit_id == exit_id), None)
+            if current is not None and current.status is ExitStatus.ACTIVE:
+                raise
+            if current is not None:
+                self.journal.save_gtt(current, tag=tag)
+                return
+        self.journal.set_gtt_status(exit_id, ExitStatus.CANCELLED)
+
+    async def sync_exits(self) -> list[ExitOrder]:
+        """Refresh the gtts table from the broker; return the exits settled since the last call.
+
+        A triggered exit is settled once the order its leg placed is terminal: that order is
+        journaled (id `GTT<exit_id>`) with its fills and `exit_price` is its average price (None
+        if it did not fill: the position is then still open and unprotected). An exit the broker no
+        longer lists is settled as CANCELLED."""
+        active = self.journal.gtts(active_only=True)
+        if not active:
+            return []
+        at_broker = {e.exit_id: e for e in await self._call("sync_exits", self.broker.list_exits)}
+        book: dict[str, Order] | None = None
+        settled: list[ExitOrder] = []
+        for row in active:
+            current = at_broker.get(row.exit_id)
+            if current is None:
+                current = dataclasses.replace(gtt_to_exit(row), status=ExitStatus.CANCELLED)
+                self.journal.event(row.tag, "EXIT_MISSING", exit_id=row.exit_id)
+            elif current.status is ExitStatus.ACTIVE:
+                continue
+            elif current.status in (ExitStatus.TRIGGERED_STOP, ExitStatus.TRIGGERED_TARGET):
+                if current.triggered_order_id is None:
+                    continue  # fired but its order not yet visible: settle on a later call
+                if book is None:
+                    orders = await self._call("sync_exits", self.broker.list_orders)
+                    book = {o.broker_order_id: o for o in orders if o.broker_order_id}
+                leg = book.get(current.triggered_order_id)
+                if leg is None or not leg.status.is_terminal:
+                    continue
+                leg_order = await self._journal_triggered_leg(row.exit_id, leg)
+                current.exit_price = leg_order.average_price if leg_order.filled_quantity else None
+            current.tag = row.tag
+            self.journal.save_gtt(current, tag=row.tag)
+            self.journal.event(row.tag, "EXIT_SETTLED", exit_id=row.exit_id, status=current.status.value,
+                               exit_price=current.exit_price)
+            settled.append(current)
+        return settled
+
+    async def _journal_triggered_leg(self, exit_id: str, leg: Order) -> Order:
+        client_order_id = triggered_order_id(exit_id)
+        if self.journal.get(client_order_id) is None:
+            adopted = dataclasses.replace(leg, client_order_id=client_order_id, status=OrderStatus.OPEN,
+                                          filled_quantity=0, average_price=0.0)
+            symbol = self._symbol_of(leg.instrument_key)
+            self.journal.record_external(adopted, symbol=symbol, purpose=OrderPurpose.EXIT.value)
+        return await self._absorb(client_order_id, leg)
+
+    def _symbol_of(self, instrument_key: str) -> str:
+        with session_scope(self.db) as session:
+            row = session.exec(select(OrderRow.symbol).where(OrderRow.instrument_key == instrument_key)).first()
+        return row or instrument_key
+
+    # reconciliation ---------------------------------------------------------------------------
+    async def reconcile(self) -> ReconcileReport:
+        """Database vs broker orders, positions and exits, resolved by the rules in
+        `engine.execution.reconcile`."""
+        return await reconcile(self)

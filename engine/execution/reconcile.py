@@ -1,0 +1,246 @@
+"""Reconciliation: the database against the broker's orders, positions and exits (GTTs).
+
+Run at start and periodically (`settings.execution.reconcile_interval_seconds`). Every difference
+is reported as a `Difference(kind, key, db, broker, resolution)` and resolved by this table, never
+by guessing. The broker is the source of truth for what happened (fills, positions, whether an
+exit fired); the database is the source of truth for what we meant (intents, which exits belong
+to which position). Nothing unknown is adopted.
+
+Rules (kind: condition -> resolution):
+- ORDER_STATUS: journal order not terminal, broker shows another status/fill -> broker's view applied.
+- ORDER_NEVER_SENT: PENDING (certainly not sent) older than the grace period -> CANCELLED (a stale
+  intent is never sent late).
+- ORDER_LOST: SUBMITTED, not at the broker, older than the grace period -> REJECTED (never arrived).
+- ORDER_UNCONFIRMED: PENDING/SUBMITTED, not at the broker, within the grace period -> none yet.
+- ORDER_MISSING: OPEN/PARTIALLY_FILLED today but absent from the broker's book -> none: for a human.
+- ORDER_EXPIRED: not terminal, from an earlier day, absent from the book -> CANCELLED (day order).
+- UNKNOWN_ORDER: broker order whose tag is not in the journal (not a fired GTT's leg) -> reported,
+  not adopted.
+- EXIT_SETTLED: journal exit ACTIVE, at the broker it fired (also while we were down) or is gone
+  -> settled as `sync_exits` does; listed in `settled_exits` for the portfolio.
+- EXIT_MISMATCH: both ACTIVE, quantity or triggers differ -> reported; the journal (intent) is kept.
+- UNKNOWN_EXIT: ACTIVE broker exit not in the journal -> reported, not adopted.
+- POSITION_BY_EXIT: journal position OPEN, broker holds none, its exit settled -> none here: the
+  portfolio records the trade from `settled_exits`.
+- POSITION_CLOSED: journal position OPEN, broker holds none, no exit explains it (closed by hand)
+  -> position CLOSED, its ACTIVE exit cancelled.
+- POSITION_QUANTITY: both hold it, quantities differ -> journal quantity set to the broker's.
+- UNKNOWN_POSITION: broker position with no journal position -> reported, not adopted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlmodel import select
+
+from engine.brokers.base import OrderRejected, TemporaryBrokerError
+from engine.models import ExitOrder, ExitStatus, Order, OrderStatus
+from engine.storage.db import session_scope
+from engine.storage.tables import OrderRow, PositionRow
+
+if TYPE_CHECKING:
+    from engine.execution.manager import OrderManager
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Difference:
+    kind: str
+    key: str  # client_order_id, exit id or instrument key
+    db: str  # what the database says
+    broker: str  # what the broker says
+    resolution: str  # what was done about it
+
+
+@dataclasses.dataclass(slots=True)
+class ReconcileReport:
+    at: datetime
+    broker: str
+    differences: list[Difference] = dataclasses.field(default_factory=list)
+    settled_exits: list[ExitOrder] = dataclasses.field(default_factory=list)
+    orders_checked: int = 0
+    positions_checked: int = 0
+    exits_checked: int = 0
+
+    @property
+    def clean(self) -> bool:
+        return not self.differences
+
+    def kinds(self) -> list[str]:
+        return [d.kind for d in self.differences]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "at": self.at.isoformat(),
+            "broker": self.broker,
+            "clean": self.clean,
+            "orders_checked": self.orders_checked,
+            "positions_checked": self.positions_checked,
+            "exits_checked": self.exits_checked,
+            "differences": [dataclasses.asdict(d) for d in self.differences],
+            "settled_exits": [
+                {"exit_id": e.exit_id, "instrument_key": e.instrument_key, "status": e.status.value,
+                 "quantity": e.quantity, "exit_price": e.exit_price, "tag": e.tag}
+                for e in self.settled_exits
+            ],
+        }
+
+
+def _describe(order: Order | OrderRow) -> str:
+    return f"{order.status} filled {order.filled_quantity}/{order.quantity}"
+
+
+def _age_seconds(manager: OrderManager, row: OrderRow) -> float:
+    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+    return (manager.clock.now() - created).total_seconds()
+
+
+async def reconcile(manager: OrderManager) -> ReconcileReport:
+    report = ReconcileReport(at=manager.clock.now(), broker=manager.broker.name)
+    book = await manager._call("reconcile", manager.broker.list_orders)
+    legs = await _reconcile_exits(manager, report)
+    await _reconcile_orders(manager, report, book, legs)
+    await _reconcile_positions(manager, report)
+    return report
+
+
+async def _reconcile_orders(
+    manager: OrderManager, report: ReconcileReport, book: list[Order], legs: set[str]
+) -> None:
+    journal = manager.journal
+    by_tag = {o.client_order_id: o for o in book if o.client_order_id}
+    by_id = {o.broker_order_id: o for o in book if o.broker_order_id}
+    rows = journal.orders()
+    known_ids = {row.broker_order_id for row in rows if row.broker_order_id}
+    known_tags = {row.client_order_id for row in rows}
+    gtt_legs = {row.broker_order_id for row in rows if row.client_order_id.startswith("GTT")}
+    for row in rows:
+        status = OrderStatus(row.status)
+        if status.is_terminal:
+            continue
+        report.orders_checked += 1
+        found = by_tag.get(row.client_order_id) or (by_id.get(row.broker_order_id) if row.broker_order_id else None)
+        key = row.client_order_id
+        if found is not None:
+            if (found.status, found.filled_quantity) != (status, row.filled_quantity):
+                after = await manager._absorb(key, found)
+                report.differences.append(Difference("ORDER_STATUS", key, _describe(row), _describe(found),
+                                                     f"broker's view applied: {_describe(after)}"))
+            continue
+        if row.trading_day < manager.trading_day:
+            journal.transition(key, OrderStatus.CANCELLED, message="expired at the close (reconciled)")
+            report.differences.append(Difference("ORDER_EXPIRED", key, _describe(row), "absent",
+                                                 "CANCELLED: day order expired"))
+        elif status in (OrderStatus.PENDING, OrderStatus.SUBMITTED):
+            if _age_seconds(manager, row) < manager.submitted_grace_seconds:
+                report.differences.append(Difference("ORDER_UNCONFIRMED", key, status.value, "absent",
+                                                     "none yet: looked up again next time"))
+            elif status is OrderStatus.PENDING:
+                journal.transition(key, OrderStatus.CANCELLED, message="never sent (reconciled)")
+                report.differences.append(Difference("ORDER_NEVER_SENT", key, status.value, "absent",
+                                                     "CANCELLED: a stale intent is never sent late"))
+            else:
+                journal.transition(key, OrderStatus.REJECTED, message="never reached the broker (reconciled)")
+                report.differences.append(Difference("ORDER_LOST", key, status.value, "absent",
+                                                     "REJECTED: never reached the broker"))
+        else:
+            report.differences.append(Difference("ORDER_MISSING", key, _describe(row), "absent",
+                                                 "none: needs a human"))
+        journal.event(key, "RECONCILE", difference=report.differences[-1].kind)
+    for order in book:
+        if order.client_order_id in known_tags or order.broker_order_id in known_ids | gtt_legs | legs:
+            continue
+        report.differences.append(Difference("UNKNOWN_ORDER", order.broker_order_id or order.client_order_id, "absent",
+                                             f"{order.side} {order.quantity} {order.instrument_key} "
+                                             f"tag={order.client_order_id or '-'} {order.status}",
+                                             "reported, not adopted"))
+
+
+async def _reconcile_exits(manager: OrderManager, report: ReconcileReport) -> set[str]:
+    """Settle fired exits; return the broker ids of the orders fired exits placed."""
+    journal = manager.journal
+    settled = await manager.sync_exits()
+    report.settled_exits.extend(settled)
+    for exit_order in settled:
+        report.differences.append(Difference("EXIT_SETTLED", exit_order.exit_id, ExitStatus.ACTIVE.value,
+                                             exit_order.status.value,
+                                             f"settled; exit price {exit_order.exit_price}"))
+    at_broker = await manager._call("reconcile", manager.broker.list_exits)
+    rows = {row.exit_id: row for row in journal.gtts()}
+    report.exits_checked = len(at_broker)
+    legs = {e.triggered_order_id for e in at_broker if e.triggered_order_id}
+    for exit_order in at_broker:
+        row = rows.get(exit_order.exit_id)
+        if row is None:
+            if exit_order.status is ExitStatus.ACTIVE:
+                report.differences.append(Difference(
+                    "UNKNOWN_EXIT", exit_order.exit_id, "absent",
+                    f"ACTIVE {exit_order.instrument_key} qty {exit_order.quantity}", "reported, not adopted"))
+            continue
+        if row.status == ExitStatus.ACTIVE.value and exit_order.status is ExitStatus.ACTIVE:
+            mine = (row.quantity, row.stop_trigger, row.target_trigger)
+            theirs = (exit_order.quantity, exit_order.stop_trigger, exit_order.target_trigger)
+            if any(abs(a - b) > 1e-6 for a, b in zip(mine, theirs, strict=True)):
+                report.differences.append(Difference("EXIT_MISMATCH", exit_order.exit_id, f"qty/stop/target {mine}",
+                                                     f"qty/stop/target {theirs}", "reported; journal kept"))
+    return legs
+
+
+async def _reconcile_positions(manager: OrderManager, report: ReconcileReport) -> None:
+    at_broker = {p.instrument_key: p for p in await manager._call("reconcile", manager.broker.positions)
+                 if p.quantity != 0}
+    settled_by_instrument = {e.instrument_key: e for e in report.settled_exits
+                             if e.status in (ExitStatus.TRIGGERED_STOP, ExitStatus.TRIGGERED_TARGET)}
+    with session_scope(manager.db) as session:
+        open_rows = list(session.exec(select(PositionRow).where(PositionRow.status == "OPEN")).all())
+    mine: dict[str, int] = {}
+    for row in open_rows:
+        mine[row.instrument_key] = mine.get(row.instrument_key, 0) + row.quantity
+    report.positions_checked = len(set(mine) | set(at_broker))
+    for row in open_rows:
+        broker_position = at_broker.get(row.instrument_key)
+        if broker_position is None:
+            if row.instrument_key in settled_by_instrument:
+                report.differences.append(Difference(
+                    "POSITION_BY_EXIT", row.instrument_key, f"OPEN {row.quantity}", "none",
+                    "none here: the portfolio records the trade from settled_exits"))
+                continue
+            await _close_by_hand(manager, row, report)
+        elif broker_position.quantity != mine[row.instrument_key]:
+            with session_scope(manager.db) as session:
+                stored = session.get(PositionRow, row.id)
+                if stored is not None:
+                    stored.quantity = broker_position.quantity
+                    session.add(stored)
+            report.differences.append(Difference("POSITION_QUANTITY", row.instrument_key, str(row.quantity),
+                                                 str(broker_position.quantity), "journal quantity set to the broker's"))
+    for instrument_key, position in at_broker.items():
+        if instrument_key not in mine:
+            report.differences.append(Difference("UNKNOWN_POSITION", instrument_key, "none",
+                                                 f"{position.quantity} @ {position.average_price}",
+                                                 "reported, not adopted"))
+
+
+async def _close_by_hand(manager: OrderManager, row: PositionRow, report: ReconcileReport) -> None:
+    resolution = "position CLOSED (closed outside autotrader)"
+    if row.exit_id:
+        gtt = manager.journal.gtt(row.exit_id)
+        if gtt is not None and gtt.status == ExitStatus.ACTIVE.value:
+            try:
+                await manager.cancel_exit(row.exit_id)
+                resolution += f"; exit {row.exit_id} cancelled"
+            except (OrderRejected, TemporaryBrokerError) as error:
+                resolution += f"; exit {row.exit_id} could not be cancelled: {error}"
+    with session_scope(manager.db) as session:
+        stored = session.get(PositionRow, row.id)
+        if stored is not None:
+            stored.status = "CLOSED"
+            stored.closed_at = manager.clock.now().astimezone(UTC)
+            session.add(stored)
+    report.differences.append(Difference("POSITION_CLOSED", row.instrument_key, f"OPEN {row.quantity}", "none",
+                                         resolution))
+
+
+__all__ = ["Difference", "ReconcileReport", "reconcile"]

@@ -1,0 +1,205 @@
+"""Upstox Market Data Feed V3 frames <-> engine Ticks. Sans-I/O: bytes in, values out; no sockets.
+
+Every binary WebSocket message is one `FeedResponse` (schema: `proto/MarketDataFeedV3.proto`,
+generated code: `engine.feed.proto.MarketDataFeedV3_pb2`). `decode_frame(data)` reads the message
+fields directly (no `MessageToDict`) and returns a `DecodedFrame`.
+
+Field mapping (FeedResponse.feeds[instrument_key] -> `engine.models.Tick`); `L` is the feed's LTPC:
+
+    Tick field           full / full_d30: fullFeed.marketFF   index: fullFeed.indexFF   ltpc     option_greeks
+    ltp, ltt_ms, ltq     L.ltp, L.ltt, L.ltq                  same                      same     same
+    close_prev           L.cp                                 L.cp                      L.cp     L.cp
+    volume               vtt                                  -                         -        vtt
+    atp, oi              atp, oi                              -                         -        -, oi
+    day_open/high/low    marketOHLC.ohlc[interval "1d"]       same                      -        -
+    bid, ask             marketLevel.bidAskQuote[0].bidP/askP -                         -        firstDepth.bidP/askP
+
+Fields absent from a frame keep the Tick defaults (0). `FeedResponse.type` becomes `DecodedFrame.kind`;
+`currentTs` becomes `current_ts_ms`; `marketInfo.segmentStatus` (segment -> status) becomes
+`market_status` (only on market_info frames, `None` otherwise).
+
+The encoder (`encode_ticks`, `encode_market_info`) is the inverse, used by the replay server.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError
+
+from engine.feed.proto import MarketDataFeedV3_pb2 as pb
+from engine.models import MarketStatus, Tick
+
+DAY_INTERVAL = "1d"  # marketOHLC interval holding the day's open/high/low so far
+
+
+class FrameKind(enum.StrEnum):
+    INITIAL_FEED = "initial_feed"  # snapshot after a subscription
+    LIVE_FEED = "live_feed"
+    MARKET_INFO = "market_info"  # segment status (first frame after connecting, then on changes)
+
+
+class FeedMode(enum.StrEnum):
+    """Subscription modes of the V3 request JSON (`data.mode`)."""
+
+    LTPC = "ltpc"
+    FULL = "full"
+    OPTION_GREEKS = "option_greeks"
+    FULL_D30 = "full_d30"
+
+
+class FrameDecodeError(ValueError):
+    """The bytes are not a valid FeedResponse."""
+
+
+@dataclass(slots=True)
+class DecodedFrame:
+    kind: FrameKind
+    current_ts_ms: int
+    ticks: list[Tick]
+    market_status: dict[str, MarketStatus] | None = None
+
+
+_KINDS = {
+    pb.initial_feed: FrameKind.INITIAL_FEED,
+    pb.live_feed: FrameKind.LIVE_FEED,
+    pb.market_info: FrameKind.MARKET_INFO,
+}
+_STATUSES = {pb.MarketStatus.Value(status.value): status for status in MarketStatus}
+_STATUS_VALUES = {status: number for number, status in _STATUSES.items()}
+_REQUEST_MODES = {
+    FeedMode.LTPC: pb.ltpc,
+    FeedMode.FULL: pb.full_d5,
+    FeedMode.OPTION_GREEKS: pb.option_greeks,
+    FeedMode.FULL_D30: pb.full_d30,
+}
+_FROM_STRING = pb.FeedResponse.FromString
+
+
+def decode_frame(data: bytes) -> DecodedFrame:
+    """Decode one binary WebSocket message. Raises `FrameDecodeError` on bytes that are not a FeedResponse."""
+    try:
+        response = _FROM_STRING(data)
+    except DecodeError as exc:
+        raise FrameDecodeError(f"not a FeedResponse ({len(data)} bytes): {exc}") from exc
+    kind = _KINDS.get(response.type)
+    if kind is None:
+        raise FrameDecodeError(f"unknown FeedResponse.type {response.type}")
+    market_status = None
+    if response.HasField("marketInfo"):
+        statuses = _STATUSES
+        market_status = {
+            segment: statuses[value]
+            for segment, value in response.marketInfo.segmentStatus.items()
+            if value in statuses
+        }
+    return DecodedFrame(kind, response.currentTs, _ticks(response.feeds), market_status)
+
+
+def _ticks(feeds: Mapping[str, pb.Feed]) -> list[Tick]:
+    # Hot path: one Python call per instrument, attributes bound once, Tick built positionally
+    # (instrument_key, ltp, ltt_ms, ltq, volume, close_prev, day_open, day_high, day_low, atp, oi, bid, ask).
+    ticks: list[Tick] = []
+    append = ticks.append
+    for key, feed in feeds.items():
+        which = feed.WhichOneof("FeedUnion")
+        if which == "fullFeed":
+            full = feed.fullFeed
+            if full.HasField("marketFF"):
+                market = full.marketFF
+                ltpc = market.ltpc
+                day_open = day_high = day_low = 0.0
+                for candle in market.marketOHLC.ohlc:
+                    if candle.interval == DAY_INTERVAL:
+                        day_open, day_high, day_low = candle.open, candle.high, candle.low
+                        break
+                quotes = market.marketLevel.bidAskQuote
+                if quotes:
+                    best = quotes[0]
+                    bid, ask = best.bidP, best.askP
+                else:
+                    bid = ask = 0.0
+                append(
+                    Tick(key, ltpc.ltp, ltpc.ltt, ltpc.ltq, market.vtt, ltpc.cp, day_open, day_high, day_low,
+                         market.atp, market.oi, bid, ask)
+                )
+            else:
+                index = full.indexFF
+                ltpc = index.ltpc
+                day_open = day_high = day_low = 0.0
+                for candle in index.marketOHLC.ohlc:
+                    if candle.interval == DAY_INTERVAL:
+                        day_open, day_high, day_low = candle.open, candle.high, candle.low
+                        break
+                append(Tick(key, ltpc.ltp, ltpc.ltt, ltpc.ltq, 0, ltpc.cp, day_open, day_high, day_low))
+        elif which == "ltpc":
+            ltpc = feed.ltpc
+            append(Tick(key, ltpc.ltp, ltpc.ltt, ltpc.ltq, 0, ltpc.cp))
+        elif which == "firstLevelWithGreeks":
+            first = feed.firstLevelWithGreeks
+            ltpc = first.ltpc
+            depth = first.firstDepth
+            append(Tick(key, ltpc.ltp, ltpc.ltt, ltpc.ltq, first.vtt, ltpc.cp, 0.0, 0.0, 0.0, 0.0, first.oi,
+                        depth.bidP, depth.askP))
+    return ticks
+
+
+def encode_ticks(
+    ticks: Iterable[Tick],
+    *,
+    current_ts_ms: int,
+    kind: FrameKind = FrameKind.LIVE_FEED,
+    mode: FeedMode | str = FeedMode.FULL,
+    day_start_ms: int = 0,
+) -> bytes:
+    """One FeedResponse holding `ticks` (at most one per instrument_key: later ones replace earlier).
+
+    In full modes the day's open/high/low/ltp go into a "1d" marketOHLC candle starting at `day_start_ms`
+    with `vol` = cumulative volume, and bid/ask into one depth level."""
+    mode = FeedMode(mode)
+    response = pb.FeedResponse(type=pb.Type.Value(kind.value), currentTs=current_ts_ms)
+    request_mode = _REQUEST_MODES[mode]
+    feeds = response.feeds
+    for tick in ticks:
+        feed = feeds[tick.instrument_key]
+        feed.Clear()
+        feed.requestMode = request_mode
+        if mode is FeedMode.LTPC:
+            _fill_ltpc(feed.ltpc, tick)
+        elif mode is FeedMode.OPTION_GREEKS:
+            first = feed.firstLevelWithGreeks
+            _fill_ltpc(first.ltpc, tick)
+            first.firstDepth.bidP = tick.bid
+            first.firstDepth.askP = tick.ask
+            first.vtt = tick.volume
+            first.oi = tick.oi
+        else:
+            market = feed.fullFeed.marketFF
+            _fill_ltpc(market.ltpc, tick)
+            market.marketLevel.bidAskQuote.add(bidP=tick.bid, askP=tick.ask)
+            market.marketOHLC.ohlc.add(
+                interval=DAY_INTERVAL, open=tick.day_open, high=tick.day_high, low=tick.day_low, close=tick.ltp,
+                vol=tick.volume, ts=day_start_ms,
+            )
+            market.atp = tick.atp
+            market.vtt = tick.volume
+            market.oi = tick.oi
+    return response.SerializeToString()
+
+
+def _fill_ltpc(ltpc: pb.LTPC, tick: Tick) -> None:
+    ltpc.ltp = tick.ltp
+    ltpc.ltt = tick.ltt_ms
+    ltpc.ltq = tick.ltq
+    ltpc.cp = tick.close_prev
+
+
+def encode_market_info(statuses: Mapping[str, MarketStatus], *, current_ts_ms: int) -> bytes:
+    """A market_info FeedResponse: segment (e.g. "NSE_EQ") -> status."""
+    response = pb.FeedResponse(type=pb.market_info, currentTs=current_ts_ms)
+    segment_status = response.marketInfo.segmentStatus
+    for segment, status in statuses.items():
+        segment_status[segment] = _STATUS_VALUES[MarketStatus(status)]
+    return response.SerializeToString()

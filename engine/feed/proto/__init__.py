@@ -1,0 +1,1 @@
+"""Code generated from `proto/MarketDataFeedV3.proto` (do not edit; run `make proto`)."""

@@ -1,0 +1,710 @@
+"""Upstox-compatible replay server: the Market Data Feed V3 and the intraday candle API, on loopback.
+
+It speaks Upstox's wire contract so the real clients (upstox-python-sdk, our `engine.feed.client`) run unchanged:
+
+* `GET /v3/feed/market-data-feed/authorize` with `Authorization: Bearer <token>` →
+  `{"status": "success", "data": {"authorized_redirect_uri": "ws://HOST:PORT/v3/feed/market-data-feed?code=…",
+  "authorizedRedirectUri": …}}`; a bad token → 401 with Upstox's error envelope (UDAPI100050).
+* WebSocket `/v3/feed/market-data-feed`, authorised by the `code` from authorize or by a bearer header (what the
+  SDK's MarketDataStreamerV3 sends). Requests are binary (or text) frames holding JSON
+  `{"guid", "method": "sub" | "change_mode" | "unsub", "data": {"mode", "instrumentKeys"}}`; responses are binary
+  protobuf `FeedResponse`s: a market_info frame first, an initial_feed snapshot for every (re)subscribed key, then
+  live_feed frames, and a market_info frame at each session boundary of the replay clock (PRE_OPEN_START 09:00,
+  PRE_OPEN_END 09:08, NORMAL_OPEN 09:15, NORMAL_CLOSE 15:30; NORMAL_CLOSE before 09:00).
+* `GET /v3/historical-candle/intraday/{instrument_key}/{unit}/{interval}` (the path of the SDK's
+  `HistoryV3Api.get_intra_day_candle_data`) → `{"status": "success", "data": {"candles": [[ts, o, h, l, c, v, oi],
+  …]}}`, newest first as Upstox sends them, `ts` ISO 8601 with +05:30. Only candles COMPLETE on the replay clock are
+  served, aggregated from the same derived tick path the socket streams (unit minutes 1..300, hours 1..5, days 1).
+
+Sources: a day of the Parquet store (`data/bars`, 5-minute bars; instrument_key → symbol through
+`data/instruments.parquet`) with DERIVED ticks (`engine.feed.synth`: a path through each real bar that never leaves
+its open/high/low/close; no tick here was ever traded), or a recorded frame file (`engine.feed.framefile`) whose
+frames are resent as recorded, at their receive times, whatever the subscription.
+
+Time is the injected `Clock` (default: SimulatedClock from 09:00 IST of the replayed day at `speed`).
+Faults (`FaultPlan`): connection drop, stall, malformed frame, token rejection at given replay times or at seeded
+random times; duplicated and out-of-order ticks at seeded random rates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import json
+import logging
+import random
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from http import HTTPStatus
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pandas as pd
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from engine.clock import Clock, SimulatedClock
+from engine.feed.decoder import FeedMode, FrameDecodeError, FrameKind, decode_frame, encode_market_info, encode_ticks
+from engine.feed.framefile import read_frames
+from engine.feed.synth import BAR_MS, MINUTE_MS, bar_path, candles, day_ticks
+from engine.models import IST, MarketStatus, Tick, Timeframe
+from engine.storage.bars import BarStore
+
+log = logging.getLogger(__name__)
+
+AUTHORIZE_PATH = "/v3/feed/market-data-feed/authorize"
+FEED_PATH = "/v3/feed/market-data-feed"
+CANDLE_PREFIX = "/v3/historical-candle/intraday/"
+SEGMENTS = ("NSE_EQ", "NSE_FO", "NSE_INDEX", "BSE_EQ", "BSE_FO", "BSE_INDEX")
+SESSION_BOUNDARIES = (
+    (time(9, 0), MarketStatus.PRE_OPEN_START),
+    (time(9, 8), MarketStatus.PRE_OPEN_END),
+    (time(9, 15), MarketStatus.NORMAL_OPEN),
+    (time(15, 30), MarketStatus.NORMAL_CLOSE),
+)
+SESSION_OPEN = time(9, 15)
+SESSION_CLOSE = time(15, 30)
+REPLAY_START = time(9, 0)
+# Not a FeedResponse: a length-delimited field whose length runs past the end of the frame.
+MALFORMED_FRAME = b"\x12\xff\xff\x03garbage-not-protobuf"
+TOKEN_REJECTED_CLOSE_CODE = 1008
+INVALID_TOKEN = {"errorCode": "UDAPI100050", "message": "Invalid token used to access API"}
+NOT_FOUND = {"errorCode": "UDAPI100060", "message": "Resource not Found."}
+UNIT_LIMITS = {"minutes": (1, 300, MINUTE_MS), "hours": (1, 5, 60 * MINUTE_MS), "days": (1, 1, 0)}
+
+
+class ReplayError(ValueError):
+    """The replay cannot start: no data for the day, unknown instruments, bad options."""
+
+
+@dataclass(frozen=True, slots=True)
+class FaultPlan:
+    """Faults to inject. Times are replay-clock times (IST) of the replayed day; each fires once, on every
+    connection open at that moment. `random_*` add that many faults at seeded random times between 09:15 and 15:30.
+
+    * drop: the TCP connection is cut without a close frame.
+    * stall: the server stops sending on the socket (requests still read, socket kept open) for `stall_seconds` of
+      replay time, or until the client goes away when None; what it would have sent meanwhile is lost.
+    * malformed: one binary frame that is not a FeedResponse.
+    * reject_token: from then on the token is refused (authorize and handshake answer 401) and open sockets are
+      closed with code 1008; `ReplayServer.set_token` accepts a new one. `reject_token=True` refuses from the start.
+    * duplicate_rate: probability that a tick is sent again, unchanged, in a frame of its own right after.
+    * out_of_order_rate: probability that after a tick the instrument's previous (older) tick is sent again.
+    """
+
+    drop_at: tuple[time, ...] = ()
+    stall_at: tuple[time, ...] = ()
+    malformed_at: tuple[time, ...] = ()
+    reject_token_at: tuple[time, ...] = ()
+    reject_token: bool = False
+    duplicate_rate: float = 0.0
+    out_of_order_rate: float = 0.0
+    random_drops: int = 0
+    random_stalls: int = 0
+    random_malformed: int = 0
+    stall_seconds: float | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("duplicate_rate", "out_of_order_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ReplayError(f"{name} must be within [0, 1], got {getattr(self, name)}")
+        for name in ("random_drops", "random_stalls", "random_malformed"):
+            if getattr(self, name) < 0:
+                raise ReplayError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    def schedule(self, day: date) -> list[tuple[datetime, str]]:
+        """(when, kind) of every timed fault, in time order; kind is drop | stall | malformed | reject_token."""
+        rng = random.Random(self.seed)
+        open_s = SESSION_OPEN.hour * 3600 + SESSION_OPEN.minute * 60
+        close_s = SESSION_CLOSE.hour * 3600 + SESSION_CLOSE.minute * 60
+        events = [
+            (datetime.combine(day, at, IST), kind)
+            for kind, times in (("drop", self.drop_at), ("stall", self.stall_at), ("malformed", self.malformed_at),
+                                ("reject_token", self.reject_token_at))
+            for at in times
+        ]
+        for kind, count in (("drop", self.random_drops), ("stall", self.random_stalls),
+                            ("malformed", self.random_malformed)):
+            for _ in range(count):
+                second = rng.uniform(open_s, close_s)
+                events.append((datetime.combine(day, time(), IST) + timedelta(seconds=second), kind))
+        return sorted(events)
+
+
+def market_status_at(moment: datetime) -> MarketStatus:
+    """Status of the equity segments at `moment` per the replay schedule."""
+    current = MarketStatus.NORMAL_CLOSE
+    clock_time = moment.astimezone(IST).time()
+    for boundary, status in SESSION_BOUNDARIES:
+        if clock_time >= boundary:
+            current = status
+    return current
+
+
+def _next_boundary(moment: datetime) -> datetime | None:
+    moment = moment.astimezone(IST)
+    for boundary, _ in SESSION_BOUNDARIES:
+        when = datetime.combine(moment.date(), boundary, IST)
+        if when > moment:
+            return when
+    return None
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, IST)
+
+
+class BarTape:
+    """Derived ticks of one day of the bar store, per instrument_key, computed on first use."""
+
+    def __init__(self, data_dir: Path, day: date, instruments: pd.DataFrame | None = None) -> None:
+        self.day = day
+        self.store = BarStore(Path(data_dir) / "bars")
+        if instruments is None:
+            from engine.data.instruments import load_instrument_table
+
+            instruments = load_instrument_table(Path(data_dir))
+        sizes = instruments["tick_size"] if "tick_size" in instruments else [None] * len(instruments)
+        self.instruments: dict[str, tuple[str, float | None]] = {
+            str(key): (str(symbol), float(size) if size else None)
+            for key, symbol, size in zip(instruments["instrument_key"], instruments["symbol"], sizes, strict=True)
+        }
+        self._ticks: dict[str, list[Tick]] = {}
+        self._by_time: dict[str, dict[int, Tick]] = {}
+        self._prev_close: dict[str, Tick | None] = {}
+        self.times: list[int] = []
+        self._time_set: set[int] = set()
+
+    def knows(self, key: str) -> bool:
+        return key in self.instruments
+
+    def ticks(self, key: str) -> list[Tick]:
+        """The day's derived ticks of `key` (empty if unknown or no bars that day)."""
+        cached = self._ticks.get(key)
+        if cached is not None:
+            return cached
+        if key not in self.instruments:
+            return []
+        symbol, tick_size = self.instruments[key]
+        bars = self.store.read_bars(symbol, Timeframe.MIN5, self.day, self.day + timedelta(days=1))
+        previous = self._previous_close(key)
+        ticks = day_ticks(key, bars, close_prev=previous.ltp if previous else 0.0, tick_size=tick_size)
+        self._ticks[key] = ticks
+        self._by_time[key] = {tick.ltt_ms: tick for tick in ticks}
+        new_times = {tick.ltt_ms for tick in ticks} - self._time_set
+        if new_times:
+            self._time_set |= new_times
+            self.times = sorted(self._time_set)
+        return ticks
+
+    def _previous_close(self, key: str) -> Tick | None:
+        """The previous trading day's last derived tick (its close), for `cp` and pre-open snapshots."""
+        if key in self._prev_close:
+            return self._prev_close[key]
+        symbol, _ = self.instruments[key]
+        frame = self.store.read(symbol, Timeframe.MIN5, self.day - timedelta(days=14), self.day)
+        tick = None
+        if len(frame):
+            last = frame.iloc[-1]
+            path = bar_path(last["open"], last["high"], last["low"], last["close"], int(last["volume"]))
+            ltt = int(last["ts"].timestamp() * 1000) + path[-1].offset_ms
+            tick = Tick(key, float(last["close"]), ltt, close_prev=float(last["close"]))
+        self._prev_close[key] = tick
+        return tick
+
+    def at(self, key: str, ltt_ms: int) -> Tick | None:
+        if key not in self._by_time:
+            self.ticks(key)
+        return self._by_time.get(key, {}).get(ltt_ms)
+
+    def latest(self, key: str, now_ms: int) -> Tick | None:
+        """The last tick at or before `now_ms` (the previous close before the first tick of the day)."""
+        ticks = self.ticks(key)
+        index = bisect.bisect_right([t.ltt_ms for t in ticks], now_ms) if ticks else 0
+        if index:
+            return ticks[index - 1]
+        return self._previous_close(key) if key in self.instruments else None
+
+    def previous(self, key: str, ltt_ms: int) -> Tick | None:
+        """The tick before the one at `ltt_ms` (for out-of-order injection)."""
+        ticks = self.ticks(key)
+        index = bisect.bisect_left([t.ltt_ms for t in ticks], ltt_ms)
+        return ticks[index - 1] if index > 0 else None
+
+
+class FrameTape:
+    """Recorded frames (recv_ms, bytes), resent as they are."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.frames = list(read_frames(self.path))
+        if not self.frames:
+            raise ReplayError(f"{self.path} holds no frames")
+        self.frames.sort(key=lambda item: item[0])
+        self.times = [recv_ms for recv_ms, _ in self.frames]
+        self._ticks: dict[str, list[Tick]] | None = None
+        self.market_info_indexes: list[int] = []
+        for index, (_, data) in enumerate(self.frames):
+            with contextlib.suppress(FrameDecodeError):
+                if decode_frame(data).kind is FrameKind.MARKET_INFO:
+                    self.market_info_indexes.append(index)
+
+    @property
+    def day(self) -> date:
+        return _from_ms(self.frames[0][0]).date()
+
+    def ticks(self, key: str) -> list[Tick]:
+        if self._ticks is None:
+            by_key: dict[str, list[Tick]] = {}
+            for _, data in self.frames:
+                with contextlib.suppress(FrameDecodeError):
+                    for tick in decode_frame(data).ticks:
+                        by_key.setdefault(tick.instrument_key, []).append(tick)
+            self._ticks = {k: sorted(v, key=lambda t: t.ltt_ms) for k, v in by_key.items()}
+        return self._ticks.get(key, [])
+
+    def knows(self, key: str) -> bool:
+        return bool(self.ticks(key))
+
+
+@dataclass(eq=False)
+class _Session:
+    """One WebSocket connection."""
+
+    connection: ServerConnection
+    modes: dict[str, FeedMode] = field(default_factory=dict)
+    last_sent: dict[str, int] = field(default_factory=dict)  # instrument_key -> ltt_ms
+    stalled_until: datetime | None = None
+    stalled_forever: bool = False
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def stalled(self, now: datetime) -> bool:
+        return self.stalled_forever or (self.stalled_until is not None and now < self.stalled_until)
+
+
+class ReplayServer:
+    """Serve a replayed day (or a frame file) over Upstox's V3 feed protocol and intraday candle API.
+
+    `async with ReplayServer(data_dir=..., day=date(2024, 6, 4)) as server:` then use `server.api_url`
+    (HTTP base, for `Configuration.host` / the client's api_url) and `server.ws_url`."""
+
+    def __init__(
+        self,
+        *,
+        data_dir: Path | str | None = None,
+        day: date | None = None,
+        frames: Path | str | None = None,
+        instruments: pd.DataFrame | None = None,
+        clock: Clock | None = None,
+        speed: float = 100.0,
+        start: time = REPLAY_START,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str | None = None,
+        faults: FaultPlan | None = None,
+    ) -> None:
+        if (frames is None) == (day is None):
+            raise ReplayError("give exactly one source: `day` (with data_dir) or `frames`")
+        self.tape: BarTape | FrameTape
+        if frames is not None:
+            self.tape = FrameTape(Path(frames))
+        else:
+            if data_dir is None:
+                raise ReplayError("replaying a day needs data_dir (holding bars/ and instruments.parquet)")
+            assert day is not None
+            self.tape = BarTape(Path(data_dir), day, instruments)
+        self.day = self.tape.day
+        if clock is None:
+            begin = (
+                _from_ms(self.tape.times[0]) if isinstance(self.tape, FrameTape)
+                else datetime.combine(self.day, start, IST)
+            )
+            clock = SimulatedClock(begin, speed)
+        self.clock = clock
+        self.host = host
+        self.port = port
+        self.faults = faults or FaultPlan()
+        self._token = token
+        self._token_rejected = self.faults.reject_token
+        self._codes: set[str] = set()
+        self._sessions: set[_Session] = set()
+        self._server: Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._rng = random.Random(self.faults.seed)
+        self.fired: list[tuple[datetime, str]] = []  # faults applied, for tests and logs
+
+    # ---- lifecycle -------------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._server is not None:
+            return
+        self._server = await serve(
+            self._handle, self.host, self.port, process_request=self._process_request, compression=None,
+            max_size=2**20, ping_interval=None,
+        )
+        sock = next(iter(self._server.sockets))
+        self.port = sock.getsockname()[1]
+        self._spawn(self._fault_loop())
+        log.info("replay server for %s on %s (ws %s)", self.day, self.api_url, self.ws_url)
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def serve_forever(self) -> None:
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()
+
+    async def __aenter__(self) -> ReplayServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    @property
+    def url(self) -> str:
+        return self.api_url
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}{FEED_PATH}"
+
+    @property
+    def connections(self) -> int:
+        return len(self._sessions)
+
+    def set_token(self, token: str | None) -> None:
+        """Accept `token` from now on (None: any non-empty token) and lift a token rejection."""
+        self._token = token
+        self._token_rejected = False
+        self._codes.clear()
+
+    def _spawn(self, coroutine: Any) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # ---- HTTP ------------------------------------------------------------------------------------------------
+    def _token_ok(self, authorization: str | None) -> bool:
+        if self._token_rejected or not authorization or not authorization.startswith("Bearer "):
+            return False
+        token = authorization.removeprefix("Bearer ").strip()
+        return bool(token) and (self._token is None or token == self._token)
+
+    async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        parts = urlsplit(request.path)
+        path = parts.path
+        if path == AUTHORIZE_PATH:
+            if not self._token_ok(request.headers.get("Authorization")):
+                return _error(connection, HTTPStatus.UNAUTHORIZED, INVALID_TOKEN)
+            code = secrets.token_hex(16)
+            self._codes.add(code)
+            uri = f"{self.ws_url}?requestId={secrets.token_hex(8)}&code={code}"
+            return _json(connection, HTTPStatus.OK,
+                         {"status": "success", "data": {"authorized_redirect_uri": uri, "authorizedRedirectUri": uri}})
+        if path == FEED_PATH:
+            codes = parse_qs(parts.query).get("code", [])
+            code_ok = bool(codes) and codes[0] in self._codes and not self._token_rejected
+            if not code_ok and not self._token_ok(request.headers.get("Authorization")):
+                return _error(connection, HTTPStatus.UNAUTHORIZED, INVALID_TOKEN)
+            return None  # go on with the WebSocket handshake
+        if path.startswith(CANDLE_PREFIX):
+            return self._candles_response(connection, path.removeprefix(CANDLE_PREFIX))
+        return _error(connection, HTTPStatus.NOT_FOUND, NOT_FOUND)
+
+    def _candles_response(self, connection: ServerConnection, rest: str) -> Response:
+        pieces = rest.split("/")
+        if len(pieces) != 3:
+            return _error(connection, HTTPStatus.NOT_FOUND, NOT_FOUND)
+        key, unit, interval_text = unquote(pieces[0]), pieces[1], pieces[2]
+        limits = UNIT_LIMITS.get(unit)
+        if limits is None or not interval_text.isdigit() or not limits[0] <= int(interval_text) <= limits[1]:
+            return _error(connection, HTTPStatus.BAD_REQUEST,
+                          {"errorCode": "UDAPI1146", "message": f"Invalid unit/interval: {unit}/{interval_text}"})
+        if not self.tape.knows(key):
+            return _error(connection, HTTPStatus.BAD_REQUEST,
+                          {"errorCode": "UDAPI1021", "message": "Instrument key is invalid"})
+        rows = self.intraday_candles(key, unit, int(interval_text))
+        return _json(connection, HTTPStatus.OK, {"status": "success", "data": {"candles": rows}})
+
+    def intraday_candles(self, key: str, unit: str, interval: int) -> list[list[Any]]:
+        """Upstox rows [ts_iso, open, high, low, close, volume, oi] of `key`, newest first: the candles complete at
+        the replay clock's now (for days: the day so far), from the same tick path the socket streams."""
+        now_ms = self.clock.now_ms()
+        day_start = datetime.combine(self.day, time(), IST)
+        origin_ms = _ms(datetime.combine(self.day, SESSION_OPEN, IST))
+        ticks = [tick for tick in self.tape.ticks(key) if tick.ltt_ms <= now_ms]
+        if unit == "days":
+            if not ticks:
+                return []
+            built = candles(ticks, interval_ms=86_400_000, origin_ms=_ms(day_start))
+        else:
+            interval_ms = interval * UNIT_LIMITS[unit][2]
+            built = [c for c in candles(ticks, interval_ms=interval_ms, origin_ms=origin_ms)
+                     if c.start_ms + interval_ms <= now_ms]
+        return [
+            [_from_ms(c.start_ms).isoformat(), c.open, c.high, c.low, c.close, c.volume, 0]
+            for c in reversed(built)
+        ]
+
+    # ---- WebSocket -------------------------------------------------------------------------------------------
+    async def _handle(self, connection: ServerConnection) -> None:
+        session = _Session(connection)
+        self._sessions.add(session)
+        pump: asyncio.Task[None] | None = None
+        try:
+            await self._send(session, self._opening_market_info())
+            pump = asyncio.create_task(self._pump(session))
+            async for message in connection:
+                await self._on_request(session, message)
+        except ConnectionClosed:
+            pass
+        finally:
+            if pump is not None:
+                pump.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                    await pump
+            self._sessions.discard(session)
+
+    def _opening_market_info(self) -> bytes:
+        """The first frame of a connection: the current segment status (a frame file's latest market_info)."""
+        now = self.clock.now()
+        if isinstance(self.tape, FrameTape):
+            index = bisect.bisect_right(self.tape.times, _ms(now))
+            earlier = [i for i in self.tape.market_info_indexes if i < index]
+            if earlier:
+                return self.tape.frames[earlier[-1]][1]
+        return encode_market_info(_statuses(market_status_at(now)), current_ts_ms=_ms(now))
+
+    async def _send(self, session: _Session, data: bytes) -> None:
+        if session.stalled(self.clock.now()):
+            return
+        await session.connection.send(data)
+
+    async def _on_request(self, session: _Session, message: str | bytes) -> None:
+        try:
+            request = json.loads(message)
+            method = request["method"]
+            data = request.get("data") or {}
+            keys = [str(key) for key in data.get("instrumentKeys") or []]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("replay: ignored a request that is not Upstox V3 JSON (%s): %.200r", exc, message)
+            return
+        if method == "unsub":
+            for key in keys:
+                session.modes.pop(key, None)
+            return
+        if method not in ("sub", "change_mode"):
+            log.warning("replay: ignored unknown method %r", method)
+            return
+        try:
+            mode = FeedMode(data.get("mode") or FeedMode.LTPC)
+        except ValueError:
+            log.warning("replay: ignored %s with unknown mode %r", method, data.get("mode"))
+            return
+        known = [key for key in keys if self.tape.knows(key)]
+        if len(known) < len(keys):
+            log.warning("replay: no data for %s", sorted(set(keys) - set(known)))
+        if method == "change_mode":
+            known = [key for key in known if key in session.modes]
+        for key in known:
+            session.modes[key] = mode
+        if isinstance(self.tape, BarTape) and known:
+            await self._send_snapshot(session, known)
+        session.wake.set()
+
+    async def _send_snapshot(self, session: _Session, keys: Iterable[str]) -> None:
+        assert isinstance(self.tape, BarTape)
+        now_ms = self.clock.now_ms()
+        ticks = [tick for key in keys if (tick := self.tape.latest(key, now_ms)) is not None]
+        if not ticks:
+            return
+        for tick in ticks:
+            session.last_sent[tick.instrument_key] = max(session.last_sent.get(tick.instrument_key, 0), tick.ltt_ms)
+        await self._send(session, self._encode(session, ticks, FrameKind.INITIAL_FEED, now_ms))
+
+    def _encode(self, session: _Session, ticks: list[Tick], kind: FrameKind, now_ms: int) -> bytes:
+        # Serialized protobuf messages concatenate into their merge, so one frame may mix modes.
+        by_mode: dict[FeedMode, list[Tick]] = {}
+        for tick in ticks:
+            by_mode.setdefault(session.modes.get(tick.instrument_key, FeedMode.LTPC), []).append(tick)
+        day_start_ms = _ms(datetime.combine(self.day, time(), IST))
+        return b"".join(
+            encode_ticks(group, current_ts_ms=now_ms, kind=kind, mode=mode, day_start_ms=day_start_ms)
+            for mode, group in by_mode.items()
+        )
+
+    async def _pump(self, session: _Session) -> None:
+        """Send live frames (and market_info at boundaries) as the replay clock reaches them."""
+        clock = self.clock
+        status = market_status_at(clock.now())
+        cursor_ms = clock.now_ms()  # everything at or before this was covered by snapshots
+        frame_index = bisect.bisect_right(self.tape.times, cursor_ms) if isinstance(self.tape, FrameTape) else 0
+        while True:
+            times = self.tape.times
+            next_times = []
+            if isinstance(self.tape, FrameTape):
+                if frame_index < len(times):
+                    next_times.append(times[frame_index])
+            else:
+                position = bisect.bisect_right(times, cursor_ms)
+                if position < len(times):
+                    next_times.append(times[position])
+            boundary = _next_boundary(_from_ms(cursor_ms))
+            if boundary is not None:
+                next_times.append(_ms(boundary))
+            if not next_times:
+                return  # the day is over; the socket stays open until the client leaves
+            target = min(next_times)
+            session.wake.clear()
+            sleeper = asyncio.ensure_future(clock.sleep_until(_from_ms(target)))
+            waker = asyncio.ensure_future(session.wake.wait())
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+            sleeper.cancel()
+            waker.cancel()
+            now_ms = clock.now_ms()
+            new_status = market_status_at(_from_ms(now_ms))
+            if new_status is not status:
+                status = new_status
+                await self._send(session, encode_market_info(_statuses(status), current_ts_ms=now_ms))
+            if isinstance(self.tape, FrameTape):
+                while frame_index < len(times) and times[frame_index] <= now_ms:
+                    await self._send(session, self.tape.frames[frame_index][1])
+                    frame_index += 1
+                cursor_ms = max(cursor_ms, now_ms)
+                continue
+            times = self.tape.times
+            position = bisect.bisect_right(times, cursor_ms)
+            while position < len(times) and times[position] <= now_ms:
+                await self._send_step(session, times[position], now_ms)
+                position += 1
+            cursor_ms = max(cursor_ms, now_ms)
+
+    async def _send_step(self, session: _Session, ltt_ms: int, now_ms: int) -> None:
+        assert isinstance(self.tape, BarTape)
+        ticks = []
+        for key in list(session.modes):
+            tick = self.tape.at(key, ltt_ms)
+            if tick is not None and tick.ltt_ms > session.last_sent.get(key, 0):
+                ticks.append(tick)
+                session.last_sent[key] = tick.ltt_ms
+        if not ticks:
+            return
+        await self._send(session, self._encode(session, ticks, FrameKind.LIVE_FEED, now_ms))
+        faults = self.faults
+        if faults.duplicate_rate:
+            duplicates = [tick for tick in ticks if self._rng.random() < faults.duplicate_rate]
+            if duplicates:
+                await self._send(session, self._encode(session, duplicates, FrameKind.LIVE_FEED, now_ms))
+        if faults.out_of_order_rate:
+            late = [
+                older for tick in ticks
+                if self._rng.random() < faults.out_of_order_rate
+                and (older := self.tape.previous(tick.instrument_key, tick.ltt_ms)) is not None
+            ]
+            if late:
+                await self._send(session, self._encode(session, late, FrameKind.LIVE_FEED, now_ms))
+
+    # ---- faults ----------------------------------------------------------------------------------------------
+    async def _fault_loop(self) -> None:
+        start = self.clock.now()
+        for when, kind in self.faults.schedule(self.day):
+            if when < start:
+                log.warning("replay: %s fault at %s is before the replay start %s; skipped", kind, when, start)
+                continue
+            await self.clock.sleep_until(when)
+            await self.inject(kind)
+
+    async def inject(self, kind: str) -> None:
+        """Apply a fault now to every open connection: drop | stall | malformed | reject_token."""
+        now = self.clock.now()
+        self.fired.append((now, kind))
+        log.info("replay: injecting %s at %s into %d connection(s)", kind, now.time(), len(self._sessions))
+        if kind == "reject_token":
+            self._token_rejected = True
+            self._codes.clear()
+        for session in list(self._sessions):
+            connection = session.connection
+            try:
+                if kind == "drop":
+                    connection.transport.abort()
+                elif kind == "stall":
+                    if self.faults.stall_seconds is None:
+                        session.stalled_forever = True
+                    else:
+                        session.stalled_until = now + timedelta(seconds=self.faults.stall_seconds)
+                elif kind == "malformed":
+                    await self._send(session, MALFORMED_FRAME)
+                elif kind == "reject_token":
+                    await connection.close(TOKEN_REJECTED_CLOSE_CODE, "Invalid token used to access API")
+                else:
+                    raise ReplayError(f"unknown fault {kind!r}")
+            except ConnectionClosed:
+                pass
+
+
+def _statuses(status: MarketStatus) -> dict[str, MarketStatus]:
+    return dict.fromkeys(SEGMENTS, status)
+
+
+def _json(connection: ServerConnection, status: HTTPStatus, payload: Mapping[str, Any]) -> Response:
+    response = connection.respond(status, json.dumps(payload))
+    response.headers["Content-Type"] = "application/json"
+    return response
+
+
+def _error(connection: ServerConnection, status: HTTPStatus, error: Mapping[str, str]) -> Response:
+    entry = {
+        "errorCode": error["errorCode"], "message": error["message"], "propertyPath": None, "invalidValue": None,
+        "error_code": error["errorCode"], "property_path": None, "invalid_value": None,
+    }
+    return _json(connection, status, {"status": "error", "errors": [entry]})
+
+
+def parse_clock_times(values: Iterable[str]) -> tuple[time, ...]:
+    """"HH:MM" or "HH:MM:SS" strings (replay-clock IST) → times; a clear error otherwise."""
+    parsed = []
+    for value in values:
+        try:
+            parsed.append(time.fromisoformat(value.strip()))
+        except ValueError as exc:
+            raise ReplayError(f"time {value!r} is not HH:MM or HH:MM:SS") from exc
+    return tuple(parsed)
+
+
+__all__ = [
+    "BAR_MS",
+    "FaultPlan",
+    "ReplayError",
+    "ReplayServer",
+    "market_status_at",
+    "parse_clock_times",
+]

@@ -1,0 +1,358 @@
+"""Pre-open indicator metadata: each instrument's closed-bar indicator state as of a day's close,
+computed from the daily Parquet history (vectorised numpy), saved as one Parquet file with a schema
+version, and loaded at session start into live `InstrumentIndicators`.
+
+The state is what `InstrumentIndicators` needs to continue incrementally (`FrameState` per
+timeframe): the last `config.history_length` closed bars (every window and its `_prev` is rebuilt
+from them), EMA/ATR (value, prev, count, seed), the count of closed bars, and the forming
+week's/month's closed days. As of `asof`'s close the week and month containing `asof` are forming
+(a later session of the same week may still come); they close when a later week/month begins.
+
+File layout (Parquet, one row per symbol and timeframe, `SCHEMA_VERSION` in the schema metadata
+under `autotrader.indicators.schema_version`, with `asof` and the `IndicatorConfig` as JSON):
+symbol, instrument_key, history_complete, timeframe ("1d"|"1w"|"1mo"), last_day (epoch day of the
+last closed daily bar), closed_count, hist_start (list<int64> epoch days), hist_open/high/low/close/
+volume (list<float64>), ema_value/ema_prev/ema_seed (list<float64>, one per EMA period, NaN = None),
+ema_count (list<int64>), atr_value/atr_prev/atr_seed/atr_count likewise, partial_start, partial_key,
+partial_open/high/low/close/volume, partial_days (null when no forming week/month).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from engine.indicators.aggregate import aggregate_arrays, period_keys
+from engine.indicators.multitimeframe import (
+    TIMEFRAMES,
+    FrameState,
+    IndicatorConfig,
+    InstrumentIndicators,
+    day_number,
+)
+from engine.models import Timeframe
+from engine.storage.bars import BarStore
+
+SCHEMA_VERSION = 1
+SCHEMA_VERSION_KEY = b"autotrader.indicators.schema_version"
+ASOF_KEY = b"autotrader.indicators.asof"
+CONFIG_KEY = b"autotrader.indicators.config"
+
+
+class MetadataError(ValueError):
+    """A metadata file that cannot be used (wrong schema version, corrupt)."""
+
+
+@dataclass(slots=True)
+class MetadataSet:
+    asof: date
+    config: IndicatorConfig
+    instruments: dict[str, InstrumentIndicators] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)  # symbols without any daily bar up to asof
+
+
+# ---- vectorised state from arrays ---------------------------------------------------------------
+class _Powers:
+    """(1 - alpha) ** k for k = 0..n, extended on demand (shared across symbols)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[float, np.ndarray] = {}
+
+    def get(self, decay: float, length: int) -> np.ndarray:
+        table = self._cache.get(decay)
+        if table is None or len(table) < length:
+            table = decay ** np.arange(max(length, 2048), dtype=np.float64)
+            self._cache[decay] = table
+        return table[:length]
+
+
+def _smoothed_state(x: np.ndarray, period: int, alpha: float, powers: _Powers) -> tuple[float, float, int, float]:
+    """Final (value, prev, count, seed) of an SMA-seeded recursion v += alpha * (x - v), closed form:
+    v_m = (1-a)^m s + a * sum_j (1-a)^(m-1-j) x_{period+j}."""
+    count = len(x)
+    if count < period:
+        return np.nan, np.nan, count, float(x.sum())
+    seed_sum = float(x[:period].sum())
+    seed = seed_sum / period
+    steps = count - period
+    if steps == 0:
+        return seed, np.nan, count, seed_sum
+    decay = 1.0 - alpha
+    weights = powers.get(decay, steps + 1)
+    rest = x[period:]
+    value = weights[steps] * seed + alpha * float(np.dot(weights[steps - 1 :: -1], rest))
+    prev = seed
+    if steps > 1:
+        prev = weights[steps - 1] * seed + alpha * float(np.dot(weights[steps - 2 :: -1], rest[:-1]))
+    return value, prev, count, seed_sum
+
+
+def _frame_state(bars: dict[str, np.ndarray], closed: int, config: IndicatorConfig, powers: _Powers) -> FrameState:
+    k = config.history_length
+    lo = max(0, closed - k)
+    closes = bars["close"][:closed]
+    highs = bars["high"][:closed]
+    lows = bars["low"][:closed]
+    state = FrameState(
+        closed_count=closed,
+        hist_start=bars["start_day"][lo:closed].tolist(),
+        hist_open=bars["open"][lo:closed].tolist(),
+        hist_high=highs[lo:].tolist(),
+        hist_low=lows[lo:].tolist(),
+        hist_close=closes[lo:].tolist(),
+        hist_volume=bars["volume"][lo:closed].tolist(),
+    )
+    state.ema = [_smoothed_state(closes, n, 2.0 / (n + 1), powers) for n in config.ema_periods]
+    if config.atr_periods:
+        true_range = highs - lows
+        if closed > 1:
+            prev_close = closes[:-1]
+            true_range[1:] = np.maximum(
+                true_range[1:], np.maximum(np.abs(highs[1:] - prev_close), np.abs(lows[1:] - prev_close))
+            )
+        state.atr = [_smoothed_state(true_range, n, 1.0 / n, powers) for n in config.atr_periods]
+    if closed < len(bars["close"]):  # the last group is the forming week/month
+        i = closed
+        state.partial = (
+            int(bars["start_day"][i]),
+            int(bars["key"][i]),
+            float(bars["open"][i]),
+            float(bars["high"][i]),
+            float(bars["low"][i]),
+            float(bars["close"][i]),
+            float(bars["volume"][i]),
+            int(bars["days"][i]),
+        )
+    return state
+
+
+def indicators_from_arrays(
+    symbol: str,
+    days: np.ndarray,
+    opens: np.ndarray,
+    highs: np.ndarray,
+    lows: np.ndarray,
+    closes: np.ndarray,
+    volumes: np.ndarray,
+    asof: date,
+    config: IndicatorConfig,
+    instrument_key: str = "",
+    powers: _Powers | None = None,
+) -> InstrumentIndicators:
+    """`InstrumentIndicators` as of `asof`'s close from sorted daily arrays (days = epoch days, all <= asof)."""
+    powers = powers or _Powers()
+    asof_day = day_number(asof)
+    frames: list[FrameState] = []
+    for tf in TIMEFRAMES:
+        keys = period_keys(days, tf)
+        bars = aggregate_arrays(days, opens, highs, lows, closes, volumes, keys)
+        count = len(bars["close"])
+        forming = (
+            tf is not Timeframe.DAY
+            and count > 0
+            and bars["key"][-1] == period_keys(np.array([asof_day], np.int64), tf)[0]
+        )
+        frames.append(_frame_state(bars, count - 1 if forming else count, config, powers))
+    last_day = int(days[-1]) if len(days) else -1
+    return InstrumentIndicators.from_state(symbol, config, last_day, frames, instrument_key)
+
+
+_DailyArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _read_daily(store: BarStore, symbol: str, asof_day: int) -> _DailyArrays | None:
+    path = store.root / f"timeframe={Timeframe.DAY.value}" / f"symbol={symbol}" / "part-0.parquet"
+    if not path.exists():
+        return None
+    table = pq.read_table(path, columns=["ts", "open", "high", "low", "close", "volume"])
+    # ts is midnight IST; +05:30 then floor to days gives the IST calendar day.
+    ts_ns = table.column("ts").cast(pa.timestamp("ns")).to_numpy().astype(np.int64)
+    days = (ts_ns + 19_800_000_000_000) // 86_400_000_000_000
+    keep = days <= asof_day
+    if not keep.any():
+        return None
+    o, h, lo, c, v = (
+        table.column(c).to_numpy().astype(np.float64)[keep] for c in ("open", "high", "low", "close", "volume")
+    )
+    if not (np.diff(days[keep]) > 0).all():
+        raise ValueError(f"{symbol}: daily bars are not sorted by day without duplicates")
+    return days[keep], o, h, lo, c, v
+
+
+def build_metadata(
+    store: BarStore,
+    symbols: Iterable[str],
+    asof: date,
+    config: IndicatorConfig | None = None,
+    instrument_keys: dict[str, str] | None = None,
+) -> MetadataSet:
+    """Indicator state of each symbol as of `asof`'s close from the daily bars in `store`."""
+    config = config or IndicatorConfig()
+    keys = instrument_keys or {}
+    result = MetadataSet(asof=asof, config=config)
+    powers = _Powers()
+    asof_day = day_number(asof)
+    for symbol in symbols:
+        arrays = _read_daily(store, symbol, asof_day)
+        if arrays is None:
+            result.missing.append(symbol)
+            continue
+        result.instruments[symbol] = indicators_from_arrays(
+            symbol, *arrays, asof=asof, config=config, instrument_key=keys.get(symbol, ""), powers=powers
+        )
+    return result
+
+
+# ---- file format --------------------------------------------------------------------------------
+_LIST_F = pa.list_(pa.float64())
+_LIST_I = pa.list_(pa.int64())
+FILE_SCHEMA = pa.schema(
+    [
+        ("symbol", pa.string()),
+        ("instrument_key", pa.string()),
+        ("history_complete", pa.bool_()),
+        ("timeframe", pa.string()),
+        ("last_day", pa.int64()),
+        ("closed_count", pa.int64()),
+        ("hist_start", _LIST_I),
+        ("hist_open", _LIST_F),
+        ("hist_high", _LIST_F),
+        ("hist_low", _LIST_F),
+        ("hist_close", _LIST_F),
+        ("hist_volume", _LIST_F),
+        ("ema_value", _LIST_F),
+        ("ema_prev", _LIST_F),
+        ("ema_count", _LIST_I),
+        ("ema_seed", _LIST_F),
+        ("atr_value", _LIST_F),
+        ("atr_prev", _LIST_F),
+        ("atr_count", _LIST_I),
+        ("atr_seed", _LIST_F),
+        ("partial_start", pa.int64()),
+        ("partial_key", pa.int64()),
+        ("partial_open", pa.float64()),
+        ("partial_high", pa.float64()),
+        ("partial_low", pa.float64()),
+        ("partial_close", pa.float64()),
+        ("partial_volume", pa.float64()),
+        ("partial_days", pa.int64()),
+    ]
+)
+_PARTIAL_FIELDS = ("start", "key", "open", "high", "low", "close", "volume", "days")
+
+
+def save_metadata(path: Path | str, metadata: MetadataSet) -> Path:
+    """Write `metadata` atomically (temp file + rename). Returns the path."""
+    path = Path(path)
+    columns: dict[str, list[Any]] = {name: [] for name in FILE_SCHEMA.names}
+    for symbol, indicators in metadata.instruments.items():
+        if indicators.config != metadata.config:
+            raise ValueError(f"{symbol}: indicator config differs from the metadata config")
+        last_day, frames = indicators.export_state()
+        for tf, state in zip(TIMEFRAMES, frames, strict=True):
+            columns["symbol"].append(symbol)
+            columns["instrument_key"].append(indicators.instrument_key)
+            columns["history_complete"].append(indicators.history_complete)
+            columns["timeframe"].append(tf.value)
+            columns["last_day"].append(last_day)
+            columns["closed_count"].append(state.closed_count)
+            for name in ("start", "open", "high", "low", "close", "volume"):
+                columns[f"hist_{name}"].append(getattr(state, f"hist_{name}"))
+            for kind, rows in (("ema", state.ema), ("atr", state.atr)):
+                for i, part in enumerate(("value", "prev", "count", "seed")):
+                    columns[f"{kind}_{part}"].append([row[i] for row in rows])
+            for i, name in enumerate(_PARTIAL_FIELDS):
+                columns[f"partial_{name}"].append(None if state.partial is None else state.partial[i])
+    schema = FILE_SCHEMA.with_metadata(
+        {
+            SCHEMA_VERSION_KEY: str(SCHEMA_VERSION).encode(),
+            ASOF_KEY: metadata.asof.isoformat().encode(),
+            CONFIG_KEY: json.dumps(metadata.config.to_dict()).encode(),
+        }
+    )
+    table = pa.Table.from_pydict(columns, schema=schema)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    tmp.replace(path)
+    return path
+
+
+def read_metadata(path: Path | str) -> MetadataSet:
+    """Load a metadata file written by `save_metadata` (checks the schema version)."""
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise MetadataError(f"cannot read indicator metadata {path}: {exc}") from exc
+    meta = table.schema.metadata or {}
+    version = meta.get(SCHEMA_VERSION_KEY)
+    if version is None or int(version) != SCHEMA_VERSION:
+        raise MetadataError(
+            f"{path}: indicator metadata schema version {version!r}, expected {SCHEMA_VERSION}; "
+            "rebuild it with `autotrader metadata build`"
+        )
+    config = IndicatorConfig.from_dict(json.loads(meta[CONFIG_KEY]))
+    result = MetadataSet(asof=date.fromisoformat(meta[ASOF_KEY].decode()), config=config)
+    data = table.to_pydict()
+    frames: list[FrameState] = []
+    for row in range(table.num_rows):
+        partial = None
+        if data["partial_start"][row] is not None:
+            partial = tuple(data[f"partial_{name}"][row] for name in _PARTIAL_FIELDS)
+        frames.append(
+            FrameState(
+                closed_count=data["closed_count"][row],
+                hist_start=data["hist_start"][row],
+                hist_open=data["hist_open"][row],
+                hist_high=data["hist_high"][row],
+                hist_low=data["hist_low"][row],
+                hist_close=data["hist_close"][row],
+                hist_volume=data["hist_volume"][row],
+                ema=list(
+                    zip(
+                        data["ema_value"][row],
+                        data["ema_prev"][row],
+                        data["ema_count"][row],
+                        data["ema_seed"][row],
+                        strict=True,
+                    )
+                ),
+                atr=list(
+                    zip(
+                        data["atr_value"][row],
+                        data["atr_prev"][row],
+                        data["atr_count"][row],
+                        data["atr_seed"][row],
+                        strict=True,
+                    )
+                ),
+                partial=partial,  # type: ignore[arg-type]
+            )
+        )
+        if len(frames) == len(TIMEFRAMES):
+            if [data["timeframe"][row - 2 + i] for i in range(3)] != [tf.value for tf in TIMEFRAMES]:
+                raise MetadataError(f"{path}: rows of {data['symbol'][row]} are not daily, weekly, monthly")
+            symbol = data["symbol"][row]
+            result.instruments[symbol] = InstrumentIndicators.from_state(
+                symbol,
+                config,
+                data["last_day"][row],
+                frames,
+                instrument_key=data["instrument_key"][row],
+                history_complete=data["history_complete"][row],
+            )
+            frames = []
+    return result
+
+
+def load_metadata(path: Path | str) -> dict[str, InstrumentIndicators]:
+    """symbol → live `InstrumentIndicators`, ready for the session's ticks."""
+    return read_metadata(path).instruments

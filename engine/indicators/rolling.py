@@ -1,0 +1,348 @@
+"""Incremental indicators over closed bars, each able to include one forming (not yet closed) bar.
+
+Every indicator keeps COMMITTED state built from closed bars only (`push`) and answers:
+- `value`: the value as of the last closed bar (None until `initialized`);
+- `prev_value`: the value as of the closed bar before that;
+- `value_with(x)`: the value if a forming bar with input `x` closed now, in O(1), without touching
+  the committed state (so a tick costs nothing here; the forming bar is just an argument).
+
+`update(bar)` is the STYLE entry point (a closed `Bar`); `push(...)` takes plain floats (hot path,
+metadata restore). Updates are O(1): deques and running sums. Window sums use Neumaier compensated
+summation and are recomputed exactly (`math.fsum`) every `EXACT_RECOMPUTE_EVERY` pushes, so years
+of history and millions of updates do not drift.
+
+Conventions (checked against pandas in tests/engine/indicators):
+- SMA(n): mean of the last n inputs (pandas `rolling(n).mean()`).
+- EMA(n): alpha = 2/(n+1), seeded with the SMA of the first n inputs, then
+  `ema += alpha * (x - ema)` (pandas `ewm(span=n, adjust=False)` over the seeded series; TA-Lib style).
+- ATR(n): Wilder. True range TR = max(high-low, |high-prev_close|, |low-prev_close|) (first bar:
+  high-low); seeded with the mean of the first n TRs, then `atr += (tr - atr) / n`.
+- Highest(n)/Lowest(n): max of highs / min of lows over the last n bars (monotonic deque).
+- AverageVolume(n): SMA of volume.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+
+from engine.models import Bar
+
+EXACT_RECOMPUTE_EVERY = 4096
+
+
+def _check_period(period: int) -> int:
+    if not isinstance(period, int) or period < 1:
+        raise ValueError(f"period must be a positive int, got {period!r}")
+    return period
+
+
+class SMA:
+    """Simple moving average of the last `period` inputs (closes by default)."""
+
+    __slots__ = ("_comp", "_count", "_head", "_pushes", "_values", "period", "prev_value")
+
+    def __init__(self, period: int) -> None:
+        self.period = _check_period(period)
+        self.reset()
+
+    def reset(self) -> None:
+        # _values: the last `period` inputs; _head (+_comp): compensated sum of the newest period-1.
+        self._values: deque[float] = deque(maxlen=self.period)
+        self._head = 0.0
+        self._comp = 0.0
+        self._count = 0
+        self._pushes = 0
+        self.prev_value: float | None = None
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    @property
+    def initialized(self) -> bool:
+        return self._count >= self.period
+
+    def _add(self, x: float) -> None:
+        total = self._head + x
+        if abs(self._head) >= abs(x):
+            self._comp += (self._head - total) + x
+        else:
+            self._comp += (x - total) + self._head
+        self._head = total
+
+    def push(self, x: float) -> None:
+        self.prev_value = self.value
+        values = self._values
+        keep = self.period - 1
+        if keep:
+            if len(values) >= keep:
+                self._add(-values[-keep])  # leaves the newest-(period-1) window
+            values.append(x)
+            self._add(x)
+        else:
+            values.append(x)
+        self._count += 1
+        self._pushes += 1
+        if self._pushes >= EXACT_RECOMPUTE_EVERY:
+            self._recompute()
+
+    def _recompute(self) -> None:
+        keep = self.period - 1
+        tail = list(self._values)[-keep:] if keep else []
+        self._head = math.fsum(tail)
+        self._comp = 0.0
+        self._pushes = 0
+
+    def update(self, bar: Bar) -> None:
+        self.push(bar.close)
+
+    @property
+    def value(self) -> float | None:
+        if self._count < self.period:
+            return None
+        return (self._head + self._comp + self._values[0]) / self.period
+
+    def value_with(self, x: float) -> float | None:
+        """The value including a forming input `x` (needs period-1 closed inputs)."""
+        if self._count < self.period - 1:
+            return None
+        return (self._head + self._comp + x) / self.period
+
+    def restore(self, tail: Sequence[float], count: int) -> None:
+        """Rebuild from the last closed inputs (`tail`, oldest first, at least min(count, period+1)
+        of them) and the number of inputs ever pushed."""
+        self.reset()
+        n = self.period
+        self._values.extend(tail[-n:])
+        self._recompute()
+        self._count = count
+        if count > n and len(tail) > n:
+            self.prev_value = math.fsum(tail[-n - 1 : -1]) / n
+
+
+class AverageVolume(SMA):
+    """SMA of bar volume."""
+
+    __slots__ = ()
+
+    def update(self, bar: Bar) -> None:
+        self.push(float(bar.volume))
+
+
+class EMA:
+    """Exponential moving average, SMA-seeded (see module docstring)."""
+
+    __slots__ = ("_count", "_seed", "alpha", "period", "prev_value", "value")
+
+    def __init__(self, period: int) -> None:
+        self.period = _check_period(period)
+        self.alpha = 2.0 / (period + 1)
+        self.reset()
+
+    def reset(self) -> None:
+        self.value: float | None = None
+        self.prev_value: float | None = None
+        self._seed = 0.0  # sum of inputs while warming up
+        self._count = 0
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    @property
+    def initialized(self) -> bool:
+        return self.value is not None
+
+    def push(self, x: float) -> None:
+        self.prev_value = self.value
+        self._count += 1
+        if self.value is not None:
+            self.value += self.alpha * (x - self.value)
+        else:
+            self._seed += x
+            if self._count == self.period:
+                self.value = self._seed / self.period
+
+    def update(self, bar: Bar) -> None:
+        self.push(bar.close)
+
+    def value_with(self, x: float) -> float | None:
+        if self.value is not None:
+            return self.value + self.alpha * (x - self.value)
+        if self._count == self.period - 1:
+            return (self._seed + x) / self.period
+        return None
+
+    def state(self) -> tuple[float | None, float | None, int, float]:
+        return self.value, self.prev_value, self._count, self._seed
+
+    def restore(self, value: float | None, prev_value: float | None, count: int, seed: float) -> None:
+        self.value, self.prev_value, self._count, self._seed = value, prev_value, count, seed
+
+
+class ATR:
+    """Average true range, Wilder smoothing (see module docstring)."""
+
+    __slots__ = ("_count", "_seed", "last_close", "period", "prev_value", "value")
+
+    def __init__(self, period: int) -> None:
+        self.period = _check_period(period)
+        self.reset()
+
+    def reset(self) -> None:
+        self.value: float | None = None
+        self.prev_value: float | None = None
+        self.last_close: float | None = None
+        self._seed = 0.0
+        self._count = 0
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    @property
+    def initialized(self) -> bool:
+        return self.value is not None
+
+    def true_range(self, high: float, low: float) -> float:
+        prev = self.last_close
+        if prev is None:
+            return high - low
+        return max(high - low, abs(high - prev), abs(low - prev))
+
+    def push(self, high: float, low: float, close: float) -> None:
+        tr = self.true_range(high, low)
+        self.prev_value = self.value
+        self._count += 1
+        self.last_close = close
+        if self.value is not None:
+            self.value += (tr - self.value) / self.period
+        else:
+            self._seed += tr
+            if self._count == self.period:
+                self.value = self._seed / self.period
+
+    def update(self, bar: Bar) -> None:
+        self.push(bar.high, bar.low, bar.close)
+
+    def value_with(self, high: float, low: float) -> float | None:
+        tr = self.true_range(high, low)
+        if self.value is not None:
+            return self.value + (tr - self.value) / self.period
+        if self._count == self.period - 1:
+            return (self._seed + tr) / self.period
+        return None
+
+    def state(self) -> tuple[float | None, float | None, int, float, float | None]:
+        return self.value, self.prev_value, self._count, self._seed, self.last_close
+
+    def restore(
+        self, value: float | None, prev_value: float | None, count: int, seed: float, last_close: float | None
+    ) -> None:
+        self.value, self.prev_value, self._count, self._seed, self.last_close = (
+            value,
+            prev_value,
+            count,
+            seed,
+            last_close,
+        )
+
+
+class _Extreme:
+    """Rolling max (sign=+1) or min (sign=-1) over `period` inputs: a monotonic deque over the newest
+    period-1 inputs (what a forming bar is combined with) plus the raw last `period` inputs."""
+
+    __slots__ = ("_count", "_mono", "_values", "period", "prev_value", "sign")
+
+    def __init__(self, period: int, sign: int) -> None:
+        self.period = _check_period(period)
+        self.sign = sign
+        self.reset()
+
+    def reset(self) -> None:
+        self._values: deque[float] = deque(maxlen=self.period)
+        self._mono: deque[tuple[int, float]] = deque()  # (index, sign*x), decreasing sign*x
+        self._count = 0
+        self.prev_value: float | None = None
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    @property
+    def initialized(self) -> bool:
+        return self._count >= self.period
+
+    def push(self, x: float) -> None:
+        self.prev_value = self.value
+        self._append(x)
+
+    def _append(self, x: float) -> None:
+        self._values.append(x)
+        keep = self.period - 1
+        if keep:
+            key = self.sign * x
+            mono = self._mono
+            while mono and mono[-1][1] <= key:
+                mono.pop()
+            mono.append((self._count, key))
+            if mono[0][0] <= self._count - keep:
+                mono.popleft()
+        self._count += 1
+
+    def _head(self) -> float | None:
+        """sign * extreme of the newest period-1 inputs (None if there are none)."""
+        return self._mono[0][1] if self._mono else None
+
+    @property
+    def value(self) -> float | None:
+        if self._count < self.period:
+            return None
+        head = self._head()
+        oldest = self.sign * self._values[0]
+        return self.sign * (oldest if head is None or oldest > head else head)
+
+    def value_with(self, x: float) -> float | None:
+        if self._count < self.period - 1:
+            return None
+        head = self._head()
+        key = self.sign * x
+        return self.sign * (key if head is None or key > head else head)
+
+    def restore(self, tail: Sequence[float], count: int) -> None:
+        self.reset()
+        n = self.period
+        recent = list(tail[-n:])
+        base = count - len(recent)
+        self._count = base
+        for x in recent:  # at most `period` appends
+            self._append(x)
+        if count > n and len(tail) > n:
+            window = tail[-n - 1 : -1]
+            self.prev_value = max(window) if self.sign > 0 else min(window)
+
+
+class Highest(_Extreme):
+    """Highest high over the last `period` bars."""
+
+    __slots__ = ()
+
+    def __init__(self, period: int) -> None:
+        super().__init__(period, 1)
+
+    def update(self, bar: Bar) -> None:
+        self.push(bar.high)
+
+
+class Lowest(_Extreme):
+    """Lowest low over the last `period` bars."""
+
+    __slots__ = ()
+
+    def __init__(self, period: int) -> None:
+        super().__init__(period, -1)
+
+    def update(self, bar: Bar) -> None:
+        self.push(bar.low)

@@ -1,0 +1,72 @@
+"""Logging set-up with secret redaction: every credential value is replaced by `***` in every log
+record (message, arguments, exception and stack text) before any handler formats it."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable
+
+REDACTED = "***"
+# Shorter values would redact ordinary words and numbers; real tokens are far longer.
+MIN_SECRET_LENGTH = 4
+
+
+class SecretRedactingFilter(logging.Filter):
+    """Replaces each secret value with `***` in the record. Attach to handlers (so records from every
+    logger are covered) — `configure_logging` does."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self._secrets: list[str] = []
+        self.add_secrets(secrets)
+
+    def add_secrets(self, secrets: Iterable[str]) -> None:
+        values = {s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH} | set(self._secrets)
+        self._secrets = sorted(values, key=len, reverse=True)  # longest first: no partial leftovers
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._secrets:
+            return True
+        # Render the message once so secrets inside args are redacted whatever their type.
+        message = record.getMessage()
+        record.msg = self.redact(message)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+            record.exc_info = None  # the formatted (redacted) text is used instead
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
+        return True
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(level: str | int = "INFO", secrets: Iterable[str] = ()) -> SecretRedactingFilter:
+    """Configure the root logger (stderr) and attach the redacting filter to every root handler.
+    Returns the filter so callers can add secrets loaded later (e.g. from Prefect Secret blocks)."""
+    root = logging.getLogger()
+    root.setLevel(level)
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        root.addHandler(handler)
+    redactor = SecretRedactingFilter(secrets)
+    for handler in root.handlers:
+        for existing in [f for f in handler.filters if isinstance(f, SecretRedactingFilter)]:
+            redactor.add_secrets(existing._secrets)
+            handler.removeFilter(existing)
+        handler.addFilter(redactor)
+    return redactor
+
+
+__all__ = ["REDACTED", "SecretRedactingFilter", "configure_logging"]

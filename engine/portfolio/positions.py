@@ -1,0 +1,211 @@
+"""Positions in the database (table `positions`), the active-positions filter and the trade log.
+
+`PositionBook` is the in-memory view of the open positions, loaded from the database at start
+(so a restart knows what it holds) and written through on every change. Closing a position
+writes a `trades` row with gross and net P&L after charges."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import Engine
+from sqlmodel import col, select
+
+from engine.models import Instrument, Position, Side, Trade
+from engine.portfolio.charges import ChargeCalculator
+from engine.portfolio.times import from_db, to_db
+from engine.storage import session_scope
+from engine.storage.tables import PositionRow, TradeRow
+
+
+@dataclass(slots=True)
+class OpenPosition:
+    id: int
+    instrument: Instrument
+    quantity: int
+    average_price: float
+    stop: float
+    target: float
+    opened_at: datetime
+    entry_client_order_id: str
+    initial_risk: float
+    exit_id: str | None = None
+    reference_price: float = 0.0  # today's P&L is measured from here (entry, or the previous close)
+    last_price: float = 0.0
+    exit_client_order_id: str | None = None  # an exit order we sent ourselves, pending
+    exit_reason: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.instrument.instrument_key
+
+    @property
+    def day_pnl(self) -> float:
+        """Unrealised P&L since the reference price (gross)."""
+        price = self.last_price or self.reference_price
+        return self.quantity * (price - self.reference_price)
+
+    def as_position(self) -> Position:
+        return Position(
+            instrument_key=self.key,
+            symbol=self.instrument.symbol,
+            quantity=self.quantity,
+            average_price=self.average_price,
+            stop=self.stop,
+            target=self.target,
+            opened_at=self.opened_at,
+            entry_client_order_id=self.entry_client_order_id,
+            exit_id=self.exit_id,
+        )
+
+
+def exit_trigger(position: OpenPosition, price: float) -> str | None:
+    """"stop" when the price is at or below the stop, "target" at or above the target."""
+    if price <= position.stop:
+        return "stop"
+    if price >= position.target:
+        return "target"
+    return None
+
+
+class PositionBook:
+    def __init__(self, db: Engine, charges: ChargeCalculator, instruments: dict[str, Instrument]) -> None:
+        self.db = db
+        self.charges = charges
+        self.instruments = instruments
+        self.open: dict[str, OpenPosition] = {}
+
+    def load(self) -> list[OpenPosition]:
+        """Read every OPEN position from the database (instruments we no longer trade included,
+        as far as the instrument list knows them)."""
+        self.open.clear()
+        with session_scope(self.db) as session:
+            rows = session.exec(select(PositionRow).where(PositionRow.status == "OPEN")).all()
+        for row in rows:
+            instrument = self.instruments.get(row.instrument_key) or Instrument(row.instrument_key, row.symbol, "")
+            assert row.id is not None
+            self.open[row.instrument_key] = OpenPosition(
+                id=row.id,
+                instrument=instrument,
+                quantity=row.quantity,
+                average_price=row.average_price,
+                stop=row.stop,
+                target=row.target,
+                opened_at=from_db(row.opened_at),
+                entry_client_order_id=row.entry_client_order_id,
+                initial_risk=row.initial_risk,
+                exit_id=row.exit_id,
+                reference_price=row.average_price,
+            )
+        return list(self.open.values())
+
+    def holds(self, instrument_key: str) -> bool:
+        return instrument_key in self.open
+
+    def open_position(
+        self,
+        instrument: Instrument,
+        quantity: int,
+        average_price: float,
+        stop: float,
+        target: float,
+        opened_at: datetime,
+        entry_client_order_id: str,
+    ) -> OpenPosition:
+        if instrument.instrument_key in self.open:
+            raise ValueError(f"{instrument.symbol} already has an open position")
+        initial_risk = round(quantity * (average_price - stop), 2)
+        row = PositionRow(
+            instrument_key=instrument.instrument_key,
+            symbol=instrument.symbol,
+            quantity=quantity,
+            average_price=average_price,
+            stop=stop,
+            target=target,
+            opened_at=to_db(opened_at),
+            entry_client_order_id=entry_client_order_id,
+            initial_risk=initial_risk,
+        )
+        with session_scope(self.db) as session:
+            session.add(row)
+            session.flush()
+            assert row.id is not None
+            position_id = row.id
+        position = OpenPosition(
+            id=position_id,
+            instrument=instrument,
+            quantity=quantity,
+            average_price=average_price,
+            stop=stop,
+            target=target,
+            opened_at=opened_at,
+            entry_client_order_id=entry_client_order_id,
+            initial_risk=initial_risk,
+            reference_price=average_price,
+            last_price=average_price,
+        )
+        self.open[instrument.instrument_key] = position
+        return position
+
+    def set_exit(self, position: OpenPosition, exit_id: str | None) -> None:
+        position.exit_id = exit_id
+        with session_scope(self.db) as session:
+            row = session.get(PositionRow, position.id)
+            if row is not None:
+                row.exit_id = exit_id
+                session.add(row)
+
+    def close(
+        self, position: OpenPosition, exit_price: float, exit_time: datetime, reason: str, trading_day: date
+    ) -> Trade:
+        """Close the position at `exit_price`: mark it CLOSED and log the trade with P&L."""
+        gross, charges, net = self.charges.trade_pnl(position.quantity, position.average_price, exit_price)
+        trade = Trade(
+            instrument_key=position.key,
+            symbol=position.instrument.symbol,
+            side=Side.BUY,
+            quantity=position.quantity,
+            entry_time=position.opened_at,
+            entry_price=position.average_price,
+            exit_time=exit_time,
+            exit_price=exit_price,
+            gross_pnl=gross,
+            charges=charges,
+            net_pnl=net,
+            exit_reason=reason,
+        )
+        with session_scope(self.db) as session:
+            row = session.get(PositionRow, position.id)
+            if row is not None:
+                row.status = "CLOSED"
+                row.closed_at = to_db(exit_time)
+                session.add(row)
+            session.add(
+                TradeRow(
+                    position_id=position.id,
+                    instrument_key=trade.instrument_key,
+                    symbol=trade.symbol,
+                    side=trade.side.value,
+                    quantity=trade.quantity,
+                    entry_time=to_db(trade.entry_time),
+                    entry_price=trade.entry_price,
+                    exit_time=to_db(trade.exit_time),
+                    exit_price=trade.exit_price,
+                    gross_pnl=trade.gross_pnl,
+                    charges=trade.charges,
+                    net_pnl=trade.net_pnl,
+                    exit_reason=trade.exit_reason,
+                    trading_day=trading_day,
+                )
+            )
+        self.open.pop(position.key, None)
+        return trade
+
+    def trades_of(self, trading_day: date) -> list[TradeRow]:
+        with session_scope(self.db) as session:
+            return list(
+                session.exec(
+                    select(TradeRow).where(TradeRow.trading_day == trading_day).order_by(col(TradeRow.exit_time))
+                ).all()
+            )

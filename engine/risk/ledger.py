@@ -1,0 +1,82 @@
+"""The daily risk ledger (table `risk_ledger`, one row per trading day): the day's capital, risk
+cap, the initial risk of the day's entries, realised P&L and the kill switch. Persisted on every
+change, so a restarted session keeps the day's budget and never re-opens a halted day."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import Engine
+
+from engine.clock import Clock
+from engine.portfolio.times import to_db
+from engine.settings import Settings
+from engine.storage import session_scope
+from engine.storage.tables import RiskLedgerRow
+
+
+class RiskLedger:
+    def __init__(self, db: Engine, clock: Clock, trading_day: date, settings: Settings) -> None:
+        self.db = db
+        self.clock = clock
+        self.trading_day = trading_day
+        with session_scope(db) as session:
+            row = session.get(RiskLedgerRow, trading_day)
+            if row is None:
+                row = RiskLedgerRow(
+                    trading_day=trading_day,
+                    capital=settings.capital,
+                    daily_risk_cap=round(settings.capital * settings.risk.daily_risk_cap_pct / 100, 2),
+                    updated_at=to_db(clock.now()),
+                )
+                session.add(row)
+        self.row = row
+
+    @property
+    def capital(self) -> float:
+        return self.row.capital
+
+    @property
+    def daily_risk_cap(self) -> float:
+        return self.row.daily_risk_cap
+
+    @property
+    def risk_used(self) -> float:
+        return self.row.risk_used
+
+    @property
+    def realized_pnl(self) -> float:
+        return self.row.realized_pnl
+
+    @property
+    def kill_switch(self) -> bool:
+        return self.row.kill_switch
+
+    @property
+    def kill_reason(self) -> str:
+        return self.row.kill_reason
+
+    def _save(self, **changes: object) -> None:
+        with session_scope(self.db) as session:
+            row = session.get(RiskLedgerRow, self.trading_day)
+            assert row is not None
+            for key, value in changes.items():
+                setattr(row, key, value)
+            row.updated_at = to_db(self.clock.now())
+            session.add(row)
+        self.row = row
+
+    def add_entry(self, risk: float) -> None:
+        """Reserve the initial risk of an entry (before its order is sent)."""
+        self._save(risk_used=self.row.risk_used + risk, entries=self.row.entries + 1)
+
+    def release(self, risk: float) -> None:
+        """Give back risk of an entry that was rejected or cancelled unfilled (or filled in part)."""
+        self._save(risk_used=max(0.0, self.row.risk_used - risk))
+
+    def add_realized(self, net_pnl: float) -> None:
+        self._save(realized_pnl=round(self.row.realized_pnl + net_pnl, 2))
+
+    def trip(self, reason: str) -> None:
+        if not self.row.kill_switch:
+            self._save(kill_switch=True, kill_reason=reason)

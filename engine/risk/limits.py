@@ -1,0 +1,137 @@
+"""Choosing which candidates to enter, within every limit. Pure: the engine passes the state
+(budget, funds, what is held) and gets one explained decision per candidate.
+
+In order of score (highest first; ties by symbol), a candidate is rejected when: the kill switch
+is on; the instrument already has an open position or pending entry (or an earlier candidate
+took it); a validator rule failed; max open positions is reached; its size is below one lot. Its
+quantity is then cut (whole lots) to fit the rest of the daily risk budget and the available
+funds (cost + buy charges); rejected if nothing is left."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from engine.models import Instrument, Setup, Side
+from engine.portfolio.charges import ChargeCalculator
+from engine.risk.sizing import size_position
+from engine.settings import RiskSettings
+
+_EPSILON = 1e-6
+
+
+@dataclass(slots=True)
+class Candidate:
+    setup: Setup
+    instrument: Instrument
+    atr: float | None = None  # daily ATR, for the volatility cap
+
+
+@dataclass(slots=True)
+class RiskBudget:
+    capital: float
+    daily_risk_cap: float
+    risk_used: float
+    funds_available: float
+    open_positions: int
+    held: frozenset[str] = field(default_factory=frozenset)  # instrument keys: open position or pending entry
+    kill_switch: bool = False
+    kill_reason: str = ""
+
+    @property
+    def risk_left(self) -> float:
+        return max(0.0, self.daily_risk_cap - self.risk_used)
+
+
+@dataclass(slots=True)
+class EntryDecision:
+    setup: Setup
+    instrument: Instrument
+    approved: bool
+    reason: str
+    quantity: int = 0
+    risk: float = 0.0
+    cost: float = 0.0  # quantity × entry
+    charges: float = 0.0  # buy-side charges
+
+    @property
+    def symbol(self) -> str:
+        return self.setup.symbol
+
+
+def _fit_lots(instrument: Instrument, quantity: int, per_unit: float, limit: float, extra: float = 0.0) -> int:
+    """Largest whole-lot quantity <= `quantity` with quantity × per_unit + extra(quantity) <= limit."""
+    if per_unit <= 0:
+        return quantity
+    fitted = min(quantity, instrument.whole_lots(limit / per_unit))
+    while fitted > 0 and fitted * per_unit > limit + _EPSILON:
+        fitted -= instrument.lot_size
+    return max(fitted, 0)
+
+
+def plan_entries(
+    candidates: Iterable[Candidate],
+    budget: RiskBudget,
+    risk: RiskSettings,
+    charges: ChargeCalculator,
+) -> list[EntryDecision]:
+    ordered = sorted(candidates, key=lambda c: (-c.setup.score, c.setup.symbol))
+    held = set(budget.held)
+    risk_left = budget.risk_left
+    funds_left = max(0.0, budget.funds_available)
+    slots_left = risk.max_open_positions - budget.open_positions
+    decisions: list[EntryDecision] = []
+
+    def reject(candidate: Candidate, reason: str) -> None:
+        decisions.append(EntryDecision(candidate.setup, candidate.instrument, False, reason))
+
+    for candidate in ordered:
+        setup, instrument = candidate.setup, candidate.instrument
+        if budget.kill_switch:
+            reject(candidate, f"kill switch on: {budget.kill_reason}")
+            continue
+        if setup.instrument_key in held:
+            reject(candidate, "instrument already has an open position or pending entry")
+            continue
+        failed = [rule.name for rule in setup.rules if not rule.passed]
+        if failed:
+            reject(candidate, "failed rules: " + ", ".join(failed))
+            continue
+        if slots_left <= 0:
+            reject(candidate, f"max open positions ({risk.max_open_positions}) reached")
+            continue
+        sized = size_position(instrument, setup.entry, setup.stop, budget.capital, risk, candidate.atr)
+        if sized.quantity == 0:
+            reject(candidate, sized.reason)
+            continue
+        per_share = setup.entry - setup.stop
+        notes = [sized.reason]
+        quantity = _fit_lots(instrument, sized.quantity, per_share, risk_left)
+        if quantity < sized.quantity:
+            notes.append(f"cut to {quantity} by daily risk budget left {risk_left:.2f}")
+        if quantity == 0:
+            lot_risk = per_share * instrument.lot_size
+            reject(candidate, f"daily risk cap: {risk_left:.2f} left, one lot risks {lot_risk:.2f}")
+            continue
+        # Charges are almost linear in turnover: fit on price plus the charge rate, then shed lots
+        # while cost + charges still exceed the funds.
+        charge_rate = charges.order(Side.BUY, quantity, setup.entry).total / (quantity * setup.entry)
+        fitted = _fit_lots(instrument, quantity, setup.entry * (1 + charge_rate), funds_left)
+        while fitted > 0 and fitted * setup.entry + charges.order(Side.BUY, fitted, setup.entry).total > funds_left:
+            fitted -= instrument.lot_size
+        if fitted < quantity:
+            notes.append(f"cut to {max(fitted, 0)} by funds available {funds_left:.2f}")
+        if fitted <= 0:
+            reject(candidate, f"capital: funds available {funds_left:.2f} do not cover one lot at {setup.entry:.2f}")
+            continue
+        cost = fitted * setup.entry
+        buy_charges = charges.order(Side.BUY, fitted, setup.entry).total
+        decision_risk = fitted * per_share
+        decisions.append(
+            EntryDecision(setup, instrument, True, "; ".join(notes), fitted, decision_risk, cost, buy_charges)
+        )
+        held.add(setup.instrument_key)
+        risk_left -= decision_risk
+        funds_left -= cost + buy_charges
+        slots_left -= 1
+    return decisions

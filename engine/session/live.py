@@ -1,0 +1,311 @@
+"""The live session: feed (replayed or live Upstox) → TradingEngine, until the market closes.
+
+    LiveSession.open()          broker + reconciliation, universe, indicators (pre-open metadata),
+                                strategy, TradingEngine.resume() from the database, the feed client
+                                (and, for a replayed day, the in-process replay server on the same clock)
+    stream_until_close()        one long-running coroutine: ticks flow into the engine until the close
+    run_entry_window()          waits for the entry window on the clock and executes it (separately
+                                awaitable, so an orchestrator can make it its own task)
+    close()                     checkpoint, stop the feed, release the broker. Exits (GTTs) are NOT
+                                cancelled: open positions stay protected at the broker.
+
+Re-running a session resumes: the engine rebuilds its state from the database and the order
+journal never sends an order twice (entry ids are deterministic per day and instrument).
+Cancellation and SIGTERM (`install_signal_handlers`) end the stream gracefully through `close()`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from engine.brokers.base import Broker
+from engine.brokers.factory import make_broker
+from engine.calendar import TradingSession
+from engine.clock import Clock, LiveClock, SimulatedClock
+from engine.execution.manager import OrderManager
+from engine.feed.client import MarketDataClient
+from engine.feed.replay import ReplayServer
+from engine.indicators.metadata import build_metadata, load_metadata
+from engine.indicators.multitimeframe import InstrumentIndicators
+from engine.models import MarketStatus, Tick
+from engine.session import day as day_work
+from engine.session.stages import COMPLETED, INTERRUPTED, LIVE_SESSION, RUNNING, TradingDayContext, record_stage
+from engine.settings import load_credentials
+from engine.strategy import load_strategy
+from engine.trader import TradingEngine
+
+log = logging.getLogger(__name__)
+
+REPLAY_TOKEN = "replay-session-token"  # the in-process replay server accepts this bearer token
+REPLAY_LEAD = timedelta(minutes=2)  # a replayed day's clock starts this long before the open
+ENTRY_POLL = timedelta(seconds=60)  # while a window is open, new candidates are considered this often
+FEED_SEGMENT = "NSE_EQ"
+
+
+@dataclass
+class SessionStats:
+    ticks: int = 0
+    batches: int = 0
+    market_status: str = ""
+    entry_calls: int = 0
+    entries_approved: int = 0
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+
+
+class LiveSession:
+    def __init__(
+        self,
+        context: TradingDayContext,
+        clock: Clock,
+        broker: Broker,
+        orders: OrderManager,
+        engine: TradingEngine,
+        feed: MarketDataClient,
+        instrument_keys: list[str],
+        replay_server: ReplayServer | None = None,
+    ) -> None:
+        if context.session is None:
+            raise ValueError(f"no trading session on {context.day}: {context.skip_reason}")
+        self.context = context
+        self.session: TradingSession = context.session
+        self.clock = clock
+        self.broker = broker
+        self.orders = orders
+        self.engine = engine
+        self.feed = feed
+        self.instrument_keys = instrument_keys
+        self.replay_server = replay_server
+        self.stats = SessionStats()
+        self.streaming_done = asyncio.Event()
+        self._closed = False
+        self._stop_requested = ""
+        self._stop_task: asyncio.Future[None] | None = None
+
+    # ---- construction ----------------------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls,
+        context: TradingDayContext,
+        *,
+        replay: bool | None = None,
+        speed: float | None = None,
+        clock: Clock | None = None,
+    ) -> LiveSession:
+        """Everything the session needs, resumed from the database. `replay` (default: the
+        `feed.source` setting) replays the day from the Parquet store on a simulated clock at
+        `speed` (default `feed.replay_speed`); otherwise the live Upstox feed on the real clock."""
+        session = context.session
+        if session is None:
+            raise ValueError(f"no trading session on {context.day}: {context.skip_reason}")
+        settings = context.settings
+        replay = settings.feed.source == "replay" if replay is None else replay
+        if clock is None:
+            if replay:
+                clock = SimulatedClock(session.open - REPLAY_LEAD, speed or settings.feed.replay_speed)
+            else:
+                clock = LiveClock()
+        instruments = _universe_instruments(context)
+        indicators = _indicators(context, [i.symbol for i in instruments])
+        instruments = [i for i in instruments if i.symbol in indicators]
+        broker = make_session_broker(context, clock, instruments)
+        await broker.connect()
+        orders = OrderManager(broker, context.db, clock, trading_day=context.day)
+        reconciled = await orders.reconcile()
+        log.info("reconciled %s with the broker: %s", context.day, reconciled)
+        engine = TradingEngine(
+            settings, clock, instruments, indicators, load_strategy(settings), orders, context.db, context.day,
+            broker, session=session,
+        )
+        await engine.resume()
+        keys = [i.instrument_key for i in instruments]
+        replay_server = None
+        if replay:
+            replay_server = await _start_replay_server(context, clock)
+            api_url, token_provider = replay_server.api_url, _constant(REPLAY_TOKEN)
+        else:
+            credentials = load_credentials()
+            api_url = credentials.upstox_api_url
+
+            def token_provider() -> str:  # re-read on every reconnect: a refreshed token is picked up
+                token = load_credentials().upstox_access_token
+                return token.get_secret_value() if token is not None else ""
+
+        live = cls(context, clock, broker, orders, engine, _placeholder_feed(), keys, replay_server)
+        live.feed = MarketDataClient(
+            api_url=api_url,
+            token_provider=token_provider,
+            clock=clock,
+            calendar=context.calendar,
+            on_ticks=live._on_ticks,
+            on_market_status=live._on_market_status,
+            watchdog_seconds=settings.feed.watchdog_seconds,
+            reconnect_max_seconds=settings.feed.reconnect_max_seconds,
+            backfill=not replay,
+        )
+        record_stage(context.db, context.day, LIVE_SESSION, RUNNING, clock,
+                     {"instruments": len(keys), "replay": replay, "broker": broker.name})
+        return live
+
+    # ---- callbacks -------------------------------------------------------------------------------
+
+    async def _on_ticks(self, ticks: list[Tick]) -> None:
+        self.stats.ticks += len(ticks)
+        self.stats.batches += 1
+        await self.engine.on_ticks(ticks)
+
+    async def _on_market_status(self, statuses: dict[str, MarketStatus]) -> None:
+        status = statuses.get(FEED_SEGMENT)
+        if status is None:
+            return
+        self.stats.market_status = status.value
+        log.info("market status %s: %s", FEED_SEGMENT, status.value)
+        await self.engine.on_market_status(status)
+
+    # ---- the two long-running parts --------------------------------------------------------------
+
+    async def stream_until_close(self) -> dict[str, Any]:
+        """Stream until the session's close on the clock (or `request_stop`), then settle the day."""
+        try:
+            if self.clock.now() < self.session.close and not self._stop_requested:
+                await self.feed.subscribe(self.instrument_keys, self.context.settings.feed.mode)
+                state = await self.feed.run(until=self.session.close)
+                log.info("feed ended %s: %s", state.value, self.feed.stats)
+            summary = await self.engine.end_of_day()
+        finally:
+            self.streaming_done.set()
+        result = summary.as_dict()
+        result.update(ticks=self.stats.ticks, feed_state=self.feed.state.value,
+                      reconnects=self.feed.stats.reconnects, stopped_early=self._stop_requested or None)
+        record_stage(self.context.db, self.context.day, LIVE_SESSION, RUNNING, self.clock,
+                     {"streamed": True, "ticks": self.stats.ticks})
+        return result
+
+    async def run_entry_window(self) -> dict[str, Any]:
+        """Wait for the entry window on the clock; while it is open, execute it every ENTRY_POLL
+        (new candidates may appear); return the decisions. Returns early when streaming ends."""
+        window = self.engine.window
+        while not self.streaming_done.is_set():
+            now = self.clock.now()
+            opens = window.next_open(now, self.session)
+            if opens is None:
+                break
+            if opens > now:
+                await self._sleep_or_done(opens)
+                continue
+            decisions = await self.engine.execute_entry_window()
+            self.stats.entry_calls += 1
+            for decision in decisions:
+                record = {
+                    "symbol": decision.setup.symbol, "approved": decision.approved,
+                    "quantity": decision.quantity, "reason": decision.reason,
+                }
+                self.stats.decisions.append(record)
+                self.stats.entries_approved += int(decision.approved)
+                log.info("entry decision %s", record, extra={"instrument_key": decision.setup.instrument_key})
+            await self._sleep_or_done(self.clock.now() + ENTRY_POLL)
+        return {"entry_calls": self.stats.entry_calls, "approved": self.stats.entries_approved,
+                "decisions": self.stats.decisions}
+
+    async def _sleep_or_done(self, until: datetime) -> None:
+        sleeper = asyncio.ensure_future(self.clock.sleep_until(until))
+        done = asyncio.ensure_future(self.streaming_done.wait())
+        try:
+            await asyncio.wait({sleeper, done}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            done.cancel()
+
+    # ---- shutdown --------------------------------------------------------------------------------
+
+    async def request_stop(self, reason: str = "stop requested") -> None:
+        """Graceful stop (SIGTERM, cancellation): the stream ends, the day is settled and closed."""
+        self._stop_requested = reason
+        log.warning("live session stopping: %s", reason)
+        await self.feed.stop()
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT → `request_stop` (for standalone runs; Prefect handles its own signals)."""
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, self._stop_on_signal, signum)
+
+    def _stop_on_signal(self, signum: int) -> None:
+        self._stop_task = asyncio.ensure_future(self.request_stop(signal.Signals(signum).name))
+
+    async def close(self) -> dict[str, Any]:
+        """Idempotent: stop the feed and replay server, release the broker, checkpoint the stage.
+        GTT exits stay at the broker, so open positions remain protected while we are down."""
+        if self._closed:
+            return {"closed": True}
+        self._closed = True
+        with contextlib.suppress(Exception):
+            await self.feed.stop()
+        if self.replay_server is not None:
+            with contextlib.suppress(Exception):
+                await self.replay_server.stop()
+        with contextlib.suppress(Exception):
+            await self.broker.close()
+        finished = self.clock.now() >= self.session.close and not self._stop_requested
+        status = COMPLETED if finished and self.streaming_done.is_set() else INTERRUPTED
+        open_positions = len(self.engine.positions.open)
+        record_stage(self.context.db, self.context.day, LIVE_SESSION, status, self.clock,
+                     {"ticks": self.stats.ticks, "open_positions": open_positions,
+                      "entries_approved": self.stats.entries_approved})
+        return {"status": status, "open_positions": open_positions, "ticks": self.stats.ticks}
+
+
+# ---- helpers -------------------------------------------------------------------------------------
+
+
+def _constant(value: str) -> Callable[[], str]:
+    def provide() -> str:
+        return value
+
+    return provide
+
+
+def _placeholder_feed() -> MarketDataClient:
+    return MarketDataClient(api_url="http://127.0.0.1", token_provider=_constant(""), clock=LiveClock(), backfill=False)
+
+
+def _universe_instruments(context: TradingDayContext) -> list[Any]:
+    from engine.data.instruments import load_instruments
+
+    symbols = day_work.universe_symbols(context) or day_work.refresh_universe(context)
+    by_symbol = {i.symbol: i for i in load_instruments(Path(context.settings.data_dir))}
+    return [by_symbol[s] for s in symbols if s in by_symbol]
+
+
+def _indicators(context: TradingDayContext, symbols: list[str]) -> dict[str, InstrumentIndicators]:
+    """The pre-open metadata of the day when it exists, else built now from the history."""
+    path = day_work.premarket_metadata_path(context)
+    if path.exists():
+        try:
+            indicators = load_metadata(path)
+            if set(symbols) <= set(indicators):
+                return {s: indicators[s] for s in symbols}
+        except ValueError as error:
+            log.warning("metadata %s unusable (%s); rebuilding", path, error)
+    built = build_metadata(day_work.bar_store(context), symbols, asof=context.day - timedelta(days=1))
+    return built.instruments
+
+
+def make_session_broker(context: TradingDayContext, clock: Clock, instruments: list[Any]) -> Broker:
+    """The broker chosen by settings (`AUTOTRADER_BROKER`), on the session's clock and database."""
+    return make_broker(context.settings, clock=clock, instruments=instruments, db=context.db)
+
+
+async def _start_replay_server(context: TradingDayContext, clock: Clock) -> ReplayServer:
+    """The day's replay (derived ticks inside each real 5-minute bar) on the session's own clock."""
+    server = ReplayServer(data_dir=context.settings.data_dir, day=context.day, clock=clock, token=REPLAY_TOKEN)
+    await server.start()
+    return server

@@ -1,0 +1,1 @@
+"""Example strategies shipped with autotrader: demonstrations of the interface, not advice."""

@@ -1,0 +1,87 @@
+"""DEMONSTRATION ONLY — not investment advice. A multi-timeframe trend-following example that
+shows how to use the strategy interface; it has not been tuned and makes no claim of profit.
+
+Idea: trade in the direction of the higher-timeframe trend, entering on a pullback.
+- monthly: close above its `fast_ma` SMA, or that SMA rising;
+- weekly: close above its `fast_ma` SMA;
+- daily: close above the `slow_ma` SMA (long-term uptrend);
+- today the price pulled back to near the daily `fast_ma` SMA (the day's low came within
+  `pullback_pct` % of it, or below) and has resumed: the price is back above that SMA and above
+  the day's open.
+Score: how far the daily close is above the slow SMA (%, capped) plus the bounce off the low in
+ATRs, so stronger trends with firmer bounces win when the risk budget is short.
+Stop and target are left to the risk policy (`settings.risk`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from engine.indicators.snapshot import IndicatorSnapshot, TimeframeSnapshot
+from engine.models import Instrument, Setup, Tick
+from engine.strategy.base import Strategy, StrategyConfig, StrategyConfigError
+
+
+@dataclass(frozen=True)
+class TrendPullbackConfig(StrategyConfig):
+    fast_ma: int = 9  # the short moving average (period, bars of each timeframe)
+    slow_ma: int = 200  # the long-term daily trend filter
+    pullback_pct: float = 1.0  # the day's low must come within this % of the daily fast SMA
+    require_monthly: bool = True
+    require_weekly: bool = True
+    atr_period: int = 14  # for the score's bounce term
+    max_trend_score: float = 20.0  # cap of the trend term of the score (%)
+
+    def validate(self) -> None:
+        if not 2 <= self.fast_ma < self.slow_ma:
+            raise StrategyConfigError(
+                f"strategy 'trend_pullback': fast_ma ({self.fast_ma}) must be >= 2 and below slow_ma ({self.slow_ma})"
+            )
+        if not 0 <= self.pullback_pct <= 20:
+            raise StrategyConfigError(f"strategy 'trend_pullback': pullback_pct {self.pullback_pct} must be in 0..20")
+        if self.atr_period < 2:
+            raise StrategyConfigError(f"strategy 'trend_pullback': atr_period {self.atr_period} must be >= 2")
+
+
+def _above_or_rising(frame: TimeframeSnapshot, ma: str) -> bool:
+    value, previous = frame.get(ma), frame.get(f"{ma}_prev")
+    if value is None:
+        return False
+    return frame.close > value or (previous is not None and value > previous)
+
+
+class TrendPullback(Strategy):
+    """DEMONSTRATION: monthly/weekly uptrend, daily pullback to the short SMA, then resumption."""
+
+    name = "trend_pullback"
+    config_class = TrendPullbackConfig
+    config: TrendPullbackConfig
+
+    @property
+    def warmup_bars(self) -> int:  # type: ignore[override]
+        return self.config.slow_ma
+
+    def on_tick(self, instrument: Instrument, tick: Tick, snapshot: IndicatorSnapshot, **kwargs: Any) -> Setup | None:
+        config = self.config
+        fast, slow = f"sma_{config.fast_ma}", f"sma_{config.slow_ma}"
+        if config.require_monthly and not _above_or_rising(snapshot.monthly, fast):
+            return None
+        weekly_fast = snapshot.weekly.get(fast)
+        if config.require_weekly and (weekly_fast is None or snapshot.weekly.close <= weekly_fast):
+            return None
+        daily = snapshot.daily
+        daily_fast, daily_slow = daily.get(fast), daily.get(slow)
+        if daily_fast is None or daily_slow is None or daily.close <= daily_slow:
+            return None
+        touched = daily.low <= daily_fast * (1 + config.pullback_pct / 100)
+        resumed = tick.ltp > daily_fast and tick.ltp > daily.open
+        if not (touched and resumed):
+            return None
+        trend_pct = min(100 * (daily.close / daily_slow - 1), config.max_trend_score)
+        atr = daily.get(f"atr_{config.atr_period}")
+        bounce = (tick.ltp - daily.low) / atr if atr else 0.0
+        reason = (
+            f"uptrend (1d close {daily.close:.2f} > {slow} {daily_slow:.2f}, 1w close > {fast}), "
+            f"pulled back to 1d {fast} {daily_fast:.2f} (low {daily.low:.2f}) and resumed"
+        )
+        return self.setup(instrument, tick, score=round(trend_pct + bounce, 4), reason=reason)

@@ -1,0 +1,36 @@
+"""Live session (09:10 IST until the close): one long-running streaming task and the entry window
+as its own task, side by side in one event loop. Re-runs resume from the database."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from prefect import flow
+from prefect.states import State
+
+from engine.session.stages import LIVE_SESSION
+from flows.common import ON_CANCELLATION, ON_FAILURE, skipped
+from tasks.day import open_trading_day
+from tasks.live import close_live_session, execute_entry_window, open_live_session, stream_until_close
+
+
+@flow(name="live-session", timeout_seconds=7 * 3600,
+      on_failure=ON_FAILURE, on_crashed=ON_FAILURE, on_cancellation=ON_CANCELLATION)
+async def live_session(
+    day: str | None = None, replay: bool | None = None, speed: float | None = None, database_url: str | None = None
+) -> dict[str, Any] | State:
+    context = open_trading_day(day, database_url=database_url)
+    if context.skip_reason:
+        return skipped(context)
+    session = await open_live_session(context, replay, speed)
+    try:
+        streamed, entries = await asyncio.gather(stream_until_close(session), execute_entry_window(session))
+    finally:
+        closed = await close_live_session(session)
+    return {"day": context.day.isoformat(), "stage": LIVE_SESSION, "stream": streamed, "entries": entries,
+            "close": closed}
+
+
+if __name__ == "__main__":
+    asyncio.run(live_session())  # type: ignore[arg-type]

@@ -1,0 +1,77 @@
+"""Per-day Prefect artifacts from the daily report: setups, orders, positions and trades as tables,
+the P&L as markdown with a chart, and the chart as a PNG file linked from it."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from engine.session.chart import pnl_chart_markdown, pnl_chart_png
+from engine.session.stages import TradingDayContext
+
+TABLE_COLUMNS = {
+    "setups": ["symbol", "instrument_key", "status", "entry", "stop", "target", "score", "quantity", "reason"],
+    "orders": [
+        "client_order_id", "symbol", "side", "quantity", "status", "average_price", "purpose", "broker_order_id",
+    ],
+    "positions": ["symbol", "quantity", "average_price", "stop", "target", "status", "exit_id"],
+    "trades": ["symbol", "quantity", "entry_price", "exit_price", "gross_pnl", "charges", "net_pnl", "exit_reason"],
+}
+
+
+def _rows(report: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    columns = TABLE_COLUMNS[name]
+    rows = report.get(name) or []
+    return [{column: row.get(column) for column in columns} for row in rows] or [dict.fromkeys(columns, "")]
+
+
+def pnl_markdown(day: str, report: dict[str, Any], chart_path: Path | None) -> str:
+    trades = report.get("trades") or []
+    net = [float(t.get("net_pnl") or 0.0) for t in trades]
+    risk = report.get("risk") or {}
+    lines = [
+        f"# autotrader P&L — {day}",
+        "",
+        f"- setups: **{len(report.get('setups') or [])}**, orders: **{len(report.get('orders') or [])}**, "
+        f"closed trades: **{len(trades)}**, open positions: **{len(report.get('positions') or [])}**",
+        f"- realised net P&L: **₹{sum(net):,.2f}** (gross ₹{sum(float(t.get('gross_pnl') or 0) for t in trades):,.2f})",
+        f"- risk used: ₹{float(risk.get('risk_used') or 0):,.2f} of ₹{float(risk.get('daily_risk_cap') or 0):,.2f} "
+        f"(capital ₹{float(risk.get('capital') or 0):,.2f})",
+        "",
+        "## Cumulative net P&L",
+        "",
+        pnl_chart_markdown([str(t.get("symbol")) for t in trades], net),
+    ]
+    if chart_path is not None:
+        lines += ["", f"Chart (PNG): `{chart_path}`"]
+    return "\n".join(lines)
+
+
+@task(name="publish-artifacts", cache_policy=NO_CACHE, timeout_seconds=120, retries=1)
+def publish_day_artifacts(
+    context: TradingDayContext, report: dict[str, Any], chart_dir: str = "var/reports"
+) -> dict[str, str]:
+    """Tables (setups, orders, positions, trades) and the P&L markdown for `context.day`; returns keys."""
+    day = context.day.isoformat()
+    keys: dict[str, str] = {}
+    for name in TABLE_COLUMNS:
+        key = f"{name}-{day}"
+        create_table_artifact(table=_rows(report, name), key=key, description=f"autotrader {name} of {day}")
+        keys[name] = key
+    net = [float(t.get("net_pnl") or 0.0) for t in report.get("trades") or []]
+    chart_path = Path(chart_dir) / day / "pnl.png"
+    chart_path.parent.mkdir(parents=True, exist_ok=True)
+    chart_path.write_bytes(pnl_chart_png(net))
+    keys["pnl"] = f"pnl-{day}"
+    create_markdown_artifact(markdown=pnl_markdown(day, report, chart_path.resolve()), key=keys["pnl"],
+                             description=f"autotrader P&L of {day}")
+    # Inline (data URL) so the UI shows the chart without serving files.
+    png_url = "data:image/png;base64," + base64.b64encode(chart_path.read_bytes()).decode()
+    create_image_artifact(image_url=png_url, key=f"pnl-chart-{day}", description=f"cumulative net P&L of {day}")
+    keys["pnl_chart"] = f"pnl-chart-{day}"
+    return keys

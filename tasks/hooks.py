@@ -1,0 +1,56 @@
+"""State hooks shared by flows and tasks: a failed, crashed or cancelled run leaves a structured log
+line (and the stage's FAILED / INTERRUPTED checkpoint); alerts go out through the automations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import get_run_logger
+from prefect.logging import get_logger
+
+from engine.clock import LiveClock
+from engine.session.stages import FAILED, INTERRUPTED, open_trading_day, record_stage
+
+STAGE_BY_FLOW = {"pre-open": "pre_open", "live-session": "live_session", "post-close": "post_close"}
+
+
+def _logger() -> Any:
+    try:
+        return get_run_logger()
+    except Exception:  # hooks may run outside a run context
+        return get_logger("autotrader.hooks")
+
+
+def _record(flow_name: str, parameters: dict[str, Any], status: str, message: str) -> None:
+    stage = STAGE_BY_FLOW.get(flow_name)
+    if stage is None:
+        return
+    try:
+        context = open_trading_day(parameters.get("day"), LiveClock(), database_url=parameters.get("database_url"))
+        record_stage(context.db, context.day, stage, status, LiveClock(), {"error": message})
+    except Exception as exc:  # never let bookkeeping hide the original failure
+        _logger().warning("could not record %s of %s: %s", status, flow_name, exc)
+
+
+def flow_failed(flow: Any, flow_run: Any, state: Any) -> None:
+    """on_failure / on_crashed of every trading stage."""
+    message = state.message or state.name
+    _logger().error(
+        "flow %s run %s ended %s: %s", flow.name, flow_run.name, state.name, message,
+        extra={"flow_run_id": str(flow_run.id), "state": state.name},
+    )
+    _record(flow.name, dict(flow_run.parameters or {}), FAILED, f"{state.name}: {message}")
+
+
+def flow_interrupted(flow: Any, flow_run: Any, state: Any) -> None:
+    """on_cancellation: the live session shut down gracefully; exits stay at the broker."""
+    _logger().warning("flow %s run %s was cancelled: %s", flow.name, flow_run.name, state.message)
+    _record(flow.name, dict(flow_run.parameters or {}), INTERRUPTED, state.message or "cancelled")
+
+
+def task_failed(task: Any, task_run: Any, state: Any) -> None:
+    """on_failure of tasks: one structured line naming the task and the error."""
+    _logger().error(
+        "task %s run %s failed: %s", task.name, task_run.name, state.message,
+        extra={"task_run_id": str(task_run.id)},
+    )

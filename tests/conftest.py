@@ -1,0 +1,18 @@
+"""Top-level fixtures shared by every test package (keep this small: area fixtures live in sub-conftests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_DATA_DIR = PROJECT_ROOT / "data"
+
+
+@pytest.fixture(scope="session")
+def shipped_data_dir() -> Path:
+    """The shipped `data/` folder (bars + instruments.parquet); skips if it was not built."""
+    if not (SHIPPED_DATA_DIR / "instruments.parquet").exists():
+        pytest.skip("data/ is not built: run `autotrader data build`")
+    return SHIPPED_DATA_DIR

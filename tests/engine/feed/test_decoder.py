@@ -1,0 +1,114 @@
+"""decode_frame on bytes written by the SDK's own classes (as Upstox sends them) and by our encoder."""
+
+from __future__ import annotations
+
+import pytest
+from upstox_client.feeder.proto import MarketDataFeedV3_pb2 as sdk
+
+from engine.feed.decoder import (
+    DecodedFrame,
+    FeedMode,
+    FrameDecodeError,
+    FrameKind,
+    decode_frame,
+    encode_market_info,
+    encode_ticks,
+)
+from engine.models import MarketStatus, Tick
+
+KEY = "NSE_EQ|INE002A01018"
+
+
+def _sdk_full_frame(kind: int = sdk.live_feed) -> bytes:
+    response = sdk.FeedResponse(type=kind, currentTs=1_717_472_700_123)
+    market = response.feeds[KEY].fullFeed.marketFF
+    response.feeds[KEY].requestMode = sdk.full_d5
+    market.ltpc.ltp, market.ltpc.ltt, market.ltpc.ltq, market.ltpc.cp = 2950.5, 1_717_472_699_000, 25, 2931.0
+    market.marketLevel.bidAskQuote.add(bidQ=10, bidP=2950.45, askQ=7, askP=2950.6)
+    market.marketLevel.bidAskQuote.add(bidQ=11, bidP=2950.4, askQ=8, askP=2950.65)
+    # the intraday candle first, to prove the decoder looks for "1d" rather than taking the first candle
+    market.marketOHLC.ohlc.add(interval="I1", open=2949.0, high=2951.0, low=2948.0, close=2950.5, vol=900)
+    market.marketOHLC.ohlc.add(interval="1d", open=2935.0, high=2960.0, low=2930.05, close=2950.5, vol=1_200_300)
+    market.atp, market.vtt, market.oi, market.tbq, market.tsq = 2944.12, 1_200_300, 0.0, 5000.0, 6000.0
+    return response.SerializeToString()
+
+
+def test_full_mode_frame_from_the_sdk_schema_decodes_every_mapped_field() -> None:
+    frame = decode_frame(_sdk_full_frame())
+    assert frame.kind is FrameKind.LIVE_FEED
+    assert frame.current_ts_ms == 1_717_472_700_123
+    assert frame.market_status is None
+    assert frame.ticks == [
+        Tick(KEY, ltp=2950.5, ltt_ms=1_717_472_699_000, ltq=25, volume=1_200_300, close_prev=2931.0,
+             day_open=2935.0, day_high=2960.0, day_low=2930.05, atp=2944.12, oi=0.0, bid=2950.45, ask=2950.6)
+    ]
+
+
+def test_initial_feed_kind() -> None:
+    assert decode_frame(_sdk_full_frame(sdk.initial_feed)).kind is FrameKind.INITIAL_FEED
+
+
+def test_ltpc_index_and_option_greeks_feeds() -> None:
+    response = sdk.FeedResponse(type=sdk.live_feed, currentTs=5)
+    ltpc = response.feeds["NSE_EQ|A"].ltpc
+    ltpc.ltp, ltpc.ltt, ltpc.ltq, ltpc.cp = 101.5, 1000, 3, 100.0
+    index = response.feeds["NSE_INDEX|Nifty 50"].fullFeed.indexFF
+    index.ltpc.ltp, index.ltpc.ltt, index.ltpc.cp = 22_500.5, 2000, 22_400.0
+    index.marketOHLC.ohlc.add(interval="1d", open=22_410.0, high=22_550.0, low=22_390.0, close=22_500.5)
+    greeks = response.feeds["NSE_FO|1"].firstLevelWithGreeks
+    greeks.ltpc.ltp, greeks.ltpc.ltt = 55.0, 3000
+    greeks.firstDepth.bidP, greeks.firstDepth.askP = 54.9, 55.1
+    greeks.vtt, greeks.oi, greeks.optionGreeks.delta = 777, 12_000.0, 0.5
+    ticks = {tick.instrument_key: tick for tick in decode_frame(response.SerializeToString()).ticks}
+    assert ticks["NSE_EQ|A"] == Tick("NSE_EQ|A", 101.5, 1000, ltq=3, close_prev=100.0)
+    assert ticks["NSE_INDEX|Nifty 50"] == Tick(
+        "NSE_INDEX|Nifty 50", 22_500.5, 2000, close_prev=22_400.0, day_open=22_410.0, day_high=22_550.0,
+        day_low=22_390.0,
+    )
+    assert ticks["NSE_FO|1"] == Tick("NSE_FO|1", 55.0, 3000, volume=777, oi=12_000.0, bid=54.9, ask=55.1)
+
+
+def test_market_info_maps_segment_status() -> None:
+    response = sdk.FeedResponse(type=sdk.market_info, currentTs=9)
+    response.marketInfo.segmentStatus["NSE_EQ"] = sdk.NORMAL_OPEN
+    response.marketInfo.segmentStatus["NSE_FO"] = sdk.PRE_OPEN_END
+    frame = decode_frame(response.SerializeToString())
+    assert frame == DecodedFrame(
+        FrameKind.MARKET_INFO, 9, [], {"NSE_EQ": MarketStatus.NORMAL_OPEN, "NSE_FO": MarketStatus.PRE_OPEN_END}
+    )
+
+
+@pytest.mark.parametrize("mode", list(FeedMode))
+def test_encoder_round_trips_through_the_sdk_classes(mode: FeedMode) -> None:
+    tick = Tick(KEY, 2950.5, 1_717_472_699_000, 25, 1_200_300, 2931.0, 2935.0, 2960.0, 2930.05, 2944.12, 0.0,
+                2950.45, 2950.6)
+    data = encode_ticks([tick], current_ts_ms=77, mode=mode, day_start_ms=1_717_439_400_000)
+    parsed = sdk.FeedResponse.FromString(data)  # Upstox's own classes accept our bytes
+    assert parsed.feeds[KEY].ltpc.ltp == 2950.5 or parsed.feeds[KEY].WhichOneof("FeedUnion") != "ltpc"
+    decoded = decode_frame(data)
+    assert decoded.kind is FrameKind.LIVE_FEED and decoded.current_ts_ms == 77
+    [back] = decoded.ticks
+    assert (back.instrument_key, back.ltp, back.ltt_ms, back.ltq, back.close_prev) == (
+        KEY, 2950.5, 1_717_472_699_000, 25, 2931.0
+    )
+    if mode in (FeedMode.FULL, FeedMode.FULL_D30):
+        assert back == tick
+        assert parsed.feeds[KEY].requestMode == (sdk.full_d5 if mode is FeedMode.FULL else sdk.full_d30)
+        assert parsed.feeds[KEY].fullFeed.marketFF.marketOHLC.ohlc[0].ts == 1_717_439_400_000
+
+
+def test_encode_market_info_round_trip() -> None:
+    statuses = {"NSE_EQ": MarketStatus.NORMAL_CLOSE, "BSE_EQ": MarketStatus.PRE_OPEN_START}
+    data = encode_market_info(statuses, current_ts_ms=1)
+    assert sdk.FeedResponse.FromString(data).marketInfo.segmentStatus["NSE_EQ"] == sdk.NORMAL_CLOSE
+    assert decode_frame(data).market_status == statuses
+
+
+@pytest.mark.parametrize("data", [b"\xff\xff\xff\xff", b"\x12\x50abc", b"\x08\x09"])
+def test_bytes_that_are_not_a_feed_response_raise_a_clear_error(data: bytes) -> None:
+    with pytest.raises(FrameDecodeError, match="FeedResponse"):
+        decode_frame(data)
+
+
+def test_empty_frame_is_an_empty_initial_feed() -> None:
+    assert decode_frame(b"") == DecodedFrame(FrameKind.INITIAL_FEED, 0, [], None)

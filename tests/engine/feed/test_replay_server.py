@@ -1,0 +1,398 @@
+"""The replay server against real clients: `requests`, `websockets`, and upstox-python-sdk (HistoryV3Api,
+WebsocketApi, MarketDataStreamerV3). Values are checked against the derived tick path of the fixture bars."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import types
+from collections.abc import Callable
+from datetime import datetime, time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import upstox_client
+import websocket
+import websockets
+from upstox_client.feeder import market_data_feeder_v3
+from upstox_client.rest import ApiException
+
+from engine.feed.decoder import FrameDecodeError, FrameKind, decode_frame, encode_ticks
+from engine.feed.framefile import write_frames
+from engine.feed.replay import FaultPlan, ReplayError, ReplayServer, market_status_at
+from engine.feed.synth import MINUTE_MS, candles, day_ticks
+from engine.models import IST, MarketStatus, Tick, Timeframe
+from engine.storage.bars import BarStore
+from tests.engine.feed.conftest import REPLAY_DAY, REPLAY_KEYS, REPLAY_SYMBOLS, REPLAY_TOKEN, MakeReplayServer
+
+AUTH = {"Authorization": f"Bearer {REPLAY_TOKEN}"}
+KEY = REPLAY_KEYS[0]
+
+
+def expected_ticks(data_dir: Path, index: int = 0) -> list[Tick]:
+    store = BarStore(data_dir / "bars")
+    bars = store.read_bars(REPLAY_SYMBOLS[index], Timeframe.MIN5, REPLAY_DAY, datetime(2024, 6, 5, tzinfo=IST))
+    previous = store.read(REPLAY_SYMBOLS[index], Timeframe.MIN5, datetime(2024, 6, 3, tzinfo=IST), REPLAY_DAY)
+    return day_ticks(REPLAY_KEYS[index], bars, close_prev=float(previous["close"].iloc[-1]), tick_size=0.05)
+
+
+def request(method: str, mode: str | None = None, keys: tuple[str, ...] = REPLAY_KEYS) -> bytes:
+    data: dict[str, Any] = {"instrumentKeys": list(keys)}
+    if mode is not None:
+        data["mode"] = mode
+    return json.dumps({"guid": "g-1", "method": method, "data": data}).encode()
+
+
+async def authorized_uri(server: ReplayServer, token: str = REPLAY_TOKEN) -> str:
+    response = await asyncio.to_thread(
+        requests.get, server.api_url + "/v3/feed/market-data-feed/authorize",
+        headers={"Authorization": f"Bearer {token}"}, timeout=5,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["data"]["authorized_redirect_uri"]
+
+
+async def recv_frame(ws: websockets.ClientConnection, timeout: float = 5.0):  # type: ignore[name-defined]
+    return decode_frame(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def until(ws: Any, predicate: Callable[[Any], bool], limit: int = 200) -> list[Any]:
+    frames = []
+    for _ in range(limit):
+        frame = await recv_frame(ws)
+        frames.append(frame)
+        if predicate(frame):
+            return frames
+    raise AssertionError(f"no matching frame in {limit}")
+
+
+# ---- HTTP --------------------------------------------------------------------------------------------------
+
+
+async def test_authorize_answers_the_redirect_uri_and_rejects_a_bad_token(replay_server: ReplayServer) -> None:
+    uri = await authorized_uri(replay_server)
+    assert uri.startswith(replay_server.ws_url + "?") and "code=" in uri
+    bad = await asyncio.to_thread(
+        requests.get, replay_server.api_url + "/v3/feed/market-data-feed/authorize",
+        headers={"Authorization": "Bearer wrong"}, timeout=5,
+    )
+    assert bad.status_code == 401
+    body = bad.json()
+    assert body["status"] == "error"
+    assert body["errors"][0]["errorCode"] == "UDAPI100050"
+    assert body["errors"][0]["message"] == "Invalid token used to access API"
+
+
+def _sdk_client(server: ReplayServer, token: str = REPLAY_TOKEN) -> upstox_client.ApiClient:
+    configuration = upstox_client.Configuration()  # a fresh one: the SDK shares defaults across instances
+    configuration.host = server.api_url
+    configuration.access_token = token
+    return upstox_client.ApiClient(configuration)
+
+
+async def test_sdk_websocket_api_reads_the_authorize_answer(replay_server: ReplayServer) -> None:
+    api = upstox_client.WebsocketApi(_sdk_client(replay_server))
+    response = await asyncio.to_thread(api.get_market_data_feed_authorize_v3)
+    assert response.status == "success"
+    assert response.data.authorized_redirect_uri.startswith(replay_server.ws_url)
+    bad = upstox_client.WebsocketApi(_sdk_client(replay_server, "wrong"))
+    with pytest.raises(ApiException) as caught:
+        await asyncio.to_thread(bad.get_market_data_feed_authorize_v3)
+    assert caught.value.status == 401
+
+
+async def test_intraday_candles_through_the_sdk_are_the_complete_minutes_of_the_tick_path(
+    make_replay_server: MakeReplayServer, replay_data_dir: Path
+) -> None:
+    server = await make_replay_server(start=time(10, 0, 30), speed=1.0)
+    api = upstox_client.HistoryV3Api(_sdk_client(server))
+    response = await asyncio.to_thread(api.get_intra_day_candle_data, KEY, "minutes", 1)
+    rows = response.data.candles
+    origin = int(datetime(2024, 6, 4, 9, 15, tzinfo=IST).timestamp() * 1000)
+    now_ms = server.clock.now_ms()
+    ticks = [t for t in expected_ticks(replay_data_dir) if t.ltt_ms <= now_ms]
+    expected = [c for c in candles(ticks, interval_ms=MINUTE_MS, origin_ms=origin) if c.start_ms + MINUTE_MS <= now_ms]
+    assert len(rows) == 45  # 09:15 .. 09:59, none missing, the running 10:00 minute not served
+    assert rows == [
+        [datetime.fromtimestamp(c.start_ms / 1000, IST).isoformat(), c.open, c.high, c.low, c.close, c.volume, 0]
+        for c in reversed(expected)
+    ]
+    assert rows[0][0] == "2024-06-04T09:59:00+05:30"
+
+    five = await asyncio.to_thread(api.get_intra_day_candle_data, KEY, "minutes", 5)
+    bars = BarStore(replay_data_dir / "bars").read_bars(REPLAY_SYMBOLS[0], Timeframe.MIN5, REPLAY_DAY)
+    assert [row[1:6] for row in reversed(five.data.candles)] == [
+        [b.open, b.high, b.low, b.close, b.volume] for b in bars[:9]
+    ]  # 5-minute candles of the derived path are the real bars
+
+
+async def test_intraday_candles_reject_unknown_keys_and_intervals(replay_server: ReplayServer) -> None:
+    base = replay_server.api_url + "/v3/historical-candle/intraday/"
+    unknown = await asyncio.to_thread(requests.get, base + "NSE_EQ%7CNOPE/minutes/1", timeout=5)
+    assert unknown.status_code == 400 and unknown.json()["status"] == "error"
+    bad_unit = await asyncio.to_thread(requests.get, base + KEY.replace("|", "%7C") + "/weeks/1", timeout=5)
+    assert bad_unit.status_code == 400
+
+
+# ---- WebSocket protocol ------------------------------------------------------------------------------------
+
+
+async def test_stream_market_info_first_then_snapshot_then_live_ticks_of_the_bar_path(
+    replay_server: ReplayServer, replay_data_dir: Path
+) -> None:
+    expected = {tick.ltt_ms: tick for tick in expected_ticks(replay_data_dir)}
+    async with websockets.connect(await authorized_uri(replay_server)) as ws:
+        first = await recv_frame(ws)
+        assert first.kind is FrameKind.MARKET_INFO
+        assert first.market_status is not None and first.market_status["NSE_EQ"] is MarketStatus.PRE_OPEN_END
+        await ws.send(request("sub", "full"))
+        snapshot = await recv_frame(ws)
+        assert snapshot.kind is FrameKind.INITIAL_FEED
+        assert sorted(t.instrument_key for t in snapshot.ticks) == sorted(REPLAY_KEYS)
+        frames = await until(ws, lambda f: f.kind is FrameKind.LIVE_FEED and f.ticks[0].ltt_ms >= max(
+            t.ltt_ms for t in expected.values() if t.ltt_ms < 1_717_473_000_000))
+        statuses = [f.market_status["NSE_EQ"] for f in frames if f.kind is FrameKind.MARKET_INFO]
+        assert statuses == [MarketStatus.NORMAL_OPEN]
+        live = [tick for f in frames if f.kind is FrameKind.LIVE_FEED for tick in f.ticks if tick.instrument_key == KEY]
+        assert live and live == [expected[tick.ltt_ms] for tick in live]  # every value as derived from the bars
+        assert [t.ltt_ms for t in live] == sorted(expected)[: len(live)]  # none missing, in order
+
+
+async def test_unsub_and_change_mode(replay_server: ReplayServer) -> None:
+    async with websockets.connect(await authorized_uri(replay_server)) as ws:
+        await recv_frame(ws)
+        await ws.send(request("sub", "full"))
+        await until(ws, lambda f: f.kind is FrameKind.LIVE_FEED)
+        await ws.send(request("unsub", keys=REPLAY_KEYS[1:]))
+        await ws.send(request("change_mode", "ltpc", keys=(KEY,)))
+        snapshot = await until(ws, lambda f: f.kind is FrameKind.INITIAL_FEED)
+        assert [t.instrument_key for t in snapshot[-1].ticks] == [KEY]
+        raw = await asyncio.wait_for(ws.recv(), 5)
+        while decode_frame(raw).kind is not FrameKind.LIVE_FEED:
+            raw = await asyncio.wait_for(ws.recv(), 5)
+        from upstox_client.feeder.proto import MarketDataFeedV3_pb2 as sdk
+
+        parsed = sdk.FeedResponse.FromString(raw)
+        assert list(parsed.feeds) == [KEY]
+        assert parsed.feeds[KEY].WhichOneof("FeedUnion") == "ltpc"
+
+
+async def test_websocket_refuses_a_bad_token_and_accepts_the_bearer_header(replay_server: ReplayServer) -> None:
+    with pytest.raises(websockets.InvalidStatus) as caught:
+        async with websockets.connect(replay_server.ws_url, additional_headers={"Authorization": "Bearer no"}):
+            pass
+    assert caught.value.response.status_code == 401
+    async with websockets.connect(replay_server.ws_url, additional_headers=AUTH) as ws:
+        assert (await recv_frame(ws)).kind is FrameKind.MARKET_INFO
+
+
+async def test_market_status_follows_the_session_boundaries(make_replay_server: MakeReplayServer) -> None:
+    assert market_status_at(datetime(2024, 6, 4, 8, 59, tzinfo=IST)) is MarketStatus.NORMAL_CLOSE
+    assert market_status_at(datetime(2024, 6, 4, 9, 0, tzinfo=IST)) is MarketStatus.PRE_OPEN_START
+    assert market_status_at(datetime(2024, 6, 4, 15, 30, tzinfo=IST)) is MarketStatus.NORMAL_CLOSE
+    server = await make_replay_server(start=time(9, 7, 58), speed=200.0)
+    async with websockets.connect(await authorized_uri(server)) as ws:
+        statuses = []
+        for _ in range(3):
+            frame = await recv_frame(ws, timeout=10)
+            statuses.append((frame.market_status or {})["NSE_EQ"])
+    assert statuses == [MarketStatus.PRE_OPEN_START, MarketStatus.PRE_OPEN_END, MarketStatus.NORMAL_OPEN]
+
+
+# ---- the real SDK streamer ---------------------------------------------------------------------------------
+
+
+async def test_upstox_sdk_streamer_connects_subscribes_and_decodes_the_bar_path(
+    make_replay_server: MakeReplayServer, replay_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = await make_replay_server(speed=300.0)
+    # The SDK dials a fixed wss://api.upstox.com URL; only that URL is redirected, the rest is the SDK's own code.
+    shim = types.SimpleNamespace(
+        WebSocketApp=lambda _url, **kwargs: websocket.WebSocketApp(server.ws_url, **kwargs), ABNF=websocket.ABNF
+    )
+    monkeypatch.setattr(market_data_feeder_v3, "websocket", shim)
+    messages: list[dict[str, Any]] = []
+    errors: list[Any] = []
+    enough = threading.Event()
+
+    def on_message(message: dict[str, Any]) -> None:
+        messages.append(message)
+        if sum(1 for m in messages if m.get("type") == "live_feed") >= 4:
+            enough.set()
+
+    streamer = upstox_client.MarketDataStreamerV3(_sdk_client(server), list(REPLAY_KEYS), "full")
+    streamer.on("message", on_message)
+    streamer.on("error", errors.append)
+    streamer.auto_reconnect(False)
+    streamer.connect()
+    try:
+        assert await asyncio.to_thread(enough.wait, 20), f"no live feed; errors {errors}"
+    finally:
+        streamer.disconnect()
+    assert not errors
+    assert messages[0]["type"] == "market_info"
+    assert messages[0]["marketInfo"]["segmentStatus"]["NSE_EQ"] == "PRE_OPEN_END"
+    # proto3 JSON leaves out enum defaults: no "type" means initial_feed (0)
+    assert "type" not in messages[1] and set(messages[1]["feeds"]) == set(REPLAY_KEYS)
+    expected = {tick.ltt_ms: tick for tick in expected_ticks(replay_data_dir)}
+    live = [m for m in messages if m.get("type") == "live_feed"]
+    for message in live:
+        market = message["feeds"][KEY]["fullFeed"]["marketFF"]
+        tick = expected[int(market["ltpc"]["ltt"])]
+        assert market["ltpc"]["ltp"] == tick.ltp
+        assert int(market["vtt"]) == tick.volume
+        assert market["ltpc"]["cp"] == tick.close_prev
+        day = next(c for c in market["marketOHLC"]["ohlc"] if c["interval"] == "1d")
+        assert (day.get("open", 0.0), day.get("high", 0.0), day.get("low", 0.0)) == (
+            tick.day_open, tick.day_high, tick.day_low
+        )
+        assert message["feeds"][KEY]["requestMode"] == "full_d5"
+
+
+async def test_upstox_sdk_streamer_reports_401_on_a_bad_token(
+    make_replay_server: MakeReplayServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = await make_replay_server()
+    shim = types.SimpleNamespace(
+        WebSocketApp=lambda _url, **kwargs: websocket.WebSocketApp(server.ws_url, **kwargs), ABNF=websocket.ABNF
+    )
+    monkeypatch.setattr(market_data_feeder_v3, "websocket", shim)
+    errors: list[Any] = []
+    failed = threading.Event()
+    streamer = upstox_client.MarketDataStreamerV3(_sdk_client(server, "expired"), [KEY], "ltpc")
+    streamer.on("error", lambda error: (errors.append(error), failed.set()))
+    streamer.connect()
+    assert await asyncio.to_thread(failed.wait, 10)
+    assert "401" in str(errors[0])
+    assert streamer.disconnect_valid  # the SDK stops retrying on 401
+
+
+# ---- faults ------------------------------------------------------------------------------------------------
+
+
+async def _subscribed(server: ReplayServer) -> Any:
+    ws = await websockets.connect(await authorized_uri(server))
+    await recv_frame(ws)
+    await ws.send(request("sub", "full"))
+    return ws
+
+
+async def test_drop_cuts_the_connection_without_a_close_frame(make_replay_server: MakeReplayServer) -> None:
+    server = await make_replay_server(start=time(9, 14, 58), faults=FaultPlan(drop_at=(time(9, 16),)))
+    ws = await _subscribed(server)
+    with pytest.raises(websockets.ConnectionClosedError):
+        for _ in range(100):
+            await recv_frame(ws)
+    assert ws.close_code == 1006
+    assert [kind for _, kind in server.fired] == ["drop"]
+    ws2 = await _subscribed(server)  # a reconnect works
+    assert (await until(ws2, lambda f: f.kind is FrameKind.LIVE_FEED))[-1].ticks
+    await ws2.close()
+
+
+async def test_stall_keeps_the_socket_but_sends_nothing(make_replay_server: MakeReplayServer) -> None:
+    server = await make_replay_server(start=time(9, 14, 58), faults=FaultPlan(stall_at=(time(9, 16),)))
+    ws = await _subscribed(server)
+    received = await until(ws, lambda f: f.kind is FrameKind.LIVE_FEED and f.ticks[0].ltt_ms >= 1_717_472_742_857)
+    assert received
+    with pytest.raises(TimeoutError):
+        while True:
+            frame = await recv_frame(ws, timeout=2.0)  # 200 replay seconds at speed 100
+            assert frame.ticks[0].time.time() < time(9, 16)
+    await ws.ping()  # the socket is still alive
+    await ws.close()
+
+
+async def test_malformed_frame_is_not_a_feed_response(make_replay_server: MakeReplayServer) -> None:
+    from upstox_client.feeder.proto import MarketDataFeedV3_pb2 as sdk
+
+    server = await make_replay_server(start=time(9, 14, 58), faults=FaultPlan(malformed_at=(time(9, 15, 30),)))
+    ws = await _subscribed(server)
+    for _ in range(100):
+        raw = await asyncio.wait_for(ws.recv(), 5)
+        try:
+            decode_frame(raw)
+        except FrameDecodeError:
+            with pytest.raises(Exception, match="(?i)error|truncated|parse"):
+                sdk.FeedResponse.FromString(raw)
+            break
+    else:
+        raise AssertionError("no malformed frame")
+    assert (await until(ws, lambda f: f.kind is FrameKind.LIVE_FEED)).pop().ticks  # the stream goes on
+    await ws.close()
+
+
+async def test_duplicate_and_out_of_order_ticks(make_replay_server: MakeReplayServer) -> None:
+    server = await make_replay_server(start=time(9, 14, 58), faults=FaultPlan(duplicate_rate=1.0, seed=3))
+    ws = await _subscribed(server)
+    live = [f for f in await until(ws, lambda f: f.kind is FrameKind.LIVE_FEED and f.ticks[0].ltt_ms > 1_717_472_760_000)
+            if f.kind is FrameKind.LIVE_FEED]
+    seen = [tick.ltt_ms for f in live for tick in f.ticks if tick.instrument_key == KEY]
+    assert len(seen) >= 4 and all(seen[i] == seen[i + 1] for i in range(0, len(seen) - 1, 2))
+    await ws.close()
+
+    server = await make_replay_server(start=time(9, 14, 58), faults=FaultPlan(out_of_order_rate=1.0, seed=3))
+    ws = await _subscribed(server)
+    live = [f for f in await until(ws, lambda f: f.kind is FrameKind.LIVE_FEED and f.ticks[0].ltt_ms > 1_717_472_800_000)
+            if f.kind is FrameKind.LIVE_FEED]
+    seen = [tick.ltt_ms for f in live for tick in f.ticks if tick.instrument_key == KEY]
+    assert any(later < earlier for earlier, later in zip(seen, seen[1:], strict=False))
+    assert max(seen) == seen[-2]  # the last frame re-sends an older tick after the newest
+    await ws.close()
+
+
+async def test_token_rejected_at_a_time_closes_sockets_and_refuses_reauthorization(
+    make_replay_server: MakeReplayServer,
+) -> None:
+    server = await make_replay_server(start=time(9, 14, 58), faults=FaultPlan(reject_token_at=(time(9, 15, 30),)))
+    ws = await _subscribed(server)
+    with pytest.raises(websockets.ConnectionClosed):
+        for _ in range(100):
+            await recv_frame(ws)
+    assert ws.close_code == 1008
+    refused = await asyncio.to_thread(
+        requests.get, server.api_url + "/v3/feed/market-data-feed/authorize", headers=AUTH, timeout=5
+    )
+    assert refused.status_code == 401
+    server.set_token("fresh")
+    assert (await authorized_uri(server, "fresh")).startswith(server.ws_url)
+
+
+async def test_reject_token_from_the_start(make_replay_server: MakeReplayServer) -> None:
+    server = await make_replay_server(faults=FaultPlan(reject_token=True))
+    refused = await asyncio.to_thread(
+        requests.get, server.api_url + "/v3/feed/market-data-feed/authorize", headers=AUTH, timeout=5
+    )
+    assert refused.status_code == 401
+
+
+def test_random_fault_times_are_seeded_and_inside_the_session() -> None:
+    plan = FaultPlan(random_drops=3, random_stalls=2, random_malformed=1, seed=7)
+    first, again = plan.schedule(REPLAY_DAY), plan.schedule(REPLAY_DAY)
+    assert first == again and len(first) == 6
+    assert all(time(9, 15) <= when.time() <= time(15, 30) for when, _ in first)
+    assert FaultPlan(random_drops=3, seed=8).schedule(REPLAY_DAY) != FaultPlan(random_drops=3, seed=7).schedule(
+        REPLAY_DAY
+    )
+    with pytest.raises(ReplayError):
+        FaultPlan(duplicate_rate=1.5)
+
+
+# ---- recorded frames ---------------------------------------------------------------------------------------
+
+
+async def test_frame_file_is_replayed_at_its_receive_times(make_replay_server: MakeReplayServer, tmp_path: Path) -> None:
+    path = tmp_path / "day.frames"
+    base = int(datetime(2024, 6, 4, 9, 15, tzinfo=IST).timestamp() * 1000)
+    sent = [encode_ticks([Tick(KEY, 100.0 + i, base + i * 1000)], current_ts_ms=base + i * 1000) for i in range(5)]
+    with write_frames(path) as out:
+        for i, frame in enumerate(sent):
+            out.write(base + i * 1000, frame)
+    server = await make_replay_server(frames=path, speed=50.0)
+    async with websockets.connect(await authorized_uri(server)) as ws:
+        assert (await recv_frame(ws)).kind is FrameKind.MARKET_INFO
+        received = [await asyncio.wait_for(ws.recv(), 5) for _ in range(4)]
+    assert received == sent[1:]  # the first frame is at the clock start, before the connection

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from sqlmodel import select
+
+from engine.portfolio.charges import ChargeCalculator
+from engine.portfolio.positions import PositionBook, exit_trigger
+from engine.settings import ChargesSettings
+from engine.storage import init_db, session_scope
+from engine.storage.tables import PositionRow, TradeRow
+from tests.engine.strategy.support import RELIANCE, TCS, at
+
+DAY = date(2024, 6, 4)
+
+
+def book(db) -> PositionBook:  # type: ignore[no-untyped-def]
+    return PositionBook(db, ChargeCalculator(ChargesSettings()), {i.instrument_key: i for i in (RELIANCE, TCS)})
+
+
+def test_positions_live_in_the_database_and_survive_a_restart() -> None:
+    db = init_db("sqlite://")
+    first = book(db)
+    position = first.open_position(RELIANCE, 100, 1000.0, 950.0, 1100.0, at(DAY, 15, 12), "ATENTRY1")
+    assert position.initial_risk == 5000.0
+    first.set_exit(position, "GTT-1")
+    with pytest.raises(ValueError, match="already has an open position"):
+        first.open_position(RELIANCE, 1, 1000.0, 950.0, 1100.0, at(DAY, 15, 13), "ATENTRY2")
+    restarted = book(db)
+    [loaded] = restarted.load()
+    assert (loaded.id, loaded.quantity, loaded.exit_id, loaded.opened_at) == (position.id, 100, "GTT-1", at(DAY, 15, 12))
+    assert restarted.holds(RELIANCE.instrument_key) and not restarted.holds(TCS.instrument_key)
+
+
+def test_closing_logs_the_trade_with_gross_and_net_pnl() -> None:
+    db = init_db("sqlite://")
+    positions = book(db)
+    position = positions.open_position(RELIANCE, 100, 1000.0, 950.0, 1100.0, at(DAY, 15, 12), "ATENTRY1")
+    trade = positions.close(position, 1100.0, at(date(2024, 6, 5), 11, 0), "target (GTT)", date(2024, 6, 5))
+    assert (trade.gross_pnl, trade.charges, trade.net_pnl) == (10_000.0, 232.61, 9767.39)
+    assert not positions.open
+    with session_scope(db) as session:
+        row = session.exec(select(PositionRow)).one()
+        trade_row = session.exec(select(TradeRow)).one()
+    assert row.status == "CLOSED"
+    assert (trade_row.exit_reason, trade_row.trading_day, trade_row.position_id) == ("target (GTT)", date(2024, 6, 5),
+                                                                                     position.id)
+    assert [t.net_pnl for t in positions.trades_of(date(2024, 6, 5))] == [9767.39]
+    assert book(db).load() == []
+
+
+def test_exit_trigger_on_stop_and_target() -> None:
+    db = init_db("sqlite://")
+    position = book(db).open_position(RELIANCE, 1, 100.0, 95.0, 110.0, at(DAY, 15, 12), "X")
+    assert [exit_trigger(position, p) for p in (95.0, 94.0, 100.0, 109.95, 110.0)] == [
+        "stop", "stop", None, None, "target"]

@@ -1,0 +1,226 @@
+"""The trading engine end to end on a stepped clock: real indicators, the real OrderManager and
+the paper broker, an SQLite file database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from engine.brokers.paper import PaperBroker
+from engine.clock import SteppedClock
+from engine.execution.manager import OrderManager
+from engine.models import Instrument, MarketStatus, Setup, Side, Tick
+from engine.portfolio.charges import ChargeCalculator
+from engine.settings import Settings, load_settings
+from engine.storage import init_db, session_scope
+from engine.storage.tables import GttRow, OrderRow, PositionRow, RiskLedgerRow, SetupRow, TradeRow
+from engine.strategy.base import Strategy
+from engine.strategy.window import SessionHours
+from engine.trader import TradingEngine
+from tests.engine.strategy.support import RELIANCE, TCS, AlwaysLong, at, seeded_indicators, tick
+
+DAY = date(2024, 6, 4)
+SESSION = SessionHours(at(DAY, 9, 15), at(DAY, 15, 30))
+
+
+def make_settings(**overrides: Any) -> Settings:
+    base: dict[str, Any] = {"strategy": {"name": "always_long", "validator": {"conditions": []}}}
+    base.update(overrides)
+    return load_settings(**base)
+
+
+@dataclass
+class Rig:
+    settings: Settings
+    clock: SteppedClock
+    broker: PaperBroker
+    db: Any
+    instruments: list[Instrument]
+    strategy: Strategy
+
+    def engine(self) -> TradingEngine:
+        """A TradingEngine as a (re)started process would build it: fresh indicators and manager."""
+        indicators = {i.symbol: seeded_indicators(i, DAY) for i in self.instruments}
+        manager = OrderManager(self.broker, self.db, self.clock, trading_day=DAY)
+        return TradingEngine(self.settings, self.clock, self.instruments, indicators, self.strategy, manager, self.db,
+                             DAY, self.broker, session=SESSION)
+
+
+def make_rig(tmp_path: Path, settings: Settings | None = None, instruments: list[Instrument] | None = None,
+             strategy: Strategy | None = None) -> Rig:
+    clock = SteppedClock(at(DAY, 9, 15))
+    db = init_db(f"sqlite:///{tmp_path / 'engine.db'}")
+    instruments = instruments or [RELIANCE]
+    broker = PaperBroker(clock, slippage_bps=5.0, instruments=instruments, db=db)
+    return Rig(settings or make_settings(), clock, broker, db, instruments, strategy or AlwaysLong())
+
+
+async def feed(engine: TradingEngine, clock: SteppedClock, hh: int, mm: int, ss: int, *prices: tuple[Instrument, float]
+               ) -> None:
+    clock.set(at(DAY, hh, mm, ss))
+    await engine.on_ticks([tick(i, p, clock.now()) for i, p in prices])
+
+
+def rows(db: Any, table: Any) -> list[Any]:
+    with session_scope(db) as session:
+        return list(session.exec(select(table)).all())
+
+
+async def test_candidates_wait_for_the_window_then_enter_with_a_gtt(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path)
+    engine = rig.engine()
+    await feed(engine, rig.clock, 14, 0, 0, (RELIANCE, 100.0))
+    assert list(engine.candidates) == [RELIANCE.instrument_key]
+    assert [r.status for r in rows(rig.db, SetupRow)] == ["CANDIDATE"]
+    assert await engine.execute_entry_window() == []  # 14:00: outside 15:10-15:25
+    assert rows(rig.db, OrderRow) == []
+
+    await feed(engine, rig.clock, 15, 10, 0, (RELIANCE, 100.0))
+    [decision] = await engine.execute_entry_window()
+    # lowest_low_10 = 95 -> stop 94.95; 1% of 10,00,000 / 5.05 = 1980.19 -> 1980; target 100 + 2 * 5.05
+    assert (decision.approved, decision.quantity, decision.setup.stop, decision.setup.target) == (
+        True, 1980, 94.95, 110.1)
+    [setup_row] = rows(rig.db, SetupRow)
+    assert (setup_row.status, setup_row.quantity) == ("EXECUTED", 1980)
+    [order] = rows(rig.db, OrderRow)
+    assert (order.side, order.quantity, order.purpose, order.setup_id) == ("BUY", 1980, "ENTRY", setup_row.id)
+    assert engine.ledger.risk_used == pytest.approx(1980 * 5.05)
+
+    await feed(engine, rig.clock, 15, 10, 5, (RELIANCE, 100.0))  # the paper broker fills on this tick
+    [position] = rows(rig.db, PositionRow)
+    assert (position.status, position.quantity, position.average_price) == ("OPEN", 1980, 100.05)  # 5 bps slippage
+    [gtt] = rows(rig.db, GttRow)
+    # LIMIT legs 0.5% beyond the triggers, rounded down to the tick: 94.95 * 0.995 = 94.475 -> 94.45
+    assert (gtt.stop_trigger, gtt.stop_limit, gtt.target_trigger, gtt.target_limit) == (94.95, 94.45, 110.1, 109.55)
+    assert position.exit_id == gtt.exit_id
+    assert json_rules(setup_row)[0]["name"] == "price_range"
+
+
+def json_rules(row: SetupRow) -> list[dict[str, Any]]:
+    import json
+
+    return json.loads(row.rules_json)  # type: ignore[no-any-return]
+
+
+async def test_stop_hit_settles_through_the_gtt_once_and_logs_the_trade(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path)
+    engine = rig.engine()
+    await feed(engine, rig.clock, 15, 10, 0, (RELIANCE, 100.0))
+    await engine.execute_entry_window()
+    await feed(engine, rig.clock, 15, 10, 5, (RELIANCE, 100.0))
+    await feed(engine, rig.clock, 15, 20, 0, (RELIANCE, 94.9))  # crosses the stop: the GTT fires at the broker
+    await feed(engine, rig.clock, 15, 20, 5, (RELIANCE, 94.8))
+    [trade] = rows(rig.db, TradeRow)
+    # the stop leg (SELL LIMIT 94.45) fills at 94.9 less 5 bps = 94.85255 -> 94.85
+    assert (trade.quantity, trade.entry_price, trade.exit_price, trade.exit_reason) == (1980, 100.05, 94.85,
+                                                                                          "stop (GTT)")
+    gross, charges, net = ChargeCalculator(rig.settings.charges).trade_pnl(1980, 100.05, 94.85)
+    assert (trade.gross_pnl, trade.charges, trade.net_pnl) == (gross, charges, net) == (-10296.0, charges, net)
+    assert [p.status for p in rows(rig.db, PositionRow)] == ["CLOSED"]
+    sells = [o for o in rows(rig.db, OrderRow) if o.side == "SELL"]
+    assert len(sells) == 1  # the GTT's leg only: the engine never sold a second time
+    summary = await engine.end_of_day()
+    assert (summary.entries, summary.exits, summary.open_positions, summary.net_pnl) == (1, 1, 0, net)
+
+
+async def test_a_restart_never_enters_twice(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path)
+    first = rig.engine()
+    await feed(first, rig.clock, 15, 10, 0, (RELIANCE, 100.0))
+    await first.execute_entry_window()  # submitted; the process dies before the fill
+
+    second = rig.engine()
+    await feed(second, rig.clock, 15, 11, 0, (RELIANCE, 101.0))  # resume() runs first, then the broker fills
+    assert second.candidates == {}
+    assert await second.execute_entry_window() == []
+    third = rig.engine()
+    await feed(third, rig.clock, 15, 12, 0, (RELIANCE, 101.0))
+    assert await third.execute_entry_window() == []
+    assert len([o for o in rows(rig.db, OrderRow) if o.purpose == "ENTRY"]) == 1
+    [position] = rows(rig.db, PositionRow)
+    assert position.quantity == 1980 and position.exit_id is not None
+    assert len(rows(rig.db, GttRow)) == 1
+    [ledger] = rows(rig.db, RiskLedgerRow)
+    assert ledger.risk_used == pytest.approx(1980 * 5.05) and ledger.entries == 1
+    assert list(third.positions.open) == [RELIANCE.instrument_key]
+
+
+async def test_daily_risk_cap_and_score_order_across_instruments(tmp_path: Path) -> None:
+    # cap 1.5% = 15,000: RELIANCE (score 200, 1% = 10,000 at risk) fits whole, TCS (score 100) is cut to 5,000
+    settings = make_settings(risk={"daily_risk_cap_pct": 1.5})
+    rig = make_rig(tmp_path, settings, [RELIANCE, TCS])
+    engine = rig.engine()
+    await feed(engine, rig.clock, 15, 10, 0, (RELIANCE, 200.0), (TCS, 100.0))
+    decisions = await engine.execute_entry_window()
+    assert [(d.symbol, d.quantity) for d in decisions] == [("RELIANCE", 95), ("TCS", 990)]
+    # RELIANCE: stop 94.95, 10,000 / 105.05 = 95.19 -> 95 (risk 9979.75); TCS: 5020.25 left / 5.05 = 994.1 -> 994?
+    assert engine.ledger.risk_used <= engine.ledger.daily_risk_cap
+
+
+async def test_kill_switch_halts_entries_and_can_flatten(tmp_path: Path) -> None:
+    settings = make_settings(risk={"max_daily_loss_pct": 0.5, "flatten_on_kill": True})
+    rig = make_rig(tmp_path, settings)
+    engine = rig.engine()
+    await feed(engine, rig.clock, 15, 10, 0, (RELIANCE, 100.0))
+    await engine.execute_entry_window()
+    await feed(engine, rig.clock, 15, 10, 5, (RELIANCE, 100.0))
+    await feed(engine, rig.clock, 15, 11, 0, (RELIANCE, 97.0))  # -6,039 unrealised > 0.5% of capital
+    assert engine.kill_switch and "max daily loss 5000.00" in engine.kill_reason
+    await feed(engine, rig.clock, 15, 11, 5, (RELIANCE, 97.0))  # the flattening sell fills
+    [trade] = rows(rig.db, TradeRow)
+    assert trade.exit_reason == "kill switch"
+    assert [g.status for g in rows(rig.db, GttRow)] == ["CANCELLED"]
+    assert await engine.execute_entry_window() == [] or all(not d.approved for d in await engine.execute_entry_window())
+    restarted = rig.engine()
+    await restarted.resume()
+    assert restarted.kill_switch
+
+
+async def test_without_broker_exits_the_engine_sells_on_the_stop(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path)
+    indicators = {RELIANCE.symbol: seeded_indicators(RELIANCE, DAY)}
+    manager = OrderManager(rig.broker, rig.db, rig.clock, trading_day=DAY)
+    engine = TradingEngine(rig.settings, rig.clock, [RELIANCE], indicators, AlwaysLong(), manager, rig.db, DAY,
+                           rig.broker, session=SESSION, exits_at_broker=False)
+    await feed(engine, rig.clock, 15, 10, 0, (RELIANCE, 100.0))
+    await engine.execute_entry_window()
+    await feed(engine, rig.clock, 15, 10, 5, (RELIANCE, 100.0))
+    assert rows(rig.db, GttRow) == []
+    await feed(engine, rig.clock, 15, 20, 0, (RELIANCE, 94.9))  # engine sends a market sell
+    await feed(engine, rig.clock, 15, 20, 5, (RELIANCE, 94.5))  # which fills here: 94.5 less 5 bps -> 94.45
+    [trade] = rows(rig.db, TradeRow)
+    assert (trade.exit_price, trade.exit_reason) == (94.45, "stop")
+
+
+class Exploding(AlwaysLong):
+    def on_tick(self, instrument: Instrument, tick: Tick, snapshot: Any, **kwargs: Any) -> Setup | None:
+        raise RuntimeError("user bug")
+
+
+async def test_strategy_errors_are_counted_and_the_session_goes_on(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path, strategy=Exploding())
+    engine = rig.engine()
+    for second in range(3):
+        await feed(engine, rig.clock, 15, 10, second, (RELIANCE, 100.0))
+    assert engine.strategy_errors == 3
+    assert await engine.execute_entry_window() == []
+    summary = await engine.end_of_day()
+    assert summary.strategy_errors == 3 and summary.entries == 0
+
+
+async def test_market_close_stops_candidates_and_end_of_day_expires_them(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path)
+    engine = rig.engine()
+    await feed(engine, rig.clock, 14, 0, 0, (RELIANCE, 100.0))
+    await engine.on_market_status(MarketStatus.NORMAL_CLOSE)
+    assert engine.candidates == {}
+    summary = await engine.end_of_day()
+    assert summary.setups == 1
+    assert [(r.status, r.status_reason) for r in rows(rig.db, SetupRow)] == [
+        ("EXPIRED", "not executed: no entry window after it was found")]
+    assert Side.BUY.value == "BUY"
