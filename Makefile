@@ -40,6 +40,10 @@ pytest: install
 bench: install
 	for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
+# Regenerate engine/feed/proto/ from proto/MarketDataFeedV3.proto (grpcio-tools protoc + mypy-protobuf).
+proto: install
+	$(BIN)/python -m engine.feed.proto.generate
+
 ui: install
 	$(BIN)/prefect server start --host 127.0.0.1
 

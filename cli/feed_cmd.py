@@ -1,7 +1,141 @@
+"""`autotrader feed serve` (the Upstox-compatible replay server) and `autotrader feed record` (raw frames to a file).
+See docs/feed.md."""
+
 from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import date, time
+from pathlib import Path
 
 import typer
 
+from cli.common import console, fail
+
+feed_app = typer.Typer(help="Market data: replay server and frame recorder (Upstox Market Data Feed V3).",
+                       no_args_is_help=True)
+
+
+def _times(values: list[str] | None) -> tuple[time, ...]:
+    from engine.feed.replay import parse_clock_times
+
+    return parse_clock_times(values or [])
+
+
+@feed_app.command("serve")
+def serve_command(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(8765, help="Port to bind (0: any free port)."),
+    day: str | None = typer.Option(None, "--date", help="Day to replay from the bar store, YYYY-MM-DD."),
+    speed: float = typer.Option(100.0, help="Replay speed: simulated seconds per wall second."),
+    start: str = typer.Option("09:00", help="Replay clock start, HH:MM[:SS] IST."),
+    frames: Path | None = typer.Option(None, help="Replay this recorded frame file instead of a day of bars."),
+    data_dir: Path | None = typer.Option(None, help="Folder with bars/ and instruments.parquet (default: settings)."),
+    token: str | None = typer.Option(None, help="The only bearer token accepted (default: any non-empty token)."),
+    drop_at: list[str] | None = typer.Option(None, help="Cut the connection at HH:MM (repeatable)."),
+    stall_at: list[str] | None = typer.Option(None, help="Stop sending, keeping the socket, at HH:MM (repeatable)."),
+    stall_seconds: float | None = typer.Option(None, help="Stall length in replay seconds (default: until the "
+                                               "client goes away)."),
+    malformed_at: list[str] | None = typer.Option(None, help="Send a malformed frame at HH:MM (repeatable)."),
+    reject_token_at: list[str] | None = typer.Option(None, help="Reject the token from HH:MM on (repeatable)."),
+    reject_token: bool = typer.Option(False, help="Reject every token from the start."),
+    duplicate_rate: float = typer.Option(0.0, help="Probability that a tick is sent twice."),
+    out_of_order_rate: float = typer.Option(0.0, help="Probability that an older tick is re-sent after a newer one."),
+    random_drops: int = typer.Option(0, help="Connection drops at seeded random times of the session."),
+    random_stalls: int = typer.Option(0, help="Stalls at seeded random times of the session."),
+    random_malformed: int = typer.Option(0, help="Malformed frames at seeded random times of the session."),
+    seed: int = typer.Option(0, help="Seed of the random faults."),
+) -> None:
+    """Serve a replayed day over Upstox's V3 feed protocol: authorize, WebSocket feed, intraday candles.
+    Ticks are DERIVED from 5-minute bars (inside each bar's real open/high/low/close), not real prints."""
+    from engine.feed.replay import FaultPlan, ReplayError, ReplayServer
+
+    if (day is None) == (frames is None):
+        raise fail("give --date YYYY-MM-DD (replay the bar store) or --frames FILE (replay a recording)")
+    try:
+        replay_day = date.fromisoformat(day) if day else None
+        start_time = time.fromisoformat(start)
+        faults = FaultPlan(
+            drop_at=_times(drop_at), stall_at=_times(stall_at), malformed_at=_times(malformed_at),
+            reject_token_at=_times(reject_token_at), reject_token=reject_token, duplicate_rate=duplicate_rate,
+            out_of_order_rate=out_of_order_rate, random_drops=random_drops, random_stalls=random_stalls,
+            random_malformed=random_malformed, stall_seconds=stall_seconds, seed=seed,
+        )
+        if data_dir is None and frames is None:
+            from engine.settings import load_settings
+
+            data_dir = load_settings().data_dir
+        server = ReplayServer(
+            data_dir=data_dir, day=replay_day, frames=frames, speed=speed, start=start_time, host=host, port=port,
+            token=token, faults=faults,
+        )
+    except (ReplayError, ValueError, FileNotFoundError) as exc:
+        raise fail(str(exc)) from None
+
+    async def run() -> None:
+        await server.start()
+        # plain lines (no wrapping): scripts and tests read the URLs from stdout
+        typer.echo(f"replaying {server.day} at {speed:g}x from {server.clock.now():%H:%M:%S} IST")
+        typer.echo(f"api_url: {server.api_url}")
+        typer.echo(f"ws_url: {server.ws_url}")
+        typer.echo(f"authorize: {server.api_url}/v3/feed/market-data-feed/authorize "
+                   f"(token: {token or 'any non-empty bearer token'})")
+        typer.echo("ticks are DERIVED from 5-minute bars, not real trades. Ctrl-C to stop.", err=True)
+        await server.serve_forever()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        try:
+            asyncio.run(run())
+        except OSError as exc:
+            raise fail(f"cannot serve on {host}:{port}: {exc}") from None
+
+
+@feed_app.command("record")
+def record_command(
+    out: Path = typer.Option(..., "--out", help="Frame file to append to."),
+    keys: list[str] | None = typer.Option(None, "--key", help="Instrument key to subscribe (repeatable)."),
+    all_instruments: bool = typer.Option(False, help="Subscribe every instrument of data/instruments.parquet."),
+    mode: str = typer.Option("full", help="ltpc | full | full_d30 | option_greeks"),
+    duration: float | None = typer.Option(None, help="Seconds to record (default: until Ctrl-C)."),
+    api_url: str | None = typer.Option(None, help="Upstox API base URL (default: UPSTOX_API_URL)."),
+    token: str | None = typer.Option(None, help="Access token (default: UPSTOX_ACCESS_TOKEN)."),
+    data_dir: Path | None = typer.Option(None, help="Folder holding instruments.parquet (default: settings)."),
+) -> None:
+    """Record the raw Market Data Feed V3 frames with their receive times into a frame file that
+    `autotrader feed serve --frames FILE` replays."""
+    try:
+        from engine.feed.recorder import record_frames
+    except ImportError as exc:
+        raise fail(f"feed recording is not available in this build ({exc})") from None
+    from engine.clock import LiveClock
+    from engine.settings import load_credentials, load_settings
+
+    credentials = load_credentials()
+    secret = credentials.upstox_access_token
+    token = token or (secret.get_secret_value() if secret is not None else None)
+    if not token:
+        raise fail("no access token: pass --token or set UPSTOX_ACCESS_TOKEN")
+    instrument_keys = list(keys or [])
+    if all_instruments:
+        from engine.data.instruments import InstrumentTableError, load_instrument_table
+
+        try:
+            table = load_instrument_table(data_dir or load_settings().data_dir)
+        except InstrumentTableError as exc:
+            raise fail(str(exc)) from None
+        instrument_keys += [str(key) for key in table["instrument_key"]]
+    if not instrument_keys:
+        raise fail("nothing to record: pass --key KEY (repeatable) or --all-instruments")
+    url = api_url or credentials.upstox_api_url
+    try:
+        count = asyncio.run(record_frames(url, token, instrument_keys, mode, out, LiveClock(), duration))
+    except KeyboardInterrupt:
+        console.print(f"stopped; frames kept in {out}")
+        return
+    except Exception as exc:  # a clear message rather than a traceback; frames written so far are kept
+        raise fail(f"recording failed: {exc}") from None
+    console.print(f"recorded {count} frames to {out}")
+
 
 def register(app: typer.Typer) -> None:
-    """Placeholder until this command group lands."""
+    app.add_typer(feed_app, name="feed")

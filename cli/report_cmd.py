@@ -1,7 +1,119 @@
+"""`autotrader report` (the day's setups, orders, trades, positions and risk, from the database)
+and `autotrader backtest` (the live decision path over historical daily bars)."""
+
 from __future__ import annotations
 
+import asyncio
+from datetime import date
+from pathlib import Path
+from typing import Any
+
 import typer
+from rich.table import Table
+
+from cli.common import console, fail, print_json
+
+
+def _parse_day(text: str, flag: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise fail(f"{flag} {text!r} is not a date: use YYYY-MM-DD, e.g. 2024-06-04") from None
+
+
+def _settings(**overrides: Any) -> Any:
+    from engine.settings import SettingsError, load_settings
+
+    try:
+        return load_settings(**overrides)
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+
+
+def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
+    table = Table(title=f"{title} ({len(rows)})", title_justify="left")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+    return table
+
+
+def _rules_text(rules: list[dict[str, Any]]) -> str:
+    return "; ".join(f"{'✓' if r['passed'] else '✗'} {r['name']}: {r['observed']}" for r in rules)
+
+
+def report_command(
+    day: str = typer.Option(None, "--date", help="Trading day, YYYY-MM-DD (default: today, IST)."),
+    json_output: bool = typer.Option(False, "--json", help="Print {setups, orders, trades, positions, risk} as JSON."),
+    database_url: str = typer.Option(None, "--database-url", help="Database (default: setting database_url)."),
+) -> None:
+    """The day's report from the database: setups (with each validator rule and the values seen),
+    orders, trades with net P&L after charges, positions held, and the risk budget used."""
+    from engine.clock import LiveClock
+    from engine.report import daily_report
+    from engine.storage import init_db
+
+    settings = _settings()
+    parsed = _parse_day(day, "--date") if day else LiveClock().today()
+    url = database_url or settings.database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        raise fail(f"database {url} does not exist yet: nothing has been traded with these settings")
+    payload = daily_report(init_db(url), parsed, settings)
+    if json_output:
+        print_json(payload)
+        return
+    for setup in payload["setups"]:
+        setup["rule_results"] = _rules_text(setup["rules"])
+    console.print(f"[bold]autotrader report {parsed.isoformat()}[/]")
+    console.print(_table("Setups", payload["setups"], ["symbol", "status", "entry", "stop", "target", "score",
+                                                      "quantity", "status_reason", "rule_results"]))
+    console.print(_table("Orders", payload["orders"], ["client_order_id", "symbol", "side", "quantity", "purpose",
+                                                      "status", "filled_quantity", "average_price", "message"]))
+    console.print(_table("Trades", payload["trades"], ["symbol", "quantity", "entry_time", "entry_price", "exit_time",
+                                                      "exit_price", "gross_pnl", "charges", "net_pnl",
+                                                      "exit_reason"]))
+    console.print(_table("Positions", payload["positions"], ["symbol", "status", "quantity", "average_price", "stop",
+                                                            "target", "opened_at", "closed_at", "exit_id"]))
+    risk = payload["risk"]
+    console.print(f"Risk: capital {risk['capital']:,.2f}, daily risk cap {risk['daily_risk_cap']:,.2f}, "
+                  f"used {risk['risk_used']:,.2f}")
+
+
+def backtest_command(
+    from_day: str = typer.Option(..., "--from", help="First day, YYYY-MM-DD."),
+    to_day: str = typer.Option(..., "--to", help="Last day, YYYY-MM-DD."),
+    symbols: str = typer.Option(None, "--symbols", help="Comma-separated symbols (default: the configured universe)."),
+    json_output: bool = typer.Option(False, "--json", help="Print trades, summary and equity curve as JSON."),
+) -> None:
+    """Run the configured strategy with the live risk, portfolio and paper-execution code over the
+    daily bars in data/ (ticks derived from each bar's open/high/low/close, inside the bar)."""
+    from engine.backtest import BacktestError, run_backtest
+    from engine.data.instruments import InstrumentTableError
+    from engine.strategy.base import StrategyConfigError
+
+    settings = _settings()
+    start, end = _parse_day(from_day, "--from"), _parse_day(to_day, "--to")
+    chosen = [s.strip().upper() for s in symbols.split(",") if s.strip()] if symbols else None
+    try:
+        report = asyncio.run(run_backtest(settings, start, end, chosen))
+    except (BacktestError, InstrumentTableError, StrategyConfigError) as exc:
+        raise fail(str(exc)) from None
+    payload = report.as_dict()
+    if json_output:
+        print_json(payload)
+        return
+    console.print(_table("Trades", payload["trades"], ["symbol", "quantity", "entry_time", "entry_price", "exit_time",
+                                                      "exit_price", "net_pnl", "exit_reason"]))
+    summary = Table(title=f"Backtest {payload['start']} .. {payload['end']}, {payload['symbols']} symbols, "
+                          f"{payload['trading_days']} days", title_justify="left")
+    summary.add_column("measure")
+    summary.add_column("value", justify="right")
+    for key, value in payload["summary"].items():
+        summary.add_row(key, "n/a" if value is None else f"{value:,}" if isinstance(value, int | float) else str(value))
+    console.print(summary)
 
 
 def register(app: typer.Typer) -> None:
-    """Placeholder until this command group lands."""
+    app.command("report")(report_command)
+    app.command("backtest")(backtest_command)

@@ -25,6 +25,10 @@ class SecretRedactingFilter(logging.Filter):
         values = {s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH} | set(self._secrets)
         self._secrets = sorted(values, key=len, reverse=True)  # longest first: no partial leftovers
 
+    @property
+    def secrets(self) -> list[str]:
+        return list(self._secrets)
+
     def redact(self, text: str) -> str:
         for secret in self._secrets:
             if secret in text:
@@ -57,13 +61,13 @@ def configure_logging(level: str | int = "INFO", secrets: Iterable[str] = ()) ->
     root = logging.getLogger()
     root.setLevel(level)
     if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
-        root.addHandler(handler)
+        stderr_handler = logging.StreamHandler(sys.stderr)
+        stderr_handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        root.addHandler(stderr_handler)
     redactor = SecretRedactingFilter(secrets)
     for handler in root.handlers:
         for existing in [f for f in handler.filters if isinstance(f, SecretRedactingFilter)]:
-            redactor.add_secrets(existing._secrets)
+            redactor.add_secrets(existing.secrets)
             handler.removeFilter(existing)
         handler.addFilter(redactor)
     return redactor

@@ -27,10 +27,11 @@ from engine.brokers.base import Broker, OrderRejected, TokenExpired
 from engine.clock import Clock
 from engine.execution.exits import exit_request_for
 from engine.execution.ids import make_client_order_id
-from engine.indicators.multitimeframe import InstrumentIndicators
+from engine.indicators.multitimeframe import IndicatorConfig, InstrumentIndicators
 from engine.indicators.snapshot import IndicatorSnapshot
 from engine.models import (
     IST,
+    Bar,
     ExitOrder,
     ExitRequest,
     ExitStatus,
@@ -229,7 +230,7 @@ class TradingEngine:
                 setup.quantity * (setup.entry - setup.stop), setup.stop, setup.target, setup.id,
             )
         if self.pending:
-            await self._poll_entries(force=True)
+            await self._poll_orders(force=True)
         await self._sync_exits(force=True)
         for position in list(self.positions.open.values()):
             if position.exit_id is None:
@@ -260,7 +261,7 @@ class TradingEngine:
                 await self._watch_position(position, tick, indicators.snapshot())
             elif looking:
                 self._refresh_candidate(instrument, tick, indicators.snapshot())
-        await self._poll_entries()
+        await self._poll_orders()
         await self._sync_exits()
         await self._check_kill_switch()
 
@@ -484,8 +485,10 @@ class TradingEngine:
                  order.status)
         await self._on_entry_update(pending, order)
 
-    async def _poll_entries(self, *, force: bool = False) -> None:
-        if not self.pending:
+    async def _poll_orders(self, *, force: bool = False) -> None:
+        """Follow our working orders (entries, and exits we sent ourselves) to their fills."""
+        exiting = [p for p in self.positions.open.values() if p.exit_client_order_id is not None]
+        if not self.pending and not exiting:
             return
         now = self.clock.now()
         if not force and self._last_poll is not None and (now - self._last_poll).total_seconds() < self.poll_seconds:
@@ -493,7 +496,7 @@ class TradingEngine:
         self._last_poll = now
         for pending in list(self.pending.values()):
             await self._on_entry_update(pending, await self.orders.refresh(pending.client_order_id))
-        for position in list(self.positions.open.values()):
+        for position in exiting:
             if position.exit_client_order_id is not None:
                 await self._settle_exit_order(position, await self.orders.refresh(position.exit_client_order_id))
 
@@ -512,6 +515,26 @@ class TradingEngine:
             pending.client_order_id,
         )
         await self._protect(position, order.average_price)
+
+    async def reconcile(self) -> Any:
+        """Run the order manager's reconciliation (database vs broker) and bring the engine's view
+        in line: exits that settled are closed as trades, positions it closed (by hand at the
+        broker) leave the book. Returns the manager's `ReconcileReport`."""
+        await self._ensure_started()
+        report = await self.orders.reconcile()  # type: ignore[attr-defined]
+        settled = {e.exit_id: e for e in getattr(report, "settled_exits", [])}
+        for position in list(self.positions.open.values()):
+            exit_order = settled.get(position.exit_id or "")
+            if exit_order is not None and exit_order.exit_price:
+                kind = "stop" if exit_order.status is ExitStatus.TRIGGERED_STOP else "target"
+                self._close(position, exit_order.exit_price, reason=f"{kind} (GTT)")
+        with session_scope(self.db) as session:
+            still_open = set(session.exec(select(PositionRow.id).where(PositionRow.status == "OPEN")).all())
+        for position in list(self.positions.open.values()):
+            if position.id not in still_open:
+                log.warning("reconciliation closed %s (no longer held at the broker)", position.instrument.symbol)
+                self.positions.open.pop(position.key, None)
+        return report
 
     # ---- kill switch, market status, end of day ------------------------------------------------
     def day_pnl(self) -> float:
@@ -539,12 +562,33 @@ class TradingEngine:
         if status in _CLOSED_MARKET:
             self.candidates.clear()
 
+    def _close_bars(self) -> None:
+        """Close the day in every instrument's indicators and show each closed daily bar to the
+        strategy's `on_bar`. A setup found on a closed bar comes after today's entry windows: it is
+        recorded (EXPIRED) for the report, not traded."""
+        for instrument in self.instruments.values():
+            indicators = self.indicators.get(instrument.symbol)
+            if indicators is None:
+                continue
+            traded_today = indicators.last_day == self.trading_day
+            indicators.close_day()
+            if not traded_today:
+                continue
+            snapshot = indicators.snapshot()
+            daily = snapshot.daily
+            bar = Bar(instrument.symbol, datetime.combine(self.trading_day, time(), IST), daily.open, daily.high,
+                      daily.low, daily.close, int(daily.volume))
+            setup = self.strategy.on_bar(instrument, bar, snapshot)
+            if setup is not None and self.stops.apply(setup, instrument, snapshot) is None:
+                self._save_setup(setup, status="EXPIRED", reason="found on the closed daily bar, after the window")
+
     async def end_of_day(self) -> DaySummary:
         """Settle what can be settled, expire unexecuted candidates, close the indicators' day
         and summarise. Open positions stay open (delivery), protected by their GTTs."""
         await self._ensure_started()
-        await self._poll_entries(force=True)
+        await self._poll_orders(force=True)
         await self._sync_exits(force=True)
+        self._close_bars()
         with session_scope(self.db) as session:
             rows = session.exec(
                 select(SetupRow).where(SetupRow.trading_day == self.trading_day, SetupRow.status == "CANDIDATE")
@@ -554,8 +598,6 @@ class TradingEngine:
                 session.add(row)
             setups = len(session.exec(select(SetupRow.id).where(SetupRow.trading_day == self.trading_day)).all())
         self.candidates.clear()
-        for indicators in self.indicators.values():
-            indicators.close_day()
         trades = self.positions.trades_of(self.trading_day)
         return DaySummary(
             trading_day=self.trading_day,
@@ -575,11 +617,29 @@ class TradingEngine:
         )
 
 
+def required_indicator_config(
+    settings: Settings, strategy: Strategy, base: IndicatorConfig | None = None
+) -> IndicatorConfig:
+    """`base` (default: `IndicatorConfig()`) plus every period the strategy, the stop policy
+    (swing lookback, ATR period) and the validator (average volume) read. Build the indicators
+    (and the pre-open metadata) with this so no value the engine needs is missing."""
+    base = base or IndicatorConfig()
+    wanted: dict[str, set[int]] = {name: set(getattr(base, name)) for name in base.to_dict()}
+    wanted["extreme_periods"].add(settings.risk.swing_lookback)
+    wanted["atr_periods"].add(settings.risk.atr_period)
+    wanted["avg_volume_periods"].add(settings.strategy.validator.volume_period)
+    for name, periods in strategy.indicator_periods().items():
+        if name not in wanted:
+            raise ValueError(f"strategy {strategy.name!r} asks for unknown indicator family {name!r}")
+        wanted[name].update(periods)
+    return IndicatorConfig(**{name: tuple(sorted(periods)) for name, periods in wanted.items()})
+
+
 def _default_session(settings: Settings, trading_day: date) -> SessionLike | None:
     from engine.calendar import CalendarRangeError, load_calendar
 
     try:
-        return load_calendar(getattr(settings, "calendar_file", None)).session(trading_day)
+        return load_calendar(settings.calendar_file).session(trading_day)
     except (CalendarRangeError, OSError, ValueError) as error:
         log.warning("calendar: %s; assuming a normal session 09:15-15:30", error)
         return SessionHours(

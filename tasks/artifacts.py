@@ -12,6 +12,7 @@ from prefect.artifacts import create_image_artifact, create_markdown_artifact, c
 from prefect.cache_policies import NO_CACHE
 
 from engine.session.chart import pnl_chart_markdown, pnl_chart_png
+from engine.session.day import work_dir
 from engine.session.stages import TradingDayContext
 
 TABLE_COLUMNS = {
@@ -53,9 +54,7 @@ def pnl_markdown(day: str, report: dict[str, Any], chart_path: Path | None) -> s
 
 
 @task(name="publish-artifacts", cache_policy=NO_CACHE, timeout_seconds=120, retries=1)
-def publish_day_artifacts(
-    context: TradingDayContext, report: dict[str, Any], chart_dir: str = "var/reports"
-) -> dict[str, str]:
+def publish_day_artifacts(context: TradingDayContext, report: dict[str, Any]) -> dict[str, str]:
     """Tables (setups, orders, positions, trades) and the P&L markdown for `context.day`; returns keys."""
     day = context.day.isoformat()
     keys: dict[str, str] = {}
@@ -64,7 +63,7 @@ def publish_day_artifacts(
         create_table_artifact(table=_rows(report, name), key=key, description=f"autotrader {name} of {day}")
         keys[name] = key
     net = [float(t.get("net_pnl") or 0.0) for t in report.get("trades") or []]
-    chart_path = Path(chart_dir) / day / "pnl.png"
+    chart_path = work_dir(context) / "reports" / day / "pnl.png"
     chart_path.parent.mkdir(parents=True, exist_ok=True)
     chart_path.write_bytes(pnl_chart_png(net))
     keys["pnl"] = f"pnl-{day}"

@@ -10,13 +10,15 @@ from prefect.cache_policies import NO_CACHE
 from engine.clock import LiveClock
 from engine.session import stages
 from engine.session.stages import TradingDayContext
-from tasks.hooks import task_failed
+from tasks.hooks import route_engine_logs, task_failed
 
 
 @task(name="open-trading-day", cache_policy=NO_CACHE, timeout_seconds=60, on_failure=[task_failed])
 def open_trading_day(day: str | None, **overrides: Any) -> TradingDayContext:
     """The day (today in IST when None), its NSE session or the reason it has none, settings, database."""
-    return stages.open_trading_day(day, LiveClock(), **overrides)
+    context = stages.open_trading_day(day, LiveClock(), **overrides)
+    route_engine_logs(context.settings.log_level)
+    return context
 
 
 @task(name="record-stage", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2, timeout_seconds=60)

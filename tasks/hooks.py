@@ -3,13 +3,18 @@ line (and the stage's FAILED / INTERRUPTED checkpoint); alerts go out through th
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from prefect import get_run_logger
 from prefect.logging import get_logger
+from prefect.logging.handlers import APIHandler
 
+from engine.brokers.base import ConfigError, OrderRejected, TokenExpired
 from engine.clock import LiveClock
+from engine.session.day import TokenMissing
 from engine.session.stages import FAILED, INTERRUPTED, open_trading_day, record_stage
+from engine.settings import SettingsError
 
 STAGE_BY_FLOW = {"pre-open": "pre_open", "live-session": "live_session", "post-close": "post_close"}
 
@@ -54,3 +59,26 @@ def task_failed(task: Any, task_run: Any, state: Any) -> None:
         "task %s run %s failed: %s", task.name, task_run.name, state.message,
         extra={"task_run_id": str(task_run.id)},
     )
+
+
+PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
+    ConfigError, OrderRejected, TokenExpired, TokenMissing, SettingsError,
+)
+
+
+def retry_unless_permanent(task: Any, task_run: Any, state: Any) -> bool:
+    """retry_condition_fn: retry what may succeed next time; a bad token or setting never will."""
+    try:
+        error = state.result(raise_on_failure=False)
+    except Exception as exc:  # the result itself may be unreadable
+        error = exc
+    return not isinstance(error, PERMANENT_ERRORS)
+
+
+def route_engine_logs(level: str) -> None:
+    """Engine log records (they carry instrument keys and client order ids) go to the run's logs in
+    the Prefect UI, at the configured level (`log_level`)."""
+    engine_logger = logging.getLogger("engine")
+    engine_logger.setLevel(level)
+    if not any(isinstance(handler, APIHandler) for handler in engine_logger.handlers):
+        engine_logger.addHandler(APIHandler())

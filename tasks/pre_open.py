@@ -8,13 +8,13 @@ from prefect.tasks import exponential_backoff
 
 from engine.session import day as day_work
 from engine.session.stages import TradingDayContext
-from tasks.hooks import task_failed
+from tasks.hooks import retry_unless_permanent, task_failed
 
 BACKOFF = exponential_backoff(backoff_factor=5)
 
 
 @task(name="check-broker-token", cache_policy=NO_CACHE, timeout_seconds=60, on_failure=[task_failed],
-      retries=3, retry_delay_seconds=BACKOFF, retry_jitter_factor=0.5)
+      retries=3, retry_delay_seconds=BACKOFF, retry_jitter_factor=0.5, retry_condition_fn=retry_unless_permanent)
 async def check_broker_token(context: TradingDayContext) -> str:
     return await day_work.check_broker_token(context)
 

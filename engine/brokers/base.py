@@ -16,6 +16,7 @@
 | funds             | optional | available cash; None when the broker cannot tell                |
 | fills             | optional | today's executions (trade book); None when the broker cannot    |
 | find_exit         | optional | the ACTIVE exit an earlier attempt of a request created         |
+| get_order         | optional | one order by the broker's id (default: scans list_orders)       |
 
 Errors: raise `TemporaryBrokerError` for what may succeed on retry (network, 429, 5xx, timeouts),
 `OrderRejected` for what never will, `TokenExpired` for authentication failures (stop trading,
@@ -80,6 +81,11 @@ class Broker(ABC):
         """Today's executions; None when the broker cannot list them (the order manager then derives
         fills from each order's filled quantity and average price). Optional."""
         return None
+
+    async def get_order(self, broker_order_id: str) -> Order | None:
+        """One order by the broker's id, including orders we did not tag (a fired GTT's leg).
+        Optional; the default scans `list_orders`."""
+        return next((o for o in await self.list_orders() if o.broker_order_id == broker_order_id), None)
 
     async def find_exit(self, request: ExitRequest) -> ExitOrder | None:
         """The ACTIVE exit an earlier attempt of `request` created: by tag, or, for brokers whose GTTs

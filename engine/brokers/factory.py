@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 BROKERS = ("paper", "zerodha", "upstox")
+SANDBOX_URL = "sandbox"  # KITE_ROOT_URL=sandbox: an embedded loopback Kite server, no account needed
 
 
 def make_broker(
@@ -28,7 +29,8 @@ def make_broker(
 ) -> Broker:
     """The broker named by `settings.broker`. `instruments` maps our instrument keys to the
     venues' symbols (Kite needs tradingsymbols); `db` lets the paper broker restore its state from
-    the journal on `connect()`."""
+    the journal on `connect()`. With `KITE_ROOT_URL=sandbox`, zerodha runs the real adapter against
+    an embedded Kite-compatible server fed by `on_tick` (stopped by `close()`)."""
     name = settings.broker
     instruments = list(instruments)
     if name == "paper":
@@ -39,6 +41,11 @@ def make_broker(
         from engine.settings import load_credentials
 
         credentials = load_credentials()
+    if name == "zerodha" and credentials.kite_root_url == SANDBOX_URL:
+        from engine.brokers.zerodha.sandbox import SandboxZerodhaBroker
+
+        return SandboxZerodhaBroker.start(clock, instruments=instruments,
+                                          product=Product(settings.execution.product))
     if name == "zerodha":
         from engine.brokers.zerodha.execution import ZerodhaBroker
 
@@ -46,5 +53,5 @@ def make_broker(
     if name == "upstox":
         from engine.brokers.upstox import UpstoxBroker
 
-        return UpstoxBroker.from_credentials(credentials, product=Product(settings.execution.product))
+        return UpstoxBroker.from_settings(settings, credentials, clock=clock, instruments=instruments)
     raise ConfigError(f"setting 'broker': value {name!r} is invalid: expected one of {', '.join(BROKERS)}")

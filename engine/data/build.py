@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from engine.calendar import NseCalendar, read_calendar_file
+from engine.data.instruments import INSTRUMENT_COLUMNS, write_instrument_table
 from engine.models import IST, Timeframe
 from engine.storage.bars import BarStore
 
@@ -44,8 +45,9 @@ EARLIER_NAMES = {"LTF": "L&TFH", "UNITDSPR": "MCDOWELL-N"}
 # Not in any shipped master (IDFC Ltd merged into IDFC First Bank in Oct 2024, delisted).
 KNOWN_ISINS = {"IDFC": ("INE043D01016", "IDFC LIMITED")}
 
-# Price-basis factors closer to 1 than this are 1 (official close is a VWAP, not the last trade).
-FACTOR_TOLERANCE = 0.02
+# A median price-basis factor within this of 1 (or of a simple fraction) is snapped to it; the official
+# close is a 30-minute VWAP, not the last trade, so single days differ by up to ~2% (2024-06-04).
+FACTOR_TOLERANCE = 0.005
 # Unadjusted history: an overnight fall below this fraction (open / previous close) that matches a
 # usual split/bonus ratio within SPLIT_SNAP_TOLERANCE (log distance) is a corporate action.
 SPLIT_JUMP_THRESHOLD = 0.7
@@ -327,7 +329,6 @@ def rebase(frame: pd.DataFrame, factor: float) -> pd.DataFrame:
 @dataclass
 class Masters:
     upstox: dict[str, dict[str, Any]]  # symbol -> Upstox EQ record
-    upstox_by_isin: dict[str, dict[str, Any]]
     kite: dict[str, dict[str, str]]  # tradingsymbol -> Kite row
     dhan_by_symbol: dict[str, dict[str, str]]
     dhan_by_isin: dict[str, dict[str, str]]
@@ -349,7 +350,6 @@ def load_masters(source: Path) -> Masters:
     market_cap = {r["symbol"]: float(r["market_cap_inr_lakhs"]) for r in _read_csv_rows(source / MARKET_CAP)}
     return Masters(
         upstox=upstox,
-        upstox_by_isin={str(r["isin"]): r for r in upstox.values()},
         kite=kite,
         dhan_by_symbol={r["UNDERLYING_SYMBOL"]: r for r in dhan_eq},
         dhan_by_isin={r["ISIN"]: r for r in dhan_eq},
@@ -575,8 +575,6 @@ def build(source: Path, out: Path, calendar_file: Path, progress: Progress = _no
         )
         rows.append(row)
         progress("symbols", done, len(symbols))
-    from engine.data.instruments import INSTRUMENT_COLUMNS, write_instrument_table
-
     table = pd.DataFrame(rows)[INSTRUMENT_COLUMNS]
     write_instrument_table(table, out)
     report.symbols = len(symbols)

@@ -10,7 +10,8 @@ Accepted layouts (header names are case-insensitive):
 Every rejected row is reported with its file, line and reason: `unparseable`, `non_positive_price`,
 `ohlc_inconsistent`, `not_a_trading_day`, `duplicate_date` (for raw NSE rows the kept row of a date
 follows the PrevClose chain, like the shared data's cleaning), plus `gap` entries for trading days missing
-between a symbol's first and last daily bar (checked where the NSE calendar covers the dates)."""
+between a symbol's first and last daily bar, or 5-minute session slots with no bar (checked where the NSE
+calendar covers the dates)."""
 
 from __future__ import annotations
 
@@ -259,25 +260,43 @@ def _load_symbol(symbol: str, rows: pd.DataFrame, source: Path, store: BarStore,
     report.loaded[symbol] = report.loaded.get(symbol, 0) + len(bars)
     report.rows_loaded += len(bars)
     report.timeframes[symbol] = timeframe.value
-    if timeframe is Timeframe.DAY and calendar is not None and len(bars):
-        _report_gaps(symbol, bars, source, calendar, report)
+    if calendar is not None and len(bars):
+        _report_gaps(symbol, bars, timeframe, source, calendar, report)
 
 
-def _report_gaps(symbol: str, bars: pd.DataFrame, source: Path, calendar: NseCalendar, report: ImportReport) -> None:
-    days = {ts.date() for ts in bars["ts"]}
+def _session_bar_starts(day: date, calendar: NseCalendar, step: pd.Timedelta) -> list[pd.Timestamp]:
+    session = calendar.session(day)
+    if session is None:
+        return []
+    starts = pd.date_range(session.open, session.close - step, freq=step)
+    return [ts for ts in starts if session.is_open_at(ts.to_pydatetime())]
+
+
+def _report_gaps(
+    symbol: str, bars: pd.DataFrame, timeframe: Timeframe, source: Path, calendar: NseCalendar, report: ImportReport
+) -> None:
+    """Trading days (daily bars) or session bar slots (5-minute bars) between the first and the last bar
+    that have no bar; only where the calendar covers the dates."""
+    stamps = set(bars["ts"])
+    days = {ts.date() for ts in stamps}
     start = max(min(days), calendar.first_day)
     end = min(max(days), calendar.last_day)
     if start > end:
         return
-    for missing in calendar.iter_trading_days(start, end):
-        if missing not in days:
-            report.rejected.append(
-                RejectedRow(source.name, None, symbol, missing.isoformat(), "gap", "NSE trading day with no bar")
-            )
+    first, last = min(stamps), max(stamps)
+    for day in calendar.iter_trading_days(start, end):
+        if timeframe is Timeframe.DAY:
+            missing = [] if day in days else [day.isoformat()]
+        else:
+            slots = _session_bar_starts(day, calendar, pd.Timedelta(minutes=5))
+            missing = [ts.isoformat() for ts in slots if first <= ts <= last and ts not in stamps]
+        detail = f"NSE {timeframe.value} bar missing"
+        report.rejected.extend(RejectedRow(source.name, None, symbol, when, "gap", detail) for when in missing)
 
 
 def gap_days(report: ImportReport, symbol: str) -> list[date]:
-    return [date.fromisoformat(r.date) for r in report.gaps if r.symbol == symbol]
+    """Missing trading days of a daily import."""
+    return [date.fromisoformat(r.date) for r in report.gaps if r.symbol == symbol and len(r.date) == 10]
 
 
 __all__ = ["ImportFormatError", "ImportReport", "RejectedRow", "csv_files", "gap_days", "import_path"]

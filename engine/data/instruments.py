@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import Engine
+from sqlmodel import select
 
 from engine.models import Instrument
 from engine.storage.db import session_scope
@@ -126,7 +127,7 @@ def sync_instruments(db_engine: Engine, table: pd.DataFrame, updated_on: date | 
     that moved to a new key replaces its old row). Returns the number of rows written."""
     written = 0
     with session_scope(db_engine) as session:
-        existing = {row.instrument_key: row for row in session.query(InstrumentRow).all()}
+        existing = {row.instrument_key: row for row in session.exec(select(InstrumentRow)).all()}
         by_symbol = {row.symbol: row for row in existing.values()}
         for _, record in table.iterrows():
             key = str(record["instrument_key"])

@@ -20,6 +20,7 @@ def make_client_order_id(trading_day: date, key: str, purpose: OrderPurpose = Or
     """The client order id for `key` (e.g. a setup id or "RELIANCE|trend_pullback") on `trading_day`."""
     if not key:
         raise ValueError("client order id key must not be empty")
+    purpose = OrderPurpose(purpose)
     digest = int.from_bytes(hashlib.sha256(f"{trading_day.isoformat()}|{purpose}|{key}".encode()).digest()[:8])
     chars = []
     for _ in range(11):

@@ -189,17 +189,31 @@ class OrderJournal:
                              detail_json=json.dumps(detail, default=str, sort_keys=True))
 
     def event(self, client_order_id: str, kind: str, **detail: Any) -> None:
+        self.events_add([(client_order_id, kind, detail)])
+
+    def events_add(self, events: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
+        """Several events in one transaction."""
+        now = self._now()
         with session_scope(self.db) as session:
-            session.add(self._event_row(client_order_id, kind, detail, self._now()))
+            for client_order_id, kind, detail in events:
+                session.add(self._event_row(client_order_id, kind, detail, now))
 
     def events(self, client_order_id: str) -> list[OrderEventRow]:
         with session_scope(self.db) as session:
             query = select(OrderEventRow).where(OrderEventRow.client_order_id == client_order_id)
             return list(session.exec(query.order_by(col(OrderEventRow.id))).all())
 
-    def transition(self, client_order_id: str, status: OrderStatus, *, message: str = "", **fields: Any) -> OrderRow:
-        """Move an order to `status` (plus field updates); raise `IllegalTransition` (recorded) when
-        the state machine forbids it."""
+    def transition(
+        self,
+        client_order_id: str,
+        status: OrderStatus,
+        *,
+        message: str = "",
+        event: tuple[str, dict[str, Any]] | None = None,
+        **fields: Any,
+    ) -> OrderRow:
+        """Move an order to `status` (plus field updates, plus an optional event in the same
+        transaction); raise `IllegalTransition` (recorded) when the state machine forbids it."""
         now = self._now()
         with session_scope(self.db) as session:
             row = session.get(OrderRow, client_order_id)
@@ -211,6 +225,8 @@ class OrderJournal:
                                                                           "message": message}, now))
                 session.commit()
                 raise IllegalTransition(client_order_id, current, status)
+            if event is not None:
+                session.add(self._event_row(client_order_id, event[0], event[1], now))
             for name, value in fields.items():
                 setattr(row, name, value)
             if message:
@@ -223,23 +239,39 @@ class OrderJournal:
             session.add(row)
             return row
 
-    def apply(self, client_order_id: str, order: Order) -> OrderRow:
-        """Take the broker's view of an order: broker id, fills, status. A status the state machine
-        forbids (e.g. the broker reporting OPEN for an order we hold FILLED) is recorded, not applied;
-        fills never go backwards."""
-        row = self.get(client_order_id)
-        if row is None:
-            raise KeyError(f"order {client_order_id} is not in the journal")
-        filled = max(row.filled_quantity, order.filled_quantity)
-        fields: dict[str, Any] = {"filled_quantity": filled}
-        if order.broker_order_id:
-            fields["broker_order_id"] = order.broker_order_id
-        if order.filled_quantity >= row.filled_quantity and order.average_price:
-            fields["average_price"] = order.average_price
-        try:
-            return self.transition(client_order_id, order.status, message=order.message, **fields)
-        except IllegalTransition:
-            return self.transition(client_order_id, OrderStatus(row.status), **fields)
+    def apply(
+        self, client_order_id: str, order: Order, *, event: tuple[str, dict[str, Any]] | None = None
+    ) -> tuple[int, float, OrderRow]:
+        """Take the broker's view of an order (broker id, fills, status) in one transaction, with an
+        optional event. A status the state machine forbids (e.g. the broker reporting OPEN for an
+        order we hold FILLED) is recorded as ILLEGAL, not applied; fills never go backwards.
+        Returns the filled quantity and average price before, and the updated row."""
+        now = self._now()
+        with session_scope(self.db) as session:
+            row = session.get(OrderRow, client_order_id)
+            if row is None:
+                raise KeyError(f"order {client_order_id} is not in the journal")
+            before_filled, before_average = row.filled_quantity, row.average_price
+            if event is not None:
+                session.add(self._event_row(client_order_id, event[0], event[1], now))
+            if order.broker_order_id:
+                row.broker_order_id = order.broker_order_id
+            if order.filled_quantity >= row.filled_quantity and order.average_price:
+                row.average_price = order.average_price
+            row.filled_quantity = max(row.filled_quantity, order.filled_quantity)
+            current = OrderStatus(row.status)
+            if order.status is not current:
+                change = {"from": current.value, "to": order.status.value, "message": order.message}
+                if can_transition(current, order.status):
+                    row.status = order.status.value
+                    if order.message:
+                        row.message = order.message[:500]
+                    session.add(self._event_row(client_order_id, "STATUS", change, now))
+                else:
+                    session.add(self._event_row(client_order_id, "ILLEGAL", change, now))
+            row.updated_at = now
+            session.add(row)
+            return before_filled, before_average, row
 
     # fills ------------------------------------------------------------------------------------
     def record_fills(self, fills: Iterable[Fill]) -> list[Fill]:
@@ -265,6 +297,15 @@ class OrderJournal:
         with session_scope(self.db) as session:
             return session.get(GttRow, exit_id)
 
+    def exit_state(self, tag: str) -> tuple[GttRow | None, bool]:
+        """The latest exit journaled under `tag`, and whether an attempt to place one was made."""
+        with session_scope(self.db) as session:
+            query = select(GttRow).where(GttRow.tag == tag, GttRow.broker == self.broker)
+            row = session.exec(query.order_by(col(GttRow.created_at).desc())).first()
+            attempted = session.exec(select(OrderEventRow.id).where(
+                OrderEventRow.client_order_id == tag, OrderEventRow.kind == "EXIT_ATTEMPT")).first() is not None
+            return row, attempted
+
     def gtt_by_tag(self, tag: str) -> GttRow | None:
         with session_scope(self.db) as session:
             query = select(GttRow).where(GttRow.tag == tag, GttRow.broker == self.broker)
@@ -277,9 +318,18 @@ class OrderJournal:
         with session_scope(self.db) as session:
             return list(session.exec(query.order_by(col(GttRow.created_at))).all())
 
-    def save_gtt(self, exit_order: ExitOrder, *, tag: str | None = None, position_id: int | None = None) -> GttRow:
+    def save_gtt(
+        self,
+        exit_order: ExitOrder,
+        *,
+        tag: str | None = None,
+        position_id: int | None = None,
+        event: tuple[str, dict[str, Any]] | None = None,
+    ) -> GttRow:
         now = self._now()
         with session_scope(self.db) as session:
+            if event is not None:
+                session.add(self._event_row(tag or exit_order.tag, event[0], event[1], now))
             row = session.get(GttRow, exit_order.exit_id)
             if row is None:
                 row = GttRow(exit_id=exit_order.exit_id, broker=self.broker, tag=tag or exit_order.tag,

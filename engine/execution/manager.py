@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import date
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 from sqlmodel import select
@@ -108,15 +108,16 @@ class OrderManager:
             raise
         raise AssertionError("unreachable")  # pragma: no cover - reraise=True always raises
 
-    async def _absorb(self, client_order_id: str, order: Order) -> Order:
+    async def _absorb(
+        self, client_order_id: str, order: Order, *, event: tuple[str, dict[str, Any]] | None = None
+    ) -> Order:
         """Apply the broker's view of an order to the journal and record new fills."""
-        before = self.journal.get(client_order_id)
-        after = self.journal.apply(client_order_id, order)
-        if before is not None and after.filled_quantity > before.filled_quantity:
-            await self._record_fills(before, after)
+        before_filled, before_average, after = self.journal.apply(client_order_id, order, event=event)
+        if after.filled_quantity > before_filled:
+            await self._record_fills(before_filled, before_average, after)
         return row_to_order(after)
 
-    async def _record_fills(self, before: OrderRow, after: OrderRow) -> None:
+    async def _record_fills(self, before_filled: int, before_average: float, after: OrderRow) -> None:
         broker_fills = await self.broker.fills()
         if broker_fills is not None:
             mine = [dataclasses.replace(fill, client_order_id=after.client_order_id)
@@ -125,8 +126,8 @@ class OrderManager:
                 self.journal.record_fills(mine)
                 return
         # The broker cannot list executions: derive one fill from the change in filled quantity.
-        delta = after.filled_quantity - before.filled_quantity
-        value = after.average_price * after.filled_quantity - before.average_price * before.filled_quantity
+        delta = after.filled_quantity - before_filled
+        value = after.average_price * after.filled_quantity - before_average * before_filled
         self.journal.record_fills([Fill(
             fill_id=f"{after.client_order_id}#{after.filled_quantity}",
             client_order_id=after.client_order_id,
@@ -177,13 +178,13 @@ class OrderManager:
                     attempts += 1
                     if lookup_first or attempts > 1:
                         found = await self.broker.find_order(client_order_id)
-                        self.journal.event(client_order_id, "LOOKUP", attempt=attempts,
-                                           found=found.broker_order_id if found else None)
+                        lookup = ("LOOKUP", {"attempt": attempts, "found": found.broker_order_id if found else None})
                         if found is not None:
-                            return await self._absorb(client_order_id, found)
+                            return await self._absorb(client_order_id, found, event=lookup)
+                        self.journal.event(client_order_id, lookup[0], **lookup[1])
                     await self.rate_limiter.acquire()
-                    self.journal.transition(client_order_id, OrderStatus.SUBMITTED)
-                    self.journal.event(client_order_id, "ATTEMPT", attempt=attempts)
+                    self.journal.transition(client_order_id, OrderStatus.SUBMITTED,
+                                            event=("ATTEMPT", {"attempt": attempts}))
                     started = time.perf_counter()
                     try:
                         order = await self.broker.place_order(intent)
@@ -192,10 +193,10 @@ class OrderManager:
                                            message=str(error), retry=True,
                                            elapsed_ms=round((time.perf_counter() - started) * 1000, 3))
                         raise
-                    self.journal.event(client_order_id, "RESPONSE", attempt=attempts,
-                                       broker_order_id=order.broker_order_id, status=order.status.value,
-                                       elapsed_ms=round((time.perf_counter() - started) * 1000, 3))
-                    return await self._absorb(client_order_id, order)
+                    response = {"attempt": attempts, "broker_order_id": order.broker_order_id,
+                                "status": order.status.value,
+                                "elapsed_ms": round((time.perf_counter() - started) * 1000, 3)}
+                    return await self._absorb(client_order_id, order, event=("RESPONSE", response))
         except OrderRejected as error:
             self.journal.event(client_order_id, "ERROR", attempt=attempts, error="OrderRejected", message=str(error),
                                retry=False)
@@ -223,8 +224,7 @@ class OrderManager:
             return row_to_order(row)
         if row.broker_order_id:  # by broker id: also finds orders we did not tag (fired GTT legs)
             broker_order_id = row.broker_order_id
-            orders = await self._call(client_order_id, self.broker.list_orders)
-            found = next((o for o in orders if o.broker_order_id == broker_order_id), None)
+            found = await self._call(client_order_id, lambda: self.broker.get_order(broker_order_id))
         else:
             found = await self._call(client_order_id, lambda: self.broker.find_order(client_order_id))
         if found is None:
@@ -279,17 +279,15 @@ class OrderManager:
         """Place a two-leg exit exactly once per `request.tag`: an ACTIVE exit already journaled
         under the tag is returned; a retry (or a restart after an attempt) first looks for the exit
         at the broker. Raises `OrderRejected` (recorded) when the broker refuses it."""
-        existing = self.journal.gtt_by_tag(request.tag)
+        existing, lookup_first = self.journal.exit_state(request.tag)
         if existing is not None:
             if ExitStatus(existing.status) is ExitStatus.ACTIVE:
                 return gtt_to_exit(existing)
             raise ValueError(f"exit tag {request.tag} belongs to a settled exit ({existing.status}); use a new tag")
-        lookup_first = any(event.kind == "EXIT_ATTEMPT" for event in self.journal.events(request.tag))
-        if not lookup_first:
-            self.journal.event(request.tag, "EXIT_INTENT", instrument_key=request.instrument.instrument_key,
-                               quantity=request.quantity, stop_trigger=request.stop_trigger,
-                               stop_limit=request.stop_limit, target_trigger=request.target_trigger,
-                               target_limit=request.target_limit, position_id=position_id)
+        intent = {"instrument_key": request.instrument.instrument_key, "quantity": request.quantity,
+                  "stop_trigger": request.stop_trigger, "stop_limit": request.stop_limit,
+                  "target_trigger": request.target_trigger, "target_limit": request.target_limit,
+                  "position_id": position_id}
         attempts = 0
         try:
             async for attempt in self._retrying():
@@ -297,11 +295,15 @@ class OrderManager:
                     attempts += 1
                     if lookup_first or attempts > 1:
                         found = await self.broker.find_exit(request)
-                        self.journal.event(request.tag, "LOOKUP", attempt=attempts,
-                                           found=found.exit_id if found else None)
+                        lookup = ("LOOKUP", {"attempt": attempts, "found": found.exit_id if found else None})
                         if found is not None:
-                            return self._exit_placed(found, request, position_id)
-                    self.journal.event(request.tag, "EXIT_ATTEMPT", attempt=attempts)
+                            return self._exit_placed(found, request, position_id, event=lookup)
+                        self.journal.event(request.tag, lookup[0], **lookup[1])
+                    pending: list[tuple[str, str, dict[str, Any]]] = [
+                        (request.tag, "EXIT_ATTEMPT", {"attempt": attempts})]
+                    if attempts == 1 and not lookup_first:
+                        pending.insert(0, (request.tag, "EXIT_INTENT", intent))
+                    self.journal.events_add(pending)
                     started = time.perf_counter()
                     try:
                         exit_order = await self.broker.place_exit_oco(request)
@@ -309,9 +311,9 @@ class OrderManager:
                         self.journal.event(request.tag, "ERROR", attempt=attempts, error=type(error).__name__,
                                            message=str(error), retry=True)
                         raise
-                    self.journal.event(request.tag, "EXIT_RESPONSE", attempt=attempts, exit_id=exit_order.exit_id,
-                                       elapsed_ms=round((time.perf_counter() - started) * 1000, 3))
-                    return self._exit_placed(exit_order, request, position_id)
+                    response = {"attempt": attempts, "exit_id": exit_order.exit_id,
+                                "elapsed_ms": round((time.perf_counter() - started) * 1000, 3)}
+                    return self._exit_placed(exit_order, request, position_id, event=("EXIT_RESPONSE", response))
         except OrderRejected as error:
             self.journal.event(request.tag, "ERROR", attempt=attempts, error="OrderRejected", message=str(error),
                                retry=False)
@@ -321,9 +323,12 @@ class OrderManager:
             raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _exit_placed(self, exit_order: ExitOrder, request: ExitRequest, position_id: int | None) -> ExitOrder:
+    def _exit_placed(
+        self, exit_order: ExitOrder, request: ExitRequest, position_id: int | None,
+        *, event: tuple[str, dict[str, Any]] | None = None,
+    ) -> ExitOrder:
         exit_order.tag = request.tag
-        self.journal.save_gtt(exit_order, tag=request.tag, position_id=position_id)
+        self.journal.save_gtt(exit_order, tag=request.tag, position_id=position_id, event=event)
         if position_id is not None:
             with session_scope(self.db) as session:
                 position = session.get(PositionRow, position_id)

@@ -25,7 +25,10 @@ Rules (kind: condition -> resolution):
 - POSITION_CLOSED: journal position OPEN, broker holds none, no exit explains it (closed by hand)
   -> position CLOSED, its ACTIVE exit cancelled.
 - POSITION_QUANTITY: both hold it, quantities differ -> journal quantity set to the broker's.
-- UNKNOWN_POSITION: broker position with no journal position -> reported, not adopted.
+- POSITION_UNRECORDED: broker position with no journal position, but our filled entry order for it
+  (it filled while we were down) -> reported for the portfolio to open from that order.
+- UNKNOWN_POSITION: broker position with no journal position and no entry of ours -> reported,
+  not adopted.
 """
 
 from __future__ import annotations
@@ -216,8 +219,19 @@ async def _reconcile_positions(manager: OrderManager, report: ReconcileReport) -
                     session.add(stored)
             report.differences.append(Difference("POSITION_QUANTITY", row.instrument_key, str(row.quantity),
                                                  str(broker_position.quantity), "journal quantity set to the broker's"))
+    filled_entries: dict[str, list[str]] = {}
+    for order in manager.journal.orders(statuses=(OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED)):
+        if order.purpose == "ENTRY" and order.side == "BUY":
+            filled_entries.setdefault(order.instrument_key, []).append(order.client_order_id)
     for instrument_key, position in at_broker.items():
-        if instrument_key not in mine:
+        if instrument_key in mine:
+            continue
+        entries = filled_entries.get(instrument_key)
+        if entries:
+            report.differences.append(Difference(
+                "POSITION_UNRECORDED", instrument_key, "none", f"{position.quantity} @ {position.average_price}",
+                f"reported: the portfolio opens it from filled entry {', '.join(entries)}"))
+        else:
             report.differences.append(Difference("UNKNOWN_POSITION", instrument_key, "none",
                                                  f"{position.quantity} @ {position.average_price}",
                                                  "reported, not adopted"))

@@ -33,15 +33,16 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidStatus, WebSocketException
 
 from engine.clock import Clock
-from engine.feed.backfill import CandleSource, UpstoxIntradayCandles, synthesize_ticks
+from engine.feed.backfill import MINUTE_MS, CandleSource, UpstoxIntradayCandles, synthesize_ticks
 from engine.feed.decoder import FrameDecodeError, decode_frame
 from engine.feed.limits import UPSTOX_V3_LIMITS, ModeLimit, SubscriptionLimitError, check_limits, check_mode
-from engine.models import MarketStatus, Tick
+from engine.models import IST, MarketStatus, Tick
 
 log = logging.getLogger(__name__)
 
 AUTHORIZE_PATH = "/v3/feed/market-data-feed/authorize"
 MAX_FRAME_BYTES = 16 * 1024 * 1024
+BACKFILL_GRACE_MS = 2_000  # after a minute ends, before its candle is asked for
 
 TicksCallback = Callable[[list[Tick]], Awaitable[None]]
 MarketStatusCallback = Callable[[dict[str, MarketStatus]], Awaitable[None]]
@@ -104,7 +105,13 @@ class FeedStalledError(RuntimeError):
     """No frame for `watchdog_seconds` while the segment is open."""
 
 
-_TRANSIENT = (OSError, TimeoutError, WebSocketException, httpx.HTTPError, FeedProtocolError, FeedStalledError)
+class FeedConnectionLost(RuntimeError):
+    """The socket closed while streaming (the server went away or cut the connection)."""
+
+
+_TRANSIENT = (
+    OSError, TimeoutError, WebSocketException, httpx.HTTPError, FeedProtocolError, FeedStalledError, FeedConnectionLost
+)
 
 
 def _subscription_request(method: str, keys: Sequence[str], mode: str | None = None) -> bytes:
@@ -133,6 +140,7 @@ class MarketDataClient:
         on_raw_frame: RawFrameCallback | None = None,
         candle_source: CandleSource | None = None,
         backfill: bool = True,
+        backfill_complete_minutes: bool = True,
         watchdog_seconds: float = 10.0,
         reconnect_base_seconds: float = 0.5,
         reconnect_max_seconds: float = 30.0,
@@ -154,6 +162,7 @@ class MarketDataClient:
         self.candle_source: CandleSource | None = None
         if backfill:
             self.candle_source = candle_source or UpstoxIntradayCandles(self.api_url, token_provider)
+        self.backfill_complete_minutes = backfill_complete_minutes
         self.watchdog_seconds = watchdog_seconds
         self.stable_after_seconds = stable_after_seconds
         self.http_timeout_seconds = http_timeout_seconds
@@ -380,7 +389,8 @@ class MarketDataClient:
         if watchdog.done() and not watchdog.cancelled() and watchdog.exception() is not None:
             raise FeedStalledError(str(watchdog.exception()))
         if not self._stop_event.is_set():
-            raise websockets.ConnectionClosed(ws.protocol.close_rcvd, ws.protocol.close_sent)
+            close = ws.protocol.close_rcvd
+            raise FeedConnectionLost(f"socket closed ({close.code} {close.reason})" if close else "socket closed")
 
     async def _receive(self, ws: ClientConnection) -> None:
         with contextlib.suppress(websockets.ConnectionClosed):
@@ -482,6 +492,11 @@ class MarketDataClient:
 
     async def _backfill(self, reconnected_ms: int) -> None:
         await self._set_state(FeedState.BACKFILLING)
+        if self.backfill_complete_minutes:
+            # Upstox serves a candle once its minute is complete: wait for the reconnect minute to end, or the
+            # missed part of that minute (its high or low, say) would never be filled.
+            complete_ms = (reconnected_ms // MINUTE_MS + 1) * MINUTE_MS + BACKFILL_GRACE_MS
+            await self.clock.sleep_until(datetime.fromtimestamp(complete_ms / 1000, IST))
         keys = sorted(set().union(*self._keys_by_mode.values())) if self._keys_by_mode else []
         candles: dict[str, list[Any]] = {}
         if self.candle_source is not None and keys:
@@ -510,7 +525,7 @@ class MarketDataClient:
                     template=last,
                 )
                 if ticks:
-                    self.stats.backfilled_bars += len({tick.ltt_ms // 60_000 for tick in ticks})
+                    self.stats.backfilled_bars += len({tick.ltt_ms // MINUTE_MS for tick in ticks})
                     synthesized.extend(ticks)
             accepted = self._accept(synthesized)
             self.stats.backfilled_ticks += len(accepted)

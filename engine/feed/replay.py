@@ -189,6 +189,14 @@ class BarTape:
     def knows(self, key: str) -> bool:
         return key in self.instruments
 
+    def loaded(self, key: str) -> bool:
+        return key in self._ticks
+
+    def preload(self, keys: Iterable[str] | None = None) -> None:
+        """Derive the ticks of `keys` (default: every instrument) now; blocking, so run it in a thread."""
+        for key in self.instruments if keys is None else keys:
+            self.ticks(key)
+
     def ticks(self, key: str) -> list[Tick]:
         """The day's derived ticks of `key` (empty if unknown or no bars that day)."""
         cached = self._ticks.get(key)
@@ -313,6 +321,7 @@ class ReplayServer:
         port: int = 0,
         token: str | None = None,
         faults: FaultPlan | None = None,
+        preload: bool = True,
     ) -> None:
         if (frames is None) == (day is None):
             raise ReplayError("give exactly one source: `day` (with data_dir) or `frames`")
@@ -325,13 +334,13 @@ class ReplayServer:
             assert day is not None
             self.tape = BarTape(Path(data_dir), day, instruments)
         self.day = self.tape.day
-        if clock is None:
-            begin = (
-                _from_ms(self.tape.times[0]) if isinstance(self.tape, FrameTape)
-                else datetime.combine(self.day, start, IST)
-            )
-            clock = SimulatedClock(begin, speed)
-        self.clock = clock
+        self._preload = preload
+        self._own_clock = clock is None
+        self._clock_start = (
+            _from_ms(self.tape.times[0]) if isinstance(self.tape, FrameTape) else datetime.combine(self.day, start, IST)
+        )
+        self._speed = speed
+        self.clock: Clock = clock or SimulatedClock(self._clock_start, speed)
         self.host = host
         self.port = port
         self.faults = faults or FaultPlan()
@@ -346,8 +355,14 @@ class ReplayServer:
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
     async def start(self) -> None:
+        """Derive the day's ticks (with `preload`, in a thread), then listen. A clock the server made itself starts
+        (again) once the ticks are ready, so slow loading does not eat replay time."""
         if self._server is not None:
             return
+        if self._preload and isinstance(self.tape, BarTape):
+            await asyncio.to_thread(self.tape.preload)
+        if self._own_clock:
+            self.clock = SimulatedClock(self._clock_start, self._speed)
         self._server = await serve(
             self._handle, self.host, self.port, process_request=self._process_request, compression=None,
             max_size=2**20, ping_interval=None,
@@ -530,6 +545,11 @@ class ReplayServer:
         except ValueError:
             log.warning("replay: ignored %s with unknown mode %r", method, data.get("mode"))
             return
+        if isinstance(self.tape, BarTape):
+            tape = self.tape
+            missing = [key for key in keys if tape.knows(key) and not tape.loaded(key)]
+            if missing:  # reading Parquet blocks: keep the event loop (and other connections) running
+                await asyncio.to_thread(tape.preload, missing)
         known = [key for key in keys if self.tape.knows(key)]
         if len(known) < len(keys):
             log.warning("replay: no data for %s", sorted(set(keys) - set(known)))

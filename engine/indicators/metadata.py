@@ -193,10 +193,13 @@ def build_metadata(
     asof: date,
     config: IndicatorConfig | None = None,
     instrument_keys: dict[str, str] | None = None,
+    history_complete: dict[str, bool] | None = None,
 ) -> MetadataSet:
-    """Indicator state of each symbol as of `asof`'s close from the daily bars in `store`."""
+    """Indicator state of each symbol as of `asof`'s close from the daily bars in `store`
+    (`instrument_keys`/`history_complete`: per-symbol labels carried into the snapshots)."""
     config = config or IndicatorConfig()
     keys = instrument_keys or {}
+    complete = history_complete or {}
     result = MetadataSet(asof=asof, config=config)
     powers = _Powers()
     asof_day = day_number(asof)
@@ -205,9 +208,11 @@ def build_metadata(
         if arrays is None:
             result.missing.append(symbol)
             continue
-        result.instruments[symbol] = indicators_from_arrays(
+        indicators = indicators_from_arrays(
             symbol, *arrays, asof=asof, config=config, instrument_key=keys.get(symbol, ""), powers=powers
         )
+        indicators.history_complete = complete.get(symbol, True)
+        result.instruments[symbol] = indicators
     return result
 
 

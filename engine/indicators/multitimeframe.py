@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 from engine.indicators.rolling import ATR, EMA, SMA, AverageVolume, Highest, Lowest
@@ -59,6 +61,7 @@ def month_key(day: int) -> int:
     return (d.year - 1970) * 12 + d.month - 1
 
 
+@lru_cache(maxsize=4096)
 def day_start(day: int) -> datetime:
     return datetime.combine(day_from_number(day), datetime.min.time(), IST)
 
@@ -140,11 +143,23 @@ def _nan_if_none(x: float | None) -> float:
     return math.nan if x is None else x
 
 
+def _named(prefix: str, indicators: Sequence[Any]) -> list[tuple[str, str, Any]]:
+    return [(f"{prefix}_{i.period}", f"{prefix}_{i.period}_prev", i) for i in indicators]
+
+
 class _Frame:
     """One timeframe: indicators over closed bars, the forming bar, and (weekly/monthly) the
     aggregate of the period's closed days (`base_*`) that today's forming day is added to."""
 
     __slots__ = (
+        "_committed",
+        "_committed_key",
+        "_named",
+        "_on_close",
+        "_on_high",
+        "_on_low",
+        "_on_range",
+        "_on_volume",
         "atrs",
         "avg_volumes",
         "base_close",
@@ -179,6 +194,15 @@ class _Frame:
         self.highs = [Highest(n) for n in config.extreme_periods]
         self.lows = [Lowest(n) for n in config.extreme_periods]
         self.avg_volumes = [AverageVolume(n) for n in config.avg_volume_periods]
+        # (name, name_prev, indicator) grouped by the forming bar's input, precomputed for `values()`
+        self._on_close = _named("sma", self.smas) + _named("ema", self.emas)
+        self._on_range = _named("atr", self.atrs)
+        self._on_high = _named("highest_high", self.highs)
+        self._on_low = _named("lowest_low", self.lows)
+        self._on_volume = _named("avg_volume", self.avg_volumes)
+        self._named = self._on_close + self._on_range + self._on_high + self._on_low + self._on_volume
+        self._committed: dict[str, float | None] = {}
+        self._committed_key: tuple[int, bool] | None = None
         # closed bars: (start_day, open, high, low, close, volume)
         self.hist: deque[tuple[int, float, float, float, float, float]] = deque(maxlen=config.history_length)
         self.closed_count = 0
@@ -253,42 +277,35 @@ class _Frame:
         self.forming = False
         self._clear_base()
 
+    def _committed_values(self) -> dict[str, float | None]:
+        """The values that depend on closed bars only, cached until a bar closes."""
+        key = (self.closed_count, self.forming)
+        if self._committed_key == key:
+            return self._committed
+        committed: dict[str, float | None] = {}
+        forming = self.forming
+        for name, prev_name, indicator in self._named:
+            # with a forming bar `name` is filled in by `values()`; set here to keep the order
+            committed[name] = None if forming else indicator.value
+            committed[prev_name] = indicator.value if forming else indicator.prev_value
+        self._committed, self._committed_key = committed, key
+        return committed
+
     def values(self) -> dict[str, float | None]:
         """Indicator values including the latest bar, and `_prev` values (see module docstring)."""
-        out: dict[str, float | None] = {}
+        out = dict(self._committed_values())
         if self.forming:
             c, h, lo, v = self.close, self.high, self.low, self.volume
-            for sma in self.smas:
-                out[f"sma_{sma.period}"] = sma.value_with(c)
-                out[f"sma_{sma.period}_prev"] = sma.value
-            for ema in self.emas:
-                out[f"ema_{ema.period}"] = ema.value_with(c)
-                out[f"ema_{ema.period}_prev"] = ema.value
-            for atr in self.atrs:
-                out[f"atr_{atr.period}"] = atr.value_with(h, lo)
-                out[f"atr_{atr.period}_prev"] = atr.value
-            for highest in self.highs:
-                out[f"highest_high_{highest.period}"] = highest.value_with(h)
-                out[f"highest_high_{highest.period}_prev"] = highest.value
-            for lowest in self.lows:
-                out[f"lowest_low_{lowest.period}"] = lowest.value_with(lo)
-                out[f"lowest_low_{lowest.period}_prev"] = lowest.value
-            for avg in self.avg_volumes:
-                out[f"avg_volume_{avg.period}"] = avg.value_with(v)
-                out[f"avg_volume_{avg.period}_prev"] = avg.value
-            return out
-        indicators: list[Any] = [*self.smas, *self.emas, *self.atrs, *self.highs, *self.lows, *self.avg_volumes]
-        prefixes = (
-            ["sma"] * len(self.smas)
-            + ["ema"] * len(self.emas)
-            + ["atr"] * len(self.atrs)
-            + ["highest_high"] * len(self.highs)
-            + ["lowest_low"] * len(self.lows)
-            + ["avg_volume"] * len(self.avg_volumes)
-        )
-        for prefix, indicator in zip(prefixes, indicators, strict=True):
-            out[f"{prefix}_{indicator.period}"] = indicator.value
-            out[f"{prefix}_{indicator.period}_prev"] = indicator.prev_value
+            for name, _, indicator in self._on_close:
+                out[name] = indicator.value_with(c)
+            for name, _, atr in self._on_range:
+                out[name] = atr.value_with(h, lo)
+            for name, _, indicator in self._on_high:
+                out[name] = indicator.value_with(h)
+            for name, _, indicator in self._on_low:
+                out[name] = indicator.value_with(lo)
+            for name, _, indicator in self._on_volume:
+                out[name] = indicator.value_with(v)
         return out
 
     def snapshot(self) -> TimeframeSnapshot:
@@ -464,7 +481,7 @@ class InstrumentIndicators:
             frame.high = price
         elif price < frame.low:
             frame.low = price
-        frame.volume = cumulative_volume
+        frame.volume = frame.base_volume + cumulative_volume
         return True
 
     def on_tick(self, tick: Tick) -> bool:
@@ -556,10 +573,11 @@ class InstrumentIndicators:
 
     @property
     def initialized(self) -> bool:
-        """Every indicator of every timeframe has enough history."""
-        return all(
-            v is not None for frame in (self._daily, self._weekly, self._monthly) for v in frame.values().values()
-        )
+        """Every DAILY indicator has enough history (see `timeframe_initialized` for the others)."""
+        return self.timeframe_initialized(Timeframe.DAY)
+
+    def timeframe_initialized(self, timeframe: Timeframe) -> bool:
+        return all(v is not None for v in self._frame(timeframe).values().values())
 
     def snapshot(self) -> IndicatorSnapshot:
         cached = self._snapshot

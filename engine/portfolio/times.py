@@ -3,7 +3,10 @@ offset, so a naive value read from the database is UTC."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlmodel import SQLModel
 
 from engine.models import IST
 
@@ -14,3 +17,16 @@ def to_db(moment: datetime) -> datetime:
 
 def from_db(moment: datetime) -> datetime:
     return (moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment).astimezone(IST)
+
+
+def row_as_json(row: SQLModel) -> dict[str, Any]:
+    """A table row as JSON-ready values: dates and times as ISO strings, times in IST."""
+    out: dict[str, Any] = {}
+    for key, value in row.model_dump().items():
+        if isinstance(value, datetime):
+            out[key] = from_db(value).isoformat()
+        elif isinstance(value, date):
+            out[key] = value.isoformat()
+        else:
+            out[key] = value
+    return out

@@ -23,6 +23,7 @@ from engine.data.instruments import (
 from engine.indicators.metadata import build_metadata as build_indicator_metadata
 from engine.indicators.metadata import save_metadata
 from engine.models import IST, Timeframe
+from engine.report import daily_report as report_of_day
 from engine.session.stages import TradingDayContext
 from engine.storage import BarStore, session_scope
 from engine.storage.tables import InstrumentRow
@@ -38,12 +39,15 @@ def bar_store(context: TradingDayContext) -> BarStore:
     return BarStore(Path(context.settings.data_dir) / "bars")
 
 
-def metadata_dir(context: TradingDayContext) -> Path:
-    """Where the pre-open indicator state lives (next to the database for SQLite, else var/)."""
+def work_dir(context: TradingDayContext) -> Path:
+    """Where the day's files live (metadata, charts): next to the database for SQLite, else var/."""
     url = context.settings.database_url
     on_disk = url.startswith("sqlite:///") and ":memory:" not in url
-    base = Path(url.removeprefix("sqlite:///")).parent if on_disk else Path("var")
-    return base / "metadata"
+    return Path(url.removeprefix("sqlite:///")).parent if on_disk else Path("var")
+
+
+def metadata_dir(context: TradingDayContext) -> Path:
+    return work_dir(context) / "metadata"
 
 
 # ---------------------------------------------------------------- pre-open
@@ -188,29 +192,7 @@ def refresh_market_caps_from_close(context: TradingDayContext) -> int:
 
 def daily_report(context: TradingDayContext) -> dict[str, Any]:
     """`{"setups", "orders", "trades", "positions", "risk"}` of the day from the database."""
-    try:
-        from engine.report import build_report  # type: ignore[import-not-found]
-    except ImportError:
-        return _report_from_tables(context)
-    report: dict[str, Any] = build_report(context.db, context.day, context.settings)
-    return report
-
-
-def _report_from_tables(context: TradingDayContext) -> dict[str, Any]:
-    from engine.storage.tables import OrderRow, PositionRow, RiskLedgerRow, SetupRow, TradeRow
-
-    def rows(model: Any, *where: Any) -> list[dict[str, Any]]:
-        with session_scope(context.db) as session:
-            return [r.model_dump(mode="json") for r in session.exec(select(model).where(*where)).all()]
-
-    ledger = rows(RiskLedgerRow, RiskLedgerRow.trading_day == context.day)
-    return {
-        "setups": rows(SetupRow, SetupRow.trading_day == context.day),
-        "orders": rows(OrderRow, OrderRow.trading_day == context.day),
-        "trades": rows(TradeRow, TradeRow.trading_day == context.day),
-        "positions": rows(PositionRow, PositionRow.status == "OPEN"),
-        "risk": ledger[0] if ledger else {"capital": context.settings.capital, "daily_risk_cap": 0.0, "risk_used": 0.0},
-    }
+    return report_of_day(context.db, context.day, context.settings)
 
 
 def shutdown(context: TradingDayContext) -> None:

@@ -47,6 +47,7 @@ REPLAY_TOKEN = "replay-session-token"  # the in-process replay server accepts th
 REPLAY_LEAD = timedelta(minutes=2)  # a replayed day's clock starts this long before the open
 ENTRY_POLL = timedelta(seconds=60)  # while a window is open, new candidates are considered this often
 FEED_SEGMENT = "NSE_EQ"
+REPLAY_WATCHDOG_SECONDS = 300.0
 
 
 @dataclass
@@ -146,7 +147,10 @@ class LiveSession:
             calendar=context.calendar,
             on_ticks=live._on_ticks,
             on_market_status=live._on_market_status,
-            watchdog_seconds=settings.feed.watchdog_seconds,
+            # Replayed ticks come from 5-minute bars (several per bar, not every second): a silent
+            # minute is normal there, so the watchdog waits longer on a replay.
+            watchdog_seconds=max(settings.feed.watchdog_seconds, REPLAY_WATCHDOG_SECONDS) if replay
+            else settings.feed.watchdog_seconds,
             reconnect_max_seconds=settings.feed.reconnect_max_seconds,
             backfill=not replay,
         )

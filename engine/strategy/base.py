@@ -124,6 +124,11 @@ class Strategy(ABC):
     def from_params(cls, params: Mapping[str, Any] | None = None) -> Self:
         return cls(cls.config_class.from_params(params, strategy=cls.name))
 
+    def indicator_periods(self) -> dict[str, tuple[int, ...]]:
+        """Indicator periods this strategy reads, by `IndicatorConfig` field name (e.g.
+        {"sma_periods": (9, 200)}); the engine makes sure they are computed. Default: none."""
+        return {}
+
     def is_warmed_up(self, snapshot: IndicatorSnapshot) -> bool:
         """True once the daily timeframe has `warmup_bars` closed bars (the forming one excluded)."""
         return snapshot.daily.bars - 1 >= self.warmup_bars

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 from sqlmodel import select
 
 from engine.brokers.paper import PaperBroker
@@ -22,7 +24,7 @@ from engine.storage.tables import GttRow, OrderRow, PositionRow, RiskLedgerRow, 
 from engine.strategy.base import Strategy
 from engine.strategy.window import SessionHours
 from engine.trader import TradingEngine
-from tests.engine.strategy.support import RELIANCE, TCS, AlwaysLong, at, seeded_indicators, tick
+from tests.engine.strategy.support import LOTTY, RELIANCE, TCS, AlwaysLong, at, seeded_indicators, tick
 
 DAY = date(2024, 6, 4)
 SESSION = SessionHours(at(DAY, 9, 15), at(DAY, 15, 30))
@@ -95,8 +97,8 @@ async def test_candidates_wait_for_the_window_then_enter_with_a_gtt(tmp_path: Pa
     [position] = rows(rig.db, PositionRow)
     assert (position.status, position.quantity, position.average_price) == ("OPEN", 1980, 100.05)  # 5 bps slippage
     [gtt] = rows(rig.db, GttRow)
-    # LIMIT legs 0.5% beyond the triggers, rounded down to the tick: 94.95 * 0.995 = 94.475 -> 94.45
-    assert (gtt.stop_trigger, gtt.stop_limit, gtt.target_trigger, gtt.target_limit) == (94.95, 94.45, 110.1, 109.55)
+    # LIMIT legs 0.5% beyond the triggers, down to the tick: 94.95 * 0.995 = 94.475 -> 94.45, 110.1 -> 109.5495 -> 109.5
+    assert (gtt.stop_trigger, gtt.stop_limit, gtt.target_trigger, gtt.target_limit) == (94.95, 94.45, 110.1, 109.5)
     assert position.exit_id == gtt.exit_id
     assert json_rules(setup_row)[0]["name"] == "price_range"
 
@@ -157,8 +159,8 @@ async def test_daily_risk_cap_and_score_order_across_instruments(tmp_path: Path)
     engine = rig.engine()
     await feed(engine, rig.clock, 15, 10, 0, (RELIANCE, 200.0), (TCS, 100.0))
     decisions = await engine.execute_entry_window()
-    assert [(d.symbol, d.quantity) for d in decisions] == [("RELIANCE", 95), ("TCS", 990)]
-    # RELIANCE: stop 94.95, 10,000 / 105.05 = 95.19 -> 95 (risk 9979.75); TCS: 5020.25 left / 5.05 = 994.1 -> 994?
+    assert [(d.symbol, d.quantity) for d in decisions] == [("RELIANCE", 95), ("TCS", 994)]
+    # RELIANCE: stop 94.95, 10,000 / 105.05 = 95.19 -> 95 (risk 9979.75); TCS: 5020.25 left / 5.05 = 994.1 -> 994
     assert engine.ledger.risk_used <= engine.ledger.daily_risk_cap
 
 
@@ -175,7 +177,7 @@ async def test_kill_switch_halts_entries_and_can_flatten(tmp_path: Path) -> None
     [trade] = rows(rig.db, TradeRow)
     assert trade.exit_reason == "kill switch"
     assert [g.status for g in rows(rig.db, GttRow)] == ["CANCELLED"]
-    assert await engine.execute_entry_window() == [] or all(not d.approved for d in await engine.execute_entry_window())
+    assert engine.candidates == {} and await engine.execute_entry_window() == []  # no new candidates after the kill
     restarted = rig.engine()
     await restarted.resume()
     assert restarted.kill_switch
@@ -224,3 +226,52 @@ async def test_market_close_stops_candidates_and_end_of_day_expires_them(tmp_pat
     assert [(r.status, r.status_reason) for r in rows(rig.db, SetupRow)] == [
         ("EXPIRED", "not executed: no entry window after it was found")]
     assert Side.BUY.value == "BUY"
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    steps=st.lists(st.tuples(st.floats(-3, 3), st.floats(-3, 3), st.floats(-3, 3), st.booleans()), min_size=5,
+                   max_size=30),
+    capital=st.floats(100_000, 2_000_000),
+    risk_pct=st.floats(0.5, 3),
+    cap_pct=st.floats(0.5, 4),
+    restart_at=st.integers(0, 30),
+)
+async def test_engine_invariants_over_random_days(
+    tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[float, float, float, bool]], capital: float,
+    risk_pct: float, cap_pct: float, restart_at: int,
+) -> None:
+    """Whatever the prices and whenever the window runs (with a restart in between): the daily
+    risk cap and capital hold, quantities are whole lots, no instrument holds two positions, and
+    every position's stop is below its entry and its target above."""
+    settings_ = make_settings(capital=capital, risk={"risk_per_trade_pct": risk_pct, "daily_risk_cap_pct": cap_pct})
+    rig = make_rig(tmp_path_factory.mktemp("inv"), settings_, [RELIANCE, TCS, LOTTY])
+    engine = rig.engine()
+    prices = {RELIANCE: 100.0, TCS: 250.0, LOTTY: 40.0}
+    for index, (a, b, c, run_window) in enumerate(steps):
+        if index == restart_at:
+            engine = rig.engine()
+        for instrument, move in zip(prices, (a, b, c), strict=True):
+            prices[instrument] = max(5.0, instrument.round_price(prices[instrument] * (1 + move / 100)))
+        moment = 15 * 3600 + 9 * 60 + 40 + index * 20
+        await feed(engine, rig.clock, moment // 3600, moment % 3600 // 60, moment % 60,
+                   *((i, p) for i, p in prices.items()))
+        if run_window:
+            await engine.execute_entry_window()
+    await engine.end_of_day()
+    positions = rows(rig.db, PositionRow)
+    entries = [o for o in rows(rig.db, OrderRow) if o.purpose == "ENTRY"]
+    [ledger] = rows(rig.db, RiskLedgerRow)
+    lots = {i.instrument_key: i.lot_size for i in (RELIANCE, TCS, LOTTY)}
+    event(f"entries: {len(entries)}")
+    assert ledger.risk_used <= ledger.daily_risk_cap + 1e-6
+    assert len({o.instrument_key for o in entries}) == len(entries)  # one entry per instrument and day
+    assert all(o.quantity > 0 and o.quantity % lots[o.instrument_key] == 0 for o in entries)
+    setups = {s.client_order_id: s for s in rows(rig.db, SetupRow) if s.client_order_id}
+    assert sum(setups[o.client_order_id].entry * o.quantity for o in entries) <= capital + 1e-6
+    assert sum(setups[o.client_order_id].quantity * (setups[o.client_order_id].entry - setups[o.client_order_id].stop)
+               for o in entries) <= ledger.daily_risk_cap + 1e-6
+    open_keys = [p.instrument_key for p in positions if p.status == "OPEN"]
+    assert len(open_keys) == len(set(open_keys))
+    assert all(p.stop < setups[p.entry_client_order_id].entry < p.target for p in positions)
+    assert all(p.quantity % lots[p.instrument_key] == 0 for p in positions)

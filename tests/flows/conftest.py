@@ -30,3 +30,18 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def deployed(prefect_server: PrefectServer) -> PrefectServer:
+    """prefect.yaml deployed (`prefect deploy --all`) to the process pool, with one worker polling it."""
+    prefect_server.cli("work-pool", "create", WORK_POOL, "--type", "process", "--overwrite")
+    prefect_server.cli("deploy", "--all")
+    prefect_server.start_worker(
+        WORK_POOL,
+        PREFECT_WORKER_QUERY_SECONDS="2",
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY="30",
+        PREFECT_LOGGING_EXTRA_LOGGERS="engine",
+        AUTOTRADER_UNIVERSE__MAX_INSTRUMENTS="12",
+    )
+    return prefect_server

@@ -251,6 +251,10 @@ class PaperBroker(Broker):
                 return dataclasses.replace(working.order)
         return None
 
+    async def get_order(self, broker_order_id: str) -> Order | None:
+        working = self._orders.get(broker_order_id)
+        return dataclasses.replace(working.order) if working is not None else None
+
     async def cancel_order(self, broker_order_id: str) -> None:
         working = self._orders.get(broker_order_id)
         if working is None:

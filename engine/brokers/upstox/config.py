@@ -40,6 +40,7 @@ class UpstoxConfig:
     connect_timeout: float = 3.0  # seconds
     read_timeout: float = 7.0  # seconds; a timed-out order is looked up by tag, never blindly resent
     product: Product = Product.CNC
+    limit_offset_pct: float = 0.5  # GTT SELL limits sit this far below their triggers (market protection)
     algo_name: str | None = None  # X-Algo-Name header, only for exchange-registered algos
 
     def __post_init__(self) -> None:
@@ -47,19 +48,24 @@ class UpstoxConfig:
             raise ConfigError("UPSTOX_ACCESS_TOKEN is missing: set it in the environment or .env")
         object.__setattr__(self, "api_url", _check_url("UPSTOX_API_URL", self.api_url))
         object.__setattr__(self, "order_url", _check_url("UPSTOX_ORDER_URL", self.order_url))
+        if not 0 <= self.limit_offset_pct < 100:
+            raise ConfigError(f"GTT limit offset must be in [0, 100) percent, got {self.limit_offset_pct}")
         if self.connect_timeout <= 0 or self.read_timeout <= 0:
             raise ConfigError(
                 f"Upstox timeouts must be positive, got connect={self.connect_timeout} read={self.read_timeout}"
             )
 
     @classmethod
-    def from_credentials(cls, credentials: Credentials, *, product: Product = Product.CNC) -> UpstoxConfig:
+    def from_credentials(
+        cls, credentials: Credentials, *, product: Product = Product.CNC, limit_offset_pct: float = 0.5
+    ) -> UpstoxConfig:
         token = credentials.upstox_access_token
         return cls(
             access_token=token.get_secret_value() if token is not None else "",
             api_url=credentials.upstox_api_url,
             order_url=credentials.upstox_order_url,
             product=product,
+            limit_offset_pct=limit_offset_pct,
         )
 
     @property

@@ -34,6 +34,7 @@ from engine.brokers.upstox.parse import (
     gtt_leg_body,
     gtt_modify_body,
     leg_from_gtt,
+    leg_prices,
     legs_from_gtts,
     order_from_payload,
     orders_from_book,
@@ -81,11 +82,12 @@ class UpstoxBroker(Broker):
     capabilities = UPSTOX_CAPABILITIES
 
     def __init__(self, config: UpstoxConfig, clock: Clock, *, instruments: Iterable[Instrument] = ()) -> None:
-        """`instruments` is accepted for a uniform broker factory; Upstox already speaks our
-        instrument keys, so it needs no symbol map."""
+        """`instruments` supply tick sizes (for the GTT limits `list_exits` reports); unknown
+        instruments get NSE's 0.05."""
         self.config = config
         self.clock = clock
         self.client = UpstoxClient(config)
+        self._instruments = {i.instrument_key: i for i in instruments}
         self._sent_tags: set[str] = set()
 
     @classmethod
@@ -93,7 +95,11 @@ class UpstoxBroker(Broker):
         cls, settings: Settings, credentials: Credentials, *, clock: Clock, instruments: Iterable[Instrument] = ()
     ) -> UpstoxBroker:
         """From UPSTOX_ACCESS_TOKEN / UPSTOX_API_URL / UPSTOX_ORDER_URL and `execution.product`."""
-        config = UpstoxConfig.from_credentials(credentials, product=Product(settings.execution.product))
+        config = UpstoxConfig.from_credentials(
+            credentials,
+            product=Product(settings.execution.product),
+            limit_offset_pct=settings.execution.gtt_limit_offset_pct,
+        )
         return cls(config, clock, instruments=instruments)
 
     async def _run(self, call: Callable[..., T], *args: Any) -> T:
@@ -174,16 +180,24 @@ class UpstoxBroker(Broker):
 
     # --- exits ----------------------------------------------------------------------------
 
+    def _with_limit(self, leg: GttLeg) -> GttLeg:
+        """GTT details omit the market protection we sent, so the leg's LIMIT is recomputed with the
+        configured offset, as `exit_request_for` priced it."""
+        instrument = self._instruments.get(leg.instrument_key) or Instrument(leg.instrument_key, "", "")
+        limit = instrument.round_price(leg.trigger * (1 - self.config.limit_offset_pct / 100), "down")
+        return replace(leg, limit=limit)
+
     async def _legs(self) -> list[GttLeg]:
-        return legs_from_gtts(await self._run(self.client.gtts))
+        return [self._with_limit(leg) for leg in legs_from_gtts(await self._run(self.client.gtts))]
+
+    def _new_leg(self, gtt_id: str, request: ExitRequest, kind: LegKind) -> GttLeg:
+        trigger, limit = leg_prices(request, kind)
+        key, product = request.instrument.instrument_key, PRODUCT_CODES[self.config.product]
+        return GttLeg(gtt_id, key, request.quantity, product, kind, trigger, LegState.ACTIVE, limit=limit)
 
     async def _place_leg(self, request: ExitRequest, kind: LegKind) -> GttLeg:
         body = gtt_leg_body(request, kind, PRODUCT_CODES[self.config.product])
-        gtt_id = gtt_id_from_place(await self._run(self.client.place_gtt, body))
-        trigger = request.stop_trigger if kind is LegKind.STOP else request.target_trigger
-        return GttLeg(
-            gtt_id, request.instrument.instrument_key, request.quantity, body["product"], kind, trigger, LegState.ACTIVE
-        )
+        return self._new_leg(gtt_id_from_place(await self._run(self.client.place_gtt, body)), request, kind)
 
     async def place_exit_oco(self, request: ExitRequest) -> ExitOrder:
         """Place the stop leg, then the target leg. Idempotent: live legs matching the request that
@@ -220,29 +234,30 @@ class UpstoxBroker(Broker):
         check_exit_request(request)
         await self._run(self.client.modify_gtt, gtt_modify_body(stop_id, request, LegKind.STOP))
         await self._run(self.client.modify_gtt, gtt_modify_body(target_id, request, LegKind.TARGET))
-        product = PRODUCT_CODES[self.config.product]
-        key, quantity = request.instrument.instrument_key, request.quantity
         return exit_from_legs(
-            GttLeg(stop_id, key, quantity, product, LegKind.STOP, request.stop_trigger, LegState.ACTIVE),
-            GttLeg(target_id, key, quantity, product, LegKind.TARGET, request.target_trigger, LegState.ACTIVE),
+            self._new_leg(stop_id, request, LegKind.STOP),
+            self._new_leg(target_id, request, LegKind.TARGET),
             tag=request.tag,
             updated_at=self.clock.now(),
         )
 
-    async def _cancel_leg(self, gtt_id: str) -> None:
-        """Cancel one leg; a refusal because the leg already ended (fired, cancelled) is fine."""
+    async def _cancel_leg(self, gtt_id: str) -> bool:
+        """Cancel one leg: True if cancelled now, False if it had already ended (fired, cancelled)."""
         try:
             await self._run(self.client.cancel_gtt, gtt_id)
+            return True
         except OrderRejected:
             rows = await self._run(self.client.gtts, gtt_id)
             leg = leg_from_gtt(rows[0]) if rows else None
             if leg is None or leg.state is LegState.ACTIVE:
                 raise
+            return False
 
     async def cancel_exit(self, exit_id: str) -> None:
-        for gtt_id in split_exit_id(exit_id):
-            if gtt_id is not None:
-                await self._cancel_leg(gtt_id)
+        """Cancel both legs; OrderRejected when neither was still waiting (the exit had ended)."""
+        cancelled = [await self._cancel_leg(gtt_id) for gtt_id in split_exit_id(exit_id) if gtt_id is not None]
+        if not any(cancelled):
+            raise OrderRejected(f"Upstox exit {exit_id} has no waiting leg left to cancel")
 
     async def list_exits(self) -> list[ExitOrder]:
         """All exits (pairs of our GTT legs) with their status; enforces OCO (module docstring)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -262,6 +263,7 @@ class GttLeg:
     order_id: str | None = None
     created_at: int = 0  # epoch microseconds, as Upstox reports it
     message: str = ""
+    limit: float | None = None  # LIMIT price of the order it places; GTT details do not report it
 
 
 def join_exit_id(stop_id: str | None, target_id: str | None) -> str:
@@ -276,24 +278,39 @@ def split_exit_id(exit_id: str) -> tuple[str | None, str | None]:
     return stop_id or None, target_id or None
 
 
+def leg_prices(request: ExitRequest, kind: LegKind) -> tuple[float, float]:
+    """(trigger, limit) of one leg of `request`."""
+    if kind is LegKind.STOP:
+        return request.stop_trigger, request.stop_limit
+    return request.target_trigger, request.target_limit
+
+
+def _rule(request: ExitRequest, kind: LegKind) -> dict[str, Any]:
+    """The leg's ENTRY rule. Upstox fires a GTT as a LIMIT order priced by market protection (a
+    percentage away from the trigger), so our SELL limit below the trigger becomes that percentage."""
+    trigger, limit = leg_prices(request, kind)
+    rule: dict[str, Any] = {"strategy": "ENTRY", "trigger_type": kind.value, "trigger_price": float(trigger)}
+    if 0 < limit < trigger:  # floored to 0.01 %, so Upstox's limit never falls below ours
+        rule["market_protection"] = math.floor((trigger - limit) / trigger * 10_000) / 100
+    return rule
+
+
 def gtt_leg_body(request: ExitRequest, kind: LegKind, product_code: str) -> dict[str, Any]:
     """Keyword arguments of the SDK's `GttPlaceOrderRequest` for one leg (rules as plain dicts;
     the client turns them into `GttRule`s)."""
-    trigger = request.stop_trigger if kind is LegKind.STOP else request.target_trigger
     return {
         "type": "SINGLE",
         "quantity": request.quantity,
         "product": product_code,
         "instrument_token": request.instrument.instrument_key,
         "transaction_type": Side.SELL.value,
-        "rules": [{"strategy": "ENTRY", "trigger_type": kind.value, "trigger_price": float(trigger)}],
+        "rules": [_rule(request, kind)],
     }
 
 
 def gtt_modify_body(gtt_id: str, request: ExitRequest, kind: LegKind) -> dict[str, Any]:
     """Keyword arguments of the SDK's `GttModifyOrderRequest` for one leg."""
-    body = gtt_leg_body(request, kind, "")
-    return {"type": "SINGLE", "quantity": request.quantity, "gtt_order_id": gtt_id, "rules": body["rules"]}
+    return {"type": "SINGLE", "quantity": request.quantity, "gtt_order_id": gtt_id, "rules": [_rule(request, kind)]}
 
 
 def check_exit_request(request: ExitRequest) -> None:
@@ -394,10 +411,16 @@ def exit_status(stop: GttLeg | None, target: GttLeg | None) -> ExitStatus:
     return ExitStatus.CANCELLED
 
 
+def _limit(leg: GttLeg | None) -> float:
+    if leg is None:
+        return 0.0
+    return leg.limit if leg.limit is not None else leg.trigger
+
+
 def exit_from_legs(
     stop: GttLeg | None, target: GttLeg | None, tag: str = "", updated_at: datetime | None = None
 ) -> ExitOrder:
-    """Upstox decides each leg's LIMIT price itself (market protection), so limits echo triggers."""
+    """Our exit from its legs; a leg's limit defaults to its trigger when unknown."""
     any_leg = stop or target
     assert any_leg is not None
     status = exit_status(stop, target)
@@ -410,9 +433,9 @@ def exit_from_legs(
         instrument_key=any_leg.instrument_key,
         quantity=any_leg.quantity,
         stop_trigger=stop_trigger,
-        stop_limit=stop_trigger,
+        stop_limit=_limit(stop),
         target_trigger=target_trigger,
-        target_limit=target_trigger,
+        target_limit=_limit(target),
         status=status,
         tag=tag,
         updated_at=updated_at or (datetime.fromtimestamp(created / 1_000_000, IST) if created else None),

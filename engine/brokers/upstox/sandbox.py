@@ -31,6 +31,7 @@ import argparse
 import enum
 import itertools
 import json
+import math
 import re
 import threading
 from dataclasses import dataclass
@@ -84,8 +85,25 @@ def _invalid(path: str, value: Any, message: str) -> ApiError:
 class _FaultRule:
     method: str
     path: str
-    fault: Fault
+    fault: Fault | int
     remaining: int
+    skip: int = 0  # matching requests to let through first
+
+
+# The error an injected HTTP status answers with (documented common codes).
+_STATUS_ERRORS = {
+    400: ("UDAPI100036", "Invalid Input"),
+    401: ("UDAPI100050", "Invalid token used to access API"),
+    403: ("UDAPI100050", "Invalid token used to access API"),
+    404: ("UDAPI10000", "This request is not supported by Upstox API"),
+    429: ("UDAPI10005", "Too Many Request Sent"),
+}
+
+
+def status_error(status: int) -> ApiError:
+    fallback = ("UDAPI100500", "Something went wrong... please contact us") if status >= 500 else _STATUS_ERRORS[400]
+    code, message = _STATUS_ERRORS.get(status, fallback)
+    return ApiError(status, code, message)
 
 
 class UpstoxSandbox:
@@ -106,8 +124,7 @@ class UpstoxSandbox:
         self._address = (host, port)
         self._lock = threading.RLock()
         self._release = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._servers: list[tuple[ThreadingHTTPServer, threading.Thread]] = []
         self._faults: list[_FaultRule] = []
         self._ids = itertools.count(1)
         self.last_prices: dict[str, float] = {}
@@ -115,34 +132,42 @@ class UpstoxSandbox:
         self.orders: dict[str, dict[str, Any]] = {}  # order id → order book row
         self.trades: list[dict[str, Any]] = []
         self.gtts: dict[str, dict[str, Any]] = {}  # gtt id → GTT details row
-        self.request_log: list[tuple[str, str]] = []
+        self.request_log: list[tuple[str, str, int]] = []  # (method, path, port that served it)
 
     # --- lifecycle ---
     @property
     def url(self) -> str:
-        if self._server is None:
+        """The first listener's URL (serves every path, like both Upstox hosts in one)."""
+        if not self._servers:
             raise RuntimeError("the Upstox sandbox is not running; call start() first")
-        return f"http://{self._address[0]}:{self._server.server_port}"
+        return self._url_of(self._servers[0][0])
+
+    def _url_of(self, server: ThreadingHTTPServer) -> str:
+        return f"http://{self._address[0]}:{server.server_port}"
 
     def start(self) -> UpstoxSandbox:
-        if self._server is not None:
-            return self
-        self._release.clear()
-        self._server = ThreadingHTTPServer(self._address, _make_handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="upstox-sandbox", daemon=True)
-        self._thread.start()
+        if not self._servers:
+            self._release.clear()
+            self.listen()
         return self
+
+    def listen(self) -> str:
+        """Open one more port on the same book (e.g. a separate "order host"); returns its URL."""
+        host, port = self._address
+        server = ThreadingHTTPServer((host, port if not self._servers else 0), _make_handler(self))
+        server.daemon_threads = True
+        thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="upstox-sandbox", daemon=True)
+        thread.start()
+        self._servers.append((server, thread))
+        return self._url_of(server)
 
     def stop(self) -> None:
         self._release.set()  # frees handlers holding back a "timed out" answer
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-        self._thread = None
+        for server, thread in self._servers:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+        self._servers = []
 
     def __enter__(self) -> UpstoxSandbox:
         return self.start()
@@ -151,9 +176,12 @@ class UpstoxSandbox:
         self.stop()
 
     # --- test and feed controls ---
-    def inject_fault(self, method: str, path: str, fault: Fault | str, times: int = 1) -> None:
+    def inject_fault(self, method: str, path: str, fault: Fault | str | int, times: int = 1, *, after: int = 0) -> None:
+        """`times` requests to `method path`, after letting `after` through, meet `fault`: a `Fault`,
+        or an HTTP error status (answered with Upstox's error body for it, the request not acted on)."""
+        kind: Fault | int = fault if isinstance(fault, int) else Fault(fault)
         with self._lock:
-            self._faults.append(_FaultRule(method.upper(), path, Fault(fault), times))
+            self._faults.append(_FaultRule(method.upper(), path, kind, times, after))
 
     def set_holding(self, instrument_key: str, quantity: int) -> None:
         """Shares held from earlier days (what a delivery SELL may sell)."""
@@ -170,15 +198,24 @@ class UpstoxSandbox:
         with self._lock:
             return [dict(row) for row in self.orders.values() if row["tag"] == tag]
 
-    def calls(self, method: str, path: str) -> int:
+    def calls(self, method: str, path: str, *, url: str | None = None) -> int:
+        """How many `method path` requests arrived (at the listener of `url`, if given)."""
+        port = int(url.rsplit(":", 1)[1]) if url else None
         with self._lock:
-            return sum(1 for entry in self.request_log if entry == (method.upper(), path))
+            return sum(
+                1
+                for m, p, served_by in self.request_log
+                if (m, p) == (method.upper(), path) and port in (None, served_by)
+            )
 
     # --- request handling (called by the handler threads) ---
-    def take_fault(self, method: str, path: str) -> Fault | None:
+    def take_fault(self, method: str, path: str) -> Fault | int | None:
         with self._lock:
             for rule in self._faults:
                 if rule.remaining > 0 and rule.method == method and rule.path == path:
+                    if rule.skip > 0:
+                        rule.skip -= 1
+                        continue
                     rule.remaining -= 1
                     return rule.fault
         return None
@@ -190,9 +227,12 @@ class UpstoxSandbox:
         if authorization != f"Bearer {self.access_token}":
             raise ApiError(401, "UDAPI100050", "Invalid token used to access API")
 
+    def record(self, method: str, path: str, port: int) -> None:
+        with self._lock:
+            self.request_log.append((method, path, port))
+
     def dispatch(self, method: str, path: str, query: dict[str, str], body: Any) -> Any:
         with self._lock:
-            self.request_log.append((method, path))
             route = _ROUTES.get((method, path))
             if route is None:
                 raise ApiError(404, "UDAPI10000", "This request is not supported by Upstox API")
@@ -340,12 +380,18 @@ class UpstoxSandbox:
         return price >= rule["trigger_price"] if kind == "ABOVE" else price <= rule["trigger_price"]
 
     def _fire(self, gtt: dict[str, Any], rule: dict[str, Any], price: float) -> None:
+        """Place the rule's LIMIT order: `market_protection` percent beyond the trigger (worse for
+        us, so it stays marketable), or at the price itself when none was given."""
+        protection = rule.get("_market_protection") or 0.0
+        sell = rule["transaction_type"] == "SELL"
+        limit = rule["trigger_price"] * (1 - protection / 100 if sell else 1 + protection / 100)
+        ticks = math.floor(limit / 0.05 + 1e-9) if sell else math.ceil(limit / 0.05 - 1e-9)
         fields = {
             "instrument_token": gtt["instrument_token"],
             "product": gtt["product"],
             "quantity": gtt["quantity"],
             "order_type": "LIMIT",
-            "price": price,
+            "price": round(ticks * 0.05, 2) if protection else price,
             "transaction_type": rule["transaction_type"],
         }
         order = self._new_order(fields, tag=None, order_ref_id=gtt["gtt_order_id"])
@@ -567,6 +613,7 @@ class UpstoxSandbox:
                     "transaction_type": side if entry else opposite,
                     "order_id": None,
                     "trailing_gap": rule.get("trailing_gap"),
+                    "_market_protection": rule.get("market_protection"),  # kept, not reported (as at Upstox)
                 }
             )
         gtt_id = f"GTT-C{self._next_id()}"
@@ -603,6 +650,7 @@ class UpstoxSandbox:
             if mine["status"] in _WAITING_RULE:
                 mine["trigger_type"] = rule["trigger_type"]
                 mine["trigger_price"] = float(rule["trigger_price"])
+                mine["_market_protection"] = rule.get("market_protection")
         gtt["quantity"] = fields["quantity"]
         self._advance_gtt(gtt)
         return {"gtt_order_ids": [gtt["gtt_order_id"]]}
@@ -618,9 +666,11 @@ class UpstoxSandbox:
         return {"gtt_order_ids": [gtt["gtt_order_id"]]}
 
     def _gtt_details(self, query: dict[str, str], body: Any) -> Any:
-        if query.get("gtt_order_id"):
-            return [json.loads(json.dumps(self._gtt(query["gtt_order_id"])))]
-        return [json.loads(json.dumps(gtt)) for gtt in self.gtts.values()]
+        gtts = [self._gtt(query["gtt_order_id"])] if query.get("gtt_order_id") else list(self.gtts.values())
+        return [
+            {**gtt, "rules": [{k: v for k, v in rule.items() if not k.startswith("_")} for rule in gtt["rules"]]}
+            for gtt in gtts
+        ]
 
     def _feed_price(self, query: dict[str, str], body: Any) -> Any:
         fields = _require(body, ("instrument_key", "price"))
@@ -679,6 +729,7 @@ _ROUTES = {
 def _make_handler(sandbox: UpstoxSandbox) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        wbufsize = 1 << 16  # headers and body leave in one write (no delayed-ACK stall on keep-alive)
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read request_log
             pass
@@ -690,6 +741,7 @@ def _make_handler(sandbox: UpstoxSandbox) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+            self.wfile.flush()
 
         def _handle(self) -> None:
             url = urlparse(self.path)
@@ -697,12 +749,11 @@ def _make_handler(sandbox: UpstoxSandbox) -> type[BaseHTTPRequestHandler]:
             query = {name: values[-1] for name, values in parse_qs(url.query).items()}
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
+            sandbox.record(method, url.path, int(self.connection.getsockname()[1]))
             fault = sandbox.take_fault(method, url.path)
-            if fault is Fault.RATE_LIMIT:
-                self._send(429, ApiError(429, "UDAPI10005", "Too Many Request Sent").body())
-                return
-            if fault is Fault.SERVER_ERROR:
-                self._send(500, ApiError(500, "UDAPI100500", "Something went wrong... please contact us").body())
+            if fault in (Fault.RATE_LIMIT, Fault.SERVER_ERROR) or isinstance(fault, int):
+                status = int(fault)
+                self._send(status, status_error(status).body())
                 return
             try:
                 if not url.path.startswith("/sandbox/"):
@@ -711,7 +762,13 @@ def _make_handler(sandbox: UpstoxSandbox) -> type[BaseHTTPRequestHandler]:
                     body = json.loads(raw) if raw.strip() else None
                 except ValueError:
                     raise _invalid("body", None, "the request body is not valid JSON") from None
-                status, payload = 200, {"status": "success", "data": sandbox.dispatch(method, url.path, query, body)}
+                status, payload = (
+                    200,
+                    {
+                        "status": "success",
+                        "data": sandbox.dispatch(method, url.path, query, body),
+                    },
+                )
                 if url.path.startswith("/v3/"):
                     payload["metadata"] = {"latency": 1}
             except ApiError as error:

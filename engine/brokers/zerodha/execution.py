@@ -79,6 +79,11 @@ class ZerodhaBroker(Broker):
         matches = [o for o in await self.list_orders() if o.client_order_id == client_order_id]
         return matches[-1] if matches else None
 
+    async def get_order(self, broker_order_id: str) -> Order | None:
+        """GET /orders/{id}: the order's history, latest state last (cheaper than the whole book)."""
+        history = await self._run(self.client.order_history, broker_order_id)
+        return parse.order_from_kite(history[-1], self.key_of) if history else None
+
     async def cancel_order(self, broker_order_id: str) -> None:
         await self._run(self.client.cancel_order, broker_order_id)
 

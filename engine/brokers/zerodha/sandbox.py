@@ -30,8 +30,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from engine.brokers.zerodha.config import ZerodhaConfig
+from engine.brokers.zerodha.execution import ZerodhaBroker
 from engine.clock import Clock, LiveClock
-from engine.models import Tick
+from engine.models import Instrument, Product, Tick
 
 
 class Fault(enum.StrEnum):
@@ -103,7 +105,8 @@ class KiteSandbox:
         server.daemon_threads = True
         server.block_on_close = False
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="kite-sandbox", daemon=True)
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="kite-sandbox", daemon=True)
         self._thread.start()
         return self
 
@@ -354,17 +357,17 @@ class KiteSandbox:
         if method == "GET" and not rest:
             return "gtt", json.loads(json.dumps(self._state.gtts))
         if method == "POST" and not rest:
-            gtt = self._gtt_from_form(form)
+            created = self._gtt_from_form(form)
             self._state.sequence += 1
             stamp = self._stamp()
-            gtt.update(id=self._state.sequence, user_id="SB0001", parent_trigger=None, status="active",
+            created.update(id=self._state.sequence, user_id="SB0001", parent_trigger=None, status="active",
                        created_at=stamp, updated_at=stamp, meta=None,
                        expires_at=(self.clock.now() + timedelta(days=365)).strftime("%Y-%m-%d %H:%M:%S"))
-            self._state.gtts.append(gtt)
-            price = self._state.prices.get(gtt["condition"]["tradingsymbol"])
+            self._state.gtts.append(created)
+            price = self._state.prices.get(created["condition"]["tradingsymbol"])
             if price is not None:
-                self._check_gtt(gtt, price)
-            return "gtt.place", {"trigger_id": gtt["id"]}
+                self._check_gtt(created, price)
+            return "gtt.place", {"trigger_id": created["id"]}
         if len(rest) != 1:
             raise KiteError(404, "GeneralException", "route not found")
         gtt = next((g for g in self._state.gtts if str(g["id"]) == rest[0]), None)
@@ -405,6 +408,10 @@ class _Handler(BaseHTTPRequestHandler):
     sandbox: KiteSandbox
     protocol_version = "HTTP/1.1"
 
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle delay on small answers
+
     def log_message(self, format: str, *args: Any) -> None:  # quiet by default
         return
 
@@ -418,13 +425,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, status: int, payload: dict[str, Any], started: float) -> None:
         body = json.dumps(payload, default=str).encode()
         handling = time.perf_counter() - started
+        # logged before the answer leaves, so a client that has its answer always finds the entry
+        self.sandbox.handled.append(HandledRequest(self.command, urlparse(self.path).path, status, handling))
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.send_header("X-Sandbox-Handling-Ms", f"{handling * 1000:.3f}")
         self.end_headers()
         self.wfile.write(body)
-        self.sandbox.handled.append(HandledRequest(self.command, urlparse(self.path).path, status, handling))
 
     def _handle(self) -> None:
         started = time.perf_counter()
@@ -471,6 +479,39 @@ def _route_name(method: str, path: str) -> str:
     return "/".join(parts)
 
 
-def sandbox_symbols(instruments: Iterable[Any]) -> dict[str, str]:
+def sandbox_symbols(instruments: Iterable[Instrument]) -> dict[str, str]:
     """instrument_key -> tradingsymbol, for `KiteSandbox(symbols=...)`."""
     return {i.instrument_key: i.symbol for i in instruments}
+
+
+class SandboxZerodhaBroker(ZerodhaBroker):
+    """The real Zerodha adapter (real `kiteconnect` client) against an embedded `KiteSandbox` it
+    owns: ticks given to `on_tick` become the sandbox's traded prices; `close()` stops it."""
+
+    def __init__(self, sandbox: KiteSandbox, clock: Clock, *, instruments: Iterable[Instrument] = (),
+                 product: Product = Product.CNC, timeout: float = 7.0) -> None:
+        self.sandbox = sandbox
+        config = ZerodhaConfig(api_key=sandbox.api_key, access_token=sandbox.access_token, root_url=sandbox.url,
+                               timeout=timeout, product=product)
+        super().__init__(config, clock, instruments=instruments)
+
+    @classmethod
+    def start(cls, clock: Clock, *, instruments: Iterable[Instrument] = (), product: Product = Product.CNC,
+              timeout: float = 7.0) -> SandboxZerodhaBroker:
+        instruments = list(instruments)
+        sandbox = KiteSandbox(clock=clock, symbols=sandbox_symbols(instruments)).start()
+        return cls(sandbox, clock, instruments=instruments, product=product, timeout=timeout)
+
+    async def on_tick(self, tick: Tick) -> None:
+        symbol = self.sandbox.symbols.get(tick.instrument_key)
+        if symbol is None:
+            symbol = self.key_symbol(tick.instrument_key)
+        if symbol is not None:
+            self.sandbox.set_last_price(symbol, tick.ltp)
+
+    def key_symbol(self, instrument_key: str) -> str | None:
+        return next((s for s, k in self._by_symbol.items() if k == instrument_key), None)
+
+    async def close(self) -> None:
+        await super().close()
+        self.sandbox.stop()

@@ -61,6 +61,9 @@ class TrendPullback(Strategy):
     def warmup_bars(self) -> int:  # type: ignore[override]
         return self.config.slow_ma
 
+    def indicator_periods(self) -> dict[str, tuple[int, ...]]:
+        return {"sma_periods": (self.config.fast_ma, self.config.slow_ma), "atr_periods": (self.config.atr_period,)}
+
     def on_tick(self, instrument: Instrument, tick: Tick, snapshot: IndicatorSnapshot, **kwargs: Any) -> Setup | None:
         config = self.config
         fast, slow = f"sma_{config.fast_ma}", f"sma_{config.slow_ma}"

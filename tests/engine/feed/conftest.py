@@ -1,7 +1,7 @@
 """Fixtures for the feed tests: a small bar store + instrument table, and the Upstox-compatible replay server.
 
 `replay_server` binds 127.0.0.1:0 and yields a started `engine.feed.replay.ReplayServer` replaying
-`REPLAY_DAY` of the fixture store for `REPLAY_KEYS` (token `REPLAY_TOKEN`, speed 100, clock from 09:14:55).
+`REPLAY_DAY` of the fixture store for `REPLAY_KEYS` (token `REPLAY_TOKEN`, speed 100, clock from 09:14:30).
 `make_replay_server(**kwargs)` builds others (faults, speed, start, token, frames, …); all are stopped at teardown."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ PREVIOUS_DAY = date(2024, 6, 3)
 REPLAY_SYMBOLS = ("ALPHA", "BETA", "GAMMA")
 REPLAY_KEYS = tuple(f"NSE_EQ|INE{i:03d}X01011" for i in range(len(REPLAY_SYMBOLS)))
 REPLAY_TOKEN = "replay-token"
-REPLAY_START = time(9, 14, 55)
+REPLAY_START = time(9, 14, 30)
 
 
 def fixture_bars(symbol_index: int, day: date, seed: int = 7) -> pd.DataFrame:

@@ -112,3 +112,14 @@ def test_bytes_that_are_not_a_feed_response_raise_a_clear_error(data: bytes) -> 
 
 def test_empty_frame_is_an_empty_initial_feed() -> None:
     assert decode_frame(b"") == DecodedFrame(FrameKind.INITIAL_FEED, 0, [], None)
+
+
+def test_an_empty_feed_gives_no_tick_and_an_untraded_full_feed_gives_its_values() -> None:
+    response = sdk.FeedResponse(type=sdk.live_feed)
+    response.feeds["NSE_EQ|EMPTY"].requestMode = sdk.full_d5
+    untraded = response.feeds["NSE_EQ|UNTRADED"].fullFeed.marketFF
+    untraded.ltpc.cp = 50.0
+    untraded.marketLevel.bidAskQuote.add(bidP=49.5, askP=50.5)
+    assert decode_frame(response.SerializeToString()).ticks == [
+        Tick("NSE_EQ|UNTRADED", 0.0, 0, close_prev=50.0, bid=49.5, ask=50.5)
+    ]

@@ -41,8 +41,10 @@ def synthetic_daily(days: int = 700, seed: int = 1, start: str = "2019-01-01") -
 
 def resample(daily: pd.DataFrame, rule: str) -> pd.DataFrame:
     """pandas resample ("W-SUN" or "ME") with first/max/min/last/sum, empty periods dropped."""
-    bars = daily.set_index("ts").resample(rule).agg(
-        {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
+    bars = (
+        daily.set_index("ts")
+        .resample(rule)
+        .agg({"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"})
     )
     return bars.dropna(subset=["open"])
 
@@ -87,3 +89,14 @@ def assert_close(actual: float | None, expected: float, context: str, rel: float
         return
     assert actual is not None, f"{context}: expected {expected}, got None"
     assert abs(actual - expected) <= rel * max(abs(expected), 1e-12), f"{context}: {actual} != {expected}"
+
+
+def assert_arrays_close(actual: np.ndarray, expected: np.ndarray, context: str, rel: float = 1e-9) -> None:
+    """Element-wise `assert_close` for float arrays (NaN = None: must be missing on both sides)."""
+    missing_actual, missing_expected = np.isnan(actual), np.isnan(expected)
+    bad = np.flatnonzero(missing_actual != missing_expected)
+    assert len(bad) == 0, f"{context}: missing mismatch at rows {bad[:5]}: {actual[bad[:5]]} vs {expected[bad[:5]]}"
+    ok = ~missing_expected
+    error = np.abs(actual[ok] - expected[ok]) / np.maximum(np.abs(expected[ok]), 1e-12)
+    worst = int(np.argmax(error)) if len(error) else 0
+    assert not len(error) or error[worst] <= rel, f"{context}: relative error {error[worst]:.3g} at row {worst}"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.indicators import IndicatorConfig, InstrumentIndicators, IndicatorSnapshot
+from engine.indicators import IndicatorConfig, IndicatorSnapshot, InstrumentIndicators
 from engine.indicators.multitimeframe import DAY_MS, IST_OFFSET_MS, day_number
 from engine.models import IST, Bar, Tick, Timeframe
 from tests.engine.indicators.reference import assert_close, reference_values, resample
@@ -40,7 +40,9 @@ def bars_from_ticks(days: dict[date, list[tuple[float, float]]]) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
-def assert_snapshot_matches_recompute(snapshot: IndicatorSnapshot, daily: pd.DataFrame, config: IndicatorConfig) -> None:
+def assert_snapshot_matches_recompute(
+    snapshot: IndicatorSnapshot, daily: pd.DataFrame, config: IndicatorConfig
+) -> None:
     for frame, bars in (
         (snapshot.daily, daily.set_index("ts")),
         (snapshot.weekly, resample(daily, "W-SUN")),
@@ -131,7 +133,9 @@ def test_bad_ticks_are_rejected_counted_and_never_folded_in() -> None:
     assert indicators.rejections["out_of_order"] == 2
 
 
-def test_ticks_then_bars_match_pandas_across_weeks_and_months(daily_fixture: pd.DataFrame, small_config: IndicatorConfig) -> None:
+def test_ticks_then_bars_match_pandas_across_weeks_and_months(
+    daily_fixture: pd.DataFrame, small_config: IndicatorConfig
+) -> None:
     """History via on_bar, then live days via ticks (each bar turned into 4 ticks o, h, l, c that
     stay inside the bar), then the official bar replacing the last tick-built day."""
     history, live = daily_fixture.iloc[:-15], daily_fixture.iloc[-15:]
@@ -143,7 +147,9 @@ def test_ticks_then_bars_match_pandas_across_weeks_and_months(daily_fixture: pd.
         prices = (row.open, row.high, row.low, row.close) if n % 2 else (row.open, row.low, row.high, row.close)
         for i, price in enumerate(prices):
             assert indicators.update_tick(price, row.volume * (i + 1) // 4, session_ms(day, i * 1000))
-        assert_snapshot_matches_recompute(indicators.snapshot(), daily_fixture.iloc[: len(history) + n + 1], small_config)
+        assert_snapshot_matches_recompute(
+            indicators.snapshot(), daily_fixture.iloc[: len(history) + n + 1], small_config
+        )
     # the official end-of-day bar replaces the tick-built day (here with a different close)
     last = live.iloc[-1]
     replaced = daily_fixture.copy()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import math
 import random
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,7 +23,7 @@ def test_each_indicator_matches_pandas_after_every_bar_and_with_a_forming_bar(pe
         extreme_periods=(period,), avg_volume_periods=(period,),
     )  # fmt: skip
     expected = reference_values(bars, config)
-    indicators = {
+    indicators: dict[str, Any] = {
         f"sma_{period}": SMA(period), f"ema_{period}": EMA(period), f"atr_{period}": ATR(period),
         f"highest_high_{period}": Highest(period), f"lowest_low_{period}": Lowest(period),
         f"avg_volume_{period}": AverageVolume(period),

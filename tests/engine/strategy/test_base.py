@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import pytest
@@ -18,7 +19,6 @@ from engine.strategy import (
 )
 from engine.strategy.examples.trend_pullback import TrendPullback, TrendPullbackConfig
 from tests.engine.strategy.support import RELIANCE, at, make_setup, tick, uptrend_pullback
-from datetime import date
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def test_load_strategy_by_entry_point_name_with_params() -> None:
 
 
 def test_load_strategy_unknown_name_lists_the_registered_ones() -> None:
-    with pytest.raises(StrategyConfigError, match="unknown strategy 'nope'; registered: .*trend_pullback"):
+    with pytest.raises(StrategyConfigError, match=r"unknown strategy 'nope'; registered: .*trend_pullback"):
         load_strategy(load_settings(strategy={"name": "nope"}))
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from engine.models import Timeframe
@@ -15,7 +17,6 @@ from engine.strategy.validator import (
     validator_from_settings,
 )
 from tests.engine.strategy.support import RELIANCE, at, make_setup, snapshot, tick, uptrend_pullback
-from datetime import date
 
 
 def context(setup=None, snap=None) -> RuleContext:  # type: ignore[no-untyped-def]
@@ -69,7 +70,7 @@ def test_bad_conditions_are_rejected_with_the_expected_form(text: str) -> None:
 
 
 def test_settings_reject_a_bad_condition_at_start() -> None:
-    with pytest.raises(SettingsError, match="strategy.validator.conditions"):
+    with pytest.raises(SettingsError, match=r"strategy\.validator\.conditions"):
         load_settings(strategy={"validator": {"conditions": ["close above sma"]}})
 
 

@@ -1,0 +1,120 @@
+"""Reconciliation against the loopback Kite server: database vs broker orders, positions, GTTs."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+from sqlmodel import select
+
+from engine.brokers.zerodha.sandbox import KiteSandbox
+from engine.clock import SteppedClock
+from engine.execution import OrderManager, exit_request_for, make_client_order_id
+from engine.models import ExitStatus, Instrument, OrderIntent, OrderStatus, OrderType, Side
+from engine.storage.db import session_scope
+from engine.storage.tables import PositionRow
+from tests.engine.execution.conftest import FAST_RETRY, TRADING_DAY, kite_broker, open_position
+
+
+def _entry(instrument: Instrument, key: str = "setup-1", **kwargs: object) -> OrderIntent:
+    return OrderIntent(make_client_order_id(TRADING_DAY, key), instrument, Side.BUY, 10, **kwargs)  # type: ignore[arg-type]
+
+
+async def _protected_position(manager: OrderManager, sandbox: KiteSandbox, db: Engine, instrument: Instrument) -> str:
+    sandbox.set_last_price("RELIANCE", 2900.0)
+    entry = await manager.submit(_entry(instrument))
+    await manager.refresh(entry.client_order_id)
+    position_id = open_position(db, instrument, 10, client_order_id=entry.client_order_id)
+    placed = await manager.place_exit(
+        exit_request_for(instrument, 10, stop=2850.0, target=3000.0, last_price=2900.0, tag="RECONEXIT1"),
+        position_id=position_id)
+    return placed.exit_id
+
+
+async def _restarted(sandbox: KiteSandbox, clock: SteppedClock, db: Engine, instrument: Instrument) -> OrderManager:
+    return OrderManager(kite_broker(sandbox, clock, instrument), db, clock, trading_day=TRADING_DAY, retry=FAST_RETRY)
+
+
+async def test_clean_state_reports_no_difference(
+    kite_manager: OrderManager, sandbox: KiteSandbox, db: Engine, instrument: Instrument
+) -> None:
+    await _protected_position(kite_manager, sandbox, db, instrument)
+    report = await kite_manager.reconcile()
+    assert report.clean, report.differences
+    assert (report.positions_checked, report.exits_checked) == (1, 1)
+
+
+async def test_gtt_that_fired_while_we_were_down_is_settled_and_explains_the_closed_position(
+    kite_manager: OrderManager, sandbox: KiteSandbox, clock: SteppedClock, db: Engine, instrument: Instrument
+) -> None:
+    exit_id = await _protected_position(kite_manager, sandbox, db, instrument)
+    sandbox.set_last_price("RELIANCE", 2840.0)  # while no process was watching
+    manager = await _restarted(sandbox, clock, db, instrument)
+    report = await manager.reconcile()
+    assert sorted(report.kinds()) == ["EXIT_SETTLED", "POSITION_BY_EXIT"]
+    assert [(e.exit_id, e.status, e.exit_price) for e in report.settled_exits] == [
+        (exit_id, ExitStatus.TRIGGERED_STOP, 2840.0)]
+    assert manager.journal.gtt(exit_id).status == "TRIGGERED_STOP"  # type: ignore[union-attr]
+    leg = manager.journal.get(f"GTT{exit_id}")
+    assert leg is not None and leg.status == "FILLED"
+    again = await manager.reconcile()
+    assert "EXIT_SETTLED" not in again.kinds()
+    await manager.broker.close()
+
+
+async def test_position_closed_by_hand_is_closed_its_exit_cancelled_and_the_order_reported(
+    kite_manager: OrderManager, sandbox: KiteSandbox, db: Engine, instrument: Instrument
+) -> None:
+    exit_id = await _protected_position(kite_manager, sandbox, db, instrument)
+    manual = sandbox.place_manual_order("RELIANCE", "SELL", 10)
+    report = await kite_manager.reconcile()
+    assert sorted(report.kinds()) == ["POSITION_CLOSED", "UNKNOWN_ORDER"]
+    closed = next(d for d in report.differences if d.kind == "POSITION_CLOSED")
+    assert "cancelled" in closed.resolution
+    unknown = next(d for d in report.differences if d.kind == "UNKNOWN_ORDER")
+    assert unknown.key == manual and "not adopted" in unknown.resolution
+    with session_scope(db) as session:
+        assert session.exec(select(PositionRow)).one().status == "CLOSED"
+    assert sandbox.gtts()[0]["status"] == "deleted"
+    assert kite_manager.journal.gtt(exit_id).status == "CANCELLED"  # type: ignore[union-attr]
+    assert kite_manager.journal.get(manual) is None  # never adopted
+
+
+async def test_order_filled_while_down_takes_the_broker_status_and_fills(
+    kite_manager: OrderManager, sandbox: KiteSandbox, clock: SteppedClock, db: Engine, instrument: Instrument
+) -> None:
+    sandbox.set_last_price("RELIANCE", 2900.0)
+    order = await kite_manager.submit(_entry(instrument, order_type=OrderType.LIMIT, price=2880.0))
+    assert order.status is OrderStatus.OPEN
+    sandbox.set_last_price("RELIANCE", 2875.0)
+    manager = await _restarted(sandbox, clock, db, instrument)
+    report = await manager.reconcile()
+    assert report.kinds() == ["ORDER_STATUS", "POSITION_UNRECORDED"]
+    assert order.client_order_id in report.differences[1].resolution
+    row = manager.journal.get(order.client_order_id)
+    assert row is not None and (row.status, row.filled_quantity, row.average_price) == ("FILLED", 10, 2875.0)
+    assert [f.fill_id for f in manager.journal.fills(order.client_order_id)] == [f"T{order.broker_order_id}"]
+    await manager.broker.close()
+
+
+async def test_submitted_order_missing_at_the_broker_waits_then_is_rejected_as_lost(
+    kite_manager: OrderManager, clock: SteppedClock, instrument: Instrument
+) -> None:
+    intent = _entry(instrument)
+    kite_manager.journal.record_intent(intent)
+    kite_manager.journal.transition(intent.client_order_id, OrderStatus.SUBMITTED)
+    assert (await kite_manager.reconcile()).kinds() == ["ORDER_UNCONFIRMED"]
+    clock.advance(kite_manager.submitted_grace_seconds + 1)
+    assert (await kite_manager.reconcile()).kinds() == ["ORDER_LOST"]
+    assert kite_manager.journal.get(intent.client_order_id).status == "REJECTED"  # type: ignore[union-attr]
+
+
+async def test_unknown_exits_and_positions_are_reported_not_adopted(
+    kite_manager: OrderManager, sandbox: KiteSandbox, instrument: Instrument
+) -> None:
+    sandbox.set_last_price("RELIANCE", 2900.0)
+    sandbox.place_manual_order("RELIANCE", "BUY", 5)
+    await kite_manager.broker.place_exit_oco(
+        exit_request_for(instrument, 5, stop=2800.0, target=3100.0, last_price=2900.0, tag="BYHAND"))
+    report = await kite_manager.reconcile()
+    assert sorted(report.kinds()) == ["UNKNOWN_EXIT", "UNKNOWN_ORDER", "UNKNOWN_POSITION"]
+    assert kite_manager.journal.gtts() == []
+    assert report.to_dict()["clean"] is False

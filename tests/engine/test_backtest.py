@@ -1,0 +1,79 @@
+"""Backtests over the shipped daily bars (data/), a few symbols and days."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from cli.main import app
+from engine.backtest import Backtest, BacktestError, bar_path, run_backtest
+from engine.models import IST, Bar
+from engine.settings import PROJECT_ROOT, load_settings
+from engine.storage import BarStore
+from tests.engine.strategy.support import AlwaysLong
+
+DATA = PROJECT_ROOT / "data"
+pytestmark = pytest.mark.skipif(not (DATA / "instruments.parquet").exists(), reason="shipped data not built")
+
+
+@given(low=st.floats(0.05, 10_000), spread=st.floats(0, 500), o=st.floats(0, 1), c=st.floats(0, 1))
+def test_derived_ticks_stay_inside_the_bar(low: float, spread: float, o: float, c: float) -> None:
+    high = low + spread
+    bar = Bar("X", datetime(2024, 6, 4, tzinfo=IST), low + o * spread, high, low, low + c * spread, 1)
+    assert bar.is_consistent()
+    path = bar_path(bar)
+    assert path[0] == bar.open and path[-1] == bar.close
+    assert all(bar.low <= p <= bar.high for p in path)
+    assert {bar.low, bar.high} <= set(path)
+
+
+async def test_backtest_uses_the_live_decision_path_within_the_limits() -> None:
+    settings = load_settings(strategy={"validator": {"conditions": []}}, risk={"daily_risk_cap_pct": 1.5})
+    report = await run_backtest(settings, date(2024, 6, 3), date(2024, 6, 7), ["RELIANCE", "TCS", "INFY"],
+                                strategy=AlwaysLong())
+    data = report.as_dict()
+    assert data["trading_days"] == 5 and data["symbols"] == 3
+    assert all(day.risk_used <= day.daily_risk_cap + 1e-6 for day in report.days)
+    assert report.days[0].entries >= 1
+    store = BarStore(DATA / "bars")
+    for trade in data["trades"]:
+        entered = date.fromisoformat(trade["entry_time"][:10])
+        bar = store.read_bars(trade["symbol"], "1d", entered, date(2024, 6, 30))[0]
+        # entry is a market fill on the derived close tick, plus 5 bps slippage
+        assert trade["entry_price"] == pytest.approx(bar.close * 1.0005, abs=0.1)
+        assert trade["net_pnl"] == pytest.approx(trade["gross_pnl"] - trade["charges"], abs=0.011)
+    summary = data["summary"]
+    assert summary["trades"] == len(data["trades"])
+    assert summary["net_pnl"] == pytest.approx(sum(t["net_pnl"] for t in data["trades"]), abs=0.01)
+    assert summary["max_drawdown"] >= 0 and len(data["equity"]) == 5
+
+
+async def test_backtest_is_deterministic() -> None:
+    settings = load_settings()
+    first = await run_backtest(settings, date(2024, 6, 3), date(2024, 6, 5), ["HDFCBANK", "ICICIBANK"])
+    second = await run_backtest(settings, date(2024, 6, 3), date(2024, 6, 5), ["HDFCBANK", "ICICIBANK"])
+    assert first.as_dict() == second.as_dict()
+
+
+def test_bad_input_gets_a_clear_error() -> None:
+    settings = load_settings()
+    with pytest.raises(BacktestError, match="unknown symbol"):
+        Backtest(settings, date(2024, 6, 3), date(2024, 6, 5), ["NOSUCH"])
+    with pytest.raises(BacktestError, match="before --from"):
+        Backtest(settings, date(2024, 6, 5), date(2024, 6, 3))
+
+
+def test_backtest_command_prints_json() -> None:
+    result = CliRunner().invoke(app, ["backtest", "--from", "2024-06-03", "--to", "2024-06-04", "--symbols",
+                                      "RELIANCE,TCS", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert set(payload) == {"start", "end", "symbols", "trading_days", "capital", "trades", "summary", "equity"}
+    assert payload["trading_days"] == 2
+    bad = CliRunner().invoke(app, ["backtest", "--from", "2024-06-03", "--to", "2024-06-04", "--symbols", "NOPE"])
+    assert bad.exit_code == 2 and "unknown symbol(s) NOPE" in bad.output

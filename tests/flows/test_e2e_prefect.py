@@ -1,0 +1,197 @@
+"""End to end on a REAL Prefect server (127.0.0.1, SQLite) and a REAL process worker: prefect.yaml
+deployed with `prefect deploy --all`, the demo deployment runs a replayed trading day, a failing
+stage fires the automation into a loopback webhook, and headless Chromium shows the UI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import httpx
+import pytest
+from sqlmodel import select
+
+from engine.session.stages import stage_log
+from engine.storage import init_db, session_scope
+from engine.storage.tables import OrderRow, SetupRow
+from tests.flows.prefect_processes import PROJECT_ROOT, PrefectServer
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+DAY = "2024-06-04"
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _deployment(server: PrefectServer, flow_name: str, name: str) -> dict[str, Any]:
+    response = httpx.get(f"{server.api_url}/deployments/name/{flow_name}/{name}", timeout=10)
+    response.raise_for_status()
+    return dict(response.json())
+
+
+def _run_deployment(server: PrefectServer, flow_name: str, name: str, **parameters: Any) -> str:
+    deployment = _deployment(server, flow_name, name)
+    response = httpx.post(
+        f"{server.api_url}/deployments/{deployment['id']}/create_flow_run", json={"parameters": parameters}, timeout=10
+    )
+    response.raise_for_status()
+    return str(response.json()["id"])
+
+
+def _wait_for_run(server: PrefectServer, flow_run_id: str, timeout: float = 300) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = httpx.get(f"{server.api_url}/flow_runs/{flow_run_id}", timeout=10).json()
+        if run["state_type"] in TERMINAL:
+            return dict(run)
+        time.sleep(1)
+    logs = "\n".join(w.log()[-3000:] for w in server.workers)
+    raise AssertionError(f"flow run {flow_run_id} did not finish in {timeout}s; worker log:\n{logs}")
+
+
+def _filter(server: PrefectServer, path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    response = httpx.post(f"{server.api_url}/{path}/filter", json=body, timeout=10)
+    response.raise_for_status()
+    return list(response.json())
+
+
+@pytest.fixture(scope="module")
+def demo_run(deployed: PrefectServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The `trading-day/demo` deployment run once on the worker, on its own database."""
+    database = tmp_path_factory.mktemp("e2e-db") / "autotrader.db"
+    run_id = _run_deployment(deployed, "trading-day", "demo", day=DAY, speed=3000, database_url=f"sqlite:///{database}")
+    run = _wait_for_run(deployed, run_id)
+    return {"run": run, "database_url": f"sqlite:///{database}"}
+
+
+def test_demo_deployment_runs_a_replayed_trading_day_on_the_process_worker(
+    deployed: PrefectServer, demo_run: dict[str, Any]
+) -> None:
+    run = demo_run["run"]
+    assert run["state_type"] == "COMPLETED", run["state"]
+    children = _filter(deployed, "flow_runs", {"flow_runs": {"parent_flow_run_id": {"any_": [run["id"]]}}})
+    child_flows = {
+        httpx.get(f"{deployed.api_url}/flows/{child['flow_id']}", timeout=10).json()["name"]: child["state_type"]
+        for child in children
+    }
+    assert child_flows == {"pre-open": "COMPLETED", "live-session": "COMPLETED", "post-close": "COMPLETED"}
+
+    db = init_db(demo_run["database_url"])
+    stages = stage_log(db, date.fromisoformat(DAY))
+    assert {stage: s["status"] for stage, s in stages.items()} == {
+        "pre_open": "COMPLETED", "live_session": "COMPLETED", "post_close": "COMPLETED",
+    }
+    assert stages["pre_open"]["checkpoint"]["universe"] == 12
+    with session_scope(db) as session:
+        setups = session.exec(select(SetupRow)).all()
+        entries = session.exec(select(OrderRow).where(OrderRow.purpose == "ENTRY")).all()
+    assert setups and entries
+
+    artifacts = _filter(deployed, "artifacts", {"artifacts": {"key": {"like_": DAY}}})
+    keys = {a["key"] for a in artifacts}
+    assert {f"{n}-{DAY}" for n in ("setups", "orders", "positions", "trades", "pnl", "pnl-chart")} <= keys
+    orders = next(a for a in artifacts if a["key"] == f"orders-{DAY}")
+    assert {e.client_order_id for e in entries} <= {row["client_order_id"] for row in json.loads(orders["data"])}
+
+    # Structured logs carry instrument and order ids (engine loggers reach the run logs).
+    run_ids = [run["id"], *(child["id"] for child in children)]
+    logs = _filter(deployed, "logs", {"logs": {"flow_run_id": {"any_": run_ids}}, "limit": 200})
+    text = "\n".join(log["message"] for log in logs)
+    assert any(e.client_order_id in text and e.symbol in text for e in entries), text[-2000:]
+
+
+class _Webhook(BaseHTTPRequestHandler):
+    received: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.received.append(json.loads(body or b"{}"))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    received: list[dict[str, Any]] = []
+    handler = type("Webhook", (_Webhook,), {"received": received})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/alerts", received
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_a_failing_stage_fires_the_automation_and_the_loopback_webhook_receives_the_alert(
+    deployed: PrefectServer, webhook: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, received = webhook
+    applied = subprocess.run(
+        [sys.executable, "-m", "flows.automations", "--webhook-url", url],
+        cwd=PROJECT_ROOT, env=deployed.env(), capture_output=True, text=True, timeout=120,
+    )
+    assert applied.returncode == 0, applied.stderr
+    names = {a["name"] for a in _filter(deployed, "automations", {})}
+    assert {"autotrader: trading stage failed", "autotrader: crash zombie runs"} <= names
+
+    run_id = _run_deployment(deployed, "pre-open", "pre-open", day="2024-13-01")
+    run = _wait_for_run(deployed, run_id, timeout=120)
+    assert run["state_type"] == "FAILED"
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not received:
+        time.sleep(1)
+    assert received, "no alert reached the webhook"
+    alert = received[0]
+    assert alert["source"] == "autotrader"
+    assert "pre-open" in alert["subject"] and "Failed" in alert["subject"]
+    assert run["name"] in alert["subject"]
+    assert "2024-13-01" in alert["body"]
+
+
+def _chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
+    assert CHROMIUM is not None
+    return subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--virtual-time-budget=20000", *args],
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make system-deps)")
+def test_the_prefect_ui_shows_the_deployments_and_the_completed_run(
+    deployed: PrefectServer, demo_run: dict[str, Any], tmp_path: Path
+) -> None:
+    dom = _chromium("--dump-dom", f"{deployed.url}/deployments", profile=tmp_path / "profile-dom").stdout
+    for name in ("pre-open", "live-session", "post-close", "trading-day", "demo"):
+        assert name in dom, f"deployment {name} not on the UI's deployments page"
+
+    run = demo_run["run"]
+    run_page = f"{deployed.url}/runs/flow-run/{run['id']}"
+    run_dom = _chromium("--dump-dom", run_page, profile=tmp_path / "profile-run").stdout
+    assert run["name"] in run_dom and "Completed" in run_dom
+
+    screenshot = tmp_path / "ui.png"
+    shot = _chromium(f"--screenshot={screenshot}", "--window-size=1400,900", run_page, profile=tmp_path / "profile-png")
+    assert screenshot.exists(), shot.stderr[-2000:]
+    png = screenshot.read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert (width, height) == (1400, 900)
+    assert len(png) > 30_000, "the screenshot is nearly blank"
