@@ -88,6 +88,8 @@ def serve_command(
             asyncio.run(run())
         except OSError as exc:
             raise fail(f"cannot serve on {host}:{port}: {exc}") from None
+        except ReplayError as exc:
+            raise fail(str(exc)) from None
 
 
 @feed_app.command("record")

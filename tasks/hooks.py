@@ -8,7 +8,7 @@ from typing import Any
 
 from prefect import get_run_logger
 from prefect.logging import get_logger
-from prefect.logging.handlers import APIHandler
+from prefect.logging.handlers import APILogHandler
 
 from engine.brokers.base import ConfigError, OrderRejected, TokenExpired
 from engine.clock import LiveClock
@@ -80,5 +80,5 @@ def route_engine_logs(level: str) -> None:
     the Prefect UI, at the configured level (`log_level`)."""
     engine_logger = logging.getLogger("engine")
     engine_logger.setLevel(level)
-    if not any(isinstance(handler, APIHandler) for handler in engine_logger.handlers):
-        engine_logger.addHandler(APIHandler())
+    if not any(isinstance(handler, APILogHandler) for handler in engine_logger.handlers):
+        engine_logger.addHandler(APILogHandler())

@@ -23,12 +23,11 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Engine
-from sqlmodel import col, select
+from sqlalchemy import Engine, Table, insert, select, update
+from sqlalchemy.engine import Connection, RowMapping
 
 from engine.clock import Clock
 from engine.models import ExitOrder, ExitStatus, Fill, Order, OrderIntent, OrderStatus, OrderType, Side
-from engine.storage.db import session_scope
 from engine.storage.tables import FillRow, GttRow, OrderEventRow, OrderRow
 
 S = OrderStatus
@@ -61,6 +60,13 @@ def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
+def _aware(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; the journal stores UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
 def row_to_order(row: OrderRow) -> Order:
     return Order(
         client_order_id=row.client_order_id,
@@ -75,7 +81,7 @@ def row_to_order(row: OrderRow) -> Order:
         filled_quantity=row.filled_quantity,
         average_price=row.average_price,
         message=row.message,
-        updated_at=row.updated_at,
+        updated_at=_aware(row.updated_at),
     )
 
 
@@ -90,12 +96,29 @@ def gtt_to_exit(row: GttRow) -> ExitOrder:
         target_limit=row.target_limit,
         status=ExitStatus(row.status),
         tag=row.tag,
-        updated_at=row.updated_at,
+        updated_at=_aware(row.updated_at),
     )
 
 
+ORDERS: Table = OrderRow.__table__  # type: ignore[attr-defined]
+EVENTS: Table = OrderEventRow.__table__  # type: ignore[attr-defined]
+FILLS: Table = FillRow.__table__  # type: ignore[attr-defined]
+GTTS: Table = GttRow.__table__  # type: ignore[attr-defined]
+
+
+def _order_row(mapping: RowMapping | dict[str, Any]) -> OrderRow:
+    return OrderRow(**dict(mapping))
+
+
+def _gtt_row(mapping: RowMapping | dict[str, Any]) -> GttRow:
+    return GttRow(**dict(mapping))
+
+
 class OrderJournal:
-    """Reads and writes the orders, order_events, fills and gtts tables for one broker."""
+    """Reads and writes the orders, order_events, fills and gtts tables for one broker.
+
+    SQLAlchemy Core, one short transaction per call: the journal sits on the order path, whose
+    own overhead is benchmarked (bench/bench_execution.py)."""
 
     def __init__(self, db: Engine, clock: Clock, *, broker: str, trading_day: date) -> None:
         self.db = db
@@ -106,87 +129,76 @@ class OrderJournal:
     def _now(self) -> datetime:
         return _utc(self.clock.now())
 
+    @staticmethod
+    def _event(client_order_id: str, kind: str, detail: dict[str, Any], ts: datetime) -> dict[str, Any]:
+        return {"client_order_id": client_order_id, "ts": ts, "kind": kind,
+                "detail_json": json.dumps(detail, default=str, sort_keys=True)}
+
+    @staticmethod
+    def _fetch_order(connection: Connection, client_order_id: str) -> dict[str, Any] | None:
+        found = connection.execute(select(ORDERS).where(ORDERS.c.client_order_id == client_order_id)).mappings().first()
+        return dict(found) if found is not None else None
+
     # orders ---------------------------------------------------------------------------------
     def get(self, client_order_id: str) -> OrderRow | None:
-        with session_scope(self.db) as session:
-            return session.get(OrderRow, client_order_id)
+        with self.db.connect() as connection:
+            found = self._fetch_order(connection, client_order_id)
+        return _order_row(found) if found is not None else None
 
     def find_by_broker_id(self, broker_order_id: str) -> OrderRow | None:
-        with session_scope(self.db) as session:
-            return session.exec(select(OrderRow).where(OrderRow.broker_order_id == broker_order_id)).first()
+        with self.db.connect() as connection:
+            found = connection.execute(select(ORDERS).where(ORDERS.c.broker_order_id == broker_order_id)).mappings()
+            first = found.first()
+        return _order_row(first) if first is not None else None
 
     def orders(
         self, *, statuses: Iterable[OrderStatus] | None = None, trading_day: date | None = None
     ) -> list[OrderRow]:
-        query = select(OrderRow).where(OrderRow.broker == self.broker)
+        query = select(ORDERS).where(ORDERS.c.broker == self.broker)
         if statuses is not None:
-            query = query.where(col(OrderRow.status).in_([s.value for s in statuses]))
+            query = query.where(ORDERS.c.status.in_([s.value for s in statuses]))
         if trading_day is not None:
-            query = query.where(OrderRow.trading_day == trading_day)
-        with session_scope(self.db) as session:
-            return list(session.exec(query.order_by(col(OrderRow.created_at))).all())
+            query = query.where(ORDERS.c.trading_day == trading_day)
+        with self.db.connect() as connection:
+            rows = connection.execute(query.order_by(ORDERS.c.created_at)).mappings().all()
+        return [_order_row(row) for row in rows]
+
+    def _insert_order(self, values: dict[str, Any], event: dict[str, Any]) -> OrderRow:
+        with self.db.begin() as connection:
+            connection.execute(insert(ORDERS), values)
+            connection.execute(insert(EVENTS), event)
+        return _order_row(values)
 
     def record_intent(self, intent: OrderIntent, *, setup_id: int | None = None) -> OrderRow:
         """Write the intent as PENDING with an INTENT event, in one transaction, before any send."""
         now = self._now()
-        row = OrderRow(
-            client_order_id=intent.client_order_id,
-            trading_day=self.trading_day,
-            broker=self.broker,
-            instrument_key=intent.instrument.instrument_key,
-            symbol=intent.instrument.symbol,
-            side=intent.side.value,
-            quantity=intent.quantity,
-            order_type=intent.order_type.value,
-            price=intent.price,
-            trigger_price=intent.trigger_price,
-            product=intent.product.value,
-            purpose=intent.purpose.value,
-            status=OrderStatus.PENDING.value,
-            setup_id=setup_id,
-            created_at=now,
-            updated_at=now,
-        )
+        values = {
+            "client_order_id": intent.client_order_id, "trading_day": self.trading_day, "broker": self.broker,
+            "broker_order_id": None, "instrument_key": intent.instrument.instrument_key,
+            "symbol": intent.instrument.symbol, "side": intent.side.value, "quantity": intent.quantity,
+            "order_type": intent.order_type.value, "price": intent.price, "trigger_price": intent.trigger_price,
+            "product": intent.product.value, "purpose": intent.purpose.value, "status": OrderStatus.PENDING.value,
+            "filled_quantity": 0, "average_price": 0.0, "message": "", "setup_id": setup_id,
+            "created_at": now, "updated_at": now,
+        }
         detail = {"side": intent.side.value, "quantity": intent.quantity, "order_type": intent.order_type.value,
                   "price": intent.price, "trigger_price": intent.trigger_price, "purpose": intent.purpose.value}
-        with session_scope(self.db) as session:
-            session.add(row)
-            session.add(self._event_row(intent.client_order_id, "INTENT", detail, now))
-        return row
+        return self._insert_order(values, self._event(intent.client_order_id, "INTENT", detail, now))
 
     def record_external(self, order: Order, *, symbol: str, purpose: str, product: str = "CNC") -> OrderRow:
         """Journal an order we did not send ourselves but own (the order a fired GTT placed)."""
         now = self._now()
-        row = OrderRow(
-            client_order_id=order.client_order_id,
-            trading_day=self.trading_day,
-            broker=self.broker,
-            broker_order_id=order.broker_order_id,
-            instrument_key=order.instrument_key,
-            symbol=symbol,
-            side=order.side.value,
-            quantity=order.quantity,
-            order_type=order.order_type.value,
-            price=order.price,
-            trigger_price=order.trigger_price,
-            product=product,
-            purpose=purpose,
-            status=order.status.value,
-            filled_quantity=order.filled_quantity,
-            average_price=order.average_price,
-            message=order.message,
-            created_at=now,
-            updated_at=now,
-        )
-        with session_scope(self.db) as session:
-            session.add(row)
-            session.add(self._event_row(order.client_order_id, "RECONCILE", {"adopted": order.broker_order_id,
-                                                                              "status": order.status.value}, now))
-        return row
-
-    def _event_row(self, client_order_id: str, kind: str, detail: dict[str, Any], ts: datetime) -> OrderEventRow:
-        return OrderEventRow(client_order_id=client_order_id, ts=ts, kind=kind,
-                             detail_json=json.dumps(detail, default=str, sort_keys=True))
+        values = {
+            "client_order_id": order.client_order_id, "trading_day": self.trading_day, "broker": self.broker,
+            "broker_order_id": order.broker_order_id, "instrument_key": order.instrument_key, "symbol": symbol,
+            "side": order.side.value, "quantity": order.quantity, "order_type": order.order_type.value,
+            "price": order.price, "trigger_price": order.trigger_price, "product": product, "purpose": purpose,
+            "status": order.status.value, "filled_quantity": order.filled_quantity,
+            "average_price": order.average_price, "message": order.message, "setup_id": None,
+            "created_at": now, "updated_at": now,
+        }
+        detail = {"adopted": order.broker_order_id, "status": order.status.value}
+        return self._insert_order(values, self._event(order.client_order_id, "RECONCILE", detail, now))
 
     def event(self, client_order_id: str, kind: str, **detail: Any) -> None:
         self.events_add([(client_order_id, kind, detail)])
@@ -194,14 +206,14 @@ class OrderJournal:
     def events_add(self, events: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
         """Several events in one transaction."""
         now = self._now()
-        with session_scope(self.db) as session:
-            for client_order_id, kind, detail in events:
-                session.add(self._event_row(client_order_id, kind, detail, now))
+        rows = [self._event(client_order_id, kind, detail, now) for client_order_id, kind, detail in events]
+        with self.db.begin() as connection:
+            connection.execute(insert(EVENTS), rows)
 
     def events(self, client_order_id: str) -> list[OrderEventRow]:
-        with session_scope(self.db) as session:
-            query = select(OrderEventRow).where(OrderEventRow.client_order_id == client_order_id)
-            return list(session.exec(query.order_by(col(OrderEventRow.id))).all())
+        query = select(EVENTS).where(EVENTS.c.client_order_id == client_order_id).order_by(EVENTS.c.id)
+        with self.db.connect() as connection:
+            return [OrderEventRow(**dict(row)) for row in connection.execute(query).mappings().all()]
 
     def transition(
         self,
@@ -215,29 +227,31 @@ class OrderJournal:
         """Move an order to `status` (plus field updates, plus an optional event in the same
         transaction); raise `IllegalTransition` (recorded) when the state machine forbids it."""
         now = self._now()
-        with session_scope(self.db) as session:
-            row = session.get(OrderRow, client_order_id)
+        with self.db.begin() as connection:
+            row = self._fetch_order(connection, client_order_id)
             if row is None:
                 raise KeyError(f"order {client_order_id} is not in the journal")
-            current = OrderStatus(row.status)
+            current = OrderStatus(row["status"])
+            change = {"from": current.value, "to": status.value, "message": message}
             if not can_transition(current, status):
-                session.add(self._event_row(client_order_id, "ILLEGAL", {"from": current.value, "to": status.value,
-                                                                          "message": message}, now))
-                session.commit()
-                raise IllegalTransition(client_order_id, current, status)
-            if event is not None:
-                session.add(self._event_row(client_order_id, event[0], event[1], now))
-            for name, value in fields.items():
-                setattr(row, name, value)
-            if message:
-                row.message = message[:500]
-            row.updated_at = now
-            if status is not current:
-                row.status = status.value
-                session.add(self._event_row(client_order_id, "STATUS", {"from": current.value, "to": status.value,
-                                                                         "message": message}, now))
-            session.add(row)
-            return row
+                connection.execute(insert(EVENTS), self._event(client_order_id, "ILLEGAL", change, now))
+                illegal = IllegalTransition(client_order_id, current, status)
+            else:
+                illegal = None
+                events = [self._event(client_order_id, event[0], event[1], now)] if event is not None else []
+                values = dict(fields, updated_at=now)
+                if message:
+                    values["message"] = message[:500]
+                if status is not current:
+                    values["status"] = status.value
+                    events.append(self._event(client_order_id, "STATUS", change, now))
+                connection.execute(update(ORDERS).where(ORDERS.c.client_order_id == client_order_id), values)
+                if events:
+                    connection.execute(insert(EVENTS), events)
+                row.update(values)
+        if illegal is not None:
+            raise illegal
+        return _order_row(row)
 
     def apply(
         self, client_order_id: str, order: Order, *, event: tuple[str, dict[str, Any]] | None = None
@@ -247,76 +261,79 @@ class OrderJournal:
         order we hold FILLED) is recorded as ILLEGAL, not applied; fills never go backwards.
         Returns the filled quantity and average price before, and the updated row."""
         now = self._now()
-        with session_scope(self.db) as session:
-            row = session.get(OrderRow, client_order_id)
+        with self.db.begin() as connection:
+            row = self._fetch_order(connection, client_order_id)
             if row is None:
                 raise KeyError(f"order {client_order_id} is not in the journal")
-            before_filled, before_average = row.filled_quantity, row.average_price
-            if event is not None:
-                session.add(self._event_row(client_order_id, event[0], event[1], now))
+            before_filled, before_average = row["filled_quantity"], row["average_price"]
+            events = [self._event(client_order_id, event[0], event[1], now)] if event is not None else []
+            values: dict[str, Any] = {"updated_at": now, "filled_quantity": max(before_filled, order.filled_quantity)}
             if order.broker_order_id:
-                row.broker_order_id = order.broker_order_id
-            if order.filled_quantity >= row.filled_quantity and order.average_price:
-                row.average_price = order.average_price
-            row.filled_quantity = max(row.filled_quantity, order.filled_quantity)
-            current = OrderStatus(row.status)
+                values["broker_order_id"] = order.broker_order_id
+            if order.filled_quantity >= before_filled and order.average_price:
+                values["average_price"] = order.average_price
+            current = OrderStatus(row["status"])
             if order.status is not current:
                 change = {"from": current.value, "to": order.status.value, "message": order.message}
                 if can_transition(current, order.status):
-                    row.status = order.status.value
+                    values["status"] = order.status.value
                     if order.message:
-                        row.message = order.message[:500]
-                    session.add(self._event_row(client_order_id, "STATUS", change, now))
+                        values["message"] = order.message[:500]
+                    events.append(self._event(client_order_id, "STATUS", change, now))
                 else:
-                    session.add(self._event_row(client_order_id, "ILLEGAL", change, now))
-            row.updated_at = now
-            session.add(row)
-            return before_filled, before_average, row
+                    events.append(self._event(client_order_id, "ILLEGAL", change, now))
+            connection.execute(update(ORDERS).where(ORDERS.c.client_order_id == client_order_id), values)
+            if events:
+                connection.execute(insert(EVENTS), events)
+            row.update(values)
+        return before_filled, before_average, _order_row(row)
 
     # fills ------------------------------------------------------------------------------------
     def record_fills(self, fills: Iterable[Fill]) -> list[Fill]:
         """Insert fills not seen before; return the new ones."""
-        new: list[Fill] = []
-        with session_scope(self.db) as session:
-            for fill in fills:
-                if session.get(FillRow, fill.fill_id) is not None:
-                    continue
-                session.add(FillRow(fill_id=fill.fill_id, client_order_id=fill.client_order_id,
-                                    broker_order_id=fill.broker_order_id, instrument_key=fill.instrument_key,
-                                    side=fill.side.value, quantity=fill.quantity, price=fill.price,
-                                    ts=_utc(fill.ts)))
-                new.append(fill)
+        fills = list(fills)
+        if not fills:
+            return []
+        with self.db.begin() as connection:
+            seen = set(connection.execute(select(FILLS.c.fill_id).where(
+                FILLS.c.fill_id.in_([f.fill_id for f in fills]))).scalars())
+            new = [f for f in fills if f.fill_id not in seen]
+            if new:
+                connection.execute(insert(FILLS), [
+                    {"fill_id": f.fill_id, "client_order_id": f.client_order_id, "broker_order_id": f.broker_order_id,
+                     "instrument_key": f.instrument_key, "side": f.side.value, "quantity": f.quantity,
+                     "price": f.price, "ts": _utc(f.ts)} for f in new])
         return new
 
     def fills(self, client_order_id: str) -> list[FillRow]:
-        with session_scope(self.db) as session:
-            return list(session.exec(select(FillRow).where(FillRow.client_order_id == client_order_id)).all())
+        query = select(FILLS).where(FILLS.c.client_order_id == client_order_id).order_by(FILLS.c.ts)
+        with self.db.connect() as connection:
+            return [FillRow(**dict(row)) for row in connection.execute(query).mappings().all()]
 
     # exits (gtts) -----------------------------------------------------------------------------
     def gtt(self, exit_id: str) -> GttRow | None:
-        with session_scope(self.db) as session:
-            return session.get(GttRow, exit_id)
+        with self.db.connect() as connection:
+            found = connection.execute(select(GTTS).where(GTTS.c.exit_id == exit_id)).mappings().first()
+        return _gtt_row(found) if found is not None else None
 
     def exit_state(self, tag: str) -> tuple[GttRow | None, bool]:
         """The latest exit journaled under `tag`, and whether an attempt to place one was made."""
-        with session_scope(self.db) as session:
-            query = select(GttRow).where(GttRow.tag == tag, GttRow.broker == self.broker)
-            row = session.exec(query.order_by(col(GttRow.created_at).desc())).first()
-            attempted = session.exec(select(OrderEventRow.id).where(
-                OrderEventRow.client_order_id == tag, OrderEventRow.kind == "EXIT_ATTEMPT")).first() is not None
-            return row, attempted
+        with self.db.connect() as connection:
+            found = connection.execute(select(GTTS).where(GTTS.c.tag == tag, GTTS.c.broker == self.broker)
+                                       .order_by(GTTS.c.created_at.desc())).mappings().first()
+            attempted = connection.execute(select(EVENTS.c.id).where(
+                EVENTS.c.client_order_id == tag, EVENTS.c.kind == "EXIT_ATTEMPT")).first() is not None
+        return (_gtt_row(found) if found is not None else None), attempted
 
     def gtt_by_tag(self, tag: str) -> GttRow | None:
-        with session_scope(self.db) as session:
-            query = select(GttRow).where(GttRow.tag == tag, GttRow.broker == self.broker)
-            return session.exec(query.order_by(col(GttRow.created_at).desc())).first()
+        return self.exit_state(tag)[0]
 
     def gtts(self, *, active_only: bool = False) -> list[GttRow]:
-        query = select(GttRow).where(GttRow.broker == self.broker)
+        query = select(GTTS).where(GTTS.c.broker == self.broker)
         if active_only:
-            query = query.where(GttRow.status == ExitStatus.ACTIVE.value)
-        with session_scope(self.db) as session:
-            return list(session.exec(query.order_by(col(GttRow.created_at))).all())
+            query = query.where(GTTS.c.status == ExitStatus.ACTIVE.value)
+        with self.db.connect() as connection:
+            return [_gtt_row(row) for row in connection.execute(query.order_by(GTTS.c.created_at)).mappings().all()]
 
     def save_gtt(
         self,
@@ -327,34 +344,29 @@ class OrderJournal:
         event: tuple[str, dict[str, Any]] | None = None,
     ) -> GttRow:
         now = self._now()
-        with session_scope(self.db) as session:
-            if event is not None:
-                session.add(self._event_row(tag or exit_order.tag, event[0], event[1], now))
-            row = session.get(GttRow, exit_order.exit_id)
-            if row is None:
-                row = GttRow(exit_id=exit_order.exit_id, broker=self.broker, tag=tag or exit_order.tag,
-                             instrument_key=exit_order.instrument_key, position_id=position_id,
-                             quantity=exit_order.quantity, stop_trigger=exit_order.stop_trigger,
-                             stop_limit=exit_order.stop_limit, target_trigger=exit_order.target_trigger,
-                             target_limit=exit_order.target_limit, status=exit_order.status.value,
-                             created_at=now, updated_at=now)
+        values: dict[str, Any] = {
+            "quantity": exit_order.quantity, "stop_trigger": exit_order.stop_trigger,
+            "stop_limit": exit_order.stop_limit, "target_trigger": exit_order.target_trigger,
+            "target_limit": exit_order.target_limit, "status": exit_order.status.value, "updated_at": now,
+        }
+        if position_id is not None:
+            values["position_id"] = position_id
+        with self.db.begin() as connection:
+            found = connection.execute(select(GTTS).where(GTTS.c.exit_id == exit_order.exit_id)).mappings().first()
+            if found is None:
+                row = {"exit_id": exit_order.exit_id, "broker": self.broker, "tag": tag or exit_order.tag,
+                       "instrument_key": exit_order.instrument_key, "position_id": position_id, "created_at": now,
+                       **values}
+                connection.execute(insert(GTTS), row)
             else:
-                row.quantity = exit_order.quantity
-                row.stop_trigger, row.stop_limit = exit_order.stop_trigger, exit_order.stop_limit
-                row.target_trigger, row.target_limit = exit_order.target_trigger, exit_order.target_limit
-                row.status = exit_order.status.value
-                row.updated_at = now
-                if position_id is not None:
-                    row.position_id = position_id
-            session.add(row)
-            return row
+                row = dict(found) | values
+                connection.execute(update(GTTS).where(GTTS.c.exit_id == exit_order.exit_id), values)
+            if event is not None:
+                connection.execute(insert(EVENTS), self._event(row["tag"], event[0], event[1], now))
+        return _gtt_row(row)
 
     def set_gtt_status(self, exit_id: str, status: ExitStatus) -> GttRow | None:
-        with session_scope(self.db) as session:
-            row = session.get(GttRow, exit_id)
-            if row is None:
-                return None
-            row.status = status.value
-            row.updated_at = self._now()
-            session.add(row)
-            return row
+        with self.db.begin() as connection:
+            connection.execute(update(GTTS).where(GTTS.c.exit_id == exit_id),
+                               {"status": status.value, "updated_at": self._now()})
+        return self.gtt(exit_id)

@@ -32,7 +32,7 @@ from engine.clock import Clock
 from engine.execution.ids import triggered_order_id
 from engine.execution.journal import OrderJournal, gtt_to_exit, row_to_order
 from engine.execution.ratelimit import RateLimiter
-from engine.execution.reconcile import ReconcileReport, reconcile
+from engine.execution.reconcile import OPEN_STATUSES, ReconcileReport, reconcile
 from engine.models import ExitOrder, ExitRequest, ExitStatus, Fill, Order, OrderIntent, OrderPurpose, OrderStatus
 from engine.storage.db import session_scope
 from engine.storage.tables import OrderRow, PositionRow
@@ -40,7 +40,6 @@ from engine.storage.tables import OrderRow, PositionRow
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-OPEN_STATUSES = (OrderStatus.PENDING, OrderStatus.SUBMITTED, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -78,6 +77,7 @@ class OrderManager:
         self.journal = OrderJournal(db, clock, broker=broker.name, trading_day=trading_day)
         self.entries_halted = False
         self.halt_reason = ""
+        self._fills_pending: set[str] = set()  # orders whose trade-book fills lag their filled quantity
 
     # helpers ----------------------------------------------------------------------------------
     def _retrying(self) -> AsyncRetrying:
@@ -113,18 +113,22 @@ class OrderManager:
     ) -> Order:
         """Apply the broker's view of an order to the journal and record new fills."""
         before_filled, before_average, after = self.journal.apply(client_order_id, order, event=event)
-        if after.filled_quantity > before_filled:
+        if after.filled_quantity > before_filled or client_order_id in self._fills_pending:
             await self._record_fills(before_filled, before_average, after)
         return row_to_order(after)
 
     async def _record_fills(self, before_filled: int, before_average: float, after: OrderRow) -> None:
         broker_fills = await self.broker.fills()
         if broker_fills is not None:
+            # The trade book is the truth; when it lags the order, look again on the next refresh.
             mine = [dataclasses.replace(fill, client_order_id=after.client_order_id)
                     for fill in broker_fills if fill.broker_order_id == after.broker_order_id]
-            if sum(fill.quantity for fill in mine) >= after.filled_quantity:
-                self.journal.record_fills(mine)
-                return
+            self.journal.record_fills(mine)
+            if sum(fill.quantity for fill in mine) < after.filled_quantity:
+                self._fills_pending.add(after.client_order_id)
+            else:
+                self._fills_pending.discard(after.client_order_id)
+            return
         # The broker cannot list executions: derive one fill from the change in filled quantity.
         delta = after.filled_quantity - before_filled
         value = after.average_price * after.filled_quantity - before_average * before_filled
@@ -354,8 +358,9 @@ class OrderManager:
         return exit_order
 
     async def cancel_exit(self, exit_id: str) -> None:
-        """Delete a live exit. When the broker refuses because it already fired or is gone, the
-        journal takes the broker's status instead."""
+        """Delete a live exit. Raises `OrderRejected` when it already fired: the journal then keeps
+        it ACTIVE so that the next `sync_exits` settles it with its exit price (never sell twice).
+        An exit the broker reports cancelled or no longer lists is journaled CANCELLED."""
         row = self.journal.gtt(exit_id)
         tag = row.tag if row is not None else exit_id
         self.journal.event(tag, "EXIT_CANCEL", exit_id=exit_id)
@@ -365,11 +370,8 @@ class OrderManager:
             self.journal.event(tag, "ERROR", error="OrderRejected", message=str(error), retry=False)
             exits = await self._call(tag, self.broker.list_exits)
             current = next((e for e in exits if e.exit_id == exit_id), None)
-            if current is not None and current.status is ExitStatus.ACTIVE:
+            if current is not None and current.status is not ExitStatus.CANCELLED:
                 raise
-            if current is not None:
-                self.journal.save_gtt(current, tag=tag)
-                return
         self.journal.set_gtt_status(exit_id, ExitStatus.CANCELLED)
 
     async def sync_exits(self) -> list[ExitOrder]:

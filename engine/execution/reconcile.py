@@ -47,6 +47,8 @@ from engine.storage.tables import OrderRow, PositionRow
 if TYPE_CHECKING:
     from engine.execution.manager import OrderManager
 
+OPEN_STATUSES = (OrderStatus.PENDING, OrderStatus.SUBMITTED, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Difference:
@@ -115,14 +117,12 @@ async def _reconcile_orders(
     journal = manager.journal
     by_tag = {o.client_order_id: o for o in book if o.client_order_id}
     by_id = {o.broker_order_id: o for o in book if o.broker_order_id}
-    rows = journal.orders()
-    known_ids = {row.broker_order_id for row in rows if row.broker_order_id}
-    known_tags = {row.client_order_id for row in rows}
-    gtt_legs = {row.broker_order_id for row in rows if row.client_order_id.startswith("GTT")}
-    for row in rows:
+    open_rows = journal.orders(statuses=OPEN_STATUSES)  # of any day: earlier ones may have expired
+    known = {row.client_order_id: row for row in journal.orders(trading_day=manager.trading_day)}
+    known.update({row.client_order_id: row for row in open_rows})
+    known_ids = {row.broker_order_id for row in known.values() if row.broker_order_id}
+    for row in open_rows:
         status = OrderStatus(row.status)
-        if status.is_terminal:
-            continue
         report.orders_checked += 1
         found = by_tag.get(row.client_order_id) or (by_id.get(row.broker_order_id) if row.broker_order_id else None)
         key = row.client_order_id
@@ -153,7 +153,7 @@ async def _reconcile_orders(
                                                  "none: needs a human"))
         journal.event(key, "RECONCILE", difference=report.differences[-1].kind)
     for order in book:
-        if order.client_order_id in known_tags or order.broker_order_id in known_ids | gtt_legs | legs:
+        if order.client_order_id in known or order.broker_order_id in known_ids | legs:
             continue
         report.differences.append(Difference("UNKNOWN_ORDER", order.broker_order_id or order.client_order_id, "absent",
                                              f"{order.side} {order.quantity} {order.instrument_key} "

@@ -34,7 +34,7 @@ from websockets.exceptions import InvalidStatus, WebSocketException
 
 from engine.clock import Clock
 from engine.feed.backfill import MINUTE_MS, CandleSource, UpstoxIntradayCandles, synthesize_ticks
-from engine.feed.decoder import FrameDecodeError, decode_frame
+from engine.feed.decoder import decode_frame
 from engine.feed.limits import UPSTOX_V3_LIMITS, ModeLimit, SubscriptionLimitError, check_limits, check_mode
 from engine.models import IST, MarketStatus, Tick
 
@@ -347,7 +347,10 @@ class MarketDataClient:
             return
         if self.state is not FeedState.RECONNECTING:
             await self._set_state(FeedState.CONNECTING)
-        token = self.token_provider()
+        try:
+            token = self.token_provider()
+        except Exception as exc:  # no token to be had: the same outcome as a refused one
+            raise TokenRejectedError(f"token provider failed: {exc}") from exc
         uri = await self._authorize(http, token)
         try:
             ws = await websockets.connect(
@@ -406,9 +409,9 @@ class MarketDataClient:
                     continue
                 try:
                     frame = decode_frame(message)
-                except FrameDecodeError as exc:
+                except Exception as exc:  # FrameDecodeError, or anything else odd bytes provoke: never fatal
                     self.stats.malformed_frames += 1
-                    log.warning("malformed frame skipped: %s", exc)
+                    log.warning("malformed frame skipped (%s): %s", type(exc).__name__, exc)
                     continue
                 self.stats.frames += 1
                 if frame.market_status:
@@ -425,13 +428,14 @@ class MarketDataClient:
             await self.clock.sleep(interval)
             now = self.clock.now()
             silent = (now.timestamp() * 1000 - self._last_frame_ms) / 1000
-            if silent >= self.watchdog_seconds and self.segment_open(now):
+            subscribed = any(self._keys_by_mode.values())
+            if silent >= self.watchdog_seconds and subscribed and self.segment_open(now):
                 self.stats.watchdog_timeouts += 1
                 log.warning("no frame for %.1f s while the market is open; reconnecting", silent)
                 ws.transport.abort()
                 raise FeedStalledError(f"no frame for {silent:.1f} s while the market is open")
             if silent >= self.watchdog_seconds:
-                self._last_frame_ms = int(now.timestamp() * 1000)  # closed market: silence is expected
+                self._last_frame_ms = int(now.timestamp() * 1000)  # closed market or nothing subscribed: expected
 
     def segment_open(self, when: datetime) -> bool:
         """Is continuous trading on for the subscribed segments at `when`? Both the calendar (if given) and the

@@ -17,6 +17,10 @@ from engine.feed.framefile import FrameWriter
 
 log = logging.getLogger(__name__)
 
+# A recorder may watch quiet instruments (or a replay whose derived ticks come every ~43 s): a watchdog reconnect
+# would only write a fresh snapshot into the file, so it waits longer than the live client's.
+RECORDER_WATCHDOG_SECONDS = 120.0
+
 
 async def record_frames(
     api_url: str,
@@ -26,6 +30,8 @@ async def record_frames(
     out_path: Path,
     clock: Clock,
     duration_seconds: float | None = None,
+    *,
+    watchdog_seconds: float = RECORDER_WATCHDOG_SECONDS,
 ) -> int:
     """Subscribe `instrument_keys` in `mode` and append every binary frame to `out_path` until `duration_seconds`
     of clock time have passed (or forever if None; cancel the task to end). Returns the number of frames written.
@@ -43,7 +49,8 @@ async def record_frames(
             writer.write(int(received_at.timestamp() * 1000), frame)
 
         client = MarketDataClient(
-            api_url=api_url, token_provider=lambda: token, clock=clock, on_raw_frame=write, backfill=False
+            api_url=api_url, token_provider=lambda: token, clock=clock, on_raw_frame=write, backfill=False,
+            watchdog_seconds=watchdog_seconds,
         )
         await client.subscribe(instrument_keys, mode)
         until = clock.now() + timedelta(seconds=duration_seconds) if duration_seconds is not None else None

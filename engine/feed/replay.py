@@ -53,7 +53,7 @@ from engine.clock import Clock, SimulatedClock
 from engine.feed.decoder import FeedMode, FrameDecodeError, FrameKind, decode_frame, encode_market_info, encode_ticks
 from engine.feed.framefile import read_frames
 from engine.feed.synth import BAR_MS, MINUTE_MS, bar_path, candles, day_ticks
-from engine.models import IST, MarketStatus, Tick, Timeframe
+from engine.models import IST, Bar, MarketStatus, Tick, Timeframe
 from engine.storage.bars import BarStore
 
 log = logging.getLogger(__name__)
@@ -182,6 +182,7 @@ class BarTape:
         }
         self._ticks: dict[str, list[Tick]] = {}
         self._by_time: dict[str, dict[int, Tick]] = {}
+        self._ltts: dict[str, list[int]] = {}
         self._prev_close: dict[str, Tick | None] = {}
         self.times: list[int] = []
         self._time_set: set[int] = set()
@@ -205,10 +206,31 @@ class BarTape:
         if key not in self.instruments:
             return []
         symbol, tick_size = self.instruments[key]
-        bars = self.store.read_bars(symbol, Timeframe.MIN5, self.day, self.day + timedelta(days=1))
-        previous = self._previous_close(key)
-        ticks = day_ticks(key, bars, close_prev=previous.ltp if previous else 0.0, tick_size=tick_size)
+        day_start = pd.Timestamp(datetime.combine(self.day, time(), IST))
+        # one read: the day's bars and the previous trading day's close
+        frame = self.store.read(symbol, Timeframe.MIN5, self.day - timedelta(days=14), self.day + timedelta(days=1))
+        earlier = frame[frame["ts"] < day_start]
+        today = frame[frame["ts"] >= day_start]
+        previous = None
+        if len(earlier):
+            last = earlier.iloc[-1]
+            close = float(last["close"])
+            last_offset = bar_path(close, close, close, close, 0)[-1].offset_ms  # where every path ends
+            previous = Tick(key, close, int(last["ts"].timestamp() * 1000) + last_offset, close_prev=close)
+        self._prev_close[key] = previous
+        bars = [
+            Bar(symbol, ts.to_pydatetime(), o, h, lo, c, int(v), Timeframe.MIN5)
+            for ts, o, h, lo, c, v in zip(
+                today["ts"], today["open"], today["high"], today["low"], today["close"], today["volume"], strict=True
+            )
+        ]
+        try:
+            ticks = day_ticks(key, bars, close_prev=previous.ltp if previous else 0.0, tick_size=tick_size)
+        except ValueError as exc:  # an inconsistent bar: leave the instrument out rather than stop the replay
+            log.warning("replay: %s (%s) left out on %s: %s", key, symbol, self.day, exc)
+            ticks = []
         self._ticks[key] = ticks
+        self._ltts[key] = [tick.ltt_ms for tick in ticks]
         self._by_time[key] = {tick.ltt_ms: tick for tick in ticks}
         new_times = {tick.ltt_ms for tick in ticks} - self._time_set
         if new_times:
@@ -216,20 +238,10 @@ class BarTape:
             self.times = sorted(self._time_set)
         return ticks
 
-    def _previous_close(self, key: str) -> Tick | None:
+    def previous_close(self, key: str) -> Tick | None:
         """The previous trading day's last derived tick (its close), for `cp` and pre-open snapshots."""
-        if key in self._prev_close:
-            return self._prev_close[key]
-        symbol, _ = self.instruments[key]
-        frame = self.store.read(symbol, Timeframe.MIN5, self.day - timedelta(days=14), self.day)
-        tick = None
-        if len(frame):
-            last = frame.iloc[-1]
-            path = bar_path(last["open"], last["high"], last["low"], last["close"], int(last["volume"]))
-            ltt = int(last["ts"].timestamp() * 1000) + path[-1].offset_ms
-            tick = Tick(key, float(last["close"]), ltt, close_prev=float(last["close"]))
-        self._prev_close[key] = tick
-        return tick
+        self.ticks(key)
+        return self._prev_close.get(key)
 
     def at(self, key: str, ltt_ms: int) -> Tick | None:
         if key not in self._by_time:
@@ -239,15 +251,15 @@ class BarTape:
     def latest(self, key: str, now_ms: int) -> Tick | None:
         """The last tick at or before `now_ms` (the previous close before the first tick of the day)."""
         ticks = self.ticks(key)
-        index = bisect.bisect_right([t.ltt_ms for t in ticks], now_ms) if ticks else 0
+        index = bisect.bisect_right(self._ltts.get(key, []), now_ms)
         if index:
             return ticks[index - 1]
-        return self._previous_close(key) if key in self.instruments else None
+        return self.previous_close(key)
 
     def previous(self, key: str, ltt_ms: int) -> Tick | None:
         """The tick before the one at `ltt_ms` (for out-of-order injection)."""
         ticks = self.ticks(key)
-        index = bisect.bisect_left([t.ltt_ms for t in ticks], ltt_ms)
+        index = bisect.bisect_left(self._ltts.get(key, []), ltt_ms)
         return ticks[index - 1] if index > 0 else None
 
 
@@ -361,6 +373,8 @@ class ReplayServer:
             return
         if self._preload and isinstance(self.tape, BarTape):
             await asyncio.to_thread(self.tape.preload)
+            if not self.tape.times:
+                raise ReplayError(f"no 5-minute bars on {self.day} in {self.tape.store.root} for any instrument")
         if self._own_clock:
             self.clock = SimulatedClock(self._clock_start, self._speed)
         self._server = await serve(
@@ -583,6 +597,15 @@ class ReplayServer:
         )
 
     async def _pump(self, session: _Session) -> None:
+        try:
+            await self._pump_frames(session)
+        except (ConnectionClosed, asyncio.CancelledError):
+            raise
+        except Exception:  # a bug here must not leave a silent socket: log it and close with 1011
+            log.exception("replay: stream of a connection failed")
+            await session.connection.close(1011, "replay server error")
+
+    async def _pump_frames(self, session: _Session) -> None:
         """Send live frames (and market_info at boundaries) as the replay clock reaches them."""
         clock = self.clock
         status = market_status_at(clock.now())
@@ -607,9 +630,11 @@ class ReplayServer:
             session.wake.clear()
             sleeper = asyncio.ensure_future(clock.sleep_until(_from_ms(target)))
             waker = asyncio.ensure_future(session.wake.wait())
-            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-            sleeper.cancel()
-            waker.cancel()
+            try:
+                await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sleeper.cancel()
+                waker.cancel()
             now_ms = clock.now_ms()
             new_status = market_status_at(_from_ms(now_ms))
             if new_status is not status:

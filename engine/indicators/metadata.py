@@ -3,8 +3,8 @@ computed from the daily Parquet history (vectorised numpy), saved as one Parquet
 version, and loaded at session start into live `InstrumentIndicators`.
 
 The state is what `InstrumentIndicators` needs to continue incrementally (`FrameState` per
-timeframe): the last `config.history_length` closed bars (every window and its `_prev` is rebuilt
-from them), EMA/ATR (value, prev, count, seed), the count of closed bars, and the forming
+timeframe): the last closed bars (`config.history_lengths` per column: every window and its `_prev`
+is rebuilt from them), EMA/ATR (value, prev, count, seed), the count of closed bars, and the forming
 week's/month's closed days. As of `asof`'s close the week and month containing `asof` are forming
 (a later session of the same week may still come); they close when a later week/month begins.
 
@@ -19,8 +19,11 @@ partial_open/high/low/close/volume, partial_days (null when no forming week/mont
 
 from __future__ import annotations
 
+import gc
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -45,6 +48,8 @@ SCHEMA_VERSION = 1
 SCHEMA_VERSION_KEY = b"autotrader.indicators.schema_version"
 ASOF_KEY = b"autotrader.indicators.asof"
 CONFIG_KEY = b"autotrader.indicators.config"
+READ_THREADS = 4
+HIST_SOURCES = ("start_day", "open", "high", "low", "close", "volume")  # FrameState.hist_* order
 
 
 class MetadataError(ValueError):
@@ -96,20 +101,14 @@ def _smoothed_state(x: np.ndarray, period: int, alpha: float, powers: _Powers) -
 
 
 def _frame_state(bars: dict[str, np.ndarray], closed: int, config: IndicatorConfig, powers: _Powers) -> FrameState:
-    k = config.history_length
-    lo = max(0, closed - k)
     closes = bars["close"][:closed]
     highs = bars["high"][:closed]
     lows = bars["low"][:closed]
-    state = FrameState(
-        closed_count=closed,
-        hist_start=bars["start_day"][lo:closed].tolist(),
-        hist_open=bars["open"][lo:closed].tolist(),
-        hist_high=highs[lo:].tolist(),
-        hist_low=lows[lo:].tolist(),
-        hist_close=closes[lo:].tolist(),
-        hist_volume=bars["volume"][lo:closed].tolist(),
-    )
+    tails = [
+        bars[column][max(0, closed - length) : closed].tolist()
+        for column, length in zip(HIST_SOURCES, config.history_lengths, strict=True)
+    ]
+    state = FrameState(closed, *tails)
     state.ema = [_smoothed_state(closes, n, 2.0 / (n + 1), powers) for n in config.ema_periods]
     if config.atr_periods:
         true_range = highs - lows
@@ -172,7 +171,7 @@ def _read_daily(store: BarStore, symbol: str, asof_day: int) -> _DailyArrays | N
     path = store.root / f"timeframe={Timeframe.DAY.value}" / f"symbol={symbol}" / "part-0.parquet"
     if not path.exists():
         return None
-    table = pq.read_table(path, columns=["ts", "open", "high", "low", "close", "volume"])
+    table = pq.ParquetFile(path).read(columns=["ts", "open", "high", "low", "close", "volume"])
     # ts is midnight IST; +05:30 then floor to days gives the IST calendar day.
     ts_ns = table.column("ts").cast(pa.timestamp("ns")).to_numpy().astype(np.int64)
     days = (ts_ns + 19_800_000_000_000) // 86_400_000_000_000
@@ -203,16 +202,18 @@ def build_metadata(
     result = MetadataSet(asof=asof, config=config)
     powers = _Powers()
     asof_day = day_number(asof)
-    for symbol in symbols:
-        arrays = _read_daily(store, symbol, asof_day)
-        if arrays is None:
-            result.missing.append(symbol)
-            continue
-        indicators = indicators_from_arrays(
-            symbol, *arrays, asof=asof, config=config, instrument_key=keys.get(symbol, ""), powers=powers
-        )
-        indicators.history_complete = complete.get(symbol, True)
-        result.instruments[symbol] = indicators
+    wanted = list(symbols)
+    # Parquet reads release the GIL: prefetch them on threads while this thread computes.
+    with _gc_paused(), ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+        for symbol, arrays in zip(wanted, pool.map(lambda s: _read_daily(store, s, asof_day), wanted), strict=True):
+            if arrays is None:
+                result.missing.append(symbol)
+                continue
+            indicators = indicators_from_arrays(
+                symbol, *arrays, asof=asof, config=config, instrument_key=keys.get(symbol, ""), powers=powers
+            )
+            indicators.history_complete = complete.get(symbol, True)
+            result.instruments[symbol] = indicators
     return result
 
 
@@ -291,8 +292,26 @@ def save_metadata(path: Path | str, metadata: MetadataSet) -> Path:
     return path
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Building thousands of small objects next to millions of floats triggers full cyclic-GC
+    passes that cost more than the work itself; none of these objects form cycles."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def read_metadata(path: Path | str) -> MetadataSet:
     """Load a metadata file written by `save_metadata` (checks the schema version)."""
+    with _gc_paused():
+        return _read_metadata(path)
+
+
+def _read_metadata(path: Path | str) -> MetadataSet:
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowInvalid) as exc:

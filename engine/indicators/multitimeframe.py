@@ -84,10 +84,18 @@ class IndicatorConfig:
             object.__setattr__(self, name, periods)
 
     @property
-    def history_length(self) -> int:
-        """Closed bars kept per timeframe: enough to rebuild every window and its `_prev` value."""
-        windows = (*self.sma_periods, *self.extreme_periods, *self.avg_volume_periods, 1)
-        return max(windows) + 1
+    def history_lengths(self) -> tuple[int, int, int, int, int, int]:
+        """Closed bars kept per column (start day, open, high, low, close, volume): enough to rebuild
+        every window and its `_prev` value (the window + 1); start day and open: the last bar only."""
+        extreme = max(self.extreme_periods, default=1) + 1
+        return (
+            1,
+            1,
+            extreme,
+            extreme,
+            max(self.sma_periods, default=1) + 1,
+            max(self.avg_volume_periods, default=1) + 1,
+        )
 
     def value_names(self) -> list[str]:
         """Indicator names, in snapshot order (each also has a `<name>_prev`)."""
@@ -118,8 +126,8 @@ class IndicatorConfig:
 class FrameState:
     """Closed-bar state of one timeframe: enough to continue incrementally (metadata format).
 
-    `hist_*`: the last `config.history_length` closed bars, oldest first (`hist_start` = epoch day
-    of each bar's first trading day). `ema`/`atr`: (value, prev_value, count, seed) per period, NaN
+    `hist_*`: the last closed bars, oldest first, as many per column as `config.history_lengths`
+    says (`hist_start` = epoch day of each bar's first trading day). `ema`/`atr`: (value, prev_value, count, seed) per period, NaN
     for None. `partial`: this week's/month's closed days not yet closed as a bar:
     (start_day, key, open, high, low, close, volume, days), or None."""
 
@@ -204,7 +212,8 @@ class _Frame:
         self._committed: dict[str, float | None] = {}
         self._committed_key: tuple[int, bool] | None = None
         # closed bars: (start_day, open, high, low, close, volume)
-        self.hist: deque[tuple[int, float, float, float, float, float]] = deque(maxlen=config.history_length)
+        # closed bars, one deque per column: start day, open, high, low, close, volume
+        self.hist: tuple[deque[float], ...] = tuple(deque(maxlen=n) for n in config.history_lengths)
         self.closed_count = 0
         self.forming = False
         self.start = 0
@@ -272,7 +281,8 @@ class _Frame:
             lowest.push(lo)
         for avg in self.avg_volumes:
             avg.push(v)
-        self.hist.append((self.start, o, h, lo, c, v))
+        for column, x in zip(self.hist, (self.start, o, h, lo, c, v), strict=True):
+            column.append(x)
         self.closed_count += 1
         self.forming = False
         self._clear_base()
@@ -313,8 +323,9 @@ class _Frame:
             start: int | None = self.start
             o, h, lo, c, v = self.open, self.high, self.low, self.close, self.volume
             bars = self.closed_count + 1
-        elif self.hist:
-            start, o, h, lo, c, v = self.hist[-1]
+        elif self.hist[0]:
+            start = int(self.hist[0][-1])
+            o, h, lo, c, v = (column[-1] for column in self.hist[1:])
             bars = self.closed_count
         else:
             start, o, h, lo, c, v = None, math.nan, math.nan, math.nan, math.nan, 0.0
@@ -334,7 +345,7 @@ class _Frame:
     # ---- metadata state -------------------------------------------------------------------
     def export_state(self) -> FrameState:
         """Closed-bar state; a forming weekly/monthly bar is exported as its closed days only."""
-        hist = list(self.hist)
+        start, opens, highs, lows, closes, volumes = (list(column) for column in self.hist)
         partial = None
         if self.base_days:
             partial = (
@@ -349,12 +360,12 @@ class _Frame:
             )
         return FrameState(
             closed_count=self.closed_count,
-            hist_start=[b[0] for b in hist],
-            hist_open=[b[1] for b in hist],
-            hist_high=[b[2] for b in hist],
-            hist_low=[b[3] for b in hist],
-            hist_close=[b[4] for b in hist],
-            hist_volume=[b[5] for b in hist],
+            hist_start=[int(day) for day in start],
+            hist_open=opens,
+            hist_high=highs,
+            hist_low=lows,
+            hist_close=closes,
+            hist_volume=volumes,
             ema=[(_nan_if_none(e.value), _nan_if_none(e.prev_value), e.count, e.state()[3]) for e in self.emas],
             atr=[(_nan_if_none(a.value), _nan_if_none(a.prev_value), a.count, a.state()[3]) for a in self.atrs],
             partial=partial,
@@ -363,18 +374,17 @@ class _Frame:
     def restore_state(self, state: FrameState) -> None:
         count = state.closed_count
         self.closed_count = count
-        self.hist.clear()
-        self.hist.extend(
-            zip(
-                state.hist_start,
-                state.hist_open,
-                state.hist_high,
-                state.hist_low,
-                state.hist_close,
-                state.hist_volume,
-                strict=True,
-            )
+        columns: tuple[Sequence[float], ...] = (
+            state.hist_start,
+            state.hist_open,
+            state.hist_high,
+            state.hist_low,
+            state.hist_close,
+            state.hist_volume,
         )
+        for column, values in zip(self.hist, columns, strict=True):
+            column.clear()
+            column.extend(values)
         for sma in self.smas:
             sma.restore(state.hist_close, count)
         for avg in self.avg_volumes:
@@ -451,11 +461,12 @@ class InstrumentIndicators:
         if ts_ms < self._last_ts:
             self.rejections["day_closed" if ts_ms < self._day_closed_ms else "out_of_order"] += 1
             return False
-        if ts_ms >= self._day_end_ms:
+        if ts_ms >= self._day_end_ms:  # first tick of a later day (checked before it rolls the day)
+            if not cumulative_volume >= 0.0:
+                return self._reject_volume(cumulative_volume)
             self._begin_day(epoch_day(ts_ms))
-        if not cumulative_volume >= self._day_volume:
-            self.rejections["bad_volume" if cumulative_volume != cumulative_volume else "volume_decreased"] += 1
-            return False
+        elif not cumulative_volume >= self._day_volume:
+            return self._reject_volume(cumulative_volume)
         if self._need_open:
             self._open_day(price)
         self._last_ts = self._asof_ms = ts_ms
@@ -483,6 +494,10 @@ class InstrumentIndicators:
             frame.low = price
         frame.volume = frame.base_volume + cumulative_volume
         return True
+
+    def _reject_volume(self, volume: float) -> bool:
+        self.rejections["bad_volume" if volume != volume else "volume_decreased"] += 1
+        return False
 
     def on_tick(self, tick: Tick) -> bool:
         return self.update_tick(tick.ltp, tick.volume, tick.ltt_ms)
@@ -605,7 +620,7 @@ class InstrumentIndicators:
     def export_state(self) -> tuple[int, list[FrameState]]:
         """(last closed day as epoch day or -1, [daily, weekly, monthly] states). Call after
         `close_day()`: a forming daily bar is not exported."""
-        last = self._daily.hist[-1][0] if self._daily.hist else -1
+        last = int(self._daily.hist[0][-1]) if self._daily.hist[0] else -1
         return last, [self._daily.export_state(), self._weekly.export_state(), self._monthly.export_state()]
 
     @classmethod

@@ -277,9 +277,6 @@ class _Extreme:
 
     def push(self, x: float) -> None:
         self.prev_value = self.value
-        self._append(x)
-
-    def _append(self, x: float) -> None:
         self._values.append(x)
         keep = self.period - 1
         if keep:
@@ -312,16 +309,29 @@ class _Extreme:
         return self.sign * (key if head is None or key > head else head)
 
     def restore(self, tail: Sequence[float], count: int) -> None:
+        """Rebuild from the last closed inputs (see `SMA.restore`)."""
         self.reset()
         n = self.period
         recent = list(tail[-n:])
-        base = count - len(recent)
-        self._count = base
-        for x in recent:  # at most `period` appends
-            self._append(x)
+        self._values.extend(recent)
+        self._count = count
+        keep = n - 1
+        if keep:
+            # the monotonic deque = suffix extremes of the newest period-1 inputs, oldest first
+            window = recent[-keep:]
+            first_index = count - len(window)
+            best = -math.inf
+            kept: list[tuple[int, float]] = []
+            for j in range(len(window) - 1, -1, -1):
+                key = self.sign * window[j]
+                if key > best:
+                    kept.append((first_index + j, key))
+                    best = key
+            kept.reverse()
+            self._mono.extend(kept)
         if count > n and len(tail) > n:
-            window = tail[-n - 1 : -1]
-            self.prev_value = max(window) if self.sign > 0 else min(window)
+            before = tail[-n - 1 : -1]
+            self.prev_value = max(before) if self.sign > 0 else min(before)
 
 
 class Highest(_Extreme):

@@ -126,7 +126,10 @@ def start_prefect_server(home: Path, startup_timeout: float = 120.0) -> PrefectS
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     args = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    server = PrefectServer(home, port, start_process("server", args, prefect_env(home), home))
+    env = prefect_env(home)
+    # The UI's API address defaults to port 4200 whatever --port says.
+    env.update(PREFECT_UI_API_URL=f"http://127.0.0.1:{port}/api", PREFECT_SERVER_API_PORT=str(port))
+    server = PrefectServer(home, port, start_process("server", args, env, home))
     deadline = time.monotonic() + startup_timeout
     while time.monotonic() < deadline:
         if server.server.process.poll() is not None:

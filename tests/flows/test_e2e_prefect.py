@@ -32,25 +32,32 @@ TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def _deployment(server: PrefectServer, flow_name: str, name: str) -> dict[str, Any]:
-    response = httpx.get(f"{server.api_url}/deployments/name/{flow_name}/{name}", timeout=10)
-    response.raise_for_status()
-    return dict(response.json())
+def _api(server: PrefectServer, method: str, path: str, **kwargs: Any) -> Any:
+    """A Prefect API call, retried like Prefect's own client does on 503 (SQLite busy under load)."""
+    for attempt in range(10):
+        try:
+            response = httpx.request(method, f"{server.api_url}/{path}", timeout=30, **kwargs)
+        except httpx.TransportError:
+            if attempt == 9:
+                raise
+            time.sleep(1 + attempt)
+            continue
+        if response.status_code not in (429, 502, 503) or attempt == 9:
+            response.raise_for_status()
+            return response.json()
+        time.sleep(1 + attempt)
 
 
 def _run_deployment(server: PrefectServer, flow_name: str, name: str, **parameters: Any) -> str:
-    deployment = _deployment(server, flow_name, name)
-    response = httpx.post(
-        f"{server.api_url}/deployments/{deployment['id']}/create_flow_run", json={"parameters": parameters}, timeout=10
-    )
-    response.raise_for_status()
-    return str(response.json()["id"])
+    deployment = _api(server, "GET", f"deployments/name/{flow_name}/{name}")
+    created = _api(server, "POST", f"deployments/{deployment['id']}/create_flow_run", json={"parameters": parameters})
+    return str(created["id"])
 
 
 def _wait_for_run(server: PrefectServer, flow_run_id: str, timeout: float = 300) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        run = httpx.get(f"{server.api_url}/flow_runs/{flow_run_id}", timeout=10).json()
+        run = _api(server, "GET", f"flow_runs/{flow_run_id}")
         if run["state_type"] in TERMINAL:
             return dict(run)
         time.sleep(1)
@@ -59,16 +66,14 @@ def _wait_for_run(server: PrefectServer, flow_run_id: str, timeout: float = 300)
 
 
 def _filter(server: PrefectServer, path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
-    response = httpx.post(f"{server.api_url}/{path}/filter", json=body, timeout=10)
-    response.raise_for_status()
-    return list(response.json())
+    return list(_api(server, "POST", f"{path}/filter", json=body))
 
 
 @pytest.fixture(scope="module")
 def demo_run(deployed: PrefectServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The `trading-day/demo` deployment run once on the worker, on its own database."""
     database = tmp_path_factory.mktemp("e2e-db") / "autotrader.db"
-    run_id = _run_deployment(deployed, "trading-day", "demo", day=DAY, speed=3000, database_url=f"sqlite:///{database}")
+    run_id = _run_deployment(deployed, "trading-day", "demo", day=DAY, speed=1000, database_url=f"sqlite:///{database}")
     run = _wait_for_run(deployed, run_id)
     return {"run": run, "database_url": f"sqlite:///{database}"}
 
@@ -80,7 +85,7 @@ def test_demo_deployment_runs_a_replayed_trading_day_on_the_process_worker(
     assert run["state_type"] == "COMPLETED", run["state"]
     children = _filter(deployed, "flow_runs", {"flow_runs": {"parent_flow_run_id": {"any_": [run["id"]]}}})
     child_flows = {
-        httpx.get(f"{deployed.api_url}/flows/{child['flow_id']}", timeout=10).json()["name"]: child["state_type"]
+        _api(deployed, "GET", f"flows/{child['flow_id']}")["name"]: child["state_type"]
         for child in children
     }
     assert child_flows == {"pre-open": "COMPLETED", "live-session": "COMPLETED", "post-close": "COMPLETED"}

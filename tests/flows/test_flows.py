@@ -22,7 +22,7 @@ from flows.pre_open import pre_open
 from flows.trading_day import trading_day
 
 DAY = "2024-06-04"
-FAST = 4000.0
+FAST = 2000.0
 
 
 @pytest.fixture(autouse=True)

@@ -12,6 +12,8 @@
 - CNC sells beyond the held quantity are rejected, as at a real broker.
 - With `db`, `connect()` restores positions and ACTIVE exits from the journal (the same database the
   order manager writes), so a restarted process keeps its overnight positions and their exits.
+  What the journal never saw (an exit that fired but was not synced before the process ended) is
+  lost with the process: the paper venue lives in memory.
 Deterministic: no randomness; times come from the injected clock.
 """
 
@@ -121,6 +123,12 @@ class PaperBroker(Broker):
             ).all()
             for fill in fills:
                 self._apply_position(fill.instrument_key, Side(fill.side), fill.quantity, fill.price)
+            # ids continue after those of an earlier broker started in the same clock second
+            used = [*session.exec(select(OrderRow.broker_order_id).where(OrderRow.broker == self.name)),
+                    *session.exec(select(GttRow.exit_id).where(GttRow.broker == self.name))]
+            for used_id in used:
+                if used_id and used_id[2:].startswith(self._id_prefix) and used_id[2 + len(self._id_prefix):].isdigit():
+                    self._sequence = max(self._sequence, int(used_id[2 + len(self._id_prefix):]))
             for row in session.exec(select(GttRow).where(GttRow.broker == self.name, GttRow.status == "ACTIVE")):
                 instrument = self._instrument(row.instrument_key)
                 self._exits[row.exit_id] = _Exit(ExitOrder(

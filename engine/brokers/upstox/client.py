@@ -111,6 +111,9 @@ class UpstoxClient:
     def positions(self) -> Any:
         return self._call(self.portfolio.get_positions, API_VERSION)
 
+    def holdings(self) -> Any:
+        return self._call(self.portfolio.get_holdings, API_VERSION)
+
     # --- GTTs ---
     @staticmethod
     def _rules(body: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,8 @@ UPSTOX_CAPABILITIES = BrokerCapabilities(
     max_tag_length=20,
 )
 
+SANDBOX_URL = "sandbox"  # UPSTOX_API_URL=sandbox: the embedded loopback Upstox server, no account needed
+
 # Upstox product codes: D = delivery (our CNC), I = intraday (our MIS).
 PRODUCT_CODES: dict[Product, str] = {Product.CNC: "D", Product.MIS: "I"}
 
@@ -45,7 +47,10 @@ class UpstoxConfig:
 
     def __post_init__(self) -> None:
         if not self.access_token or not self.access_token.strip():
-            raise ConfigError("UPSTOX_ACCESS_TOKEN is missing: set it in the environment or .env")
+            raise ConfigError(
+                "UPSTOX_ACCESS_TOKEN is missing: set it in the environment or .env "
+                f"(or set UPSTOX_API_URL={SANDBOX_URL} to trade against the built-in Upstox sandbox)"
+            )
         object.__setattr__(self, "api_url", _check_url("UPSTOX_API_URL", self.api_url))
         object.__setattr__(self, "order_url", _check_url("UPSTOX_ORDER_URL", self.order_url))
         if not 0 <= self.limit_offset_pct < 100:

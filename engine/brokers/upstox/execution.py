@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from engine.brokers.base import Broker, OrderRejected, TemporaryBrokerError
 from engine.brokers.upstox.client import UpstoxClient
-from engine.brokers.upstox.config import PRODUCT_CODES, UPSTOX_CAPABILITIES, UpstoxConfig
+from engine.brokers.upstox.config import PRODUCT_CODES, SANDBOX_URL, UPSTOX_CAPABILITIES, UpstoxConfig
 from engine.brokers.upstox.parse import (
     GttLeg,
     LegKind,
@@ -77,6 +77,10 @@ def _leg_matches(leg: GttLeg, request: ExitRequest, kind: LegKind) -> bool:
     )
 
 
+def _waiting(leg: GttLeg | None) -> bool:
+    return leg is not None and leg.state is LegState.ACTIVE
+
+
 class UpstoxBroker(Broker):
     name = "upstox"
     capabilities = UPSTOX_CAPABILITIES
@@ -94,12 +98,16 @@ class UpstoxBroker(Broker):
     def from_settings(
         cls, settings: Settings, credentials: Credentials, *, clock: Clock, instruments: Iterable[Instrument] = ()
     ) -> UpstoxBroker:
-        """From UPSTOX_ACCESS_TOKEN / UPSTOX_API_URL / UPSTOX_ORDER_URL and `execution.product`."""
-        config = UpstoxConfig.from_credentials(
-            credentials,
-            product=Product(settings.execution.product),
-            limit_offset_pct=settings.execution.gtt_limit_offset_pct,
-        )
+        """From UPSTOX_ACCESS_TOKEN / UPSTOX_API_URL / UPSTOX_ORDER_URL and `execution.product`.
+        `UPSTOX_API_URL=sandbox` runs this adapter against an embedded `UpstoxSandbox` instead
+        (no account; prices come from `on_tick`)."""
+        product = Product(settings.execution.product)
+        offset = settings.execution.gtt_limit_offset_pct
+        if credentials.upstox_api_url == SANDBOX_URL:
+            from engine.brokers.upstox.sandbox import SandboxUpstoxBroker
+
+            return SandboxUpstoxBroker.start(clock, instruments=instruments, product=product, limit_offset_pct=offset)
+        config = UpstoxConfig.from_credentials(credentials, product=product, limit_offset_pct=offset)
         return cls(config, clock, instruments=instruments)
 
     async def _run(self, call: Callable[..., T], *args: Any) -> T:
@@ -153,79 +161,81 @@ class UpstoxBroker(Broker):
         return orders_from_book(await self._run(self.client.order_book))
 
     async def positions(self) -> list[BrokerPosition]:
-        """Net short-term positions (today's trades and carried intraday/F&O positions). Delivery
-        holdings from earlier days are in /v2/portfolio/long-term-holdings and not included."""
-        return positions_from_payload(await self._run(self.client.positions))
+        """Net positions: today's short-term positions plus delivery holdings of earlier days (a
+        CNC swing position lives in the holdings from the next day on)."""
+        rows, holdings = await asyncio.gather(self._run(self.client.positions), self._run(self.client.holdings))
+        return positions_from_payload(rows, holdings)
 
     async def fills(self) -> list[Fill]:
         """Today's trades; the trade book has no tag, so the order book supplies it."""
         trades, book = await asyncio.gather(self._run(self.client.trades), self.list_orders())
         tags = {order.broker_order_id: order.client_order_id for order in book}
-        result = []
-        for row in trades or []:
-            fill = fill_from_trade(row)
-            if not fill.client_order_id:
-                fill = Fill(
-                    fill.fill_id,
-                    tags.get(fill.broker_order_id, ""),
-                    fill.broker_order_id,
-                    fill.instrument_key,
-                    fill.side,
-                    fill.quantity,
-                    fill.price,
-                    fill.ts,
-                )
-            result.append(fill)
-        return result
+        fills = [fill_from_trade(row) for row in trades or []]
+        return [
+            fill if fill.client_order_id else replace(fill, client_order_id=tags.get(fill.broker_order_id, ""))
+            for fill in fills
+        ]
 
     # --- exits ----------------------------------------------------------------------------
 
-    def _with_limit(self, leg: GttLeg) -> GttLeg:
-        """GTT details omit the market protection we sent, so the leg's LIMIT is recomputed with the
-        configured offset, as `exit_request_for` priced it."""
-        instrument = self._instruments.get(leg.instrument_key) or Instrument(leg.instrument_key, "", "")
-        limit = instrument.round_price(leg.trigger * (1 - self.config.limit_offset_pct / 100), "down")
-        return replace(leg, limit=limit)
+    def _limit(self, instrument_key: str, trigger: float) -> float:
+        """A leg's LIMIT as `exit_request_for` priced it: GTT details omit the market protection we
+        sent, so it is recomputed from the configured offset and the instrument's tick."""
+        instrument = self._instruments.get(instrument_key) or Instrument(instrument_key, "", "")
+        return instrument.round_price(trigger * (1 - self.config.limit_offset_pct / 100), "down")
 
-    async def _legs(self) -> list[GttLeg]:
-        return [self._with_limit(leg) for leg in legs_from_gtts(await self._run(self.client.gtts))]
+    async def _legs(self, instrument_key: str | None = None) -> list[GttLeg]:
+        """Our exit legs among all GTTs (of one instrument, when given)."""
+        rows = await self._run(self.client.gtts)
+        if instrument_key is not None:
+            rows = [row for row in rows or [] if row.get("instrument_token") == instrument_key]
+        return legs_from_gtts(rows)
 
-    def _new_leg(self, gtt_id: str, request: ExitRequest, kind: LegKind) -> GttLeg:
-        trigger, limit = leg_prices(request, kind)
+    def _exit(self, stop_id: str, target_id: str, request: ExitRequest) -> ExitOrder:
+        """The ACTIVE exit `request` describes, on GTTs `stop_id` and `target_id`."""
         key, product = request.instrument.instrument_key, PRODUCT_CODES[self.config.product]
-        return GttLeg(gtt_id, key, request.quantity, product, kind, trigger, LegState.ACTIVE, limit=limit)
 
-    async def _place_leg(self, request: ExitRequest, kind: LegKind) -> GttLeg:
+        def leg(gtt_id: str, kind: LegKind) -> GttLeg:
+            trigger, limit = leg_prices(request, kind)
+            return GttLeg(gtt_id, key, request.quantity, product, kind, trigger, LegState.ACTIVE, limit=limit)
+
+        stop, target = leg(stop_id, LegKind.STOP), leg(target_id, LegKind.TARGET)
+        return exit_from_legs(stop, target, tag=request.tag, updated_at=self.clock.now())
+
+    async def _place_leg(self, request: ExitRequest, kind: LegKind) -> str:
         body = gtt_leg_body(request, kind, PRODUCT_CODES[self.config.product])
-        return self._new_leg(gtt_id_from_place(await self._run(self.client.place_gtt, body)), request, kind)
+        return gtt_id_from_place(await self._run(self.client.place_gtt, body))
 
     async def place_exit_oco(self, request: ExitRequest) -> ExitOrder:
-        """Place the stop leg, then the target leg. Idempotent: live legs matching the request that
-        an earlier (timed-out) attempt created are reused, never doubled. If the target leg is
+        """Place the stop leg, then the target leg. Idempotent: waiting legs matching the request
+        that an earlier (timed-out) attempt created are reused, never doubled. If the target leg is
         refused, the stop leg placed by this call is cancelled again."""
         check_exit_request(request)
-        stop: GttLeg | None = None
-        target: GttLeg | None = None
-        for stop_leg, target_leg in pair_legs(await self._legs()):
+        stop_id: str | None = None
+        target_id: str | None = None
+        for stop_leg, target_leg in pair_legs(await self._legs(request.instrument.instrument_key)):
             stop_ok = stop_leg is not None and _leg_matches(stop_leg, request, LegKind.STOP)
             target_ok = target_leg is not None and _leg_matches(target_leg, request, LegKind.TARGET)
-            if stop_ok and target_ok:
-                return exit_from_legs(stop_leg, target_leg, tag=request.tag)
-            if stop_ok and target_leg is None and stop is None:
-                stop = stop_leg
-            if target_ok and stop_leg is None and target is None:
-                target = target_leg
-        placed_stop = stop is None
-        if stop is None:
-            stop = await self._place_leg(request, LegKind.STOP)
-        if target is None:
+            if stop_ok and target_ok:  # the whole exit exists already
+                assert stop_leg is not None and target_leg is not None
+                stop_id, target_id = stop_leg.gtt_id, target_leg.gtt_id
+                break
+            # a matching leg whose sibling is gone or no longer waits is reused, not doubled
+            if stop_ok and not _waiting(target_leg) and stop_id is None:
+                stop_id = stop_leg.gtt_id if stop_leg else None
+            if target_ok and not _waiting(stop_leg) and target_id is None:
+                target_id = target_leg.gtt_id if target_leg else None
+        placed_stop = stop_id is None
+        if stop_id is None:
+            stop_id = await self._place_leg(request, LegKind.STOP)
+        if target_id is None:
             try:
-                target = await self._place_leg(request, LegKind.TARGET)
+                target_id = await self._place_leg(request, LegKind.TARGET)
             except OrderRejected:
                 if placed_stop:
-                    await self._cancel_leg(stop.gtt_id)
+                    await self._cancel_leg(stop_id)
                 raise
-        return exit_from_legs(stop, target, tag=request.tag, updated_at=self.clock.now())
+        return self._exit(stop_id, target_id, request)
 
     async def modify_exit(self, exit_id: str, request: ExitRequest) -> ExitOrder:
         stop_id, target_id = split_exit_id(exit_id)
@@ -234,12 +244,7 @@ class UpstoxBroker(Broker):
         check_exit_request(request)
         await self._run(self.client.modify_gtt, gtt_modify_body(stop_id, request, LegKind.STOP))
         await self._run(self.client.modify_gtt, gtt_modify_body(target_id, request, LegKind.TARGET))
-        return exit_from_legs(
-            self._new_leg(stop_id, request, LegKind.STOP),
-            self._new_leg(target_id, request, LegKind.TARGET),
-            tag=request.tag,
-            updated_at=self.clock.now(),
-        )
+        return self._exit(stop_id, target_id, request)
 
     async def _cancel_leg(self, gtt_id: str) -> bool:
         """Cancel one leg: True if cancelled now, False if it had already ended (fired, cancelled)."""
@@ -274,7 +279,12 @@ class UpstoxBroker(Broker):
                             continue
                         stop = replace(stop, state=LegState.CANCELLED) if stop is leg else stop
                         target = replace(target, state=LegState.CANCELLED) if target is leg else target
-            exits.append(exit_from_legs(stop, target))
+            exit_order = exit_from_legs(stop, target)
+            exit_order.stop_limit = self._limit(exit_order.instrument_key, exit_order.stop_trigger) if stop else 0.0
+            exit_order.target_limit = (
+                self._limit(exit_order.instrument_key, exit_order.target_trigger) if target else 0.0
+            )
+            exits.append(exit_order)
         fired = [e for e in exits if e.status.is_terminal and e.status is not ExitStatus.CANCELLED]
         if any(e.triggered_order_id for e in fired):
             prices = {o.broker_order_id: o.average_price for o in await self.list_orders() if o.filled_quantity}

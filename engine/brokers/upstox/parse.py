@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -33,8 +34,7 @@ from engine.models import (
 
 EXIT_ID_SEPARATOR = "+"
 TOKEN_ERROR_CODES = frozenset({"UDAPI100050", "UDAPI100016", "UDAPI100067", "UDAPI100073"})
-RATE_LIMIT_ERROR_CODES = frozenset({"UDAPI10005"})
-SERVER_ERROR_CODES = frozenset({"UDAPI100500"})
+TEMPORARY_ERROR_CODES = frozenset({"UDAPI10005", "UDAPI100500"})  # rate limit, "something went wrong"
 
 
 # --- errors ---------------------------------------------------------------------------------
@@ -76,7 +76,7 @@ def error_from_response(status: int, body: Any, reason: str = "") -> BrokerError
     text = f"Upstox HTTP {status}{' ' + code if code else ''}: {message or reason or 'no message'}"
     if status in (401, 403) or code in TOKEN_ERROR_CODES:
         return TokenExpired(text)
-    if status == 429 or code in RATE_LIMIT_ERROR_CODES or status >= 500 or code in SERVER_ERROR_CODES:
+    if status == 429 or status >= 500 or code in TEMPORARY_ERROR_CODES:
         return TemporaryBrokerError(text)
     if status == 0:
         return ConfigError(text)
@@ -192,15 +192,25 @@ def orders_from_book(rows: Any) -> list[Order]:
     return [order_from_payload(row) for row in rows or [] if isinstance(row, dict)]
 
 
-def positions_from_payload(rows: Any) -> list[BrokerPosition]:
-    """Net short-term positions; flat rows (quantity 0) are left out."""
-    result = []
-    for row in rows or []:
+def positions_from_payload(position_rows: Any, holding_rows: Any = ()) -> list[BrokerPosition]:
+    """Net quantity per instrument: today's short-term positions plus delivery holdings. Upstox's
+    holdings `quantity` is the total held (T+1 shares included) and is not reduced by today's
+    sells, which show as negative short-term positions instead, so the two add up. Flat
+    instruments are left out; the average is the quantity-weighted one of the parts on the net's side."""
+    by_key: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for row in [*(position_rows or []), *(holding_rows or [])]:
         quantity = int(row.get("quantity") or 0)
-        if quantity == 0:
+        if quantity:
+            price = _number(row.get("average_price")) or _number(row.get("buy_price"))
+            by_key[str(row.get("instrument_token") or "")].append((quantity, price))
+    result = []
+    for key, parts in by_key.items():
+        net = sum(quantity for quantity, _ in parts)
+        if net == 0:
             continue
-        average = _number(row.get("average_price")) or _number(row.get("buy_price"))
-        result.append(BrokerPosition(str(row.get("instrument_token") or ""), quantity, average))
+        same_side = [(abs(quantity), price) for quantity, price in parts if (quantity > 0) == (net > 0)]
+        weight = sum(quantity for quantity, _ in same_side)
+        result.append(BrokerPosition(key, net, round(sum(q * p for q, p in same_side) / weight, 4)))
     return result
 
 
@@ -366,8 +376,9 @@ def pair_legs(legs: list[GttLeg]) -> list[tuple[GttLeg | None, GttLeg | None]]:
     """Re-pair stop and target legs (the broker keeps no link between them): same instrument,
     quantity and product; live legs pair with live legs first, then closest creation times.
     Deterministic, so a restarted process rebuilds the same exit ids."""
-    stops = [leg for leg in legs if leg.kind is LegKind.STOP]
-    targets = [leg for leg in legs if leg.kind is LegKind.TARGET]
+    groups: dict[tuple[str, int, str], list[GttLeg]] = defaultdict(list)
+    for leg in legs:
+        groups[(leg.instrument_key, leg.quantity, leg.product)].append(leg)
     candidates = sorted(
         (
             (
@@ -379,10 +390,11 @@ def pair_legs(legs: list[GttLeg]) -> list[tuple[GttLeg | None, GttLeg | None]]:
             stop,
             target,
         )
-        for stop in stops
-        for target in targets
-        if (stop.instrument_key, stop.quantity, stop.product)
-        == (target.instrument_key, target.quantity, target.product)
+        for group in groups.values()
+        for stop in group
+        if stop.kind is LegKind.STOP
+        for target in group
+        if target.kind is LegKind.TARGET
     )
     paired: set[str] = set()
     pairs: list[tuple[GttLeg | None, GttLeg | None]] = []
@@ -391,8 +403,8 @@ def pair_legs(legs: list[GttLeg]) -> list[tuple[GttLeg | None, GttLeg | None]]:
             continue
         paired.update((stop.gtt_id, target.gtt_id))
         pairs.append((stop, target))
-    pairs.extend((leg, None) for leg in stops if leg.gtt_id not in paired)
-    pairs.extend((None, leg) for leg in targets if leg.gtt_id not in paired)
+    pairs.extend((leg, None) for leg in legs if leg.kind is LegKind.STOP and leg.gtt_id not in paired)
+    pairs.extend((None, leg) for leg in legs if leg.kind is LegKind.TARGET and leg.gtt_id not in paired)
     return sorted(pairs, key=lambda pair: min(leg.created_at for leg in pair if leg is not None))
 
 

@@ -8,6 +8,7 @@ and status codes, and a bearer-token check:
     POST   /v3/order/place                     PUT /v3/order/modify    DELETE /v3/order/cancel
     GET    /v2/order/retrieve-all              GET /v2/order/details   GET /v2/order/history
     GET    /v2/order/trades/get-trades-for-day GET /v2/portfolio/short-term-positions
+    GET    /v2/portfolio/long-term-holdings
     POST   /v3/order/gtt/place                 PUT /v3/order/gtt/modify
     DELETE /v3/order/gtt/cancel                GET /v3/order/gtt
     POST   /sandbox/last-price   (not Upstox: feeds a price, for a sandbox run in its own process)
@@ -15,7 +16,8 @@ and status codes, and a bearer-token check:
 Orders fill against the price fed with `set_last_price`: MARKET at that price, LIMIT when it is
 marketable. A delivery (D) SELL needs holdings (`set_holding`) or bought shares, as at Upstox's RMS.
 GTTs: a SINGLE GTT's ENTRY rule fires when the price crosses its trigger (ABOVE: >=, BELOW: <=,
-IMMEDIATE: at once) and places a LIMIT order at the price (our stand-in for market protection);
+IMMEDIATE: at once) and places a LIMIT order `market_protection` percent beyond its trigger (at the
+traded price when the rule has none);
 a MULTIPLE GTT arms its TARGET and STOPLOSS once the ENTRY order filled, and one cancels the
 other. Error codes for business refusals other than the documented common ones (UDAPI100036
 invalid input, UDAPI100050 token, UDAPI10005 rate limit, UDAPI100500 server) are illustrative.
@@ -34,13 +36,17 @@ import json
 import math
 import re
 import threading
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from engine.brokers.upstox.config import UpstoxConfig
+from engine.brokers.upstox.execution import UpstoxBroker
 from engine.clock import Clock, LiveClock
-from engine.models import IST
+from engine.models import IST, Instrument, Product, Tick
 
 _INSTRUMENT_KEY = re.compile(r"^[A-Z_]+\|[A-Za-z0-9 _\-&.]+$")
 _ORDER_TYPES = ("MARKET", "LIMIT", "SL", "SL-M")
@@ -82,6 +88,14 @@ def _invalid(path: str, value: Any, message: str) -> ApiError:
 
 
 @dataclass
+class HandledRequest:
+    method: str
+    path: str
+    port: int  # which listener served it (API host or order host)
+    seconds: float = 0.0  # the server's own handling time, up to the answer leaving
+
+
+@dataclass
 class _FaultRule:
     method: str
     path: str
@@ -117,8 +131,10 @@ class UpstoxSandbox:
         host: str = "127.0.0.1",
         port: int = 0,
         hold_seconds: float = 30.0,
+        symbols: dict[str, str] | None = None,
     ) -> None:
         self.access_token = access_token
+        self.symbols = dict(symbols or {})  # instrument key → trading symbol shown in answers
         self.clock = clock or LiveClock()
         self.hold_seconds = hold_seconds  # how long a "timeout after accept" answer is held back
         self._address = (host, port)
@@ -128,11 +144,11 @@ class UpstoxSandbox:
         self._faults: list[_FaultRule] = []
         self._ids = itertools.count(1)
         self.last_prices: dict[str, float] = {}
-        self.holdings: dict[str, int] = {}
+        self.holdings: dict[str, tuple[int, float]] = {}  # instrument key → (quantity, average price)
         self.orders: dict[str, dict[str, Any]] = {}  # order id → order book row
         self.trades: list[dict[str, Any]] = []
         self.gtts: dict[str, dict[str, Any]] = {}  # gtt id → GTT details row
-        self.request_log: list[tuple[str, str, int]] = []  # (method, path, port that served it)
+        self.request_log: list[HandledRequest] = []
 
     # --- lifecycle ---
     @property
@@ -183,10 +199,10 @@ class UpstoxSandbox:
         with self._lock:
             self._faults.append(_FaultRule(method.upper(), path, kind, times, after))
 
-    def set_holding(self, instrument_key: str, quantity: int) -> None:
+    def set_holding(self, instrument_key: str, quantity: int, average_price: float = 0.0) -> None:
         """Shares held from earlier days (what a delivery SELL may sell)."""
         with self._lock:
-            self.holdings[instrument_key] = quantity
+            self.holdings[instrument_key] = (quantity, average_price)
 
     def set_last_price(self, instrument_key: str, price: float) -> None:
         """A new traded price: fills marketable orders and fires GTT rules it crosses."""
@@ -204,8 +220,8 @@ class UpstoxSandbox:
         with self._lock:
             return sum(
                 1
-                for m, p, served_by in self.request_log
-                if (m, p) == (method.upper(), path) and port in (None, served_by)
+                for entry in self.request_log
+                if (entry.method, entry.path) == (method.upper(), path) and port in (None, entry.port)
             )
 
     # --- request handling (called by the handler threads) ---
@@ -227,9 +243,11 @@ class UpstoxSandbox:
         if authorization != f"Bearer {self.access_token}":
             raise ApiError(401, "UDAPI100050", "Invalid token used to access API")
 
-    def record(self, method: str, path: str, port: int) -> None:
+    def record(self, method: str, path: str, port: int) -> HandledRequest:
+        entry = HandledRequest(method, path, port)
         with self._lock:
-            self.request_log.append((method, path, port))
+            self.request_log.append(entry)
+        return entry
 
     def dispatch(self, method: str, path: str, query: dict[str, str], body: Any) -> Any:
         with self._lock:
@@ -244,6 +262,9 @@ class UpstoxSandbox:
 
     def _now_us(self) -> int:
         return int(self.clock.now().timestamp() * 1_000_000)
+
+    def _symbol(self, key: str) -> str:
+        return self.symbols.get(key) or key.split("|", 1)[1]
 
     def _next_id(self) -> str:
         return f"{self.clock.now().astimezone(IST):%y%m%d}{next(self._ids):09d}"
@@ -260,6 +281,7 @@ class UpstoxSandbox:
     def _new_order(self, fields: dict[str, Any], *, tag: str | None, order_ref_id: str | None = None) -> dict[str, Any]:
         order_id = self._next_id()
         key = fields["instrument_token"]
+        symbol = self._symbol(key)
         row = {
             "exchange": key.split("_", 1)[0],
             "product": fields["product"],
@@ -270,8 +292,8 @@ class UpstoxSandbox:
             "tag": tag,
             "instrument_token": key,
             "placed_by": "SANDBOX",
-            "trading_symbol": key.split("|", 1)[1],
-            "tradingsymbol": key.split("|", 1)[1],
+            "trading_symbol": symbol,
+            "tradingsymbol": symbol,
             "order_type": fields["order_type"],
             "validity": fields.get("validity", "DAY"),
             "trigger_price": float(fields.get("trigger_price") or 0.0),
@@ -293,7 +315,7 @@ class UpstoxSandbox:
             "order_ref_id": order_ref_id,
         }
         if row["product"] == "D" and row["transaction_type"] == "SELL":
-            available = self.holdings.get(key, 0) + self._net_quantity(key, "D") - self._open_sells(key)
+            available = self.holdings.get(key, (0, 0.0))[0] + self._net_quantity(key, "D") - self._open_sells(key)
             if available < row["quantity"]:
                 row["status"] = "rejected"
                 row["pending_quantity"] = 0
@@ -558,7 +580,7 @@ class UpstoxSandbox:
             realised = min(buy_qty, sell_qty) * (sell_price - buy_price) if buy_qty and sell_qty else 0.0
             average = buy_price if quantity > 0 else sell_price if quantity < 0 else 0.0
             unrealised = quantity * (last - average) if quantity else 0.0
-            symbol = key.split("|", 1)[1]
+            symbol = self._symbol(key)
             rows.append(
                 {
                     "exchange": key.split("_", 1)[0],
@@ -594,6 +616,44 @@ class UpstoxSandbox:
             )
         return rows
 
+    def _holdings(self, query: dict[str, str], body: Any) -> Any:
+        """Holdings keep their quantity through the day; today's delivery sells of them show in
+        `cnc_used_quantity` here and as negative short-term positions."""
+        rows = []
+        for key, (quantity, average) in self.holdings.items():
+            sold = sum(
+                t["quantity"]
+                for t in self.trades
+                if t["instrument_token"] == key and t["product"] == "D" and t["transaction_type"] == "SELL"
+            )
+            last = self.last_prices.get(key, average)
+            symbol = self._symbol(key)
+            rows.append(
+                {
+                    "isin": key.split("|", 1)[1],
+                    "cnc_used_quantity": min(sold, quantity),
+                    "collateral_type": "WC",
+                    "company_name": symbol,
+                    "haircut": 0.2,
+                    "product": "D",
+                    "quantity": quantity,
+                    "trading_symbol": symbol,
+                    "tradingsymbol": symbol,
+                    "last_price": last,
+                    "close_price": last,
+                    "pnl": round(quantity * (last - average), 2),
+                    "day_change": 0.0,
+                    "day_change_percentage": 0.0,
+                    "instrument_token": key,
+                    "average_price": average,
+                    "collateral_quantity": 0,
+                    "collateral_update_quantity": 0,
+                    "t1_quantity": 0,
+                    "exchange": key.split("_", 1)[0],
+                }
+            )
+        return rows
+
     def _place_gtt(self, query: dict[str, str], body: Any) -> Any:
         fields = _require(body, ("type", "quantity", "product", "rules", "instrument_token", "transaction_type"))
         _check_order_fields({**fields, "order_type": "LIMIT", "price": 1.0, "validity": "DAY"})
@@ -624,7 +684,7 @@ class UpstoxSandbox:
             "quantity": int(fields["quantity"]),
             "product": fields["product"],
             "rules": rules,
-            "trading_symbol": key.split("|", 1)[1],
+            "trading_symbol": self._symbol(key),
             "instrument_token": key,
             "gtt_order_id": gtt_id,
             "expires_at": created + 365 * 86_400 * 1_000_000,
@@ -718,6 +778,7 @@ _ROUTES = {
     ("GET", "/v2/order/history"): UpstoxSandbox._order_history,
     ("GET", "/v2/order/trades/get-trades-for-day"): UpstoxSandbox._trades,
     ("GET", "/v2/portfolio/short-term-positions"): UpstoxSandbox._positions,
+    ("GET", "/v2/portfolio/long-term-holdings"): UpstoxSandbox._holdings,
     ("POST", "/v3/order/gtt/place"): UpstoxSandbox._place_gtt,
     ("PUT", "/v3/order/gtt/modify"): UpstoxSandbox._modify_gtt,
     ("DELETE", "/v3/order/gtt/cancel"): UpstoxSandbox._cancel_gtt,
@@ -734,8 +795,7 @@ def _make_handler(sandbox: UpstoxSandbox) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read request_log
             pass
 
-        def _send(self, status: int, payload: Any) -> None:
-            data = json.dumps(payload).encode()
+        def _send(self, status: int, data: bytes) -> None:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
@@ -749,11 +809,14 @@ def _make_handler(sandbox: UpstoxSandbox) -> type[BaseHTTPRequestHandler]:
             query = {name: values[-1] for name, values in parse_qs(url.query).items()}
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
-            sandbox.record(method, url.path, int(self.connection.getsockname()[1]))
+            started = time.perf_counter()
+            entry = sandbox.record(method, url.path, int(self.connection.getsockname()[1]))
             fault = sandbox.take_fault(method, url.path)
             if fault in (Fault.RATE_LIMIT, Fault.SERVER_ERROR) or isinstance(fault, int):
                 status = int(fault)
-                self._send(status, status_error(status).body())
+                data = json.dumps(status_error(status).body()).encode()
+                entry.seconds = time.perf_counter() - started
+                self._send(status, data)
                 return
             try:
                 if not url.path.startswith("/sandbox/"):
@@ -773,6 +836,8 @@ def _make_handler(sandbox: UpstoxSandbox) -> type[BaseHTTPRequestHandler]:
                     payload["metadata"] = {"latency": 1}
             except ApiError as error:
                 status, payload = error.status, error.body()
+            data = json.dumps(payload).encode()
+            entry.seconds = time.perf_counter() - started
             if fault is Fault.DROP_RESPONSE:
                 self.close_connection = True
                 return
@@ -780,13 +845,58 @@ def _make_handler(sandbox: UpstoxSandbox) -> type[BaseHTTPRequestHandler]:
                 sandbox.hold_answer()
                 self.close_connection = True
             try:
-                self._send(status, payload)
+                self._send(status, data)
             except OSError:  # the client gave up waiting
                 self.close_connection = True
 
         do_GET = do_POST = do_PUT = do_DELETE = _handle
 
     return Handler
+
+
+class SandboxUpstoxBroker(UpstoxBroker):
+    """The real Upstox adapter (real upstox-python-sdk) against an embedded `UpstoxSandbox` it owns:
+    ticks given to `on_tick` become the sandbox's traded prices; `close()` stops it. Chosen with
+    `UPSTOX_API_URL=sandbox` (see `UpstoxBroker.from_settings`)."""
+
+    def __init__(
+        self,
+        sandbox: UpstoxSandbox,
+        clock: Clock,
+        *,
+        instruments: Iterable[Instrument] = (),
+        product: Product = Product.CNC,
+        limit_offset_pct: float = 0.5,
+    ) -> None:
+        self.sandbox = sandbox
+        config = UpstoxConfig(
+            access_token=sandbox.access_token,
+            api_url=sandbox.url,
+            order_url=sandbox.url,
+            product=product,
+            limit_offset_pct=limit_offset_pct,
+        )
+        super().__init__(config, clock, instruments=instruments)
+
+    @classmethod
+    def start(
+        cls,
+        clock: Clock,
+        *,
+        instruments: Iterable[Instrument] = (),
+        product: Product = Product.CNC,
+        limit_offset_pct: float = 0.5,
+    ) -> SandboxUpstoxBroker:
+        instruments = list(instruments)
+        sandbox = UpstoxSandbox(clock=clock, symbols={i.instrument_key: i.symbol for i in instruments}).start()
+        return cls(sandbox, clock, instruments=instruments, product=product, limit_offset_pct=limit_offset_pct)
+
+    async def on_tick(self, tick: Tick) -> None:
+        self.sandbox.set_last_price(tick.instrument_key, tick.ltp)
+
+    async def close(self) -> None:
+        await super().close()
+        self.sandbox.stop()
 
 
 def main(argv: list[str] | None = None) -> None:

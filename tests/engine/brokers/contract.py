@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from engine.brokers.base import Broker, OrderRejected
@@ -11,9 +13,9 @@ from engine.models import ExitStatus, Instrument, OrderIntent, OrderStatus, Orde
 from tests.engine.brokers.conftest import FeedPrice
 
 
-def _intent(instrument: Instrument, key: str, side: Side = Side.BUY, quantity: int = 10, **kwargs: object) -> OrderIntent:
-    from datetime import date
-
+def _intent(
+    instrument: Instrument, key: str, side: Side = Side.BUY, quantity: int = 10, **kwargs: object
+) -> OrderIntent:
     return OrderIntent(client_order_id=make_client_order_id(date(2024, 6, 4), key), instrument=instrument, side=side,
                        quantity=quantity, **kwargs)  # type: ignore[arg-type]
 

@@ -80,8 +80,9 @@ def open_position(db: Engine, instrument: Instrument, quantity: int, *, exit_id:
 
     with session_scope(db) as session:
         row = PositionRow(instrument_key=instrument.instrument_key, symbol=instrument.symbol, quantity=quantity,
-                          average_price=100.0, stop=95.0, target=110.0, opened_at=datetime(2024, 6, 4, 9, 40, tzinfo=IST),
-                          entry_client_order_id=client_order_id, exit_id=exit_id)
+                          average_price=100.0, stop=95.0, target=110.0,
+                          opened_at=datetime(2024, 6, 4, 9, 40, tzinfo=IST), entry_client_order_id=client_order_id,
+                          exit_id=exit_id)
         session.add(row)
         session.flush()
         assert row.id is not None

@@ -85,3 +85,22 @@ async def test_paper_broker_restores_positions_and_exits_from_the_journal(
     assert [(e.exit_id, e.status) for e in await restarted.list_exits()] == [(placed.exit_id, ExitStatus.ACTIVE)]
     report = await OrderManager(restarted, db, clock, trading_day=TRADING_DAY).reconcile()
     assert report.kinds() == []
+
+
+async def test_cancelling_an_exit_that_already_fired_raises_and_leaves_it_to_sync(
+    paper_manager: OrderManager, paper: PaperBroker, clock: SteppedClock, instrument: Instrument
+) -> None:
+    import pytest
+
+    from engine.brokers.base import OrderRejected
+
+    await paper_manager.submit(_buy(instrument))
+    await _tick(paper, clock, instrument, 100.0)
+    placed = await paper_manager.place_exit(
+        exit_request_for(instrument, 10, stop=95.0, target=110.0, last_price=100.0, tag="PAPEREXIT3"))
+    await _tick(paper, clock, instrument, 111.0)
+    with pytest.raises(OrderRejected):
+        await paper_manager.cancel_exit(placed.exit_id)
+    assert paper_manager.journal.gtt(placed.exit_id).status == "ACTIVE"  # type: ignore[union-attr]
+    settled = await paper_manager.sync_exits()
+    assert [(e.status, e.exit_price) for e in settled] == [(ExitStatus.TRIGGERED_TARGET, 110.85)]

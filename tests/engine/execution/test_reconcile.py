@@ -118,3 +118,36 @@ async def test_unknown_exits_and_positions_are_reported_not_adopted(
     assert sorted(report.kinds()) == ["UNKNOWN_EXIT", "UNKNOWN_ORDER", "UNKNOWN_POSITION"]
     assert kite_manager.journal.gtts() == []
     assert report.to_dict()["clean"] is False
+
+
+async def test_stale_intents_are_never_sent_late_and_earlier_days_expire(
+    paper_manager: OrderManager, db: Engine, clock: SteppedClock, instrument: Instrument
+) -> None:
+    from datetime import timedelta
+
+    from engine.brokers.paper import PaperBroker
+
+    never_sent = _entry(instrument, "never-sent")
+    paper_manager.journal.record_intent(never_sent)
+    yesterday = OrderManager(PaperBroker(clock), db, clock, trading_day=TRADING_DAY - timedelta(days=1))
+    old = _entry(instrument, "yesterday")
+    yesterday.journal.record_intent(old)
+    yesterday.journal.transition(old.client_order_id, OrderStatus.SUBMITTED)
+    yesterday.journal.transition(old.client_order_id, OrderStatus.OPEN, broker_order_id="P-OLD")
+    clock.advance(paper_manager.submitted_grace_seconds + 1)
+    report = await paper_manager.reconcile()
+    assert sorted(report.kinds()) == ["ORDER_EXPIRED", "ORDER_NEVER_SENT"]
+    assert paper_manager.journal.get(never_sent.client_order_id).status == "CANCELLED"  # type: ignore[union-attr]
+    assert paper_manager.journal.get(old.client_order_id).status == "CANCELLED"  # type: ignore[union-attr]
+    assert (await paper_manager.submit(never_sent)).status is OrderStatus.CANCELLED  # not sent after all
+
+
+async def test_exit_changed_at_the_broker_is_reported_and_the_intent_kept(
+    kite_manager: OrderManager, sandbox: KiteSandbox, db: Engine, instrument: Instrument
+) -> None:
+    exit_id = await _protected_position(kite_manager, sandbox, db, instrument)
+    moved = exit_request_for(instrument, 10, stop=2800.0, target=3000.0, last_price=2900.0, tag="RECONEXIT1")
+    await kite_manager.broker.modify_exit(exit_id, moved)  # by hand, outside the manager
+    report = await kite_manager.reconcile()
+    assert report.kinds() == ["EXIT_MISMATCH"]
+    assert kite_manager.journal.gtt(exit_id).stop_trigger == 2850.0  # type: ignore[union-attr]

@@ -15,7 +15,7 @@ from engine.brokers.zerodha.sandbox import SandboxZerodhaBroker
 from engine.clock import SteppedClock
 from engine.execution import OrderManager, exit_request_for, make_client_order_id
 from engine.models import IST, ExitStatus, Instrument, OrderIntent, OrderPurpose, OrderStatus, Side, Tick
-from engine.settings import Credentials, Settings
+from engine.settings import Credentials, load_settings
 from engine.storage.db import session_scope
 from engine.storage.tables import PositionRow
 from tests.engine.execution.conftest import TRADING_DAY, open_position
@@ -43,7 +43,7 @@ def _ticks() -> list[Tick]:
 
 async def test_replayed_session_against_the_loopback_kite_server(db: Engine) -> None:
     clock = SteppedClock(datetime(2024, 6, 4, 15, 0, tzinfo=IST))
-    broker = make_broker(Settings(broker="zerodha"), Credentials(kite_root_url="sandbox"), clock=clock,
+    broker = make_broker(load_settings(broker="zerodha"), Credentials(kite_root_url="sandbox"), clock=clock,
                          instruments=INSTRUMENTS)
     assert isinstance(broker, SandboxZerodhaBroker)
     await broker.connect()

@@ -5,6 +5,7 @@ delivered equals the server's own 1-minute candles, ltt strictly increasing per 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -63,7 +64,8 @@ def make_client(stub: StubUpstox, collector: Collector, token: Callable[[], str]
         on_market_status=collector.on_market_status,
         reconnect_base_seconds=0.5,
         reconnect_max_seconds=5.0,
-        **kwargs,  # type: ignore[arg-type]
+        # 10 s of clock is 100 ms of wall at speed 100: a busy CI box would trip it. Watchdog tests pass their own.
+        **{"watchdog_seconds": 60.0, **kwargs},  # type: ignore[arg-type]
     )
 
 
@@ -110,7 +112,7 @@ def assert_complete(stub: StubUpstox, collector: Collector, keys: list[str]) -> 
         ticks = collector.ticks[key]
         assert ticks, f"no ticks for {key}"
         ltts = [tick.ltt_ms for tick in ticks]
-        assert all(a < b for a, b in zip(ltts, ltts[1:], strict=False)), f"{key}: ltt not strictly increasing"
+        assert all(a < b for a, b in itertools.pairwise(ltts)), f"{key}: ltt not strictly increasing"
         volumes = [tick.volume for tick in ticks]
         assert volumes == sorted(volumes), f"{key}: cumulative volume went down"
         by_minute: dict[int, list[float]] = defaultdict(list)
@@ -354,7 +356,8 @@ async def test_market_info_updates_reach_the_callback(stub: StubUpstox) -> None:
     client = make_client(stub, collector)
     await client.subscribe(stub.keys[:2], "full")
     await run_for(client, 10, [(5, lambda: stub.set_status(MarketStatus.CLOSING_START))])
-    assert [status["NSE_EQ"] for status in collector.statuses] == [MarketStatus.NORMAL_OPEN, MarketStatus.CLOSING_START]
+    statuses = [status["NSE_EQ"] for status in collector.statuses]
+    assert statuses == [MarketStatus.NORMAL_OPEN, MarketStatus.CLOSING_START]
     assert not client.segment_open(stub.clock.now())
 
 
@@ -373,7 +376,9 @@ async def test_a_failing_callback_is_counted_not_fatal(stub: StubUpstox) -> None
     async def explode(ticks: list[Tick]) -> None:
         raise RuntimeError("strategy bug")
 
-    client = MarketDataClient(api_url=stub.api_url, token_provider=lambda: "token-1", clock=stub.clock, on_ticks=explode)
+    client = MarketDataClient(
+        api_url=stub.api_url, token_provider=lambda: "token-1", clock=stub.clock, on_ticks=explode
+    )
     await client.subscribe(stub.keys[:2], "full")
     assert await run_for(client, 20) is FeedState.STOPPED
     assert client.stats.callback_errors >= 5 and client.stats.ticks >= 10
@@ -390,3 +395,13 @@ async def test_subscribe_while_streaming_sends_a_request(stub: StubUpstox) -> No
     assert len(collector.ticks[stub.keys[1]]) - len(collector.ticks[stub.keys[0]]) >= 10  # key 0 stopped at 10 s
     assert len(collector.ticks[stub.keys[3]]) >= 8
     assert json.loads(json.dumps(stub.requests[0]))["data"]["instrumentKeys"] == stub.keys[:2]
+
+
+async def test_a_token_provider_that_fails_means_token_expired(stub: StubUpstox) -> None:
+    def no_token() -> str:
+        raise KeyError("UPSTOX_ACCESS_TOKEN")
+
+    client = make_client(stub, Collector(), token=no_token)
+    await client.subscribe(stub.keys[:2], "full")
+    assert await run_for(client, 600) is FeedState.TOKEN_EXPIRED
+    assert "token provider failed" in client.stats.last_error and stub.authorize_calls == []

@@ -58,6 +58,7 @@ class StubUpstox:
     _stall_until_s: int = 0
     _outage_until_s: int = 0
     _pending: list[str] = field(default_factory=list)  # one-shot faults for the next frame
+    _sends: set[asyncio.Future[None]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.index = {key: i for i, key in enumerate(self.keys)}
@@ -100,7 +101,8 @@ class StubUpstox:
         while minute <= upto_s:
             seconds = range(minute, min(minute + 60, upto_s + 1), self.tick_seconds)
             prices = [stub_price(i, s) for s in seconds]
-            volume = stub_volume(i, seconds[-1], self.day_start_s) - stub_volume(i, minute - self.tick_seconds, self.day_start_s)
+            before = stub_volume(i, minute - self.tick_seconds, self.day_start_s)
+            volume = stub_volume(i, seconds[-1], self.day_start_s) - before
             start = datetime.fromtimestamp(minute, IST).isoformat()
             rows.append([start, prices[0], max(prices), min(prices), prices[-1], volume, 0])
             minute += 60
@@ -127,7 +129,7 @@ class StubUpstox:
         self.status = status
         frame = encode_market_info({"NSE_EQ": status}, current_ts_ms=self.clock.now_ms())
         for ws in list(self._active):
-            asyncio.ensure_future(ws.send(frame))
+            self._sends.add(asyncio.ensure_future(ws.send(frame)))
 
     # ---- HTTP ------------------------------------------------------------------------------------------------
     def _json(self, status: int, body: dict[str, Any]) -> Response:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from google.protobuf.json_format import MessageToDict
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from upstox_client.feeder.proto import MarketDataFeedV3_pb2 as sdk
 
 from engine.feed.decoder import (
@@ -123,3 +126,98 @@ def test_an_empty_feed_gives_no_tick_and_an_untraded_full_feed_gives_its_values(
     assert decode_frame(response.SerializeToString()).ticks == [
         Tick("NSE_EQ|UNTRADED", 0.0, 0, close_prev=50.0, bid=49.5, ask=50.5)
     ]
+
+
+# ---- property: decode_frame agrees with a plain reading of the SDK's own dict view ----------------------
+
+
+money = st.floats(min_value=0.05, max_value=1e6, allow_nan=False, allow_infinity=False)
+maybe_money = st.one_of(st.just(0.0), money)
+counts = st.integers(min_value=0, max_value=2**40)
+
+
+@st.composite
+def sdk_frames(draw: st.DrawFn) -> bytes:
+    response = sdk.FeedResponse(type=draw(st.sampled_from([sdk.initial_feed, sdk.live_feed])), currentTs=draw(counts))
+    for n in range(draw(st.integers(min_value=0, max_value=6))):
+        feed = response.feeds[f"NSE_EQ|K{n}"]
+        shape = draw(st.sampled_from(["market", "index", "ltpc", "greeks", "empty"]))
+        if shape == "market":
+            market = feed.fullFeed.marketFF
+            ltpc = market.ltpc
+            market.atp, market.vtt, market.oi = draw(maybe_money), draw(counts), draw(maybe_money)
+            for _ in range(draw(st.integers(min_value=0, max_value=3))):
+                market.marketLevel.bidAskQuote.add(bidP=draw(maybe_money), askP=draw(maybe_money), bidQ=draw(counts))
+            ohlc = market.marketOHLC.ohlc
+        elif shape == "index":
+            ltpc = feed.fullFeed.indexFF.ltpc
+            ohlc = feed.fullFeed.indexFF.marketOHLC.ohlc
+        elif shape == "greeks":
+            first = feed.firstLevelWithGreeks
+            ltpc = first.ltpc
+            first.firstDepth.bidP, first.firstDepth.askP = draw(maybe_money), draw(maybe_money)
+            first.vtt, first.oi = draw(counts), draw(maybe_money)
+            ohlc = None
+        elif shape == "ltpc":
+            ltpc = feed.ltpc
+            ohlc = None
+        else:
+            feed.requestMode = sdk.full_d5
+            continue
+        ltpc.ltp, ltpc.ltt, ltpc.ltq, ltpc.cp = draw(maybe_money), draw(counts), draw(counts), draw(maybe_money)
+        if ohlc is not None:
+            for interval in draw(st.lists(st.sampled_from(["1d", "I1", "I30"]), max_size=3, unique=True)):
+                ohlc.add(interval=interval, open=draw(money), high=draw(money), low=draw(money), vol=draw(counts))
+    return response.SerializeToString()
+
+
+def _reference_tick(key: str, feed: dict) -> Tick | None:
+    """The mapping table of engine/feed/decoder.py, applied to MessageToDict's output."""
+    def num(d: dict, name: str) -> float:
+        return float(d.get(name, 0.0))
+
+    def day(ohlc: list[dict]) -> tuple[float, float, float]:
+        for candle in ohlc:
+            if candle.get("interval") == "1d":
+                return num(candle, "open"), num(candle, "high"), num(candle, "low")
+        return 0.0, 0.0, 0.0
+
+    def base(ltpc: dict) -> tuple[float, int, int, float]:
+        return num(ltpc, "ltp"), int(ltpc.get("ltt", 0)), int(ltpc.get("ltq", 0)), num(ltpc, "cp")
+
+    if "fullFeed" in feed and "marketFF" in feed["fullFeed"]:
+        market = feed["fullFeed"]["marketFF"]
+        ltp, ltt, ltq, cp = base(market.get("ltpc", {}))
+        quotes = market.get("marketLevel", {}).get("bidAskQuote", [])
+        bid, ask = (num(quotes[0], "bidP"), num(quotes[0], "askP")) if quotes else (0.0, 0.0)
+        day_range = day(market.get("marketOHLC", {}).get("ohlc", []))
+        volume = int(market.get("vtt", 0))
+        return Tick(key, ltp, ltt, ltq, volume, cp, *day_range, num(market, "atp"), num(market, "oi"), bid, ask)
+    if "fullFeed" in feed and "indexFF" in feed["fullFeed"]:
+        index = feed["fullFeed"]["indexFF"]
+        ltp, ltt, ltq, cp = base(index.get("ltpc", {}))
+        return Tick(key, ltp, ltt, ltq, 0, cp, *day(index.get("marketOHLC", {}).get("ohlc", [])))
+    if "firstLevelWithGreeks" in feed:
+        first = feed["firstLevelWithGreeks"]
+        ltp, ltt, ltq, cp = base(first.get("ltpc", {}))
+        depth = first.get("firstDepth", {})
+        return Tick(key, ltp, ltt, ltq, int(first.get("vtt", 0)), cp, 0.0, 0.0, 0.0, 0.0, num(first, "oi"),
+                    num(depth, "bidP"), num(depth, "askP"))
+    if "ltpc" in feed:
+        ltp, ltt, ltq, cp = base(feed["ltpc"])
+        return Tick(key, ltp, ltt, ltq, 0, cp)
+    return None
+
+
+@settings(max_examples=200, deadline=None)
+@given(sdk_frames())
+def test_decode_frame_matches_a_plain_reading_of_the_sdk_view(data: bytes) -> None:
+    as_dict = MessageToDict(sdk.FeedResponse.FromString(data))
+    expected = {
+        key: tick for key, feed in as_dict.get("feeds", {}).items()
+        if (tick := _reference_tick(key, feed)) is not None
+    }
+    frame = decode_frame(data)
+    assert {tick.instrument_key: tick for tick in frame.ticks} == expected
+    assert len(frame.ticks) == len(expected)
+    assert frame.current_ts_ms == int(as_dict.get("currentTs", 0))

@@ -61,7 +61,9 @@ async def test_recorded_frames_hold_the_stream_and_replay_identically(
         assert received[key] == live[: len(received[key])] and len(received[key]) >= len(live) - 1
 
 
-async def test_rejected_token_raises_and_keeps_an_empty_file(make_replay_server: MakeReplayServer, tmp_path: Path) -> None:
+async def test_rejected_token_raises_and_keeps_an_empty_file(
+    make_replay_server: MakeReplayServer, tmp_path: Path
+) -> None:
     server = await make_replay_server()
     out = tmp_path / "rejected.frames"
     with pytest.raises(TokenRejectedError, match="401"):

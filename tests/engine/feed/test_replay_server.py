@@ -4,6 +4,7 @@ WebsocketApi, MarketDataStreamerV3). Values are checked against the derived tick
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
 import types
@@ -316,7 +317,7 @@ async def test_malformed_frame_is_not_a_feed_response(make_replay_server: MakeRe
         try:
             decode_frame(raw)
         except FrameDecodeError:
-            with pytest.raises(Exception, match="(?i)error|truncated|parse"):
+            with pytest.raises(Exception, match=r"(?i)error|truncated|parse"):
                 sdk.FeedResponse.FromString(raw)
             break
     else:
@@ -328,18 +329,18 @@ async def test_malformed_frame_is_not_a_feed_response(make_replay_server: MakeRe
 async def test_duplicate_and_out_of_order_ticks(make_replay_server: MakeReplayServer) -> None:
     server = await make_replay_server(start=time(9, 14, 58), faults=FaultPlan(duplicate_rate=1.0, seed=3))
     ws = await _subscribed(server)
-    live = [f for f in await until(ws, lambda f: f.kind is FrameKind.LIVE_FEED and f.ticks[0].ltt_ms > 1_717_472_760_000)
-            if f.kind is FrameKind.LIVE_FEED]
+    frames = await until(ws, lambda f: f.kind is FrameKind.LIVE_FEED and f.ticks[0].ltt_ms > 1_717_472_760_000)
+    live = [f for f in frames if f.kind is FrameKind.LIVE_FEED]
     seen = [tick.ltt_ms for f in live for tick in f.ticks if tick.instrument_key == KEY]
     assert len(seen) >= 4 and all(seen[i] == seen[i + 1] for i in range(0, len(seen) - 1, 2))
     await ws.close()
 
     server = await make_replay_server(start=time(9, 14, 58), faults=FaultPlan(out_of_order_rate=1.0, seed=3))
     ws = await _subscribed(server)
-    live = [f for f in await until(ws, lambda f: f.kind is FrameKind.LIVE_FEED and f.ticks[0].ltt_ms > 1_717_472_800_000)
-            if f.kind is FrameKind.LIVE_FEED]
+    frames = await until(ws, lambda f: f.kind is FrameKind.LIVE_FEED and f.ticks[0].ltt_ms > 1_717_472_800_000)
+    live = [f for f in frames if f.kind is FrameKind.LIVE_FEED]
     seen = [tick.ltt_ms for f in live for tick in f.ticks if tick.instrument_key == KEY]
-    assert any(later < earlier for earlier, later in zip(seen, seen[1:], strict=False))
+    assert any(later < earlier for earlier, later in itertools.pairwise(seen))
     late = [(i, ltt) for i, ltt in enumerate(seen) if i and ltt < max(seen[:i])]
     assert late and all(seen.index(ltt) < i for i, ltt in late)  # each late tick is an older one, sent before
     await ws.close()
@@ -385,7 +386,9 @@ def test_random_fault_times_are_seeded_and_inside_the_session() -> None:
 # ---- recorded frames ---------------------------------------------------------------------------------------
 
 
-async def test_frame_file_is_replayed_at_its_receive_times(make_replay_server: MakeReplayServer, tmp_path: Path) -> None:
+async def test_frame_file_is_replayed_at_its_receive_times(
+    make_replay_server: MakeReplayServer, tmp_path: Path
+) -> None:
     path = tmp_path / "day.frames"
     base = int(datetime(2024, 6, 4, 9, 15, tzinfo=IST).timestamp() * 1000)
     sent = [encode_ticks([Tick(KEY, 100.0 + i, base + i * 1000)], current_ts_ms=base + i * 1000) for i in range(5)]
@@ -441,3 +444,58 @@ def test_cli_feed_serve_needs_a_source() -> None:
     assert "--date" in result.output
     bad_time = CliRunner().invoke(app, ["feed", "serve", "--date", "2024-06-04", "--drop-at", "25:99"])
     assert bad_time.exit_code == 2 and "HH:MM" in bad_time.output
+
+
+async def test_bad_requests_are_ignored_and_the_stream_goes_on(replay_server: ReplayServer) -> None:
+    async with websockets.connect(await authorized_uri(replay_server)) as ws:
+        await recv_frame(ws)
+        await ws.send(b"{not json")
+        await ws.send(json.dumps({"guid": "g", "method": "subscribe-all"}).encode())
+        await ws.send(request("sub", "full_d99"))
+        await ws.send(request("sub", "full", keys=("NSE_EQ|UNKNOWN", KEY)))
+        snapshot = await until(ws, lambda f: f.kind is FrameKind.INITIAL_FEED)
+        assert [t.instrument_key for t in snapshot[-1].ticks] == [KEY]
+        live = await until(ws, lambda f: f.kind is FrameKind.LIVE_FEED)
+        assert {t.instrument_key for t in live[-1].ticks} == {KEY}
+    missing = await asyncio.to_thread(requests.get, replay_server.api_url + "/v2/nothing", timeout=5)
+    assert missing.status_code == 404 and missing.json()["status"] == "error"
+
+
+@pytest.mark.e2e
+async def test_cli_feed_record_writes_frames_the_server_replays(
+    make_replay_server: MakeReplayServer, tmp_path: Path
+) -> None:
+    import sys
+
+    from engine.feed.framefile import read_frames
+
+    server = await make_replay_server(speed=100.0)
+    out = tmp_path / "recorded.frames"
+    command = [
+        str(Path(sys.executable).with_name("autotrader")), "feed", "record", "--out", str(out), "--key", KEY,
+        "--mode", "full", "--duration", "3", "--api-url", server.api_url, "--token", REPLAY_TOKEN,
+    ]
+    process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE,
+                                                   stderr=asyncio.subprocess.PIPE)
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, stderr.decode()
+    recorded = list(read_frames(out))
+    kinds = [decode_frame(frame).kind for _, frame in recorded]
+    assert kinds[0] is FrameKind.MARKET_INFO and FrameKind.LIVE_FEED in kinds
+    assert [recv for recv, _ in recorded] == sorted(recv for recv, _ in recorded)
+
+    replay = await make_replay_server(frames=out, speed=1.0)
+    async with websockets.connect(await authorized_uri(replay)) as ws:
+        first = await asyncio.wait_for(ws.recv(), 5)
+        assert decode_frame(first).kind is FrameKind.MARKET_INFO
+        following = [await asyncio.wait_for(ws.recv(), 5) for _ in range(2)]
+    frames = [frame for _, frame in recorded]
+    start = frames.index(following[0])  # frames recorded before the connection opened are skipped
+    assert start >= 1 and following == frames[start : start + 2]  # byte for byte, in order
+
+
+async def test_a_day_without_bars_is_a_clear_error(replay_data_dir: Path) -> None:
+    server = ReplayServer(data_dir=replay_data_dir, day=datetime(2024, 6, 9).date())
+    with pytest.raises(ReplayError, match="no 5-minute bars on 2024-06-09"):
+        await server.start()
+    await server.stop()

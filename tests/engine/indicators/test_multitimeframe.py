@@ -72,7 +72,7 @@ day_strategy = st.tuples(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(day_strategy, min_size=1, max_size=45), st.integers(0, 200))
 def test_any_tick_sequence_folds_to_the_same_values_as_a_recompute_from_scratch(
     days: list[tuple[int, list[tuple[float, int, int]], bool, str | None]], start_offset: int
@@ -188,3 +188,17 @@ def test_snapshot_is_cached_until_the_next_update_and_reset_forgets_everything()
     indicators.update_tick(math.nan, 0, 0)
     indicators.reset()
     assert indicators.rejections == {} and indicators.snapshot().daily.bars == 0 and indicators.last_day is None
+
+
+def test_a_rejected_first_tick_of_a_new_week_does_not_roll_the_day_or_close_the_week() -> None:
+    indicators = InstrumentIndicators("X", TINY)
+    friday, monday = date(2024, 6, 7), date(2024, 6, 10)
+    indicators.update_tick(10.0, 100, session_ms(friday))
+    before = indicators.snapshot().as_dict()
+    assert not indicators.update_tick(11.0, math.nan, session_ms(monday))
+    assert not indicators.update_tick(11.0, -1, session_ms(monday))
+    assert indicators.snapshot().as_dict() == before
+    assert indicators.last_day == friday and indicators._weekly.forming and indicators._daily.forming
+    assert indicators.rejections == {"bad_volume": 1, "volume_decreased": 1}
+    assert indicators.update_tick(11.0, 5, session_ms(monday))
+    assert indicators.snapshot().weekly.bars == 2 and indicators.snapshot().daily.bars == 2

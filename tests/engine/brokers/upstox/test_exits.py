@@ -143,3 +143,34 @@ async def test_fills_carry_our_client_order_id(
     [fill] = await broker.fills()
     assert fill.client_order_id == make_client_order_id(date(2024, 6, 4), "hold")
     assert (fill.side, fill.quantity, fill.price) == (Side.BUY, 10, 100.0)
+
+
+async def test_a_waiting_leg_orphaned_by_hand_is_reused_by_the_next_exit(
+    broker: UpstoxBroker, sandbox: UpstoxSandbox, instrument: Instrument
+) -> None:
+    await _hold(broker, sandbox, instrument)
+    first = await broker.place_exit_oco(_request(instrument))
+    stop_id, target_id = first.exit_id.split("+")
+    await broker._run(broker.client.cancel_gtt, target_id)  # by hand, and nobody listed exits since
+    again = await broker.place_exit_oco(_request(instrument))
+    assert again.exit_id.startswith(f"{stop_id}+") and again.exit_id != first.exit_id
+    listed = {e.exit_id: e.status for e in await broker.list_exits()}
+    assert listed == {again.exit_id: ExitStatus.ACTIVE, f"+{target_id}": ExitStatus.CANCELLED}
+    waiting = [gtt_id for gtt_id, gtt in sandbox.gtts.items() if gtt["rules"][0]["status"] == "SCHEDULED"]
+    assert sorted(waiting) == sorted(again.exit_id.split("+"))
+
+
+async def test_positions_include_holdings_from_earlier_days(
+    broker: UpstoxBroker, sandbox: UpstoxSandbox, instrument: Instrument
+) -> None:
+    sandbox.set_holding(instrument.instrument_key, 10, 90.0)
+    await _hold(broker, sandbox, instrument)  # 10 more today at 100
+    [position] = await broker.positions()
+    assert (position.quantity, position.average_price) == (20, 95.0)
+    placed = await broker.place_exit_oco(
+        exit_request_for(instrument, 20, stop=95.0, target=110.0, last_price=100.0, tag="HELD")
+    )
+    sandbox.set_last_price(instrument.instrument_key, 111.0)
+    [fired] = await broker.list_exits()
+    assert (fired.exit_id, fired.status) == (placed.exit_id, ExitStatus.TRIGGERED_TARGET)
+    assert await broker.positions() == []

@@ -85,6 +85,31 @@ def test_positions_skip_flat_rows() -> None:
     assert [(p.instrument_key, p.quantity, p.average_price) for p in positions] == [("NSE_EQ|INE528G01035", 2, 573.0)]
 
 
+def test_holdings_add_to_todays_positions() -> None:
+    positions = {
+        p.instrument_key: p
+        for p in positions_from_payload(
+            unwrap(load_resource("short_term_positions.json")), unwrap(load_resource("holdings.json"))
+        )
+    }
+    yes_bank = positions["NSE_EQ|INE528G01035"]  # 36 held at 18.75 + 2 bought today at 573
+    assert yes_bank.quantity == 38
+    assert yes_bank.average_price == pytest.approx((36 * 18.75 + 2 * 573.0) / 38, abs=1e-4)
+    assert positions["NSE_EQ|INE036A01016"].quantity == 1
+    assert "NSE_EQ|INE669E01016" not in positions  # flat intraday round trip
+
+
+def test_a_holding_sold_today_is_flat_and_a_short_keeps_its_price() -> None:
+    held = [{"instrument_token": "NSE_EQ|X", "quantity": 10, "average_price": 90.0}]
+    sold = [
+        {"instrument_token": "NSE_EQ|X", "quantity": -10, "average_price": 0.0, "sell_price": 99.0},
+        {"instrument_token": "NSE_EQ|Y", "quantity": -5, "average_price": 50.0},
+    ]
+    assert [(p.instrument_key, p.quantity, p.average_price) for p in positions_from_payload(sold, held)] == [
+        ("NSE_EQ|Y", -5, 50.0)
+    ]
+
+
 def test_trade_row_becomes_a_fill() -> None:
     fill = fill_from_trade(unwrap(load_resource("trades_for_day.json"))[0])
     assert (fill.fill_id, fill.broker_order_id, fill.quantity, fill.price) == ("50613587", "231019025057849", 1, 80.15)

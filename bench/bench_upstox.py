@@ -1,0 +1,92 @@
+"""Bench: order acknowledged -> exit GTTs placed, UpstoxBroker on the real upstox-python-sdk against
+the loopback Upstox sandbox (API host and order host on two ports).
+
+One iteration = `place_order` (1 request) + `place_exit_oco` (GET all GTTs to reuse live legs, then
+two SINGLE GTTs: 3 requests). The sandbox times its own handling of every request, so the adapter's
+overhead (SDK, urllib3, thread hops, parsing) = total time minus the server's time. The GTT list
+grows by two per iteration, as a busy day's would.
+
+Reference: issue 6's target for the Kite path is p99 < 20 ms of our own overhead.
+Run: `.venv/bin/python bench/bench_upstox.py [--orders 300] [--warmup 20]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine.brokers.upstox import UpstoxBroker, UpstoxConfig
+from engine.brokers.upstox.sandbox import UpstoxSandbox
+from engine.clock import LiveClock
+from engine.execution import exit_request_for, make_client_order_id
+from engine.models import Instrument, OrderIntent, OrderPurpose, Side
+
+TARGET_P99_MS = 20.0
+DAY = date(2024, 6, 4)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+async def run(orders: int, warmup: int) -> dict[str, list[float]]:
+    clock = LiveClock()
+    instruments = [Instrument(f"NSE_EQ|BENCH{i:04d}", f"BENCH{i}", f"BENCH{i}") for i in range(orders + warmup)]
+    with UpstoxSandbox(clock=clock) as sandbox:
+        config = UpstoxConfig(access_token=sandbox.access_token, api_url=sandbox.url, order_url=sandbox.listen())
+        broker = UpstoxBroker(config, clock, instruments=instruments)
+        await broker.connect()
+        totals: list[float] = []
+        servers: list[float] = []
+        for i, instrument in enumerate(instruments):
+            sandbox.set_last_price(instrument.instrument_key, 100.0)
+            logged_before = len(sandbox.request_log)
+            started = time.perf_counter()
+            intent = OrderIntent(make_client_order_id(DAY, f"bench-{i}"), instrument, Side.BUY, 10)
+            order = await broker.place_order(intent)
+            tag = make_client_order_id(DAY, f"bench-{i}", OrderPurpose.EXIT)
+            await broker.place_exit_oco(
+                exit_request_for(instrument, 10, stop=98.0, target=104.0, last_price=100.0, tag=tag)
+            )
+            total = time.perf_counter() - started
+            assert order.broker_order_id
+            if i >= warmup:
+                totals.append(total * 1000)
+                servers.append(sum(entry.seconds for entry in sandbox.request_log[logged_before:]) * 1000)
+        await broker.close()
+    return {"total": totals, "server": servers, "ours": [t - s for t, s in zip(totals, servers, strict=True)]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--orders", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=20)
+    args = parser.parse_args()
+    figures = asyncio.run(run(args.orders, args.warmup))
+    load = os.getloadavg()[0] / (os.cpu_count() or 1)
+    print(
+        f"bench_upstox: {args.orders} x (entry acknowledged + 2 GTT legs placed, 4 requests), loopback Upstox "
+        f"sandbox, load per core {load:.2f} (p99 suffers above ~1)"
+    )
+    print(f"{'':>16} {'p50 ms':>9} {'p99 ms':>9} {'mean ms':>9}")
+    for name, label in (("total", "total"), ("server", "server handling"), ("ours", "our overhead")):
+        values = figures[name]
+        print(
+            f"{label:>16} {percentile(values, 0.5):9.3f} {percentile(values, 0.99):9.3f} "
+            f"{statistics.fmean(values):9.3f}"
+        )
+    p99 = percentile(figures["ours"], 0.99)
+    verdict = "OK" if p99 < TARGET_P99_MS else "MISSED"
+    print(f"our overhead p99 {p99:.3f} ms vs {TARGET_P99_MS:.0f} ms: ratio {p99 / TARGET_P99_MS:.2f} -> {verdict}")
+
+
+if __name__ == "__main__":
+    main()
