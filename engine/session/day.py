@@ -22,11 +22,14 @@ from engine.data.instruments import (
 )
 from engine.indicators.metadata import build_metadata as build_indicator_metadata
 from engine.indicators.metadata import save_metadata
+from engine.indicators.multitimeframe import IndicatorConfig
 from engine.models import IST, Timeframe
 from engine.report import daily_report as report_of_day
 from engine.session.stages import TradingDayContext
 from engine.storage import BarStore, session_scope
 from engine.storage.tables import InstrumentRow
+from engine.strategy import load_strategy
+from engine.trader import required_indicator_config
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +118,17 @@ def universe_symbols(context: TradingDayContext) -> list[str]:
 def _save_metadata(context: TradingDayContext, symbols: list[str], asof: date, path: Path) -> str:
     keys = dict(zip(*load_instrument_table(Path(context.settings.data_dir))[["symbol", "instrument_key"]].T.values,
                     strict=True))
-    built = build_indicator_metadata(bar_store(context), symbols, asof=asof, instrument_keys=keys)
+    built = build_indicator_metadata(bar_store(context), symbols, asof=asof, config=indicator_config(context),
+                                     instrument_keys=keys)
     if built.missing:
         log.warning("no daily history up to %s for %s", asof, built.missing)
     path.parent.mkdir(parents=True, exist_ok=True)
     return str(save_metadata(path, built))
+
+
+def indicator_config(context: TradingDayContext) -> IndicatorConfig:
+    """Every indicator period the strategy, the stop policy and the validator read."""
+    return required_indicator_config(context.settings, load_strategy(context.settings))
 
 
 def premarket_metadata_path(context: TradingDayContext) -> Path:

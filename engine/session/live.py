@@ -32,7 +32,7 @@ from engine.clock import Clock, LiveClock, SimulatedClock
 from engine.execution.manager import OrderManager
 from engine.feed.client import MarketDataClient
 from engine.feed.replay import ReplayServer
-from engine.indicators.metadata import build_metadata, load_metadata
+from engine.indicators.metadata import build_metadata, read_metadata
 from engine.indicators.multitimeframe import InstrumentIndicators
 from engine.models import MarketStatus, Tick
 from engine.session import day as day_work
@@ -290,16 +290,19 @@ def _universe_instruments(context: TradingDayContext) -> list[Any]:
 
 
 def _indicators(context: TradingDayContext, symbols: list[str]) -> dict[str, InstrumentIndicators]:
-    """The pre-open metadata of the day when it exists, else built now from the history."""
+    """The day's pre-open metadata when it exists and fits (symbols, indicator periods), else built
+    now from the history."""
     path = day_work.premarket_metadata_path(context)
+    config = day_work.indicator_config(context)
     if path.exists():
         try:
-            indicators = load_metadata(path)
-            if set(symbols) <= set(indicators):
-                return {s: indicators[s] for s in symbols}
+            metadata = read_metadata(path)
+            if metadata.config == config and set(symbols) <= set(metadata.instruments):
+                return {s: metadata.instruments[s] for s in symbols}
+            log.warning("metadata %s does not fit the session (symbols or periods); rebuilding", path)
         except ValueError as error:
             log.warning("metadata %s unusable (%s); rebuilding", path, error)
-    built = build_metadata(day_work.bar_store(context), symbols, asof=context.day - timedelta(days=1))
+    built = build_metadata(day_work.bar_store(context), symbols, asof=context.day - timedelta(days=1), config=config)
     return built.instruments
 
 

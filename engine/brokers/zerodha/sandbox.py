@@ -24,9 +24,10 @@ import socket
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -72,6 +73,8 @@ class _State:
     gtts: list[dict[str, Any]] = field(default_factory=list)
     prices: dict[str, float] = field(default_factory=dict)
     sequence: int = 0
+    day: str = ""  # the trading day of `orders` and `trades` (Kite's books are per day)
+    carried: dict[str, list[float]] = field(default_factory=dict)  # "SYMBOL|PRODUCT" -> [quantity, average]
 
 
 class KiteSandbox:
@@ -85,6 +88,7 @@ class KiteSandbox:
         clock: Clock | None = None,
         timeout_fault_seconds: float = 1.0,
         symbols: dict[str, str] | None = None,
+        state_path: Path | None = None,
     ) -> None:
         self.api_key = api_key
         self.access_token = access_token
@@ -92,7 +96,11 @@ class KiteSandbox:
         self.timeout_fault_seconds = timeout_fault_seconds
         self.symbols = dict(symbols or {})  # instrument_key -> tradingsymbol, for on_tick
         self.handled: list[HandledRequest] = []
+        self.state_path = state_path
         self._state = _State()
+        if state_path is not None and state_path.exists():
+            self._state = _State(**json.loads(state_path.read_text()))
+        self._dirty = False
         self._faults: list[_Injected] = []
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
@@ -145,6 +153,7 @@ class KiteSandbox:
     def set_last_price(self, symbol: str, price: float) -> None:
         """A new traded price: fills working orders and fires GTTs of `symbol`."""
         with self._lock:
+            self._roll_day()
             self._state.prices[symbol] = price
             for order in self._state.orders:
                 if order["tradingsymbol"] == symbol and order["status"] == "OPEN":
@@ -152,6 +161,54 @@ class KiteSandbox:
             for gtt in self._state.gtts:
                 if gtt["status"] == "active" and gtt["condition"]["tradingsymbol"] == symbol:
                     self._check_gtt(gtt, price)
+            self._save_if_dirty()
+
+    # persistence and days ---------------------------------------------------------------------
+    def _save_if_dirty(self) -> None:
+        """With `state_path`, the book survives the process (a replayed week runs day by day)."""
+        if not self._dirty or self.state_path is None:
+            return
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.state_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(asdict(self._state), default=str))
+        temporary.replace(self.state_path)
+        self._dirty = False
+
+    def _roll_day(self) -> None:
+        """A new day on the clock: working orders expire, today's trades become carried positions
+        and the order and trade books start empty, as at Kite."""
+        today = self.clock.now().date().isoformat()
+        if self._state.day == today:
+            return
+        if self._state.day:
+            for symbol, product, quantity, average in self._net():
+                key = f"{symbol}|{product}"
+                if quantity:
+                    self._state.carried[key] = [quantity, average]
+                else:
+                    self._state.carried.pop(key, None)
+            self._state.orders.clear()
+            self._state.trades.clear()
+        self._state.day = today
+        self._dirty = True
+
+    def _net(self) -> list[tuple[str, str, int, float]]:
+        """(symbol, product, net quantity, average buy price) over carried positions and today's trades."""
+        books: dict[tuple[str, str], list[float]] = {}
+        for key, (quantity, average) in self._state.carried.items():
+            symbol, product = key.split("|")
+            books[(symbol, product)] = [quantity, quantity * average, 0.0]
+        for trade in self._state.trades:
+            book = books.setdefault((trade["tradingsymbol"], trade["product"]), [0, 0.0, 0.0])
+            if trade["transaction_type"] == "BUY":
+                book[0] += trade["quantity"]
+                book[1] += trade["quantity"] * trade["average_price"]
+            else:
+                book[2] += trade["quantity"]
+        result = []
+        for (symbol, product), (bought, value, sold) in books.items():
+            result.append((symbol, product, int(bought - sold), round(value / bought, 4) if bought else 0.0))
+        return result
 
     def on_tick(self, tick: Tick) -> None:
         symbol = self.symbols.get(tick.instrument_key)
@@ -190,11 +247,7 @@ class KiteSandbox:
         return f"{self.clock.now():%y%m%d}{self._state.sequence:09d}"
 
     def _held(self, symbol: str, product: str) -> int:
-        held = 0
-        for trade in self._state.trades:
-            if trade["tradingsymbol"] == symbol and trade["product"] == product:
-                held += trade["quantity"] if trade["transaction_type"] == "BUY" else -trade["quantity"]
-        return held
+        return next((quantity for s, p, quantity, _ in self._net() if (s, p) == (symbol, product)), 0)
 
     def _new_order(self, form: dict[str, str], tag: str | None = None) -> dict[str, Any]:
         stamp = self._stamp()
@@ -212,6 +265,7 @@ class KiteSandbox:
             "placed_by": "SB0001", "guid": None,
         }
         self._state.orders.append(order)
+        self._dirty = True
         if order["transaction_type"] == "SELL" and order["product"] == "CNC":
             selling = sum(o["pending_quantity"] for o in self._state.orders
                           if o is not order and o["status"] == "OPEN" and o["tradingsymbol"] == order["tradingsymbol"]
@@ -237,6 +291,7 @@ class KiteSandbox:
                 return
         quantity = order["pending_quantity"]
         stamp = self._stamp()
+        self._dirty = True
         order.update(status="COMPLETE", filled_quantity=order["quantity"], pending_quantity=0, average_price=price,
                      exchange_timestamp=stamp, exchange_update_timestamp=stamp,
                      exchange_order_id=f"1{order['order_id']}")
@@ -268,23 +323,33 @@ class KiteSandbox:
                              "order_id": order["order_id"], "rejection_reason": order["status_message"] or ""},
         }
         gtt.update(status="triggered", updated_at=stamp)
+        self._dirty = True
 
     # API --------------------------------------------------------------------------------------
     def route(self, method: str, path: str, form: dict[str, str]) -> tuple[str, Any]:
         """(route name, response data) of a request, or raise `KiteError`."""
-        parts = [p for p in path.split("/") if p]
         with self._lock:
-            if method == "GET" and parts == ["user", "profile"]:
-                return "profile", {"user_id": "SB0001", "user_name": "Kite Sandbox", "broker": "ZERODHA",
-                                   "exchanges": ["NSE"], "products": ["CNC", "MIS"]}
-            if parts[:1] == ["orders"]:
-                return self._orders_api(method, parts, form)
-            if method == "GET" and parts == ["trades"]:
-                return "trades", [dict(t) for t in self._state.trades]
-            if method == "GET" and parts == ["portfolio", "positions"]:
-                return "positions", self._positions()
-            if parts[:2] == ["gtt", "triggers"]:
-                return self._gtt_api(method, parts[2:], form)
+            self._roll_day()
+            try:
+                return self._route(method, path, form)
+            finally:
+                if method != "GET":
+                    self._dirty = True
+                self._save_if_dirty()
+
+    def _route(self, method: str, path: str, form: dict[str, str]) -> tuple[str, Any]:
+        parts = [p for p in path.split("/") if p]
+        if method == "GET" and parts == ["user", "profile"]:
+            return "profile", {"user_id": "SB0001", "user_name": "Kite Sandbox", "broker": "ZERODHA",
+                               "exchanges": ["NSE"], "products": ["CNC", "MIS"]}
+        if parts[:1] == ["orders"]:
+            return self._orders_api(method, parts, form)
+        if method == "GET" and parts == ["trades"]:
+            return "trades", [dict(t) for t in self._state.trades]
+        if method == "GET" and parts == ["portfolio", "positions"]:
+            return "positions", self._positions()
+        if parts[:2] == ["gtt", "triggers"]:
+            return self._gtt_api(method, parts[2:], form)
         raise KiteError(404, "GeneralException", f"route not found: {method} {path}")
 
     def _orders_api(self, method: str, parts: list[str], form: dict[str, str]) -> tuple[str, Any]:
@@ -336,21 +401,14 @@ class KiteSandbox:
             raise KiteError(400, "InputException", "Invalid `tag`: up to 20 alphanumeric characters.")
 
     def _positions(self) -> dict[str, Any]:
-        books: dict[tuple[str, str], dict[str, Any]] = {}
-        for trade in self._state.trades:
-            key = (trade["tradingsymbol"], trade["product"])
-            book = books.setdefault(key, {"buy_quantity": 0, "buy_value": 0.0, "sell_quantity": 0, "sell_value": 0.0})
-            side = "buy" if trade["transaction_type"] == "BUY" else "sell"
-            book[f"{side}_quantity"] += trade["quantity"]
-            book[f"{side}_value"] += trade["quantity"] * trade["average_price"]
+        """Net positions: carried ones (Kite would move delivered CNC to holdings; the sandbox keeps
+        them here) plus today's trades."""
         net = []
-        for (symbol, product), book in books.items():
-            quantity = book["buy_quantity"] - book["sell_quantity"]
-            average = book["buy_value"] / book["buy_quantity"] if book["buy_quantity"] else 0.0
+        for symbol, product, quantity, average in self._net():
+            carried = self._state.carried.get(f"{symbol}|{product}", [0, 0.0])
             net.append({"tradingsymbol": symbol, "exchange": "NSE", "instrument_token": 0, "product": product,
-                        "quantity": quantity, "overnight_quantity": 0, "multiplier": 1,
-                        "average_price": round(average, 4), "last_price": self._state.prices.get(symbol, 0.0),
-                        **book})
+                        "quantity": quantity, "overnight_quantity": int(carried[0]), "multiplier": 1,
+                        "average_price": average, "last_price": self._state.prices.get(symbol, 0.0)})
         return {"net": net, "day": [dict(p) for p in net]}
 
     def _gtt_api(self, method: str, rest: list[str], form: dict[str, str]) -> tuple[str, Any]:
