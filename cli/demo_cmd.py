@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
-from cli.common import console, fail, print_json
+from cli.common import fail, print_json
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VAR = PROJECT_ROOT / "var"
@@ -27,6 +28,7 @@ DEMO_DIR = VAR / "demo"
 DEFAULT_FROM = "2024-06-03"
 DEFAULT_TO = "2024-06-05"
 DEFAULT_SPEED = 1000.0
+console = Console(width=max(120, shutil.get_terminal_size().columns))  # the summary tables need the room
 
 
 def prefect_environment() -> dict[str, str]:
@@ -60,21 +62,17 @@ def _check_replayable(days: list[date], data_dir: Path) -> None:
         raise fail(f"no shipped 5-minute bars for {', '.join(missing)}; replayable days are {first} .. {last}")
 
 
-def _start_kite_sandbox() -> Any:
-    """With AUTOTRADER_BROKER=zerodha: the loopback Kite server, and the env pointing kiteconnect at it."""
-    from engine.brokers.zerodha.sandbox import start_sandbox_in_thread
-
-    sandbox = start_sandbox_in_thread()
-    os.environ["KITE_ROOT_URL"] = sandbox.url
-    os.environ.setdefault("KITE_API_KEY", "demo-api-key")
-    os.environ.setdefault("KITE_ACCESS_TOKEN", "demo-access-token")
-    return sandbox
+def _broker_environment(broker: str) -> None:
+    """AUTOTRADER_BROKER=zerodha without KITE_ROOT_URL: the real Kite adapter against the embedded
+    loopback Kite server (KITE_ROOT_URL=sandbox), so no account or credentials are needed."""
+    if broker == "zerodha":
+        os.environ.setdefault("KITE_ROOT_URL", "sandbox")
 
 
 def _print_summary(summary: Any, states: dict[str, str], seconds: float) -> None:
     table = Table(title="autotrader demo: replayed trading days")
     for column in ("day", "run", "setups", "executed", "entries filled", "exits hit", "net P&L (₹)"):
-        table.add_column(column, justify="right" if column not in ("day", "run") else "left")
+        table.add_column(column, justify="right" if column not in ("day", "run") else "left", no_wrap=True)
     for line in summary.days:
         table.add_row(line.day, states.get(line.day, ""), str(line.setups), str(line.setups_executed),
                       f"{line.entries_filled}/{line.entry_orders}", str(line.exits_hit), f"{line.net_pnl:,.2f}")
@@ -82,7 +80,7 @@ def _print_summary(summary: Any, states: dict[str, str], seconds: float) -> None
     if summary.trades:
         trades = Table(title="closed trades (exits hit at the broker)")
         for column in ("day", "symbol", "qty", "entry", "exit", "net P&L (₹)", "reason"):
-            trades.add_column(column)
+            trades.add_column(column, no_wrap=True)
         for t in summary.trades:
             trades.add_row(t["day"], t["symbol"], str(t["quantity"]), f"{t['entry_price']:.2f}",
                            f"{t['exit_price']:.2f}", f"{t['net_pnl']:,.2f}", t["exit_reason"])
@@ -90,7 +88,7 @@ def _print_summary(summary: Any, states: dict[str, str], seconds: float) -> None
     if summary.open_positions:
         carried = Table(title="open positions carried overnight, protected by GTT exits")
         for column in ("symbol", "qty", "avg price", "stop", "target", "GTT"):
-            carried.add_column(column)
+            carried.add_column(column, no_wrap=True)
         for p in summary.open_positions:
             carried.add_row(p["symbol"], str(p["quantity"]), f"{p['average_price']:.2f}", f"{p['stop']:.2f}",
                             f"{p['target']:.2f}", str(p["exit_id"]))
@@ -125,7 +123,6 @@ def demo_command(
         raise fail(f"--speed must be > 0, got {speed}")
     os.environ.update(prefect_environment())
 
-    from engine.session.stages import parse_day  # noqa: F401 - engine import before prefect, see below
     from engine.settings import SettingsError, load_settings
 
     try:
@@ -138,7 +135,7 @@ def demo_command(
         shutil.rmtree(DEMO_DIR, ignore_errors=True)
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
     database_url = f"sqlite:///{DEMO_DIR / 'autotrader.db'}"
-    sandbox = _start_kite_sandbox() if settings.broker == "zerodha" else None
+    _broker_environment(settings.broker)
 
     from engine.session.summary import summarize
     from engine.storage import init_db
@@ -146,16 +143,12 @@ def demo_command(
 
     states: dict[str, str] = {}
     began = time.monotonic()
-    try:
-        for day in days:
-            console.print(f"[bold]▶ trading day {day}[/] (replay at {speed:g}×, broker {settings.broker})")
-            state = asyncio.run(trading_day(day=day.isoformat(), replay=True, speed=speed,  # type: ignore[call-overload]
-                                            database_url=database_url, return_state=True))
-            states[day.isoformat()] = state.name
-            console.print(f"  {day}: {state.name}{' — ' + state.message if state.message else ''}")
-    finally:
-        if sandbox is not None:
-            sandbox.stop()
+    for day in days:
+        console.print(f"[bold]▶ trading day {day}[/] (replay at {speed:g}×, broker {settings.broker})")
+        state: Any = asyncio.run(trading_day(day=day.isoformat(), replay=True, speed=speed,  # type: ignore[arg-type]
+                                             database_url=database_url, return_state=True))
+        states[day.isoformat()] = state.name
+        console.print(f"  {day}: {state.name}{' — ' + state.message if state.message else ''}")
     summary = summarize(init_db(database_url), days)
     if json_output:
         print_json({"states": states, **summary.as_dict(), "seconds": round(time.monotonic() - began, 1)})

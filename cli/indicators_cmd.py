@@ -80,6 +80,8 @@ def metadata_build(
         "path": str(path),
         "instruments": len(metadata.instruments),
         "missing": metadata.missing,
+        "errors": metadata.errors,
+        "rejected_bars": metadata.rejected_bars,
         "seconds": round(time.perf_counter() - started, 3),
     }
     if json_output:
@@ -88,6 +90,10 @@ def metadata_build(
     console.print(f"indicator metadata as of {day}: {len(metadata.instruments)} instruments → {path}")
     if metadata.missing:
         console.print(f"no daily bar up to {day}: {', '.join(metadata.missing)}")
+    for symbol, error in metadata.errors.items():
+        console.print(f"[red]skipped {symbol}[/]: {error}")
+    for symbol, count in metadata.rejected_bars.items():
+        console.print(f"{symbol}: {count} bad daily bar(s) skipped")
 
 
 def _finite(value: Any) -> Any:

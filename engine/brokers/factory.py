@@ -5,6 +5,7 @@ Adapters are imported lazily so that paper runs never load the broker SDKs."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.brokers.base import Broker, ConfigError
@@ -17,6 +18,15 @@ if TYPE_CHECKING:
 
 BROKERS = ("paper", "zerodha", "upstox")
 SANDBOX_URL = "sandbox"  # KITE_ROOT_URL=sandbox: an embedded loopback Kite server, no account needed
+
+
+def sandbox_state_path(database_url: str) -> Path | None:
+    """Where the embedded Kite sandbox keeps its book: next to a SQLite database file (a fresh
+    database comes with a fresh sandbox); in memory for other databases."""
+    if not database_url.startswith("sqlite:///") or database_url.startswith("sqlite:///:memory:"):
+        return None
+    database = Path(database_url.removeprefix("sqlite:///"))
+    return database.with_name(f"{database.stem}.kite-sandbox.json")
 
 
 def make_broker(
@@ -44,8 +54,8 @@ def make_broker(
     if name == "zerodha" and credentials.kite_root_url == SANDBOX_URL:
         from engine.brokers.zerodha.sandbox import SandboxZerodhaBroker
 
-        return SandboxZerodhaBroker.start(clock, instruments=instruments,
-                                          product=Product(settings.execution.product))
+        return SandboxZerodhaBroker.start(clock, instruments=instruments, product=Product(settings.execution.product),
+                                          state_path=sandbox_state_path(settings.database_url))
     if name == "zerodha":
         from engine.brokers.zerodha.execution import ZerodhaBroker
 

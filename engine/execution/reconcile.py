@@ -13,7 +13,9 @@ Rules (kind: condition -> resolution):
 - ORDER_LOST: SUBMITTED, not at the broker, older than the grace period -> REJECTED (never arrived).
 - ORDER_UNCONFIRMED: PENDING/SUBMITTED, not at the broker, within the grace period -> none yet.
 - ORDER_MISSING: OPEN/PARTIALLY_FILLED today but absent from the broker's book -> none: for a human.
-- ORDER_EXPIRED: not terminal, from an earlier day, absent from the book -> CANCELLED (day order).
+- ORDER_STALE: not terminal, from an earlier day, absent from today's book -> none: for a human
+  (brokers list today's orders only, so whether it filled cannot be read; a fill shows up as a
+  position difference). Left open, it keeps blocking a second entry: the safe side.
 - UNKNOWN_ORDER: broker order whose tag is not in the journal (not a fired GTT's leg) -> reported,
   not adopted.
 - EXIT_SETTLED: journal exit ACTIVE, at the broker it fired (also while we were down) or is gone
@@ -133,9 +135,9 @@ async def _reconcile_orders(
                                                      f"broker's view applied: {_describe(after)}"))
             continue
         if row.trading_day < manager.trading_day:
-            journal.transition(key, OrderStatus.CANCELLED, message="expired at the close (reconciled)")
-            report.differences.append(Difference("ORDER_EXPIRED", key, _describe(row), "absent",
-                                                 "CANCELLED: day order expired"))
+            # Kite lists today's orders only: whether it filled before expiring cannot be read here
+            report.differences.append(Difference("ORDER_STALE", key, _describe(row), "absent (earlier day)",
+                                                 "none: needs a human; a fill shows as a position difference"))
         elif status in (OrderStatus.PENDING, OrderStatus.SUBMITTED):
             if _age_seconds(manager, row) < manager.submitted_grace_seconds:
                 report.differences.append(Difference("ORDER_UNCONFIRMED", key, status.value, "absent",

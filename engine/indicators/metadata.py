@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -62,6 +62,8 @@ class MetadataSet:
     config: IndicatorConfig
     instruments: dict[str, InstrumentIndicators] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)  # symbols without any daily bar up to asof
+    errors: dict[str, str] = field(default_factory=dict)  # symbols whose bars could not be used, and why
+    rejected_bars: dict[str, int] = field(default_factory=dict)  # bad bars skipped (as `on_bar` would)
 
 
 # ---- vectorised state from arrays ---------------------------------------------------------------
@@ -167,7 +169,14 @@ def indicators_from_arrays(
 _DailyArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
-def _read_daily(store: BarStore, symbol: str, asof_day: int) -> _DailyArrays | None:
+class _Daily(NamedTuple):
+    arrays: _DailyArrays
+    rejected: int
+
+
+def _read_daily(store: BarStore, symbol: str, asof_day: int) -> _Daily | None:
+    """The symbol's daily bars up to `asof_day`, bad bars dropped (the same test as `on_bar`:
+    positive finite prices, low <= open, close <= high, volume >= 0). None without any bar."""
     path = store.root / f"timeframe={Timeframe.DAY.value}" / f"symbol={symbol}" / "part-0.parquet"
     if not path.exists():
         return None
@@ -175,15 +184,27 @@ def _read_daily(store: BarStore, symbol: str, asof_day: int) -> _DailyArrays | N
     # ts is midnight IST; +05:30 then floor to days gives the IST calendar day.
     ts_ns = table.column("ts").cast(pa.timestamp("ns")).to_numpy().astype(np.int64)
     days = (ts_ns + 19_800_000_000_000) // 86_400_000_000_000
-    keep = days <= asof_day
+    o, h, lo, c, v = (
+        table.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
+        for name in ("open", "high", "low", "close", "volume")
+    )
+    in_range = days <= asof_day
+    with np.errstate(invalid="ignore"):
+        valid = (lo > 0) & (lo <= o) & (o <= h) & (h < np.inf) & (lo <= c) & (c <= h) & (v >= 0)
+    keep = in_range & valid
     if not keep.any():
         return None
-    o, h, lo, c, v = (
-        table.column(c).to_numpy().astype(np.float64)[keep] for c in ("open", "high", "low", "close", "volume")
-    )
-    if not (np.diff(days[keep]) > 0).all():
-        raise ValueError(f"{symbol}: daily bars are not sorted by day without duplicates")
-    return days[keep], o, h, lo, c, v
+    days = days[keep]
+    if not (np.diff(days) > 0).all():
+        raise ValueError(f"{symbol}: daily bars are not sorted by day without duplicates ({path})")
+    return _Daily((days, o[keep], h[keep], lo[keep], c[keep], v[keep]), int((in_range & ~valid).sum()))
+
+
+def _try_read_daily(store: BarStore, symbol: str, asof_day: int) -> _Daily | str | None:
+    try:
+        return _read_daily(store, symbol, asof_day)
+    except (OSError, ValueError, pa.ArrowException) as exc:  # one bad file must not stop the others
+        return f"{type(exc).__name__}: {exc}"
 
 
 def build_metadata(
@@ -195,7 +216,9 @@ def build_metadata(
     history_complete: dict[str, bool] | None = None,
 ) -> MetadataSet:
     """Indicator state of each symbol as of `asof`'s close from the daily bars in `store`
-    (`instrument_keys`/`history_complete`: per-symbol labels carried into the snapshots)."""
+    (`instrument_keys`/`history_complete`: per-symbol labels carried into the snapshots).
+    Symbols without bars go to `missing`, unreadable ones to `errors`; bad bars are skipped and
+    counted in `rejected_bars`."""
     config = config or IndicatorConfig()
     keys = instrument_keys or {}
     complete = history_complete or {}
@@ -205,12 +228,17 @@ def build_metadata(
     wanted = list(symbols)
     # Parquet reads release the GIL: prefetch them on threads while this thread computes.
     with _gc_paused(), ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
-        for symbol, arrays in zip(wanted, pool.map(lambda s: _read_daily(store, s, asof_day), wanted), strict=True):
-            if arrays is None:
+        for symbol, daily in zip(wanted, pool.map(lambda s: _try_read_daily(store, s, asof_day), wanted), strict=True):
+            if isinstance(daily, str):
+                result.errors[symbol] = daily
+                continue
+            if daily is None:
                 result.missing.append(symbol)
                 continue
+            if daily.rejected:
+                result.rejected_bars[symbol] = daily.rejected
             indicators = indicators_from_arrays(
-                symbol, *arrays, asof=asof, config=config, instrument_key=keys.get(symbol, ""), powers=powers
+                symbol, *daily.arrays, asof=asof, config=config, instrument_key=keys.get(symbol, ""), powers=powers
             )
             indicators.history_complete = complete.get(symbol, True)
             result.instruments[symbol] = indicators

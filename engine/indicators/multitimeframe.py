@@ -128,8 +128,8 @@ class FrameState:
 
     `hist_*`: the last closed bars, oldest first, as many per column as `config.history_lengths`
     says (`hist_start` = epoch day of each bar's first trading day). `ema`/`atr`: (value,
-    prev_value, count, seed) per period, NaN for None. `partial`: this week's/month's closed days not yet closed as a bar:
-    (start_day, key, open, high, low, close, volume, days), or None."""
+    prev_value, count, seed) per period, NaN for None. `partial`: this week's/month's closed days
+    not yet closed as a bar: (start_day, key, open, high, low, close, volume, days), or None."""
 
     closed_count: int = 0
     hist_start: list[int] = field(default_factory=list)

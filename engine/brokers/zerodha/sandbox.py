@@ -10,7 +10,9 @@ GET /orders/{id}, /orders/{id}/trades, /trades, /portfolio/positions, /user/prof
 
 It is a small exchange too: market orders fill at the last price fed to it (`set_last_price`, or
 `on_tick` from the replay feed), limit orders when the price allows, and two-leg GTTs fire when
-the price crosses a trigger, placing their SELL LIMIT leg. Faults (`inject`): HTTP 429, HTTP 500,
+the price crosses a trigger, placing their SELL LIMIT leg. Books are per day, as at Kite: on a new
+day (by its clock) working orders expire and positions carry over. With `state_path` the book is
+kept in a JSON file, so a replayed week survives one process per day. Faults (`inject`): HTTP 429, HTTP 500,
 a timeout after the order was accepted (recorded, then no answer until the client gave up), a
 dropped response (recorded, then the connection closed unanswered), and token rejection.
 Each answer carries `X-Sandbox-Handling-Ms`, the server's own handling time (also in `handled`).
@@ -218,9 +220,12 @@ class KiteSandbox:
     def place_manual_order(self, symbol: str, side: str, quantity: int, product: str = "CNC") -> str:
         """An order placed outside autotrader (Kite web), e.g. closing a position by hand."""
         with self._lock:
-            return self._new_order({"tradingsymbol": symbol, "exchange": "NSE", "transaction_type": side,
-                                    "quantity": str(quantity), "product": product, "order_type": "MARKET",
-                                    "variety": "regular"})["order_id"]
+            self._roll_day()
+            order_id: str = self._new_order({"tradingsymbol": symbol, "exchange": "NSE", "transaction_type": side,
+                                             "quantity": str(quantity), "product": product, "order_type": "MARKET",
+                                             "variety": "regular"})["order_id"]
+            self._save_if_dirty()
+            return order_id
 
     def orders(self, tag: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
@@ -555,9 +560,10 @@ class SandboxZerodhaBroker(ZerodhaBroker):
 
     @classmethod
     def start(cls, clock: Clock, *, instruments: Iterable[Instrument] = (), product: Product = Product.CNC,
-              timeout: float = 7.0) -> SandboxZerodhaBroker:
+              timeout: float = 7.0, state_path: Path | None = None) -> SandboxZerodhaBroker:
+        """Start an embedded sandbox (its book kept in `state_path`, if given) and connect to it."""
         instruments = list(instruments)
-        sandbox = KiteSandbox(clock=clock, symbols=sandbox_symbols(instruments)).start()
+        sandbox = KiteSandbox(clock=clock, symbols=sandbox_symbols(instruments), state_path=state_path).start()
         return cls(sandbox, clock, instruments=instruments, product=product, timeout=timeout)
 
     async def on_tick(self, tick: Tick) -> None:

@@ -120,7 +120,7 @@ async def test_unknown_exits_and_positions_are_reported_not_adopted(
     assert report.to_dict()["clean"] is False
 
 
-async def test_stale_intents_are_never_sent_late_and_earlier_days_expire(
+async def test_stale_intents_are_never_sent_late_and_earlier_days_orders_are_reported(
     paper_manager: OrderManager, db: Engine, clock: SteppedClock, instrument: Instrument
 ) -> None:
     from datetime import timedelta
@@ -136,9 +136,9 @@ async def test_stale_intents_are_never_sent_late_and_earlier_days_expire(
     yesterday.journal.transition(old.client_order_id, OrderStatus.OPEN, broker_order_id="P-OLD")
     clock.advance(paper_manager.submitted_grace_seconds + 1)
     report = await paper_manager.reconcile()
-    assert sorted(report.kinds()) == ["ORDER_EXPIRED", "ORDER_NEVER_SENT"]
+    assert sorted(report.kinds()) == ["ORDER_NEVER_SENT", "ORDER_STALE"]
     assert paper_manager.journal.get(never_sent.client_order_id).status == "CANCELLED"  # type: ignore[union-attr]
-    assert paper_manager.journal.get(old.client_order_id).status == "CANCELLED"  # type: ignore[union-attr]
+    assert paper_manager.journal.get(old.client_order_id).status == "OPEN"  # type: ignore[union-attr]
     assert (await paper_manager.submit(never_sent)).status is OrderStatus.CANCELLED  # not sent after all
 
 

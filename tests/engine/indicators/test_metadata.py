@@ -124,3 +124,26 @@ def test_labels_survive_save_and_load(store: BarStore, tmp_path: Path) -> None:
     assert loaded["BBB"].snapshot().history_complete is False
     assert loaded["AAA"].initialized and not loaded["BBB"].initialized  # 40 bars < sma_200
     assert not loaded["AAA"].timeframe_initialized(Timeframe.MONTH)
+
+
+def test_bad_bars_are_skipped_and_counted_and_a_broken_file_does_not_stop_the_build(tmp_path: Path) -> None:
+    store = BarStore(tmp_path / "bars")
+    daily = synthetic_daily(300, seed=31)
+    bad = daily.copy()
+    bad.loc[10, "close"] = float("nan")
+    bad.loc[20, "low"] = -1.0
+    bad.loc[30, "high"] = bad.loc[30, "low"] - 1  # inconsistent
+    store.write("BAD", "1d", bad, merge=False)
+    store.write("GOOD", "1d", daily, merge=False)
+    broken = tmp_path / "bars" / "timeframe=1d" / "symbol=BROKEN" / "part-0.parquet"
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"PAR1 garbage")
+    metadata = build_metadata(store, ["BROKEN", "BAD", "GOOD"], date(2030, 1, 1))
+    assert sorted(metadata.instruments) == ["BAD", "GOOD"]
+    assert list(metadata.errors) == ["BROKEN"]
+    assert metadata.rejected_bars == {"BAD": 3}
+    incremental = InstrumentIndicators("BAD")
+    for row in bad.itertuples():
+        incremental.on_bar(Bar("BAD", row.ts.to_pydatetime(), row.open, row.high, row.low, row.close, row.volume))
+    assert incremental.rejections == {"bad_bar": 3}
+    assert_same_snapshot(metadata.instruments["BAD"], incremental)
