@@ -27,6 +27,11 @@ system-deps:
 		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql) \
 		|| echo "warning: could not install postgresql; PostgreSQL tests will be skipped"; \
 	fi
+	@# Headless Chromium for the Prefect UI end-to-end test (tests/flows/test_e2e_prefect.py).
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! command -v chromium >/dev/null; then \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) \
+		|| echo "warning: could not install chromium; the Prefect UI screenshot test will be skipped"; \
+	fi
 
 lint: install
 	$(BIN)/ruff check .
@@ -44,8 +49,10 @@ bench: install
 proto: install
 	$(BIN)/python -m engine.feed.proto.generate
 
+# The Prefect server and UI on http://127.0.0.1:4200, with the demo's runs (Prefect state in var/prefect).
 ui: install
-	$(BIN)/prefect server start --host 127.0.0.1
+	PREFECT_HOME=$${PREFECT_HOME:-$(CURDIR)/var/prefect} PREFECT_SERVER_ANALYTICS_ENABLED=false \
+		$(BIN)/prefect server start --host 127.0.0.1
 
 # Alert block + automations (failed/crashed/timed-out stages, zombie runs) on the Prefect API in
 # PREFECT_API_URL; alerts go to AUTOTRADER_ALERT_WEBHOOK_URL. See docs/orchestration.md.

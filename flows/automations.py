@@ -20,6 +20,7 @@ import os
 from datetime import timedelta
 from uuid import UUID
 
+from dotenv import dotenv_values
 from prefect.automations import Automation
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.client.orchestration import get_client
@@ -119,7 +120,8 @@ async def apply(url: str) -> dict[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--webhook-url", default=os.environ.get(WEBHOOK_URL_ENV), help=f"default: ${WEBHOOK_URL_ENV}")
+    default_url = os.environ.get(WEBHOOK_URL_ENV) or dotenv_values(".env").get(WEBHOOK_URL_ENV)
+    parser.add_argument("--webhook-url", default=default_url, help=f"default: ${WEBHOOK_URL_ENV} (or in .env)")
     args = parser.parse_args()
     if not args.webhook_url:
         parser.error(f"set {WEBHOOK_URL_ENV} (or pass --webhook-url) to the URL that should receive alerts")

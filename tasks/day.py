@@ -2,20 +2,50 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from prefect import task
+from prefect.blocks.system import Secret
 from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.exceptions import ObjectNotFound
 
 from engine.clock import LiveClock
 from engine.session import stages
 from engine.session.stages import TradingDayContext
 from tasks.hooks import route_engine_logs, task_failed
 
+# Broker credentials may live in Prefect Secret blocks of these names (read at run time, so a token
+# refreshed in the morning is picked up); the environment and .env win when they set the variable.
+SECRET_BLOCKS = {
+    "KITE_API_KEY": "kite-api-key",
+    "KITE_ACCESS_TOKEN": "kite-access-token",
+    "UPSTOX_ACCESS_TOKEN": "upstox-access-token",
+}
+
+
+def load_secret_blocks() -> list[str]:
+    """Put credentials from Prefect Secret blocks into the environment; returns the variables set."""
+    loaded: list[str] = []
+    wanted = {variable: name for variable, name in SECRET_BLOCKS.items() if not os.environ.get(variable)}
+    if not wanted:
+        return loaded
+    with get_client(sync_client=True) as client:
+        for variable, block_name in wanted.items():
+            try:
+                document = client.read_block_document_by_name(block_name, block_type_slug="secret")
+            except ObjectNotFound:
+                continue
+            os.environ[variable] = str(Secret.model_validate(document.data).get())
+            loaded.append(variable)
+    return loaded
+
 
 @task(name="open-trading-day", cache_policy=NO_CACHE, timeout_seconds=60, on_failure=[task_failed])
 def open_trading_day(day: str | None, **overrides: Any) -> TradingDayContext:
     """The day (today in IST when None), its NSE session or the reason it has none, settings, database."""
+    load_secret_blocks()
     context = stages.open_trading_day(day, LiveClock(), **overrides)
     route_engine_logs(context.settings.log_level)
     return context

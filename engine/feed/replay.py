@@ -35,7 +35,8 @@ import json
 import logging
 import random
 import secrets
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from http import HTTPStatus
@@ -52,6 +53,7 @@ from websockets.http11 import Request, Response
 from engine.clock import Clock, SimulatedClock
 from engine.feed.decoder import FeedMode, FrameDecodeError, FrameKind, decode_frame, encode_market_info, encode_ticks
 from engine.feed.framefile import read_frames
+from engine.feed.limits import UPSTOX_V3_LIMITS, ModeLimit, SubscriptionLimitError, check_limits
 from engine.feed.synth import BAR_MS, MINUTE_MS, bar_path, candles, day_ticks
 from engine.models import IST, Bar, MarketStatus, Tick, Timeframe
 from engine.storage.bars import BarStore
@@ -166,7 +168,8 @@ def _from_ms(ms: int) -> datetime:
 
 
 class BarTape:
-    """Derived ticks of one day of the bar store, per instrument_key, computed on first use."""
+    """Derived ticks of one day of the bar store, per instrument_key, computed on first use. Loading reads Parquet
+    (slow): the server does it in worker threads, so a lock keeps two loads of one key from interleaving."""
 
     def __init__(self, data_dir: Path, day: date, instruments: pd.DataFrame | None = None) -> None:
         self.day = day
@@ -186,6 +189,7 @@ class BarTape:
         self._prev_close: dict[str, Tick | None] = {}
         self.times: list[int] = []
         self._time_set: set[int] = set()
+        self._load_lock = threading.Lock()
 
     def knows(self, key: str) -> bool:
         return key in self.instruments
@@ -193,9 +197,13 @@ class BarTape:
     def loaded(self, key: str) -> bool:
         return key in self._ticks
 
+    def missing(self, keys: Iterable[str] | None = None) -> list[str]:
+        """The known keys among `keys` (default: every instrument) whose ticks are not derived yet."""
+        return [key for key in (self.instruments if keys is None else keys) if self.knows(key) and not self.loaded(key)]
+
     def preload(self, keys: Iterable[str] | None = None) -> None:
         """Derive the ticks of `keys` (default: every instrument) now; blocking, so run it in a thread."""
-        for key in self.instruments if keys is None else keys:
+        for key in self.missing(keys):
             self.ticks(key)
 
     def ticks(self, key: str) -> list[Tick]:
@@ -205,6 +213,11 @@ class BarTape:
             return cached
         if key not in self.instruments:
             return []
+        with self._load_lock:
+            cached = self._ticks.get(key)  # another thread may have loaded it while this one waited
+            return cached if cached is not None else self._load(key)
+
+    def _load(self, key: str) -> list[Tick]:
         symbol, tick_size = self.instruments[key]
         day_start = pd.Timestamp(datetime.combine(self.day, time(), IST))
         # one read: the day's bars and the previous trading day's close
@@ -217,7 +230,6 @@ class BarTape:
             close = float(last["close"])
             last_offset = bar_path(close, close, close, close, 0)[-1].offset_ms  # where every path ends
             previous = Tick(key, close, int(last["ts"].timestamp() * 1000) + last_offset, close_prev=close)
-        self._prev_close[key] = previous
         bars = [
             Bar(symbol, ts.to_pydatetime(), o, h, lo, c, int(v), Timeframe.MIN5)
             for ts, o, h, lo, c, v in zip(
@@ -229,13 +241,14 @@ class BarTape:
         except ValueError as exc:  # an inconsistent bar: leave the instrument out rather than stop the replay
             log.warning("replay: %s (%s) left out on %s: %s", key, symbol, self.day, exc)
             ticks = []
-        self._ticks[key] = ticks
-        self._ltts[key] = [tick.ltt_ms for tick in ticks]
-        self._by_time[key] = {tick.ltt_ms: tick for tick in ticks}
         new_times = {tick.ltt_ms for tick in ticks} - self._time_set
         if new_times:
             self._time_set |= new_times
-            self.times = sorted(self._time_set)
+            self.times = sorted(self._time_set)  # a new list: a reader on the loop keeps a consistent one
+        self._prev_close[key] = previous
+        self._ltts[key] = [tick.ltt_ms for tick in ticks]
+        self._by_time[key] = {tick.ltt_ms: tick for tick in ticks}
+        self._ticks[key] = ticks  # last: `loaded(key)` turns true only once everything else is in place
         return ticks
 
     def previous_close(self, key: str) -> Tick | None:

@@ -110,3 +110,22 @@ async def test_trading_day_runs_the_stages_checkpoints_them_and_publishes_artifa
     rerun = await _run(live_session, day=DAY, replay=True, speed=FAST, database_url=database_url)
     assert rerun.is_completed(), rerun.message
     assert _entries(db) == entries
+
+
+def test_credentials_come_from_prefect_secret_blocks_when_the_environment_lacks_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from prefect.blocks.system import Secret
+
+    from tasks.day import load_secret_blocks
+
+    Secret(value="kite-key-from-block").save("kite-api-key", overwrite=True)
+    monkeypatch.delenv("KITE_API_KEY", raising=False)
+    monkeypatch.setenv("KITE_ACCESS_TOKEN", "from-env")
+    monkeypatch.delenv("UPSTOX_ACCESS_TOKEN", raising=False)
+    assert load_secret_blocks() == ["KITE_API_KEY"]
+    import os
+
+    assert os.environ["KITE_API_KEY"] == "kite-key-from-block"
+    assert os.environ["KITE_ACCESS_TOKEN"] == "from-env"  # the environment wins
+    monkeypatch.delenv("KITE_API_KEY")

@@ -231,6 +231,11 @@ class KiteSandbox:
         with self._lock:
             return [dict(o) for o in self._state.orders if tag is None or o.get("tag") == tag]
 
+    def positions(self) -> list[dict[str, Any]]:
+        """Net positions, as `GET /portfolio/positions` lists them."""
+        with self._lock:
+            return list(self._positions()["net"])
+
     def gtts(self) -> list[dict[str, Any]]:
         with self._lock:
             return json.loads(json.dumps(self._state.gtts))

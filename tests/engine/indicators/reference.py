@@ -13,13 +13,14 @@ def synthetic_daily(days: int = 700, seed: int = 1, start: str = "2019-01-01") -
     """Random-walk daily bars on weekdays, with holidays dropped, a Saturday special session and a
     Sunday Muhurat-like session (a BarStore frame)."""
     rng = np.random.default_rng(seed)
-    calendar = pd.date_range(start, periods=int(days * 1.5), freq="D")
+    calendar = pd.date_range(start, periods=int(days * 1.5) + 60, freq="D")
     weekday = calendar[calendar.day_of_week < 5]
     holidays = rng.choice(len(weekday), size=len(weekday) // 40, replace=False)
     keep = np.ones(len(weekday), bool)
     keep[holidays] = False
     trading = weekday[keep]
-    specials = calendar[(calendar.day_of_week >= 5)][rng.choice(int(days * 0.4), size=4, replace=False)]
+    weekend = calendar[calendar.day_of_week >= 5]
+    specials = weekend[rng.choice(len(weekend), size=4, replace=False)]
     index = trading.union(specials)[:days]
     n = len(index)
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.015, n)))

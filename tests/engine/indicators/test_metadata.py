@@ -6,6 +6,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from engine.indicators import IndicatorConfig, InstrumentIndicators
 from engine.indicators.metadata import (
@@ -147,3 +149,24 @@ def test_bad_bars_are_skipped_and_counted_and_a_broken_file_does_not_stop_the_bu
         incremental.on_bar(Bar("BAD", row.ts.to_pydatetime(), row.open, row.high, row.low, row.close, row.volume))
     assert incremental.rejections == {"bad_bar": 3}
     assert_same_snapshot(metadata.instruments["BAD"], incremental)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    seed=st.integers(0, 10_000),
+    bars=st.integers(1, 400),
+    periods=st.lists(st.integers(1, 30), min_size=5, max_size=5),
+)
+def test_any_history_and_config_build_equals_straight_through(
+    tmp_path_factory: pytest.TempPathFactory, seed: int, bars: int, periods: list[int]
+) -> None:
+    config = IndicatorConfig(
+        sma_periods=(periods[0],), ema_periods=(periods[1],), atr_periods=(periods[2],),
+        extreme_periods=(periods[3],), avg_volume_periods=(periods[4],),
+    )  # fmt: skip
+    daily = synthetic_daily(bars, seed=seed)
+    store = BarStore(tmp_path_factory.mktemp("prop"))
+    store.write("P", "1d", daily, merge=False)
+    asof = daily["ts"].iloc[-1].date()
+    built = build_metadata(store, ["P"], asof, config).instruments["P"]
+    assert_same_snapshot(built, straight_through(daily, config))

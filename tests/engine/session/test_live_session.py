@@ -1,0 +1,84 @@
+"""The live session glue without Prefect: a replayed day streams into the engine, the entry window
+runs beside it, SIGTERM ends it gracefully with exits still protected at the broker, and a re-run
+resumes from the database without a second entry."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from datetime import datetime, time
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from engine.clock import LiveClock
+from engine.models import IST
+from engine.session import day as day_work
+from engine.session.live import LiveSession
+from engine.session.stages import TradingDayContext, open_trading_day, stage_state
+from engine.storage import session_scope
+from engine.storage.tables import GttRow, OrderRow, PositionRow
+
+DAY = "2024-06-04"
+SPEED = 2000.0
+
+
+@pytest.fixture
+def context(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TradingDayContext:
+    monkeypatch.setenv("AUTOTRADER_UNIVERSE__MAX_INSTRUMENTS", "12")
+    context = open_trading_day(DAY, LiveClock(), database_url=f"sqlite:///{tmp_path / 'live.db'}")
+    day_work.refresh_instrument_master(context)
+    day_work.refresh_universe(context)
+    day_work.build_metadata(context)
+    return context
+
+
+def _entry_ids(context: TradingDayContext) -> list[str]:
+    with session_scope(context.db) as session:
+        return sorted(r.client_order_id for r in session.exec(select(OrderRow).where(OrderRow.purpose == "ENTRY")))
+
+
+async def test_sigterm_stops_the_session_gracefully_with_open_positions_still_protected(
+    context: TradingDayContext,
+) -> None:
+    live = await LiveSession.open(context, replay=True, speed=SPEED)
+    live.install_signal_handlers()
+    stop_at = datetime.combine(context.day, time(15, 22), IST)  # after the 15:10 window's entries
+
+    async def terminate() -> None:
+        await live.clock.sleep_until(stop_at)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    killer = asyncio.ensure_future(terminate())
+    try:
+        streamed, entries = await asyncio.gather(live.stream_until_close(), live.run_entry_window())
+    finally:
+        closed = await live.close()
+        killer.cancel()
+        loop = asyncio.get_running_loop()
+        loop.remove_signal_handler(signal.SIGTERM)
+        loop.remove_signal_handler(signal.SIGINT)
+
+    assert streamed["stopped_early"] == "SIGTERM"
+    assert live.clock.now() < datetime.combine(context.day, time(15, 30), IST)
+    assert closed["status"] == "INTERRUPTED"
+    state = stage_state(context.db, context.day, "live_session")
+    assert state is not None and state[0] == "INTERRUPTED"
+    assert entries["approved"] >= 1
+    with session_scope(context.db) as session:
+        positions = session.exec(select(PositionRow).where(PositionRow.status == "OPEN")).all()
+        active = {g.exit_id for g in session.exec(select(GttRow).where(GttRow.status == "ACTIVE"))}
+    assert positions, "no position was opened in the window"
+    assert all(p.exit_id in active for p in positions), "a position was left without its GTT exit"
+
+    # A re-run of the day resumes from the database: same entries, nothing sent twice.
+    before = _entry_ids(context)
+    again = await LiveSession.open(context, replay=True, speed=SPEED * 2)
+    try:
+        await asyncio.gather(again.stream_until_close(), again.run_entry_window())
+    finally:
+        reclosed = await again.close()
+    assert reclosed["status"] == "COMPLETED"
+    assert _entry_ids(context) == before
