@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: system-deps install demo test lint typecheck pytest proto bench ui clean automations
 
-$(STAMP): pyproject.toml requirements.lock
+# setup.py builds the optional native feed decoder in place; a changed C source reinstalls (rebuilds) it.
+$(STAMP): pyproject.toml requirements.lock setup.py engine/feed/_fastfeed.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c requirements.lock -e '.[dev]'

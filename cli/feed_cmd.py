@@ -73,6 +73,8 @@ def serve_command(
         raise fail(str(exc)) from None
 
     async def run() -> None:
+        # ticks are derived in a worker thread before the server listens; the replay clock starts after that
+        typer.echo("loading the replay (a few seconds for the full universe)...", err=True)
         await server.start()
         # plain lines (no wrapping): scripts and tests read the URLs from stdout
         typer.echo(f"replaying {server.day} at {speed:g}x from {server.clock.now():%H:%M:%S} IST")

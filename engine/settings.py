@@ -64,6 +64,7 @@ class PaperSettings(BaseModel):
 class ExecutionSettings(BaseModel):
     product: Literal["CNC", "MIS"] = "CNC"
     gtt_limit_offset_pct: float = Field(0.5, ge=0, le=10)
+    entry_limit_offset_pct: float = Field(0.5, ge=0, le=10)  # entry LIMIT price above the setup's entry
     reconcile_interval_seconds: float = Field(60.0, gt=0)
 
 

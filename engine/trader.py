@@ -71,6 +71,7 @@ class OrderManagerLike(Protocol):
 
     async def submit(self, intent: OrderIntent, *, setup_id: int | None = None) -> Order: ...
     async def refresh(self, client_order_id: str) -> Order: ...
+    async def cancel(self, client_order_id: str) -> Order: ...
     async def place_exit(self, request: ExitRequest, *, position_id: int | None = None) -> ExitOrder: ...
     async def cancel_exit(self, exit_id: str) -> None: ...
     async def sync_exits(self) -> list[ExitOrder]: ...
@@ -81,7 +82,7 @@ class PendingEntry:
     client_order_id: str
     instrument: Instrument
     quantity: int
-    entry: float
+    limit_price: float  # the most the entry can pay (reserved from the funds until it fills)
     risk: float
     stop: float
     target: float
@@ -226,7 +227,7 @@ class TradingEngine:
             if instrument is None or setup is None or order_row.client_order_id in with_positions:
                 continue
             self.pending[order_row.client_order_id] = PendingEntry(
-                order_row.client_order_id, instrument, order_row.quantity, setup.entry,
+                order_row.client_order_id, instrument, order_row.quantity, order_row.price or setup.entry,
                 setup.quantity * (setup.entry - setup.stop), setup.stop, setup.target, setup.id,
             )
         if self.pending:
@@ -423,7 +424,7 @@ class TradingEngine:
     # ---- entries -------------------------------------------------------------------------------
     async def _budget(self) -> RiskBudget:
         invested = sum(p.quantity * p.average_price for p in self.positions.open.values())
-        reserved = sum(p.quantity * p.entry for p in self.pending.values())
+        reserved = sum(p.quantity * p.limit_price for p in self.pending.values())
         funds = self.ledger.capital + self.ledger.realized_pnl - invested - reserved
         if self.broker is not None:
             at_broker = await self.broker.funds()
@@ -451,7 +452,8 @@ class TradingEngine:
         if not self.window_open():
             log.info("entry window %s is not open at %s", self.window, self.clock.now())
             return []
-        decisions = plan_entries(list(self.candidates.values()), await self._budget(), self.settings.risk, self.charges)
+        decisions = plan_entries(list(self.candidates.values()), await self._budget(), self.settings.risk,
+                                 self.charges, limit_offset_pct=self.settings.execution.entry_limit_offset_pct)
         for decision in decisions:
             key = decision.setup.instrument_key
             self.candidates.pop(key, None)
@@ -471,11 +473,11 @@ class TradingEngine:
         self.setup_ids[setup.instrument_key] = setup_id
         self.entered_today.add(setup.instrument_key)
         self.ledger.add_entry(decision.risk)  # reserved before the order leaves
-        pending = PendingEntry(client_order_id, instrument, decision.quantity, setup.entry, decision.risk, setup.stop,
-                               setup.target, setup_id)
+        pending = PendingEntry(client_order_id, instrument, decision.quantity, decision.limit_price, decision.risk,
+                               setup.stop, setup.target, setup_id)
         self.pending[client_order_id] = pending
-        intent = OrderIntent(client_order_id, instrument, Side.BUY, decision.quantity, OrderType.MARKET,
-                             product=Product(self.settings.execution.product))
+        intent = OrderIntent(client_order_id, instrument, Side.BUY, decision.quantity, OrderType.LIMIT,
+                             price=decision.limit_price, product=Product(self.settings.execution.product))
         try:
             order = await self.orders.submit(intent, setup_id=setup_id)
         except TokenExpired as error:
@@ -494,8 +496,13 @@ class TradingEngine:
         if not force and self._last_poll is not None and (now - self._last_poll).total_seconds() < self.poll_seconds:
             return
         self._last_poll = now
+        window_open = self.window_open()
         for pending in list(self.pending.values()):
-            await self._on_entry_update(pending, await self.orders.refresh(pending.client_order_id))
+            order = await self.orders.refresh(pending.client_order_id)
+            if not order.status.is_terminal and not window_open:  # the window is over: no late entries
+                log.info("entry %s not filled by the end of the window: cancelling", pending.client_order_id)
+                order = await self.orders.cancel(pending.client_order_id)
+            await self._on_entry_update(pending, order)
         for position in exiting:
             if position.exit_client_order_id is not None:
                 await self._settle_exit_order(position, await self.orders.refresh(position.exit_client_order_id))

@@ -6,9 +6,10 @@
 - "autotrader: trading stage failed": a run of pre-open, live-session, post-close or trading-day
   entering Failed, Crashed or TimedOut sends an alert through that block;
 - "autotrader: crash zombie runs": a run whose heartbeats stop (no heartbeat and no terminal state
-  within ZOMBIE_AFTER_SECONDS of the last heartbeat) is marked Crashed, which in turn alerts.
-  Heartbeats need PREFECT_FLOWS_HEARTBEAT_FREQUENCY (legacy PREFECT_RUNNER_HEARTBEAT_FREQUENCY)
-  set on the worker, e.g. 30 seconds.
+  within MISSED_HEARTBEATS heartbeat intervals of the last one) is marked Crashed, which in turn
+  alerts. Runs emit heartbeats every PREFECT_FLOWS_HEARTBEAT_FREQUENCY seconds (legacy name
+  PREFECT_RUNNER_HEARTBEAT_FREQUENCY; Prefect's default 180, at least 30): give this command the
+  value the worker uses.
 
 Re-applying replaces automations of the same name, so the command is safe to repeat."""
 
@@ -28,6 +29,7 @@ from prefect.client.schemas.objects import StateType
 from prefect.events.actions import ChangeFlowRunState, SendNotification
 from prefect.events.schemas.automations import EventTrigger, Posture
 from prefect.events.schemas.events import ResourceSpecification
+from prefect.settings import get_current_settings
 
 ALERT_BLOCK_NAME = "autotrader-alerts"
 WEBHOOK_URL_ENV = "AUTOTRADER_ALERT_WEBHOOK_URL"
@@ -35,7 +37,7 @@ TRADING_STAGE_FLOWS = ["pre-open", "live-session", "post-close", "trading-day"]
 FAILURE_EVENTS = {"prefect.flow-run.Failed", "prefect.flow-run.Crashed", "prefect.flow-run.TimedOut"}
 STAGE_FAILED = "autotrader: trading stage failed"
 ZOMBIE = "autotrader: crash zombie runs"
-ZOMBIE_AFTER_SECONDS = 120  # four missed heartbeats at 30 s
+MISSED_HEARTBEATS = 4
 
 ALERT_SUBJECT = "autotrader: {{ flow.name }} run {{ flow_run.name }} is {{ flow_run.state.name }}"
 ALERT_BODY = (
@@ -77,7 +79,13 @@ def stage_failed_automation(block_id: UUID) -> Automation:
     )
 
 
-def zombie_automation() -> Automation:
+def heartbeat_seconds() -> int:
+    """The flow-run heartbeat interval of this environment (PREFECT_FLOWS_HEARTBEAT_FREQUENCY)."""
+    return int(get_current_settings().flows.heartbeat_frequency or 180)
+
+
+def zombie_automation(heartbeat: int) -> Automation:
+    silence = heartbeat * MISSED_HEARTBEATS
     return Automation(
         name=ZOMBIE,
         description="Mark a flow run Crashed when its heartbeats stop (the machine or process died).",
@@ -94,27 +102,27 @@ def zombie_automation() -> Automation:
             for_each={"prefect.resource.id"},
             posture=Posture.Proactive,
             threshold=1,
-            within=timedelta(seconds=ZOMBIE_AFTER_SECONDS),
+            within=timedelta(seconds=silence),
         ),
         actions=[
             ChangeFlowRunState(
                 name="Crashed",
                 state=StateType.CRASHED,
-                message=f"No heartbeat for {ZOMBIE_AFTER_SECONDS} s: the run's process or machine stopped.",
+                message=f"No heartbeat for {silence} s: the run's process or machine stopped.",
                 force=False,
             )
         ],
     )
 
 
-async def apply(url: str) -> dict[str, str]:
+async def apply(url: str, heartbeat: int) -> dict[str, str]:
     """Save the alert block and (re)create both automations; returns {name: id}."""
     block_id = await save_alert_block(url)
     async with get_client() as client:
         for name in (STAGE_FAILED, ZOMBIE):
             for existing in await client.read_automations_by_name(name):
                 await client.delete_automation(existing.id)
-    created = [await stage_failed_automation(block_id).acreate(), await zombie_automation().acreate()]
+    created = [await stage_failed_automation(block_id).acreate(), await zombie_automation(heartbeat).acreate()]
     return {automation.name: str(automation.id) for automation in created}
 
 
@@ -122,10 +130,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     default_url = os.environ.get(WEBHOOK_URL_ENV) or dotenv_values(".env").get(WEBHOOK_URL_ENV)
     parser.add_argument("--webhook-url", default=default_url, help=f"default: ${WEBHOOK_URL_ENV} (or in .env)")
+    parser.add_argument("--heartbeat-seconds", type=int, default=heartbeat_seconds(),
+                        help="the workers' PREFECT_FLOWS_HEARTBEAT_FREQUENCY (default: this environment's)")
     args = parser.parse_args()
     if not args.webhook_url:
         parser.error(f"set {WEBHOOK_URL_ENV} (or pass --webhook-url) to the URL that should receive alerts")
-    for name, automation_id in asyncio.run(apply(args.webhook_url)).items():
+    for name, automation_id in asyncio.run(apply(args.webhook_url, args.heartbeat_seconds)).items():
         print(f"applied automation {name!r} ({automation_id})")
     print(f"alerts go to {args.webhook_url} through the notification block {ALERT_BLOCK_NAME!r}")
 

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from prefect import get_run_logger
+from prefect.context import FlowRunContext, TaskRunContext
 from prefect.logging import get_logger
 from prefect.logging.handlers import APILogHandler
 
@@ -75,10 +76,19 @@ def retry_unless_permanent(task: Any, task_run: Any, state: Any) -> bool:
     return not isinstance(error, PERMANENT_ERRORS)
 
 
+class RunLogHandler(APILogHandler):
+    """Sends records to the logs of the flow or task run they happen in; outside a run, nothing."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if FlowRunContext.get() is None and TaskRunContext.get() is None:
+            return
+        super().emit(record)
+
+
 def route_engine_logs(level: str) -> None:
     """Engine log records (they carry instrument keys and client order ids) go to the run's logs in
     the Prefect UI, at the configured level (`log_level`)."""
     engine_logger = logging.getLogger("engine")
     engine_logger.setLevel(level)
     if not any(isinstance(handler, APILogHandler) for handler in engine_logger.handlers):
-        engine_logger.addHandler(APILogHandler())
+        engine_logger.addHandler(RunLogHandler())

@@ -37,5 +37,15 @@ def is_our_tag(tag: str | None) -> bool:
 
 
 def triggered_order_id(exit_id: str) -> str:
-    """Journal id of the order a fired GTT placed (the broker gives it no tag of ours)."""
-    return f"GTT{exit_id}"[:MAX_TAG_LENGTH]
+    """Journal id of the order a fired GTT placed (the broker gives it no tag of ours): `GTT<exit_id>`
+    when that fits 20 alphanumeric characters, else `GTT` + 17 base-32 characters of a hash of the
+    exit id. Distinct exit ids give distinct journal ids (never a truncation)."""
+    candidate = f"GTT{exit_id}"
+    if len(candidate) <= MAX_TAG_LENGTH and candidate.isalnum():
+        return candidate
+    return "GTT" + _base32(f"exit|{exit_id}", 17)
+
+
+def _base32(text: str, length: int) -> str:
+    digest = int.from_bytes(hashlib.sha256(text.encode()).digest()[:11])
+    return "".join(_ALPHABET[(digest >> (5 * i)) & 31] for i in range(length))

@@ -18,13 +18,20 @@ Fields absent from a frame keep the Tick defaults (0). `FeedResponse.type` becom
 `currentTs` becomes `current_ts_ms`; `marketInfo.segmentStatus` (segment -> status) becomes
 `market_status` (only on market_info frames, `None` otherwise).
 
+Two decoders give identical results: `decode_frame_native` (the C extension `engine.feed._fastfeed`, which
+reads the wire format itself; `None` when it is not built) and `decode_frame_python` (the reference, on the
+upb classes). `decode_frame` is the native one when it is available, else the Python one. The native decoder
+yields ticks in wire order, the Python one in upb's map order; keys are unique, so the order carries no meaning.
+
 The encoder (`encode_ticks`, `encode_market_info`) is the inverse, used by the replay server.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
@@ -78,8 +85,9 @@ _REQUEST_MODES = {
 _FROM_STRING = pb.FeedResponse.FromString
 
 
-def decode_frame(data: bytes) -> DecodedFrame:
-    """Decode one binary WebSocket message. Raises `FrameDecodeError` on bytes that are not a FeedResponse."""
+def decode_frame_python(data: bytes) -> DecodedFrame:
+    """Decode one binary WebSocket message with the upb classes (the reference for the native decoder).
+    Raises `FrameDecodeError` on bytes that are not a FeedResponse."""
     try:
         response = _FROM_STRING(data)
     except DecodeError as exc:
@@ -128,6 +136,35 @@ def _ticks(feeds: Mapping[str, pb.Feed]) -> list[Tick]:
         append(Tick(key, ltpc.ltp, ltt, ltpc.ltq, market.vtt, ltpc.cp, day_open, day_high, day_low, market.atp,
                     market.oi, bid, ask))
     return ticks
+
+
+# Tick fields in the positional order the native decoder builds them.
+NATIVE_TICK_FIELDS = ("instrument_key", "ltp", "ltt_ms", "ltq", "volume", "close_prev", "day_open", "day_high",
+                      "day_low", "atp", "oi", "bid", "ask")
+
+
+def native_decoder(*, fill_slots: bool = True) -> Callable[[bytes], DecodedFrame] | None:
+    """A decode function of the C extension `engine.feed._fastfeed`, or None when it is not built or Tick changed
+    shape. With `fill_slots` it builds Ticks by filling their slots, skipping `Tick.__init__` (a third of its
+    time), as long as Tick is a plain slots dataclass with exactly these fields; otherwise it calls Tick."""
+    try:
+        from engine.feed import _fastfeed
+    except ImportError:
+        return None
+    names = tuple(field.name for field in dataclasses.fields(Tick))
+    if names[: len(NATIVE_TICK_FIELDS)] != NATIVE_TICK_FIELDS:
+        return None  # the C code builds Ticks positionally: a reordered Tick must not get shuffled values
+    args = (Tick, DecodedFrame, FrameDecodeError, tuple(kind for _, kind in sorted(_KINDS.items())),
+            tuple(status for _, status in sorted(_STATUSES.items())))
+    if fill_slots and names == NATIVE_TICK_FIELDS and not hasattr(Tick, "__post_init__"):
+        with contextlib.suppress(TypeError):  # TypeError: its fields are not plain object slots
+            return _fastfeed.Decoder(*args, fill_slots=True).decode
+    return _fastfeed.Decoder(*args).decode
+
+
+decode_frame_native = native_decoder()
+# Decode one binary WebSocket message; raises `FrameDecodeError` on bytes that are not a FeedResponse.
+decode_frame: Callable[[bytes], DecodedFrame] = decode_frame_native or decode_frame_python
 
 
 def _day_range(ohlc: Iterable[pb.OHLC]) -> tuple[float, float, float]:

@@ -297,7 +297,8 @@ class FrameTape:
     def day(self) -> date:
         return _from_ms(self.frames[0][0]).date()
 
-    def ticks(self, key: str) -> list[Tick]:
+    def preload(self, keys: Iterable[str] | None = None) -> None:
+        """Decode every frame into per-key ticks (for `knows` and the candle endpoint); blocking."""
         if self._ticks is None:
             by_key: dict[str, list[Tick]] = {}
             for _, data in self.frames:
@@ -305,6 +306,14 @@ class FrameTape:
                     for tick in decode_frame(data).ticks:
                         by_key.setdefault(tick.instrument_key, []).append(tick)
             self._ticks = {k: sorted(v, key=lambda t: t.ltt_ms) for k, v in by_key.items()}
+
+    @property
+    def indexed(self) -> bool:
+        return self._ticks is not None
+
+    def ticks(self, key: str) -> list[Tick]:
+        self.preload()
+        assert self._ticks is not None
         return self._ticks.get(key, [])
 
     def knows(self, key: str) -> bool:
@@ -347,6 +356,7 @@ class ReplayServer:
         token: str | None = None,
         faults: FaultPlan | None = None,
         preload: bool = True,
+        limits: Mapping[str, ModeLimit] = UPSTOX_V3_LIMITS,
     ) -> None:
         if (frames is None) == (day is None):
             raise ReplayError("give exactly one source: `day` (with data_dir) or `frames`")
@@ -376,17 +386,35 @@ class ReplayServer:
         self._server: Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._rng = random.Random(self.faults.seed)
+        self.limits = dict(limits)
         self.fired: list[tuple[datetime, str]] = []  # faults applied, for tests and logs
+        self.refused: list[tuple[datetime, str]] = []  # subscription requests refused (over a limit), with why
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
+    async def preload(self, keys: Iterable[str] | None = None) -> None:
+        """Derive the ticks of `keys` (default: every instrument of the table; a frame file: its tick index) in a
+        worker thread, so the event loop keeps serving. Keys already loaded cost nothing.
+
+        Loading does not stop a running clock. A clock the server made itself starts only in `start()`, so call this
+        BEFORE `start()` (or keep `preload=True`) and loading costs no replay time. An injected clock runs while
+        loading: preload before creating it, or accept the jump (subscriptions get a snapshot at the clock's now)."""
+        tape = self.tape
+        if isinstance(tape, BarTape):
+            keys = tape.missing(keys)
+            if not keys:
+                return
+        elif tape.indexed:
+            return
+        await asyncio.to_thread(tape.preload, keys)
+
     async def start(self) -> None:
         """Derive the day's ticks (with `preload`, in a thread), then listen. A clock the server made itself starts
         (again) once the ticks are ready, so slow loading does not eat replay time."""
         if self._server is not None:
             return
-        if self._preload and isinstance(self.tape, BarTape):
-            await asyncio.to_thread(self.tape.preload)
-            if not self.tape.times:
+        if self._preload:
+            await self.preload()
+            if isinstance(self.tape, BarTape) and not self.tape.times:
                 raise ReplayError(f"no 5-minute bars on {self.day} in {self.tape.store.root} for any instrument")
         if self._own_clock:
             self.clock = SimulatedClock(self._clock_start, self._speed)
@@ -400,15 +428,14 @@ class ReplayServer:
         log.info("replay server for %s on %s (ws %s)", self.day, self.api_url, self.ws_url)
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        """Stop listening, close every connection (1001) and end every task the server started: nothing is left
+        pending on the loop."""
+        await _cancel_and_wait(self._tasks)  # the fault loop and the pumps: no frame or fault while closing
         if self._server is not None:
-            self._server.close()
+            self._server.close()  # closes the connections (1001) and waits until their handlers return
             await self._server.wait_closed()
             self._server = None
+        await _cancel_and_wait(self._tasks)  # a pump of a connection that opened meanwhile
 
     async def serve_forever(self) -> None:
         await self.start()
@@ -448,6 +475,12 @@ class ReplayServer:
         self._token_rejected = False
         self._codes.clear()
 
+    @property
+    def tasks(self) -> frozenset[asyncio.Task[None]]:
+        """The server's unfinished tasks: the fault loop and one pump per open connection (each pump awaits its own
+        short-lived waits). Empty once `stop()` returns; holds no pump of a closed connection."""
+        return frozenset(task for task in self._tasks if not task.done())
+
     def _spawn(self, coroutine: Any) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
@@ -479,10 +512,10 @@ class ReplayServer:
                 return _error(connection, HTTPStatus.UNAUTHORIZED, INVALID_TOKEN)
             return None  # go on with the WebSocket handshake
         if path.startswith(CANDLE_PREFIX):
-            return self._candles_response(connection, path.removeprefix(CANDLE_PREFIX))
+            return await self._candles_response(connection, path.removeprefix(CANDLE_PREFIX))
         return _error(connection, HTTPStatus.NOT_FOUND, NOT_FOUND)
 
-    def _candles_response(self, connection: ServerConnection, rest: str) -> Response:
+    async def _candles_response(self, connection: ServerConnection, rest: str) -> Response:
         pieces = rest.split("/")
         if len(pieces) != 3:
             return _error(connection, HTTPStatus.NOT_FOUND, NOT_FOUND)
@@ -491,6 +524,7 @@ class ReplayServer:
         if limits is None or not interval_text.isdigit() or not limits[0] <= int(interval_text) <= limits[1]:
             return _error(connection, HTTPStatus.BAD_REQUEST,
                           {"errorCode": "UDAPI1146", "message": f"Invalid unit/interval: {unit}/{interval_text}"})
+        await self.preload([key])  # off the loop, like a subscription
         if not self.tape.knows(key):
             return _error(connection, HTTPStatus.BAD_REQUEST,
                           {"errorCode": "UDAPI1021", "message": "Instrument key is invalid"})
@@ -524,16 +558,14 @@ class ReplayServer:
         pump: asyncio.Task[None] | None = None
         try:
             await self._send(session, self._opening_market_info())
-            pump = asyncio.create_task(self._pump(session))
+            pump = self._spawn(self._pump(session))
             async for message in connection:
                 await self._on_request(session, message)
         except ConnectionClosed:
             pass
         finally:
-            if pump is not None:
-                pump.cancel()
-                with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
-                    await pump
+            if pump is not None:  # the pump (and its waits) end with the connection, also when this is cancelled
+                await _cancel_and_wait({pump})
             self._sessions.discard(session)
 
     def _opening_market_info(self) -> bytes:
@@ -572,21 +604,35 @@ class ReplayServer:
         except ValueError:
             log.warning("replay: ignored %s with unknown mode %r", method, data.get("mode"))
             return
-        if isinstance(self.tape, BarTape):
-            tape = self.tape
-            missing = [key for key in keys if tape.knows(key) and not tape.loaded(key)]
-            if missing:  # reading Parquet blocks: keep the event loop (and other connections) running
-                await asyncio.to_thread(tape.preload, missing)
+        if method == "change_mode":
+            keys = [key for key in keys if key in session.modes]
+        if not self._within_limits(session, keys, mode):
+            return
+        await self.preload(keys)  # reading Parquet blocks: keep the event loop (and other connections) running
         known = [key for key in keys if self.tape.knows(key)]
         if len(known) < len(keys):
             log.warning("replay: no data for %s", sorted(set(keys) - set(known)))
-        if method == "change_mode":
-            known = [key for key in known if key in session.modes]
-        for key in known:
+        for key in keys:  # unknown keys too: they count against the limits, as at Upstox
             session.modes[key] = mode
         if isinstance(self.tape, BarTape) and known:
             await self._send_snapshot(session, known)
         session.wake.set()
+
+    def _within_limits(self, session: _Session, keys: list[str], mode: FeedMode) -> bool:
+        """Upstox's per-mode key limits (`engine.feed.limits`) on the connection's would-be subscriptions. A request
+        that breaks one is refused whole: no key of it is added or moved, nothing is truncated, the keys subscribed
+        before keep streaming. Refusals are logged and kept in `refused`."""
+        planned = {**session.modes, **dict.fromkeys(keys, mode)}
+        by_mode: dict[str, list[str]] = {}
+        for key, key_mode in planned.items():
+            by_mode.setdefault(key_mode.value, []).append(key)
+        try:
+            check_limits(by_mode, self.limits)
+        except SubscriptionLimitError as exc:
+            self.refused.append((self.clock.now(), str(exc)))
+            log.warning("replay: refused a %s request for %d key(s): %s", mode.value, len(keys), exc)
+            return False
+        return True
 
     async def _send_snapshot(self, session: _Session, keys: Iterable[str]) -> None:
         assert isinstance(self.tape, BarTape)
@@ -641,13 +687,7 @@ class ReplayServer:
                 return  # the day is over; the socket stays open until the client leaves
             target = min(next_times)
             session.wake.clear()
-            sleeper = asyncio.ensure_future(clock.sleep_until(_from_ms(target)))
-            waker = asyncio.ensure_future(session.wake.wait())
-            try:
-                await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                sleeper.cancel()
-                waker.cancel()
+            await _first_of(clock.sleep_until(_from_ms(target)), session.wake.wait())
             now_ms = clock.now_ms()
             new_status = market_status_at(_from_ms(now_ms))
             if new_status is not status:
@@ -727,6 +767,26 @@ class ReplayServer:
                     raise ReplayError(f"unknown fault {kind!r}")
             except ConnectionClosed:
                 pass
+
+
+async def _cancel_and_wait(tasks: Iterable[asyncio.Future[Any]]) -> None:
+    """Cancel `tasks` and wait until every one has finished (its exception retrieved), so none is left pending."""
+    tasks = list(tasks)
+    for task in tasks:
+        task.cancel()
+    for result in await asyncio.gather(*tasks, return_exceptions=True):
+        if isinstance(result, Exception) and not isinstance(result, ConnectionClosed):
+            log.warning("replay: a server task failed: %r", result)
+
+
+async def _first_of(*awaitables: Awaitable[Any]) -> None:
+    """Wait until the first of `awaitables` is done. The others are cancelled AND awaited, also when this wait is
+    cancelled itself: a pending `Event.wait()` or clock sleep must not outlive its connection."""
+    tasks = [asyncio.ensure_future(awaitable) for awaitable in awaitables]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        await _cancel_and_wait(tasks)
 
 
 def _statuses(status: MarketStatus) -> dict[str, MarketStatus]:

@@ -5,7 +5,8 @@ In order of score (highest first; ties by symbol), a candidate is rejected when:
 is on; the instrument already has an open position or pending entry (or an earlier candidate
 took it); a validator rule failed; max open positions is reached; its size is below one lot. Its
 quantity is then cut (whole lots) to fit the rest of the daily risk budget and the available
-funds (cost + buy charges); rejected if nothing is left."""
+funds (cost + buy charges, at the entry's LIMIT price: entry + `limit_offset_pct` %, the most the
+order can pay); rejected if nothing is left. Size and risk use entry − stop."""
 
 from __future__ import annotations
 
@@ -50,9 +51,10 @@ class EntryDecision:
     approved: bool
     reason: str
     quantity: int = 0
-    risk: float = 0.0
-    cost: float = 0.0  # quantity × entry
-    charges: float = 0.0  # buy-side charges
+    risk: float = 0.0  # quantity × (entry − stop): the initial risk booked in the ledger
+    limit_price: float = 0.0  # the entry order's LIMIT price (the most it can pay)
+    cost: float = 0.0  # quantity × limit_price
+    charges: float = 0.0  # buy-side charges at limit_price
 
     @property
     def symbol(self) -> str:
@@ -74,6 +76,8 @@ def plan_entries(
     budget: RiskBudget,
     risk: RiskSettings,
     charges: ChargeCalculator,
+    *,
+    limit_offset_pct: float = 0.0,
 ) -> list[EntryDecision]:
     ordered = sorted(candidates, key=lambda c: (-c.setup.score, c.setup.symbol))
     held = set(budget.held)
@@ -115,20 +119,21 @@ def plan_entries(
             continue
         # Charges are almost linear in turnover: fit on price plus the charge rate, then shed lots
         # while cost + charges still exceed the funds.
-        charge_rate = charges.order(Side.BUY, quantity, setup.entry).total / (quantity * setup.entry)
-        fitted = _fit_lots(instrument, quantity, setup.entry * (1 + charge_rate), funds_left)
-        while fitted > 0 and fitted * setup.entry + charges.order(Side.BUY, fitted, setup.entry).total > funds_left:
+        limit = instrument.round_price(setup.entry * (1 + limit_offset_pct / 100), "up")
+        charge_rate = charges.order(Side.BUY, quantity, limit).total / (quantity * limit)
+        fitted = _fit_lots(instrument, quantity, limit * (1 + charge_rate), funds_left)
+        while fitted > 0 and fitted * limit + charges.order(Side.BUY, fitted, limit).total > funds_left:
             fitted -= instrument.lot_size
         if fitted < quantity:
             notes.append(f"cut to {max(fitted, 0)} by funds available {funds_left:.2f}")
         if fitted <= 0:
-            reject(candidate, f"capital: funds available {funds_left:.2f} do not cover one lot at {setup.entry:.2f}")
+            reject(candidate, f"capital: funds available {funds_left:.2f} do not cover one lot at {limit:.2f}")
             continue
-        cost = fitted * setup.entry
-        buy_charges = charges.order(Side.BUY, fitted, setup.entry).total
+        cost = fitted * limit
+        buy_charges = charges.order(Side.BUY, fitted, limit).total
         decision_risk = fitted * per_share
         decisions.append(
-            EntryDecision(setup, instrument, True, "; ".join(notes), fitted, decision_risk, cost, buy_charges)
+            EntryDecision(setup, instrument, True, "; ".join(notes), fitted, decision_risk, limit, cost, buy_charges)
         )
         held.add(setup.instrument_key)
         risk_left -= decision_risk

@@ -91,6 +91,7 @@ async def test_candidates_wait_for_the_window_then_enter_with_a_gtt(tmp_path: Pa
     assert (setup_row.status, setup_row.quantity) == ("EXECUTED", 1980)
     [order] = rows(rig.db, OrderRow)
     assert (order.side, order.quantity, order.purpose, order.setup_id) == ("BUY", 1980, "ENTRY", setup_row.id)
+    assert (order.order_type, order.price) == ("LIMIT", 100.5)  # entry_limit_offset_pct 0.5: never pays more
     assert engine.ledger.risk_used == pytest.approx(1980 * 5.05)
 
     await feed(engine, rig.clock, 15, 10, 5, (RELIANCE, 100.0))  # the paper broker fills on this tick
@@ -137,7 +138,7 @@ async def test_a_restart_never_enters_twice(tmp_path: Path) -> None:
     await first.execute_entry_window()  # submitted; the process dies before the fill
 
     second = rig.engine()
-    await feed(second, rig.clock, 15, 11, 0, (RELIANCE, 101.0))  # resume() runs first, then the broker fills
+    await feed(second, rig.clock, 15, 11, 0, (RELIANCE, 100.2))  # resume() runs first, then the broker fills
     assert second.candidates == {}
     assert await second.execute_entry_window() == []
     third = rig.engine()
@@ -150,6 +151,21 @@ async def test_a_restart_never_enters_twice(tmp_path: Path) -> None:
     [ledger] = rows(rig.db, RiskLedgerRow)
     assert ledger.risk_used == pytest.approx(1980 * 5.05) and ledger.entries == 1
     assert list(third.positions.open) == [RELIANCE.instrument_key]
+
+
+async def test_an_entry_not_filled_in_the_window_is_cancelled_and_its_risk_released(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path)
+    engine = rig.engine()
+    await feed(engine, rig.clock, 15, 24, 0, (RELIANCE, 100.0))
+    [decision] = await engine.execute_entry_window()
+    assert decision.approved and engine.ledger.risk_used > 0
+    await feed(engine, rig.clock, 15, 24, 30, (RELIANCE, 101.0))  # above the 100.50 limit: no fill
+    assert rows(rig.db, PositionRow) == []
+    await feed(engine, rig.clock, 15, 25, 30, (RELIANCE, 101.0))  # window over: cancelled
+    [order] = rows(rig.db, OrderRow)
+    assert order.status == "CANCELLED" and engine.pending == {}
+    assert engine.ledger.risk_used == 0.0
+    assert rows(rig.db, PositionRow) == []
 
 
 async def test_daily_risk_cap_and_score_order_across_instruments(tmp_path: Path) -> None:
@@ -270,9 +286,9 @@ async def test_engine_invariants_over_random_days(
     setups = {s.client_order_id: s for s in rows(rig.db, SetupRow) if s.client_order_id}
     # capital: what was spent at the fill price, or is reserved at the planned price while unfilled
     # (a later window may spend what a fill below the planned price left over)
-    spent = sum(o.average_price * o.filled_quantity if o.filled_quantity else setups[o.client_order_id].entry
-                * o.quantity for o in entries)
+    spent = sum(o.average_price * o.filled_quantity if o.filled_quantity else o.price * o.quantity for o in entries)
     assert spent <= capital + 1e-6
+    assert all(o.filled_quantity == 0 or o.average_price <= o.price for o in entries)
     assert sum(setups[o.client_order_id].quantity * (setups[o.client_order_id].entry - setups[o.client_order_id].stop)
                for o in entries) <= ledger.daily_risk_cap + 1e-6
     open_keys = [p.instrument_key for p in positions if p.status == "OPEN"]

@@ -107,6 +107,13 @@ def test_demo_deployment_runs_a_replayed_trading_day_on_the_process_worker(
     orders = next(a for a in artifacts if a["key"] == f"orders-{DAY}")
     assert {e.client_order_id for e in entries} <= {row["client_order_id"] for row in json.loads(orders["data"])}
 
+    # The run's heartbeats (what the zombie automation watches) reach the server.
+    heartbeats = _api(deployed, "POST", "events/filter", json={"filter": {
+        "event": {"name": ["prefect.flow-run.heartbeat"]},
+        "resource": {"id": [f"prefect.flow-run.{run['id']}"]},
+    }})
+    assert heartbeats["events"], "no flow-run heartbeat event"
+
     # Structured logs carry instrument and order ids (engine loggers reach the run logs).
     run_ids = [run["id"], *(child["id"] for child in children)]
     logs = _filter(deployed, "logs", {"logs": {"flow_run_id": {"any_": run_ids}}, "limit": 200})
@@ -147,12 +154,20 @@ def test_a_failing_stage_fires_the_automation_and_the_loopback_webhook_receives_
 ) -> None:
     url, received = webhook
     applied = subprocess.run(
-        [sys.executable, "-m", "flows.automations", "--webhook-url", url],
+        [sys.executable, "-m", "flows.automations", "--webhook-url", url, "--heartbeat-seconds", "30"],
         cwd=PROJECT_ROOT, env=deployed.env(), capture_output=True, text=True, timeout=120,
     )
     assert applied.returncode == 0, applied.stderr
-    names = {a["name"] for a in _filter(deployed, "automations", {})}
-    assert {"autotrader: trading stage failed", "autotrader: crash zombie runs"} <= names
+    automations = {a["name"]: a for a in _filter(deployed, "automations", {})}
+    assert {"autotrader: trading stage failed", "autotrader: crash zombie runs"} <= set(automations)
+    zombie = automations["autotrader: crash zombie runs"]
+    assert zombie["trigger"]["posture"] == "Proactive"
+    assert zombie["trigger"]["after"] == ["prefect.flow-run.heartbeat"]
+    assert zombie["trigger"]["within"] == 120.0  # four missed 30 s heartbeats
+    assert zombie["actions"] == [
+        {"type": "change-flow-run-state", "name": "Crashed", "state": "CRASHED", "force": False,
+         "message": "No heartbeat for 120 s: the run's process or machine stopped."}
+    ]
 
     run_id = _run_deployment(deployed, "pre-open", "pre-open", day="2024-13-01")
     run = _wait_for_run(deployed, run_id, timeout=120)

@@ -4,6 +4,7 @@ session resumes without entering twice."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -124,8 +125,5 @@ def test_credentials_come_from_prefect_secret_blocks_when_the_environment_lacks_
     monkeypatch.setenv("KITE_ACCESS_TOKEN", "from-env")
     monkeypatch.delenv("UPSTOX_ACCESS_TOKEN", raising=False)
     assert load_secret_blocks() == ["KITE_API_KEY"]
-    import os
-
     assert os.environ["KITE_API_KEY"] == "kite-key-from-block"
     assert os.environ["KITE_ACCESS_TOKEN"] == "from-env"  # the environment wins
-    monkeypatch.delenv("KITE_API_KEY")

@@ -59,6 +59,9 @@ class KiteClient:
     def positions(self) -> dict[str, Any]:
         return self._call(self.kite.positions)
 
+    def holdings(self) -> list[dict[str, Any]]:
+        return self._call(self.kite.holdings)
+
     def place_gtt(self, arguments: dict[str, Any]) -> dict[str, Any]:
         return self._call(self.kite.place_gtt, **arguments)
 

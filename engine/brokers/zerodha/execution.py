@@ -3,7 +3,7 @@
 Orders carry our client_order_id as Kite's `tag`, so `find_order` can look an order up after a
 lost answer. Exits are two-leg GTTs (stop below, target above) whose SELL LIMIT legs sit below
 their triggers (Kite GTTs place LIMIT orders only). SDK calls block, so each runs in a thread.
-Positions are Kite's `net` positions of the configured product."""
+Positions are holdings plus Kite's `net` positions of the configured product."""
 
 from __future__ import annotations
 
@@ -94,7 +94,11 @@ class ZerodhaBroker(Broker):
         return parse.fills_from_kite(await self._run(self.client.trades), self.key_of)
 
     async def positions(self) -> list[BrokerPosition]:
-        return parse.positions_from_kite(await self._run(self.client.positions), self.key_of, self.config.product)
+        """Holdings (earlier days' CNC buys) plus today's net positions: a swing position bought
+        yesterday lives in holdings, and reconciling without it would see it "closed by hand"."""
+        net = await self._run(self.client.positions)
+        holdings = await self._run(self.client.holdings) if self.config.product is Product.CNC else []
+        return parse.positions_from_kite(net, holdings, self.key_of, self.config.product)
 
     # exits ------------------------------------------------------------------------------------
     async def place_exit_oco(self, request: ExitRequest) -> ExitOrder:

@@ -115,15 +115,30 @@ def orders_from_kite(rows: Iterable[Mapping[str, Any]], key_of: KeyOf) -> list[O
     return [order_from_kite(row, key_of) for row in rows]
 
 
-def positions_from_kite(data: Mapping[str, Any], key_of: KeyOf, product: Product) -> list[BrokerPosition]:
-    """Net positions of our product (Kite's `net` list); flat positions are left out."""
-    result = []
+def positions_from_kite(
+    data: Mapping[str, Any], holdings: Iterable[Mapping[str, Any]], key_of: KeyOf, product: Product
+) -> list[BrokerPosition]:
+    """What we hold: holdings (CNC bought on earlier days: `quantity` + `t1_quantity`) plus today's
+    `net` positions of our product (a sale of a holding is a negative quantity there). Flat
+    instruments are left out; the average is that of the buys."""
+    books: dict[str, list[float]] = {}  # instrument key -> [quantity, bought quantity, bought value]
+    for row in holdings:
+        quantity = int(row.get("quantity") or 0) + int(row.get("t1_quantity") or 0)
+        book = books.setdefault(key_of(str(row["tradingsymbol"])), [0, 0, 0.0])
+        book[0] += quantity
+        book[1] += quantity
+        book[2] += quantity * _float(row.get("average_price"))
     for row in data.get("net", []):
-        if str(row.get("product", product.value)) != product.value or int(row.get("quantity") or 0) == 0:
+        if str(row.get("product", product.value)) != product.value:
             continue
-        result.append(BrokerPosition(key_of(str(row["tradingsymbol"])), int(row["quantity"]),
-                                     _float(row.get("average_price"))))
-    return result
+        quantity = int(row.get("quantity") or 0)
+        book = books.setdefault(key_of(str(row["tradingsymbol"])), [0, 0, 0.0])
+        book[0] += quantity
+        if quantity > 0:
+            book[1] += quantity
+            book[2] += quantity * _float(row.get("average_price"))
+    return [BrokerPosition(key, int(quantity), round(value / bought, 4) if bought else 0.0)
+            for key, (quantity, bought, value) in books.items() if quantity != 0]
 
 
 def fills_from_kite(rows: Iterable[Mapping[str, Any]], key_of: KeyOf) -> list[Fill]:

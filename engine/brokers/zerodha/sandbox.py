@@ -5,13 +5,14 @@ It speaks Kite's wire contract for what the adapter uses: form-encoded bodies, t
 `{"status": "success", "data": …}` envelope, errors `{"status": "error", "message", "error_type"}`
 with Kite's HTTP codes, the `X-Kite-Version: 3` header and `Authorization: token api_key:access_token`
 (TokenException, 403, otherwise). Routes: POST/GET /orders…, DELETE /orders/{variety}/{id},
-GET /orders/{id}, /orders/{id}/trades, /trades, /portfolio/positions, /user/profile and
+GET /orders/{id}, /orders/{id}/trades, /trades, /portfolio/positions, /portfolio/holdings,
+/user/profile and
 /gtt/triggers (POST, GET, PUT, DELETE).
 
 It is a small exchange too: market orders fill at the last price fed to it (`set_last_price`, or
 `on_tick` from the replay feed), limit orders when the price allows, and two-leg GTTs fire when
 the price crosses a trigger, placing their SELL LIMIT leg. Books are per day, as at Kite: on a new
-day (by its clock) working orders expire and positions carry over. With `state_path` the book is
+day (by its clock) working orders expire and positions move to holdings. With `state_path` the book is
 kept in a JSON file, so a replayed week survives one process per day. Faults (`inject`): HTTP 429, HTTP 500,
 a timeout after the order was accepted (recorded, then no answer until the client gave up), a
 dropped response (recorded, then the connection closed unanswered), and token rejection.
@@ -194,10 +195,11 @@ class KiteSandbox:
         self._state.day = today
         self._dirty = True
 
-    def _net(self) -> list[tuple[str, str, int, float]]:
-        """(symbol, product, net quantity, average buy price) over carried positions and today's trades."""
+    def _net(self, *, carried: bool = True) -> list[tuple[str, str, int, float]]:
+        """(symbol, product, net quantity, average buy price) over today's trades, plus the carried
+        holdings unless `carried` is False."""
         books: dict[tuple[str, str], list[float]] = {}
-        for key, (quantity, average) in self._state.carried.items():
+        for key, (quantity, average) in self._state.carried.items() if carried else ():
             symbol, product = key.split("|")
             books[(symbol, product)] = [quantity, quantity * average, 0.0]
         for trade in self._state.trades:
@@ -232,9 +234,14 @@ class KiteSandbox:
             return [dict(o) for o in self._state.orders if tag is None or o.get("tag") == tag]
 
     def positions(self) -> list[dict[str, Any]]:
-        """Net positions, as `GET /portfolio/positions` lists them."""
+        """Today's net positions, as `GET /portfolio/positions` lists them."""
         with self._lock:
             return list(self._positions()["net"])
+
+    def holdings(self) -> list[dict[str, Any]]:
+        """Carried positions, as `GET /portfolio/holdings` lists them."""
+        with self._lock:
+            return self._holdings()
 
     def gtts(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -358,6 +365,8 @@ class KiteSandbox:
             return "trades", [dict(t) for t in self._state.trades]
         if method == "GET" and parts == ["portfolio", "positions"]:
             return "positions", self._positions()
+        if method == "GET" and parts == ["portfolio", "holdings"]:
+            return "holdings", self._holdings()
         if parts[:2] == ["gtt", "triggers"]:
             return self._gtt_api(method, parts[2:], form)
         raise KiteError(404, "GeneralException", f"route not found: {method} {path}")
@@ -411,15 +420,23 @@ class KiteSandbox:
             raise KiteError(400, "InputException", "Invalid `tag`: up to 20 alphanumeric characters.")
 
     def _positions(self) -> dict[str, Any]:
-        """Net positions: carried ones (Kite would move delivered CNC to holdings; the sandbox keeps
-        them here) plus today's trades."""
+        """Today's positions (a sale of a holding shows as a negative quantity, as at Kite)."""
         net = []
-        for symbol, product, quantity, average in self._net():
-            carried = self._state.carried.get(f"{symbol}|{product}", [0, 0.0])
+        for symbol, product, quantity, average in self._net(carried=False):
             net.append({"tradingsymbol": symbol, "exchange": "NSE", "instrument_token": 0, "product": product,
-                        "quantity": quantity, "overnight_quantity": int(carried[0]), "multiplier": 1,
+                        "quantity": quantity, "overnight_quantity": 0, "multiplier": 1,
                         "average_price": average, "last_price": self._state.prices.get(symbol, 0.0)})
         return {"net": net, "day": [dict(p) for p in net]}
+
+    def _holdings(self) -> list[dict[str, Any]]:
+        """Positions carried from earlier days, as Kite moves delivered CNC buys to holdings."""
+        rows = []
+        for key, (quantity, average) in self._state.carried.items():
+            symbol, product = key.split("|")
+            rows.append({"tradingsymbol": symbol, "exchange": "NSE", "instrument_token": 0, "isin": "",
+                         "product": product, "quantity": int(quantity), "t1_quantity": 0, "used_quantity": 0,
+                         "average_price": average, "last_price": self._state.prices.get(symbol, 0.0)})
+        return rows
 
     def _gtt_api(self, method: str, rest: list[str], form: dict[str, str]) -> tuple[str, Any]:
         if method == "GET" and not rest:

@@ -12,6 +12,7 @@ from engine.brokers.base import TokenExpired
 from engine.brokers.zerodha.sandbox import Fault, KiteSandbox
 from engine.clock import SteppedClock
 from engine.execution import OrderManager, exit_request_for, make_client_order_id
+from engine.execution.ids import triggered_order_id
 from engine.execution.manager import RetryPolicy
 from engine.models import ExitStatus, Instrument, OrderIntent, OrderPurpose, OrderStatus, OrderType, Side
 from tests.engine.execution.conftest import FAST_RETRY, TRADING_DAY, kite_broker
@@ -178,7 +179,7 @@ async def test_fired_exit_is_settled_with_its_leg_journaled_and_filled(
     assert [(e.exit_id, e.status, e.exit_price) for e in settled] == [(placed.exit_id, ExitStatus.TRIGGERED_TARGET,
                                                                         3001.0)]
     assert await kite_manager.sync_exits() == []  # reported once
-    leg = kite_manager.journal.get(f"GTT{placed.exit_id}")
+    leg = kite_manager.journal.get(triggered_order_id(placed.exit_id))
     assert leg is not None and leg.status == "FILLED" and leg.side == "SELL"
     assert [f.quantity for f in kite_manager.journal.fills(leg.client_order_id)] == [10]
     assert kite_manager.journal.gtt(placed.exit_id).status == "TRIGGERED_TARGET"  # type: ignore[union-attr]

@@ -55,3 +55,15 @@ async def test_rate_limiter_per_minute_window() -> None:
     assert await limiter.acquire() == pytest.approx(60.0)
     with pytest.raises(ValueError):
         RateLimiter(clock, [(0, 1.0)])
+
+
+def test_journal_ids_of_fired_exits_never_collide() -> None:
+    from engine.execution.ids import triggered_order_id
+
+    assert triggered_order_id("123456") == "GTT123456"  # Kite trigger ids fit as they are
+    same_second = ["PG24060509142400005", "PG24060509142400006"]  # paper ids placed in one second
+    upstox = ["GTT-C240604000000002+GTT-C240604000000003", "GTT-C240604000000004+GTT-C240604000000005"]
+    ids = [triggered_order_id(exit_id) for exit_id in [*same_second, *upstox]]
+    assert len(set(ids)) == 4
+    assert all(len(i) <= 20 and i.isalnum() and i.startswith("GTT") for i in ids)
+    assert triggered_order_id(upstox[0]) == triggered_order_id(upstox[0])

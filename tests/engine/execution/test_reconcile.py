@@ -8,6 +8,7 @@ from sqlmodel import select
 from engine.brokers.zerodha.sandbox import KiteSandbox
 from engine.clock import SteppedClock
 from engine.execution import OrderManager, exit_request_for, make_client_order_id
+from engine.execution.ids import triggered_order_id
 from engine.models import ExitStatus, Instrument, OrderIntent, OrderStatus, OrderType, Side
 from engine.storage.db import session_scope
 from engine.storage.tables import PositionRow
@@ -53,7 +54,7 @@ async def test_gtt_that_fired_while_we_were_down_is_settled_and_explains_the_clo
     assert [(e.exit_id, e.status, e.exit_price) for e in report.settled_exits] == [
         (exit_id, ExitStatus.TRIGGERED_STOP, 2840.0)]
     assert manager.journal.gtt(exit_id).status == "TRIGGERED_STOP"  # type: ignore[union-attr]
-    leg = manager.journal.get(f"GTT{exit_id}")
+    leg = manager.journal.get(triggered_order_id(exit_id))
     assert leg is not None and leg.status == "FILLED"
     again = await manager.reconcile()
     assert "EXIT_SETTLED" not in again.kinds()

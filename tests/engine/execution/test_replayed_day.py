@@ -43,8 +43,8 @@ def _ticks() -> list[Tick]:
 
 async def test_replayed_session_against_the_loopback_kite_server(db: Engine) -> None:
     clock = SteppedClock(datetime(2024, 6, 4, 15, 0, tzinfo=IST))
-    broker = make_broker(load_settings(broker="zerodha"), Credentials(kite_root_url="sandbox"), clock=clock,
-                         instruments=INSTRUMENTS)
+    settings = load_settings(broker="zerodha", database_url=str(db.url))
+    broker = make_broker(settings, Credentials(kite_root_url="sandbox"), clock=clock, instruments=INSTRUMENTS)
     assert isinstance(broker, SandboxZerodhaBroker)
     await broker.connect()
     manager = OrderManager(broker, db, clock, trading_day=TRADING_DAY)

@@ -4,12 +4,14 @@ WebsocketApi, MarketDataStreamerV3). Values are checked against the derived tick
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import json
 import threading
+import time as wall
 import types
 from collections.abc import Callable
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +25,17 @@ from upstox_client.rest import ApiException
 
 from engine.feed.decoder import FrameDecodeError, FrameKind, decode_frame, encode_ticks
 from engine.feed.framefile import write_frames
-from engine.feed.replay import FaultPlan, ReplayError, ReplayServer, market_status_at
+from engine.feed.replay import BarTape, FaultPlan, ReplayError, ReplayServer, market_status_at
 from engine.feed.synth import MINUTE_MS, candles, day_ticks
 from engine.models import IST, MarketStatus, Tick, Timeframe
 from engine.storage.bars import BarStore
-from tests.engine.feed.conftest import REPLAY_DAY, REPLAY_KEYS, REPLAY_SYMBOLS, REPLAY_TOKEN, MakeReplayServer
+from tests.engine.feed.conftest import (
+    REPLAY_DAY,
+    REPLAY_KEYS,
+    REPLAY_SYMBOLS,
+    REPLAY_TOKEN,
+    MakeReplayServer,
+)
 
 AUTH = {"Authorization": f"Bearer {REPLAY_TOKEN}"}
 KEY = REPLAY_KEYS[0]
@@ -329,7 +337,8 @@ async def test_malformed_frame_is_not_a_feed_response(make_replay_server: MakeRe
 async def test_duplicate_and_out_of_order_ticks(make_replay_server: MakeReplayServer) -> None:
     server = await make_replay_server(start=time(9, 14, 58), faults=FaultPlan(duplicate_rate=1.0, seed=3))
     ws = await _subscribed(server)
-    frames = await until(ws, lambda f: f.kind is FrameKind.LIVE_FEED and f.ticks[0].ltt_ms > 1_717_472_760_000)
+    # until 09:18:20: enough pairs even when a slow subscription gets the first ticks in its snapshot
+    frames = await until(ws, lambda f: f.kind is FrameKind.LIVE_FEED and f.ticks[0].ltt_ms > 1_717_472_900_000)
     live = [f for f in frames if f.kind is FrameKind.LIVE_FEED]
     seen = [tick.ltt_ms for f in live for tick in f.ticks if tick.instrument_key == KEY]
     assert len(seen) >= 4 and all(seen[i] == seen[i + 1] for i in range(0, len(seen) - 1, 2))
@@ -338,8 +347,9 @@ async def test_duplicate_and_out_of_order_ticks(make_replay_server: MakeReplaySe
     server = await make_replay_server(start=time(9, 14, 58), faults=FaultPlan(out_of_order_rate=1.0, seed=3))
     ws = await _subscribed(server)
     frames = await until(ws, lambda f: f.kind is FrameKind.LIVE_FEED and f.ticks[0].ltt_ms > 1_717_472_800_000)
-    live = [f for f in frames if f.kind is FrameKind.LIVE_FEED]
-    seen = [tick.ltt_ms for f in live for tick in f.ticks if tick.instrument_key == KEY]
+    # the snapshot counts as sent: a slow subscription (a loaded machine) gets the 09:15:00 tick there
+    sent = [f for f in frames if f.kind in (FrameKind.INITIAL_FEED, FrameKind.LIVE_FEED)]
+    seen = [tick.ltt_ms for f in sent for tick in f.ticks if tick.instrument_key == KEY]
     assert any(later < earlier for earlier, later in itertools.pairwise(seen))
     late = [(i, ltt) for i, ltt in enumerate(seen) if i and ltt < max(seen[:i])]
     assert late and all(seen.index(ltt) < i for i, ltt in late)  # each late tick is an older one, sent before
@@ -499,3 +509,173 @@ async def test_a_day_without_bars_is_a_clear_error(replay_data_dir: Path) -> Non
     with pytest.raises(ReplayError, match="no 5-minute bars on 2024-06-09"):
         await server.start()
     await server.stop()
+
+
+# ---- lifecycle: tasks, loading, limits ---------------------------------------------------------------------
+
+
+async def _no_tasks_left(baseline: set[asyncio.Task[Any]], seconds: float = 3.0) -> None:
+    """Wait (briefly: client sockets finish closing) until no task beyond `baseline` and this test is pending."""
+    deadline = wall.monotonic() + seconds
+    while True:
+        left = asyncio.all_tasks() - baseline - {asyncio.current_task()}
+        if not left:
+            return
+        if wall.monotonic() > deadline:
+            raise AssertionError(f"tasks left pending: {[task.get_coro() for task in left]}")
+        await asyncio.sleep(0.02)
+
+
+async def test_no_task_outlives_its_connection_or_the_server(make_replay_server: MakeReplayServer) -> None:
+    loop = asyncio.get_running_loop()
+    reports: list[dict[str, Any]] = []  # asyncio reports "Task was destroyed but it is pending!" here
+    previous_handler = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: reports.append(context))
+    try:
+        server = await make_replay_server(start=time(9, 14, 58))
+        await asyncio.sleep(0)  # the fault loop has no fault to wait for: let it end
+        assert server.tasks == frozenset()
+        baseline = asyncio.all_tasks()
+        for leave in ("close", "drop", "close"):  # clients reconnecting, politely or cut off
+            ws = await _subscribed(server)
+            await until(ws, lambda f: f.kind is FrameKind.LIVE_FEED)
+            assert len(server.tasks) == 1  # the connection's pump
+            if leave == "drop":
+                await server.inject("drop")
+            await ws.close()
+            for _ in range(200):
+                if not server.connections:
+                    break
+                await asyncio.sleep(0.01)
+            assert server.connections == 0
+            assert server.tasks == frozenset()
+            await _no_tasks_left(baseline)
+        ws = await _subscribed(server)  # still streaming when the server stops
+        await until(ws, lambda f: f.kind is FrameKind.LIVE_FEED)
+        await server.stop()
+        assert server.tasks == frozenset() and server.connections == 0
+        with pytest.raises(websockets.ConnectionClosed):
+            for _ in range(100):
+                await recv_frame(ws)
+        assert ws.close_code == 1001
+        await _no_tasks_left(baseline)
+        gc.collect()
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(previous_handler)
+    assert [report.get("message") for report in reports] == []
+
+
+async def test_loading_runs_in_worker_threads_before_the_clock_starts(
+    make_replay_server: MakeReplayServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loads: list[tuple[str, int]] = []
+    derive = BarTape._load
+
+    def slow_load(tape: BarTape, key: str) -> list[Tick]:
+        loads.append((key, threading.get_ident()))
+        wall.sleep(0.3)  # a big Parquet read: 0.9 s of wall time for 3 keys, 90 s of replay at speed 100
+        return derive(tape, key)
+
+    monkeypatch.setattr(BarTape, "_load", slow_load)
+    beats = 0
+
+    async def heartbeat() -> None:
+        nonlocal beats
+        while True:
+            await asyncio.sleep(0.01)
+            beats += 1
+
+    beating = asyncio.create_task(heartbeat())
+    try:
+        server = await make_replay_server(start=time(9, 14, 30), speed=100.0)
+    finally:
+        beating.cancel()
+    assert sorted(key for key, _ in loads) == sorted(REPLAY_KEYS)
+    assert threading.get_ident() not in {thread for _, thread in loads}
+    assert beats >= 20  # the event loop kept running while the day loaded
+    lag = server.clock.now() - datetime.combine(REPLAY_DAY, time(9, 14, 30), IST)
+    assert timedelta(0) <= lag < timedelta(seconds=30)  # the clock started after loading, not 90 s before
+
+
+async def test_explicit_preload_and_lazy_loads_stay_off_the_event_loop(
+    replay_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: dict[str, int] = {}
+    derive = BarTape._load
+
+    def recording_load(tape: BarTape, key: str) -> list[Tick]:
+        threads[key] = threading.get_ident()
+        return derive(tape, key)
+
+    monkeypatch.setattr(BarTape, "_load", recording_load)
+    server = ReplayServer(data_dir=replay_data_dir, day=REPLAY_DAY, token=REPLAY_TOKEN, start=time(10, 0, 30),
+                          speed=1.0, preload=False)
+    await server.preload([KEY])
+    assert isinstance(server.tape, BarTape)
+    assert [server.tape.loaded(key) for key in REPLAY_KEYS] == [True, False, False]
+    await server.preload([KEY])  # already loaded: no second read
+    assert list(threads) == [KEY]
+    await server.start()
+    try:
+        assert server.clock.now() - datetime.combine(REPLAY_DAY, time(10, 0, 30), IST) < timedelta(seconds=5)
+        async with websockets.connect(await authorized_uri(server)) as ws:
+            await recv_frame(ws)
+            await ws.send(request("sub", "ltpc", keys=(REPLAY_KEYS[1],)))
+            snapshot = await until(ws, lambda f: f.kind is FrameKind.INITIAL_FEED)
+            assert [t.instrument_key for t in snapshot[-1].ticks] == [REPLAY_KEYS[1]]
+        candles_url = server.api_url + "/v3/historical-candle/intraday/" + REPLAY_KEYS[2].replace("|", "%7C")
+        response = await asyncio.to_thread(requests.get, candles_url + "/minutes/5", timeout=5)
+        assert response.status_code == 200 and len(response.json()["data"]["candles"]) == 9  # 09:15..09:55
+        assert set(threads) == set(REPLAY_KEYS)
+        assert threading.get_ident() not in threads.values()
+    finally:
+        await server.stop()
+
+
+def _feed_union(raw: bytes, key: str) -> str | None:
+    from upstox_client.feeder.proto import MarketDataFeedV3_pb2 as sdk
+
+    parsed = sdk.FeedResponse.FromString(raw)
+    return parsed.feeds[key].WhichOneof("FeedUnion") if key in parsed.feeds else None
+
+
+async def _next_live_union(ws: Any, key: str) -> str | None:
+    for _ in range(100):
+        raw = await asyncio.wait_for(ws.recv(), 5)
+        frame = decode_frame(raw)
+        if frame.kind is FrameKind.LIVE_FEED and any(t.instrument_key == key for t in frame.ticks):
+            return _feed_union(raw, key)
+    raise AssertionError(f"no live tick of {key}")
+
+
+async def test_subscriptions_over_upstox_limits_are_refused_whole(make_replay_server: MakeReplayServer) -> None:
+    server = await make_replay_server(start=time(9, 14, 58))
+    unknown = tuple(f"NSE_EQ|INE{i:06d}Z0" for i in range(1501))
+    async with websockets.connect(await authorized_uri(server)) as ws:
+        await recv_frame(ws)
+        await ws.send(request("sub", "full"))
+        await until(ws, lambda f: f.kind is FrameKind.INITIAL_FEED)
+        # individual limit: full_d30 alone allows 50 keys; 51 are refused, the 3 known keys are not moved
+        await ws.send(request("sub", "full_d30", keys=REPLAY_KEYS + unknown[:48]))
+        await ws.send(request("sub", "full", keys=(KEY,)))  # a valid request right after it
+        snapshot = await until(ws, lambda f: f.kind is FrameKind.INITIAL_FEED)
+        assert [t.instrument_key for t in snapshot[-1].ticks] == [KEY]  # none for the refused request
+        assert await _next_live_union(ws, REPLAY_KEYS[1]) == "fullFeed"  # still streaming, still in full mode
+        assert len(server.refused) == 1
+        assert "51 instrument keys in mode 'full_d30'" in server.refused[0][1]
+        assert "individual limit of 50" in server.refused[0][1]
+
+        # combined limit: with keys in two modes, full is capped at 1500
+        await ws.send(request("change_mode", "ltpc", keys=(KEY,)))
+        await until(ws, lambda f: f.kind is FrameKind.INITIAL_FEED)
+        await ws.send(request("sub", "full", keys=unknown))  # 2 known + 1501 = 1503 in full, 1 in ltpc
+        await ws.send(request("sub", "full", keys=unknown[:1498]))  # 2 + 1498 = 1500: allowed
+        await ws.send(request("change_mode", "ltpc", keys=(REPLAY_KEYS[2],)))
+        snapshot = await until(ws, lambda f: f.kind is FrameKind.INITIAL_FEED)
+        assert [t.instrument_key for t in snapshot[-1].ticks] == [REPLAY_KEYS[2]]
+        assert len(server.refused) == 2
+        assert "1503 instrument keys in mode 'full'" in server.refused[1][1]
+        assert "combined (more than one mode subscribed) limit of 1500" in server.refused[1][1]
+        assert await _next_live_union(ws, REPLAY_KEYS[1]) == "fullFeed"
+        assert await _next_live_union(ws, KEY) == "ltpc"

@@ -83,3 +83,16 @@ def test_sandbox_state_lives_next_to_a_sqlite_database(url: str) -> None:
 
     expected = Path("var/autotrader.kite-sandbox.json") if url.endswith("autotrader.db") else None
     assert sandbox_state_path(url) == expected
+
+
+def test_positions_add_holdings_to_todays_net_positions() -> None:
+    from engine.brokers.zerodha.parse import positions_from_kite
+    from engine.models import Product
+
+    holdings = [{"tradingsymbol": "INFY", "quantity": 5, "t1_quantity": 5, "average_price": 1400.0},
+                {"tradingsymbol": "TCS", "quantity": 3, "t1_quantity": 0, "average_price": 3800.0}]
+    net = {"net": [{"tradingsymbol": "INFY", "product": "CNC", "quantity": 10, "average_price": 1500.0},
+                   {"tradingsymbol": "TCS", "product": "CNC", "quantity": -3, "average_price": 0.0},
+                   {"tradingsymbol": "SBIN", "product": "MIS", "quantity": 50, "average_price": 800.0}]}
+    positions = positions_from_kite(net, holdings, lambda symbol: f"NSE:{symbol}", Product.CNC)
+    assert [(p.instrument_key, p.quantity, p.average_price) for p in positions] == [("NSE:INFY", 20, 1450.0)]
