@@ -9,6 +9,7 @@ the target is missed)."""
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import timeit
 from collections.abc import Callable
@@ -69,7 +70,7 @@ def main() -> int:
 
     message = pb.FeedResponse()
     timed: dict[str, Callable[[], object]] = {"raw": lambda: message.ParseFromString(data)}
-    timed.update({name: (lambda decode=decode: decode(data)) for name, decode in decoders.items()})
+    timed.update({name: functools.partial(decode, data) for name, decode in decoders.items()})
     best = dict.fromkeys(timed, float("inf"))
     for _ in range(args.repeat):  # interleaved: the shared CPUs' load hits every contender alike
         for name, run in timed.items():

@@ -11,6 +11,9 @@ It speaks Upstox's wire contract so the real clients (upstox-python-sdk, our `en
   protobuf `FeedResponse`s: a market_info frame first, an initial_feed snapshot for every (re)subscribed key, then
   live_feed frames, and a market_info frame at each session boundary of the replay clock (PRE_OPEN_START 09:00,
   PRE_OPEN_END 09:08, NORMAL_OPEN 09:15, NORMAL_CLOSE 15:30; NORMAL_CLOSE before 09:00).
+  Upstox's per-mode key limits (`engine.feed.limits`) hold per connection: a `sub` / `change_mode` that would break
+  one is refused whole (nothing subscribed, moved or truncated; the socket and earlier keys stream on), logged and
+  recorded in `ReplayServer.refused`. Upstox documents the limits but not its wire answer; this is our choice.
 * `GET /v3/historical-candle/intraday/{instrument_key}/{unit}/{interval}` (the path of the SDK's
   `HistoryV3Api.get_intra_day_candle_data`) → `{"status": "success", "data": {"candles": [[ts, o, h, l, c, v, oi],
   …]}}`, newest first as Upstox sends them, `ts` ISO 8601 with +05:30. Only candles COMPLETE on the replay clock are

@@ -49,13 +49,13 @@ def pnl_chart_png(net_pnls: Sequence[float], width: int = WIDTH, height: int = H
 
 
 def pnl_chart_markdown(labels: Sequence[str], net_pnls: Sequence[float], width: int = 30) -> str:
-    """The cumulative P&L as a markdown table of text bars."""
+    """The cumulative P&L as a markdown table of text bars (█ profit, ▒ loss)."""
     if not net_pnls:
         return "_No closed trades._"
     cumulative = list(accumulate(net_pnls))
     scale = max(abs(v) for v in cumulative) or 1.0
     lines = ["| after | cumulative net P&L (₹) | |", "|---|---:|---|"]
     for label, value in zip(labels, cumulative, strict=True):
-        bar = ("🟩" if value >= 0 else "🟥") * max(1, round(abs(value) / scale * width / 3))
+        bar = ("█" if value >= 0 else "▒") * max(1, round(abs(value) / scale * width))
         lines.append(f"| {label} | {value:,.2f} | {bar} |")
     return "\n".join(lines)

@@ -144,7 +144,7 @@ def build_metadata(context: TradingDayContext) -> str:
 # ---------------------------------------------------------------- post-close
 
 
-def _day_bars(context: TradingDayContext, symbol: str) -> pd.DataFrame:
+def day_bars(context: TradingDayContext, symbol: str) -> pd.DataFrame:
     start = datetime.combine(context.day, datetime.min.time(), tzinfo=IST)
     return bar_store(context).read(symbol, Timeframe.MIN5, start=start, end=start + timedelta(days=1))
 
@@ -158,7 +158,7 @@ def append_daily_bars(context: TradingDayContext) -> int:
     day_start = pd.Timestamp(context.day, tz=IST)
     for symbol in universe_symbols(context):
         existing = store.read(symbol, Timeframe.DAY, start=context.day, end=context.day + timedelta(days=1))
-        bars = _day_bars(context, symbol)
+        bars = day_bars(context, symbol)
         if len(existing) or not len(bars):
             continue
         daily = pd.DataFrame(

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,7 +29,7 @@ from typing import Any
 from engine.brokers.base import Broker
 from engine.brokers.factory import make_broker
 from engine.calendar import TradingSession
-from engine.clock import Clock, LiveClock, SimulatedClock
+from engine.clock import Clock, LiveClock
 from engine.execution.manager import OrderManager
 from engine.feed.client import MarketDataClient
 from engine.feed.replay import ReplayServer
@@ -60,6 +61,30 @@ class SessionStats:
     decisions: list[dict[str, Any]] = field(default_factory=list)
 
 
+class ReplayClock(Clock):
+    """Simulated time at `speed`× that holds still at `start` until `run()`: opening the session
+    (broker, reconciliation, indicators) costs no replayed time, so no minute of the day is skipped."""
+
+    def __init__(self, start: datetime, speed: float) -> None:
+        if start.tzinfo is None or speed <= 0:
+            raise ValueError(f"ReplayClock needs a tz-aware start and speed > 0, got {start!r}, {speed}")
+        self.start = start
+        self.speed = speed
+        self._wall_start: float | None = None
+
+    def run(self) -> None:
+        if self._wall_start is None:
+            self._wall_start = time.monotonic()
+
+    def now(self) -> datetime:
+        if self._wall_start is None:
+            return self.start
+        return self.start + timedelta(seconds=(time.monotonic() - self._wall_start) * self.speed)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds) / self.speed)
+
+
 class LiveSession:
     def __init__(
         self,
@@ -85,7 +110,7 @@ class LiveSession:
         self.replay_server = replay_server
         self.stats = SessionStats()
         self.streaming_done = asyncio.Event()
-        self._closed = False
+        self._closing: asyncio.Future[dict[str, Any]] | None = None
         self._stop_requested = ""
         self._stop_task: asyncio.Future[None] | None = None
 
@@ -110,12 +135,14 @@ class LiveSession:
         replay = settings.feed.source == "replay" if replay is None else replay
         if clock is None:
             if replay:
-                clock = SimulatedClock(session.open - REPLAY_LEAD, speed or settings.feed.replay_speed)
+                clock = ReplayClock(session.open - REPLAY_LEAD, speed or settings.feed.replay_speed)
             else:
                 clock = LiveClock()
         instruments = _universe_instruments(context)
         indicators = _indicators(context, [i.symbol for i in instruments])
         instruments = [i for i in instruments if i.symbol in indicators]
+        if replay:
+            _check_replayable(context, [i.symbol for i in instruments])
         broker = make_session_broker(context, clock, instruments)
         await broker.connect()
         orders = OrderManager(broker, context.db, clock, trading_day=context.day)
@@ -178,11 +205,20 @@ class LiveSession:
     async def stream_until_close(self) -> dict[str, Any]:
         """Stream until the session's close on the clock (or `request_stop`), then settle the day."""
         try:
+            if isinstance(self.clock, ReplayClock):
+                self.clock.run()
             if self.clock.now() < self.session.close and not self._stop_requested:
                 await self.feed.subscribe(self.instrument_keys, self.context.settings.feed.mode)
                 state = await self.feed.run(until=self.session.close)
                 log.info("feed ended %s: %s", state.value, self.feed.stats)
             summary = await self.engine.end_of_day()
+        except asyncio.CancelledError:
+            # Cancelled (a Prefect cancellation arrives as this, SIGTERM too): close here, as the
+            # caller's own cleanup may not get to run; exits stay at the broker.
+            self._stop_requested = self._stop_requested or "cancelled"
+            self.streaming_done.set()
+            await asyncio.shield(self.close())
+            raise
         finally:
             self.streaming_done.set()
         result = summary.as_dict()
@@ -246,11 +282,14 @@ class LiveSession:
         self._stop_task = asyncio.ensure_future(self.request_stop(signal.Signals(signum).name))
 
     async def close(self) -> dict[str, Any]:
-        """Idempotent: stop the feed and replay server, release the broker, checkpoint the stage.
-        GTT exits stay at the broker, so open positions remain protected while we are down."""
-        if self._closed:
-            return {"closed": True}
-        self._closed = True
+        """Idempotent and safe to call concurrently (every caller gets the one result): stop the
+        feed and the replay server, release the broker, checkpoint the stage. GTT exits stay at the
+        broker, so open positions remain protected while we are down."""
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close())
+        return await asyncio.shield(self._closing)
+
+    async def _close(self) -> dict[str, Any]:
         with contextlib.suppress(Exception):
             await self.feed.stop()
         if self.replay_server is not None:
@@ -309,6 +348,19 @@ def _indicators(context: TradingDayContext, symbols: list[str]) -> dict[str, Ins
 def make_session_broker(context: TradingDayContext, clock: Clock, instruments: list[Any]) -> Broker:
     """The broker chosen by settings (`AUTOTRADER_BROKER`), on the session's clock and database."""
     return make_broker(context.settings, clock=clock, instruments=instruments, db=context.db)
+
+
+class NothingToReplay(ValueError):
+    """The replayed day has no 5-minute bars in the store."""
+
+
+def _check_replayable(context: TradingDayContext, symbols: list[str]) -> None:
+    if not any(len(day_work.day_bars(context, symbol)) for symbol in symbols[:5]):
+        raise NothingToReplay(
+            f"no 5-minute bars for {context.day} under {context.settings.data_dir}/bars: a replay needs a day "
+            "of the store (the shipped data covers 2024-06-03 .. 2024-06-28); for live trading set "
+            "AUTOTRADER_FEED__SOURCE=upstox"
+        )
 
 
 async def _start_replay_server(context: TradingDayContext, clock: Clock) -> ReplayServer:

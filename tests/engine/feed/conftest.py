@@ -2,7 +2,8 @@
 
 `replay_server` binds 127.0.0.1:0 and yields a started `engine.feed.replay.ReplayServer` replaying
 `REPLAY_DAY` of the fixture store for `REPLAY_KEYS` (token `REPLAY_TOKEN`, speed 100, clock from 09:14:30).
-`make_replay_server(**kwargs)` builds others (faults, speed, start, token, frames, …); all are stopped at teardown."""
+`make_replay_server(**kwargs)` builds others (faults, speed, start, token, frames, …); all are stopped at teardown,
+and none may leave a task pending."""
 
 from __future__ import annotations
 
@@ -93,6 +94,7 @@ async def make_replay_server(replay_data_dir: Path) -> AsyncIterator[MakeReplayS
     yield make
     for server in servers:
         await server.stop()
+    assert all(not server.tasks for server in servers), "a replay server left a task pending after stop()"
 
 
 @pytest.fixture

@@ -400,8 +400,8 @@ def mutated(draw: st.DrawFn, frames: st.SearchStrategy[bytes]) -> bytes:
 @st.composite
 def class_frames(draw: st.DrawFn) -> bytes:
     """Valid frames written by the generated classes: every branch, any values."""
-    response = pb.FeedResponse(type=pb.Type.ValueType(draw(st.integers(0, 2))), currentTs=draw(st.integers(-(2**63), 2**63 - 1)))
     any_int = st.integers(-(2**63), 2**63 - 1)
+    response = pb.FeedResponse(type=pb.Type.ValueType(draw(st.integers(0, 2))), currentTs=draw(any_int))
     for n in range(draw(st.integers(0, 5))):
         feed = response.feeds[draw(st.text(max_size=3)) + f"|{n}"]
         shape = draw(st.sampled_from(["market", "index", "ltpc", "greeks", "empty", "no-branch"]))
@@ -438,29 +438,30 @@ def class_frames(draw: st.DrawFn) -> bytes:
     return response.SerializeToString()
 
 
-FUZZ = settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def fuzz(examples: int) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    return settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-@FUZZ
+@fuzz(500)
 @given(class_frames())
 def test_frames_from_the_generated_classes(data: bytes) -> None:
     for native in (_FILL, _CALL):
         assert assert_same(native, data)[0] == "ok"
 
 
-@FUZZ
+@fuzz(800)
 @given(wire_frames())
 def test_schema_aware_wire_frames(data: bytes) -> None:
     assert_same(_FILL, data)
 
 
-@FUZZ
+@fuzz(800)
 @given(mutated(st.one_of(class_frames(), wire_frames())))
 def test_mutated_frames(data: bytes) -> None:
     assert_same(_FILL, data)
 
 
-@FUZZ
+@fuzz(3000)
 @given(st.binary(max_size=64))
 def test_random_bytes(data: bytes) -> None:
     assert_same(_FILL, data)

@@ -23,7 +23,7 @@ import websockets
 from upstox_client.feeder import market_data_feeder_v3
 from upstox_client.rest import ApiException
 
-from engine.feed.decoder import FrameDecodeError, FrameKind, decode_frame, encode_ticks
+from engine.feed.decoder import DecodedFrame, FrameDecodeError, FrameKind, decode_frame, encode_ticks
 from engine.feed.framefile import write_frames
 from engine.feed.replay import BarTape, FaultPlan, ReplayError, ReplayServer, market_status_at
 from engine.feed.synth import MINUTE_MS, candles, day_ticks
@@ -64,8 +64,15 @@ async def authorized_uri(server: ReplayServer, token: str = REPLAY_TOKEN) -> str
     return response.json()["data"]["authorized_redirect_uri"]
 
 
-async def recv_frame(ws: websockets.ClientConnection, timeout: float = 5.0):  # type: ignore[name-defined]
-    return decode_frame(await asyncio.wait_for(ws.recv(), timeout))
+async def recv_bytes(ws: Any, timeout: float = 5.0) -> bytes:
+    """The next frame; the V3 feed sends binary protobuf only."""
+    message = await asyncio.wait_for(ws.recv(), timeout)
+    assert isinstance(message, bytes), f"text frame on the feed: {message!r}"
+    return message
+
+
+async def recv_frame(ws: Any, timeout: float = 5.0) -> DecodedFrame:
+    return decode_frame(await recv_bytes(ws, timeout))
 
 
 async def until(ws: Any, predicate: Callable[[Any], bool], limit: int = 200) -> list[Any]:
@@ -179,9 +186,9 @@ async def test_unsub_and_change_mode(replay_server: ReplayServer) -> None:
         await ws.send(request("change_mode", "ltpc", keys=(KEY,)))
         snapshot = await until(ws, lambda f: f.kind is FrameKind.INITIAL_FEED)
         assert [t.instrument_key for t in snapshot[-1].ticks] == [KEY]
-        raw = await asyncio.wait_for(ws.recv(), 5)
+        raw = await recv_bytes(ws)
         while decode_frame(raw).kind is not FrameKind.LIVE_FEED:
-            raw = await asyncio.wait_for(ws.recv(), 5)
+            raw = await recv_bytes(ws)
         from upstox_client.feeder.proto import MarketDataFeedV3_pb2 as sdk
 
         parsed = sdk.FeedResponse.FromString(raw)
@@ -272,7 +279,12 @@ async def test_upstox_sdk_streamer_reports_401_on_a_bad_token(
     errors: list[Any] = []
     failed = threading.Event()
     streamer = upstox_client.MarketDataStreamerV3(_sdk_client(server, "expired"), [KEY], "ltpc")
-    streamer.on("error", lambda error: (errors.append(error), failed.set()))
+
+    def on_error(error: Any) -> None:
+        errors.append(error)
+        failed.set()
+
+    streamer.on("error", on_error)
     streamer.connect()
     assert await asyncio.to_thread(failed.wait, 10)
     assert "401" in str(errors[0])
@@ -321,7 +333,7 @@ async def test_malformed_frame_is_not_a_feed_response(make_replay_server: MakeRe
     server = await make_replay_server(start=time(9, 14, 58), faults=FaultPlan(malformed_at=(time(9, 15, 30),)))
     ws = await _subscribed(server)
     for _ in range(100):
-        raw = await asyncio.wait_for(ws.recv(), 5)
+        raw = await recv_bytes(ws)
         try:
             decode_frame(raw)
         except FrameDecodeError:
@@ -408,7 +420,7 @@ async def test_frame_file_is_replayed_at_its_receive_times(
     server = await make_replay_server(frames=path, speed=50.0)
     async with websockets.connect(await authorized_uri(server)) as ws:
         assert (await recv_frame(ws)).kind is FrameKind.MARKET_INFO
-        received = [await asyncio.wait_for(ws.recv(), 5) for _ in range(4)]
+        received = [await recv_bytes(ws) for _ in range(4)]
     assert received == sent[1:]  # the first frame is at the clock start, before the connection
 
 
@@ -496,9 +508,9 @@ async def test_cli_feed_record_writes_frames_the_server_replays(
 
     replay = await make_replay_server(frames=out, speed=1.0)
     async with websockets.connect(await authorized_uri(replay)) as ws:
-        first = await asyncio.wait_for(ws.recv(), 5)
+        first = await recv_bytes(ws)
         assert decode_frame(first).kind is FrameKind.MARKET_INFO
-        following = [await asyncio.wait_for(ws.recv(), 5) for _ in range(2)]
+        following = [await recv_bytes(ws) for _ in range(2)]
     frames = [frame for _, frame in recorded]
     start = frames.index(following[0])  # frames recorded before the connection opened are skipped
     assert start >= 1 and following == frames[start : start + 2]  # byte for byte, in order
@@ -642,7 +654,7 @@ def _feed_union(raw: bytes, key: str) -> str | None:
 
 async def _next_live_union(ws: Any, key: str) -> str | None:
     for _ in range(100):
-        raw = await asyncio.wait_for(ws.recv(), 5)
+        raw = await recv_bytes(ws)
         frame = decode_frame(raw)
         if frame.kind is FrameKind.LIVE_FEED and any(t.instrument_key == key for t in frame.ticks):
             return _feed_union(raw, key)

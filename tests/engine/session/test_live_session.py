@@ -82,3 +82,20 @@ async def test_sigterm_stops_the_session_gracefully_with_open_positions_still_pr
         reclosed = await again.close()
     assert reclosed["status"] == "COMPLETED"
     assert _entry_ids(context) == before
+
+
+async def test_cancellation_closes_the_session_and_leaves_the_exits_at_the_broker(context: TradingDayContext) -> None:
+    live = await LiveSession.open(context, replay=True, speed=SPEED)
+    session_task = asyncio.ensure_future(asyncio.gather(live.stream_until_close(), live.run_entry_window()))
+    await live.clock.sleep_until(datetime.combine(context.day, time(15, 22), IST))
+    session_task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await session_task
+    closed = await live.close()  # joins the close the cancellation started
+    assert closed["status"] == "INTERRUPTED"
+    state = stage_state(context.db, context.day, "live_session")
+    assert state is not None and state[0] == "INTERRUPTED"
+    with session_scope(context.db) as session:
+        positions = session.exec(select(PositionRow).where(PositionRow.status == "OPEN")).all()
+        active = {g.exit_id for g in session.exec(select(GttRow).where(GttRow.status == "ACTIVE"))}
+    assert positions and all(p.exit_id in active for p in positions)
