@@ -38,6 +38,7 @@ class RiskSettings(BaseModel):
     swing_lookback: int = Field(10, ge=2, le=250)
     atr_period: int = Field(14, ge=2, le=250)
     atr_multiple: float = Field(2.0, gt=0, le=20)
+    min_stop_atr: float = Field(0.5, ge=0, le=20)  # the stop is at least this many ATRs below the entry
     reward_risk: float = Field(2.0, gt=0, le=20)
     volatility_cap_atr_pct: float | None = Field(None, gt=0, le=100)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time
 from typing import Any, Protocol
@@ -23,7 +24,7 @@ from typing import Any, Protocol
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
-from engine.brokers.base import Broker, OrderRejected, TokenExpired
+from engine.brokers.base import Broker, BrokerError, OrderRejected, TokenExpired
 from engine.clock import Clock
 from engine.execution.exits import exit_request_for
 from engine.execution.ids import make_client_order_id
@@ -174,6 +175,8 @@ class TradingEngine:
         self._last_sync: datetime | None = None
         self._sync_wanted = False
         self._reference_set: set[str] = set()
+        self._protection_tried: set[int] = set()  # position ids
+        self.broker_errors = 0
 
     # ---- state ---------------------------------------------------------------------------------
     @property
@@ -231,11 +234,9 @@ class TradingEngine:
                 setup.quantity * (setup.entry - setup.stop), setup.stop, setup.target, setup.id,
             )
         if self.pending:
-            await self._poll_orders(force=True)
-        await self._sync_exits(force=True)
-        for position in list(self.positions.open.values()):
-            if position.exit_id is None:
-                await self._protect(position, position.average_price)
+            await self._safely("order poll", self._poll_orders(force=True))
+        await self._safely("exit sync", self._sync_exits(force=True))
+        # positions found without a GTT are protected on their first tick (at a current price)
         self.strategy.on_start(trading_day=self.trading_day, clock=self.clock)
         log.info(
             "engine resumed %s: %d open positions, %d pending entries, risk used %.2f of %.2f%s",
@@ -259,12 +260,23 @@ class TradingEngine:
                 continue
             position = self.positions.open.get(tick.instrument_key)
             if position is not None:
-                await self._watch_position(position, tick, indicators.snapshot())
+                await self._safely("exit check", self._watch_position(position, tick, indicators.snapshot()))
             elif looking:
                 self._refresh_candidate(instrument, tick, indicators.snapshot())
-        await self._poll_orders()
-        await self._sync_exits()
-        await self._check_kill_switch()
+        await self._safely("order poll", self._poll_orders())
+        await self._safely("exit sync", self._sync_exits())
+        await self._safely("kill switch", self._check_kill_switch())
+
+    async def _safely(self, what: str, call: Awaitable[None]) -> None:
+        """Broker trouble (after the order manager's own retries) is logged and counted, and the
+        step is retried on a later tick: it never ends the session."""
+        try:
+            await call
+        except BrokerError as error:
+            self.broker_errors += 1
+            log.error("%s failed (%s: %s); retried on a later tick", what, type(error).__name__, error)
+            if isinstance(error, TokenExpired):
+                self.entries_halted_reason = f"broker token expired: {error}"
 
     def _looking_for_entries(self) -> bool:
         if self.kill_switch or self.entries_halted_reason or self.market_status in _CLOSED_MARKET:
@@ -315,6 +327,10 @@ class TradingEngine:
         position.last_price = tick.ltp
         if position.exit_client_order_id is not None:
             return
+        if position.exit_id is None and position.id not in self._protection_tried:
+            await self._protect(position, tick.ltp)
+            if position.exit_client_order_id is not None or position.key not in self.positions.open:
+                return
         reason = self.strategy.on_exit(position.as_position(), tick, snapshot)
         if reason:
             await self._exit_now(position, f"strategy: {reason}")
@@ -336,12 +352,17 @@ class TradingEngine:
                 self._sync_wanted = True  # it fired meanwhile: the sync closes the position
                 return
             self.positions.set_exit(position, None)
-        client_order_id = self._exit_id(position, "exit")
+        position.exit_attempts += 1  # a refused exit is retried under a new id
+        client_order_id = self._exit_id(position, f"exit{position.exit_attempts}")
         position.exit_client_order_id = client_order_id
         position.exit_reason = reason
         intent = OrderIntent(client_order_id, position.instrument, Side.SELL, position.quantity,
                              product=Product(self.settings.execution.product), purpose=OrderPurpose.EXIT)
-        order = await self.orders.submit(intent)
+        try:
+            order = await self.orders.submit(intent)
+        except BrokerError:
+            position.exit_client_order_id = None
+            raise
         await self._settle_exit_order(position, order)
 
     async def _settle_exit_order(self, position: OpenPosition, order: Order) -> None:
@@ -401,7 +422,9 @@ class TradingEngine:
         }
 
     async def _protect(self, position: OpenPosition, last_price: float) -> None:
-        """Place the GTT OCO exit of a new position (or of one found unprotected on restart)."""
+        """Place the GTT OCO exit of a new position (or of one found unprotected on restart); tried
+        once per position, after that the engine watches stop and target itself."""
+        self._protection_tried.add(position.id)
         if not self.exits_at_broker:
             return
         if not position.stop < last_price < position.target:
@@ -415,7 +438,7 @@ class TradingEngine:
         )
         try:
             exit_order = await self.orders.place_exit(request, position_id=position.id)
-        except (OrderRejected, ValueError) as error:
+        except (BrokerError, ValueError) as error:
             log.error("GTT for %s refused (%s): the engine watches stop and target itself",
                       position.instrument.symbol, error)
             return
@@ -423,8 +446,8 @@ class TradingEngine:
 
     # ---- entries -------------------------------------------------------------------------------
     async def _budget(self) -> RiskBudget:
-        invested = sum(p.quantity * p.average_price for p in self.positions.open.values())
-        reserved = sum(p.quantity * p.limit_price for p in self.pending.values())
+        invested = sum(self._buy_cost(p.quantity, p.average_price) for p in self.positions.open.values())
+        reserved = sum(self._buy_cost(p.quantity, p.limit_price) for p in self.pending.values())
         funds = self.ledger.capital + self.ledger.realized_pnl - invested - reserved
         if self.broker is not None:
             at_broker = await self.broker.funds()
@@ -440,6 +463,10 @@ class TradingEngine:
             kill_switch=self.kill_switch or bool(self.entries_halted_reason),
             kill_reason=self.kill_reason or self.entries_halted_reason,
         )
+
+    def _buy_cost(self, quantity: int, price: float) -> float:
+        """What buying costs in cash: the value plus the buy-side charges."""
+        return quantity * price + self.charges.order(Side.BUY, quantity, price).total
 
     def window_open(self) -> bool:
         return self.window.is_open(self.clock.now(), self.session)
@@ -462,7 +489,7 @@ class TradingEngine:
                 self.setup_ids[key] = self._save_setup(decision.setup, status="SKIPPED", reason=decision.reason,
                                                        setup_id=setup_id)
                 continue
-            await self._enter(decision, setup_id)
+            await self._safely(f"entry of {decision.setup.symbol}", self._enter(decision, setup_id))
         return decisions
 
     async def _enter(self, decision: EntryDecision, setup_id: int | None) -> None:
@@ -482,7 +509,11 @@ class TradingEngine:
             order = await self.orders.submit(intent, setup_id=setup_id)
         except TokenExpired as error:
             self.entries_halted_reason = f"broker token expired: {error}"
-            order = await self.orders.refresh(client_order_id)
+            try:
+                order = await self.orders.refresh(client_order_id)
+            except KeyError:  # refused before it was journaled: it was never sent
+                order = Order(client_order_id, setup.instrument_key, Side.BUY, decision.quantity, OrderStatus.REJECTED,
+                              message=self.entries_halted_reason)
         log.info("entry %s %s x%d (%s): %s", client_order_id, setup.symbol, decision.quantity, decision.reason,
                  order.status)
         await self._on_entry_update(pending, order)
@@ -593,8 +624,8 @@ class TradingEngine:
         """Settle what can be settled, expire unexecuted candidates, close the indicators' day
         and summarise. Open positions stay open (delivery), protected by their GTTs."""
         await self._ensure_started()
-        await self._poll_orders(force=True)
-        await self._sync_exits(force=True)
+        await self._safely("order poll", self._poll_orders(force=True))
+        await self._safely("exit sync", self._sync_exits(force=True))
         self._close_bars()
         with session_scope(self.db) as session:
             rows = session.exec(

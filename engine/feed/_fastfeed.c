@@ -7,7 +7,7 @@
  *     tags over 5 bytes or 32 bits, lengths >= INT32_MAX or past their enclosing message are errors;
  *   - sub-messages and groups nest at most 100 deep (upb's default depth limit);
  *   - proto3 strings (map keys, OHLC.interval, StatusInfo.status) must be valid UTF-8;
- *   - a repeated non-repeated sub-message merges; switching a oneof starts the new branch afresh;
+ *   - a singular sub-message that appears again merges; switching a oneof starts the new branch afresh;
  *   - a map entry holding an unknown field is not inserted (upb keeps it as an unknown field of the
  *     parent); a later entry with the same key replaces the earlier one;
  *   - enums are open and read as int32.
@@ -107,7 +107,9 @@ static inline int read_len(Reader *r, Span *s, Span *payload) {
     const uint8_t *at = s->p;
     uint64_t size;
     if (read_varint(r, s, &size) < 0) return -1;
-    if (size >= INT32_MAX || size > (uint64_t)(s->end - s->p)) return fail(r, at, "length past the end of its message");
+    if (size >= INT32_MAX || size > (uint64_t)(s->end - s->p)) {
+        return fail(r, at, "length past the end of its message");
+    }
     payload->p = s->p;
     payload->end = s->p + size;
     s->p = payload->end;
@@ -731,7 +733,8 @@ static int find_slot_offsets(Decoder *d) {
             return -1;
         }
         PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
-        if (member->type != Py_T_OBJECT_EX || (member->flags & Py_READONLY) || member->offset < (Py_ssize_t)sizeof(PyObject) ||
+        if (member->type != Py_T_OBJECT_EX || (member->flags & Py_READONLY) ||
+            member->offset < (Py_ssize_t)sizeof(PyObject) ||
             member->offset + (Py_ssize_t)sizeof(PyObject *) > type->tp_basicsize) {
             PyErr_Format(PyExc_TypeError, "Tick.%s is not a writable object slot", tick_field_names[i]);
             return -1;

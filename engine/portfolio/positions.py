@@ -35,6 +35,7 @@ class OpenPosition:
     last_price: float = 0.0
     exit_client_order_id: str | None = None  # an exit order we sent ourselves, pending
     exit_reason: str = ""
+    exit_attempts: int = 0  # exit orders we sent ourselves (each under its own id)
 
     @property
     def key(self) -> str:

@@ -3,7 +3,9 @@
 - "swing": one tick below the lowest low of the last `swing_lookback` daily bars (forming bar
   included), the indicator `lowest_low_<N>`;
 - "atr": entry − `atr_multiple` × `atr_<atr_period>` (daily).
-If the chosen indicator is missing, the other method is tried. The stop is snapped DOWN to the
+If the chosen indicator is missing, the other method is tried. A stop closer than
+`min_stop_atr` ATRs to the entry is widened to that distance (noise-sized stops would otherwise
+make oversized positions). The stop is snapped DOWN to the
 tick grid and kept strictly below the entry; target = entry + `reward_risk` × (entry − stop),
 snapped UP (so the reward/risk is never below the setting). A strategy may set its own stop or
 target (non-zero) on the Setup; they are snapped the same way and checked."""
@@ -48,9 +50,21 @@ class StopPolicy:
         for method in methods:
             stop, note = method()
             if stop is not None and 0 < stop < entry:
-                return stop, note
+                return self._widen(instrument, entry, stop, note, snapshot)
             notes.append(note if stop is None else f"{note}: {stop:.2f} not below entry {entry:.2f}")
         return None, "no stop: " + "; ".join(notes)
+
+    def _widen(
+        self, instrument: Instrument, entry: float, stop: float, note: str, snapshot: IndicatorSnapshot
+    ) -> tuple[float, str]:
+        """At least `min_stop_atr` ATRs between entry and stop (when the ATR is known)."""
+        atr = snapshot.daily.get(self.indicator_names[1])
+        if not atr or self.risk.min_stop_atr <= 0:
+            return stop, note
+        widest = instrument.round_price(entry - self.risk.min_stop_atr * atr, "down")
+        if stop <= widest or widest <= 0:
+            return stop, note
+        return widest, f"{note}, widened to {self.risk.min_stop_atr:g} x ATR {atr:.2f} below entry"
 
     def target_for(self, instrument: Instrument, entry: float, stop: float) -> float:
         return instrument.round_price(entry + self.risk.reward_risk * (entry - stop), "up")

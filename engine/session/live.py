@@ -31,7 +31,7 @@ from engine.brokers.factory import make_broker
 from engine.calendar import TradingSession
 from engine.clock import Clock, LiveClock
 from engine.execution.manager import OrderManager
-from engine.feed.client import MarketDataClient
+from engine.feed.client import FeedState, MarketDataClient
 from engine.feed.replay import ReplayServer
 from engine.indicators.metadata import build_metadata, read_metadata
 from engine.indicators.multitimeframe import InstrumentIndicators
@@ -59,6 +59,10 @@ class SessionStats:
     entry_calls: int = 0
     entries_approved: int = 0
     decisions: list[dict[str, Any]] = field(default_factory=list)
+
+
+class FeedTokenExpired(RuntimeError):
+    """The feed's access token was rejected (HTTP 401/403): streaming stopped."""
 
 
 class ReplayClock(Clock):
@@ -211,16 +215,18 @@ class LiveSession:
                 await self.feed.subscribe(self.instrument_keys, self.context.settings.feed.mode)
                 state = await self.feed.run(until=self.session.close)
                 log.info("feed ended %s: %s", state.value, self.feed.stats)
+                if state is FeedState.TOKEN_EXPIRED:
+                    # Fail the stage (and alert); a retry re-authorizes with the token of that moment.
+                    raise FeedTokenExpired(f"the market data token was rejected: {self.feed.stats.last_error}")
             summary = await self.engine.end_of_day()
         except asyncio.CancelledError:
             # Cancelled (a Prefect cancellation arrives as this, SIGTERM too): close here, as the
             # caller's own cleanup may not get to run; exits stay at the broker.
             self._stop_requested = self._stop_requested or "cancelled"
-            self.streaming_done.set()
             await asyncio.shield(self.close())
             raise
-        finally:
-            self.streaming_done.set()
+        # On another error the entry window keeps waiting: a retry of this call resumes the stream.
+        self.streaming_done.set()
         result = summary.as_dict()
         result.update(ticks=self.stats.ticks, feed_state=self.feed.state.value,
                       reconnects=self.feed.stats.reconnects, stopped_early=self._stop_requested or None)
@@ -290,6 +296,8 @@ class LiveSession:
         return await asyncio.shield(self._closing)
 
     async def _close(self) -> dict[str, Any]:
+        done_streaming = self.streaming_done.is_set()
+        self.streaming_done.set()  # ends a waiting entry window
         with contextlib.suppress(Exception):
             await self.feed.stop()
         if self.replay_server is not None:
@@ -298,7 +306,7 @@ class LiveSession:
         with contextlib.suppress(Exception):
             await self.broker.close()
         finished = self.clock.now() >= self.session.close and not self._stop_requested
-        status = COMPLETED if finished and self.streaming_done.is_set() else INTERRUPTED
+        status = COMPLETED if finished and done_streaming else INTERRUPTED
         open_positions = len(self.engine.positions.open)
         record_stage(self.context.db, self.context.day, LIVE_SESSION, status, self.clock,
                      {"ticks": self.stats.ticks, "open_positions": open_positions,

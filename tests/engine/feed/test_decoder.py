@@ -1,6 +1,11 @@
-"""decode_frame on bytes written by the SDK's own classes (as Upstox sends them) and by our encoder."""
+"""The decoders on bytes written by the SDK's own classes (as Upstox sends them) and by our encoder.
+
+Every test runs on `decode_frame_python` and, when the C extension is built, on `decode_frame_native`
+(`test_fastfeed.py` checks that the two agree on any input)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import pytest
 from google.protobuf.json_format import MessageToDict
@@ -13,13 +18,21 @@ from engine.feed.decoder import (
     FeedMode,
     FrameDecodeError,
     FrameKind,
-    decode_frame,
+    decode_frame_native,
+    decode_frame_python,
     encode_market_info,
     encode_ticks,
 )
 from engine.models import MarketStatus, Tick
 
 KEY = "NSE_EQ|INE002A01018"
+Decode = Callable[[bytes], DecodedFrame]
+DECODERS = {"python": decode_frame_python, "native": decode_frame_native}
+
+
+@pytest.fixture(scope="module", params=[name for name, decode in DECODERS.items() if decode is not None])
+def decode(request: pytest.FixtureRequest) -> Decode:
+    return DECODERS[request.param]  # type: ignore[return-value]
 
 
 def _sdk_full_frame(kind: int = sdk.live_feed) -> bytes:
@@ -36,8 +49,8 @@ def _sdk_full_frame(kind: int = sdk.live_feed) -> bytes:
     return response.SerializeToString()
 
 
-def test_full_mode_frame_from_the_sdk_schema_decodes_every_mapped_field() -> None:
-    frame = decode_frame(_sdk_full_frame())
+def test_full_mode_frame_from_the_sdk_schema_decodes_every_mapped_field(decode: Decode) -> None:
+    frame = decode(_sdk_full_frame())
     assert frame.kind is FrameKind.LIVE_FEED
     assert frame.current_ts_ms == 1_717_472_700_123
     assert frame.market_status is None
@@ -47,11 +60,11 @@ def test_full_mode_frame_from_the_sdk_schema_decodes_every_mapped_field() -> Non
     ]
 
 
-def test_initial_feed_kind() -> None:
-    assert decode_frame(_sdk_full_frame(sdk.initial_feed)).kind is FrameKind.INITIAL_FEED
+def test_initial_feed_kind(decode: Decode) -> None:
+    assert decode(_sdk_full_frame(sdk.initial_feed)).kind is FrameKind.INITIAL_FEED
 
 
-def test_ltpc_index_and_option_greeks_feeds() -> None:
+def test_ltpc_index_and_option_greeks_feeds(decode: Decode) -> None:
     response = sdk.FeedResponse(type=sdk.live_feed, currentTs=5)
     ltpc = response.feeds["NSE_EQ|A"].ltpc
     ltpc.ltp, ltpc.ltt, ltpc.ltq, ltpc.cp = 101.5, 1000, 3, 100.0
@@ -62,7 +75,7 @@ def test_ltpc_index_and_option_greeks_feeds() -> None:
     greeks.ltpc.ltp, greeks.ltpc.ltt = 55.0, 3000
     greeks.firstDepth.bidP, greeks.firstDepth.askP = 54.9, 55.1
     greeks.vtt, greeks.oi, greeks.optionGreeks.delta = 777, 12_000.0, 0.5
-    ticks = {tick.instrument_key: tick for tick in decode_frame(response.SerializeToString()).ticks}
+    ticks = {tick.instrument_key: tick for tick in decode(response.SerializeToString()).ticks}
     assert ticks["NSE_EQ|A"] == Tick("NSE_EQ|A", 101.5, 1000, ltq=3, close_prev=100.0)
     assert ticks["NSE_INDEX|Nifty 50"] == Tick(
         "NSE_INDEX|Nifty 50", 22_500.5, 2000, close_prev=22_400.0, day_open=22_410.0, day_high=22_550.0,
@@ -71,24 +84,24 @@ def test_ltpc_index_and_option_greeks_feeds() -> None:
     assert ticks["NSE_FO|1"] == Tick("NSE_FO|1", 55.0, 3000, volume=777, oi=12_000.0, bid=54.9, ask=55.1)
 
 
-def test_market_info_maps_segment_status() -> None:
+def test_market_info_maps_segment_status(decode: Decode) -> None:
     response = sdk.FeedResponse(type=sdk.market_info, currentTs=9)
     response.marketInfo.segmentStatus["NSE_EQ"] = sdk.NORMAL_OPEN
     response.marketInfo.segmentStatus["NSE_FO"] = sdk.PRE_OPEN_END
-    frame = decode_frame(response.SerializeToString())
+    frame = decode(response.SerializeToString())
     assert frame == DecodedFrame(
         FrameKind.MARKET_INFO, 9, [], {"NSE_EQ": MarketStatus.NORMAL_OPEN, "NSE_FO": MarketStatus.PRE_OPEN_END}
     )
 
 
 @pytest.mark.parametrize("mode", list(FeedMode))
-def test_encoder_round_trips_through_the_sdk_classes(mode: FeedMode) -> None:
+def test_encoder_round_trips_through_the_sdk_classes(decode: Decode, mode: FeedMode) -> None:
     tick = Tick(KEY, 2950.5, 1_717_472_699_000, 25, 1_200_300, 2931.0, 2935.0, 2960.0, 2930.05, 2944.12, 0.0,
                 2950.45, 2950.6)
     data = encode_ticks([tick], current_ts_ms=77, mode=mode, day_start_ms=1_717_439_400_000)
     parsed = sdk.FeedResponse.FromString(data)  # Upstox's own classes accept our bytes
     assert parsed.feeds[KEY].ltpc.ltp == 2950.5 or parsed.feeds[KEY].WhichOneof("FeedUnion") != "ltpc"
-    decoded = decode_frame(data)
+    decoded = decode(data)
     assert decoded.kind is FrameKind.LIVE_FEED and decoded.current_ts_ms == 77
     [back] = decoded.ticks
     assert (back.instrument_key, back.ltp, back.ltt_ms, back.ltq, back.close_prev) == (
@@ -100,30 +113,30 @@ def test_encoder_round_trips_through_the_sdk_classes(mode: FeedMode) -> None:
         assert parsed.feeds[KEY].fullFeed.marketFF.marketOHLC.ohlc[0].ts == 1_717_439_400_000
 
 
-def test_encode_market_info_round_trip() -> None:
+def test_encode_market_info_round_trip(decode: Decode) -> None:
     statuses = {"NSE_EQ": MarketStatus.NORMAL_CLOSE, "BSE_EQ": MarketStatus.PRE_OPEN_START}
     data = encode_market_info(statuses, current_ts_ms=1)
     assert sdk.FeedResponse.FromString(data).marketInfo.segmentStatus["NSE_EQ"] == sdk.NORMAL_CLOSE
-    assert decode_frame(data).market_status == statuses
+    assert decode(data).market_status == statuses
 
 
 @pytest.mark.parametrize("data", [b"\xff\xff\xff\xff", b"\x12\x50abc", b"\x08\x09"])
-def test_bytes_that_are_not_a_feed_response_raise_a_clear_error(data: bytes) -> None:
+def test_bytes_that_are_not_a_feed_response_raise_a_clear_error(decode: Decode, data: bytes) -> None:
     with pytest.raises(FrameDecodeError, match="FeedResponse"):
-        decode_frame(data)
+        decode(data)
 
 
-def test_empty_frame_is_an_empty_initial_feed() -> None:
-    assert decode_frame(b"") == DecodedFrame(FrameKind.INITIAL_FEED, 0, [], None)
+def test_empty_frame_is_an_empty_initial_feed(decode: Decode) -> None:
+    assert decode(b"") == DecodedFrame(FrameKind.INITIAL_FEED, 0, [], None)
 
 
-def test_an_empty_feed_gives_no_tick_and_an_untraded_full_feed_gives_its_values() -> None:
+def test_an_empty_feed_gives_no_tick_and_an_untraded_full_feed_gives_its_values(decode: Decode) -> None:
     response = sdk.FeedResponse(type=sdk.live_feed)
     response.feeds["NSE_EQ|EMPTY"].requestMode = sdk.full_d5
     untraded = response.feeds["NSE_EQ|UNTRADED"].fullFeed.marketFF
     untraded.ltpc.cp = 50.0
     untraded.marketLevel.bidAskQuote.add(bidP=49.5, askP=50.5)
-    assert decode_frame(response.SerializeToString()).ticks == [
+    assert decode(response.SerializeToString()).ticks == [
         Tick("NSE_EQ|UNTRADED", 0.0, 0, close_prev=50.0, bid=49.5, ask=50.5)
     ]
 
@@ -211,13 +224,13 @@ def _reference_tick(key: str, feed: dict) -> Tick | None:
 
 @settings(max_examples=200, deadline=None)
 @given(sdk_frames())
-def test_decode_frame_matches_a_plain_reading_of_the_sdk_view(data: bytes) -> None:
+def test_decode_frame_matches_a_plain_reading_of_the_sdk_view(decode: Decode, data: bytes) -> None:
     as_dict = MessageToDict(sdk.FeedResponse.FromString(data))
     expected = {
         key: tick for key, feed in as_dict.get("feeds", {}).items()
         if (tick := _reference_tick(key, feed)) is not None
     }
-    frame = decode_frame(data)
+    frame = decode(data)
     assert {tick.instrument_key: tick for tick in frame.ticks} == expected
     assert len(frame.ticks) == len(expected)
     assert frame.current_ts_ms == int(as_dict.get("currentTs", 0))

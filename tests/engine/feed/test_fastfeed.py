@@ -461,6 +461,21 @@ def test_mutated_frames(data: bytes) -> None:
     assert_same(_FILL, data)
 
 
+@fuzz(1000)
+@given(st.binary(max_size=8))
+def test_any_bytes_as_instrument_key(key: bytes) -> None:  # the UTF-8 check against upb's
+    outcome = assert_same(_FILL, LIVE + entry(key, ld(1, LTPC)))
+    assert outcome[0] == "ok" or not _is_utf8(key)
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 @fuzz(3000)
 @given(st.binary(max_size=64))
 def test_random_bytes(data: bytes) -> None:

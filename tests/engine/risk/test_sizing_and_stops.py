@@ -106,3 +106,14 @@ def test_a_longs_stop_is_below_its_entry_and_its_target_above(
         assert 0 < setup.stop < setup.entry < setup.target
         assert instrument.on_tick_grid(setup.stop) and instrument.on_tick_grid(setup.target)
         assert setup.target - setup.entry >= reward_risk * (setup.entry - setup.stop) - 1e-6
+
+
+def test_a_stop_closer_than_min_stop_atr_is_widened() -> None:
+    # swing low 99.50 -> 99.45 is only 0.55 below 100; 0.5 x ATR 2.0 = 1.0 -> stop 99.00, target 102.00
+    setup = make_setup(entry=100.0, stop=0.0, target=0.0)
+    snap = snapshot(frame(Timeframe.DAY, close=100.0, lowest_low_10=99.5, atr_14=2.0))
+    assert StopPolicy(RISK).apply(setup, RELIANCE, snap) is None
+    assert (setup.stop, setup.target) == (99.0, 102.0)
+    unchanged = make_setup(entry=100.0, stop=0.0, target=0.0)
+    assert StopPolicy(RISK.model_copy(update={"min_stop_atr": 0.0})).apply(unchanged, RELIANCE, snap) is None
+    assert unchanged.stop == 99.45

@@ -16,7 +16,7 @@ from sqlmodel import select
 from engine.clock import LiveClock
 from engine.models import IST
 from engine.session import day as day_work
-from engine.session.live import LiveSession
+from engine.session.live import FeedTokenExpired, LiveSession
 from engine.session.stages import TradingDayContext, open_trading_day, stage_state
 from engine.storage import session_scope
 from engine.storage.tables import GttRow, OrderRow, PositionRow
@@ -99,3 +99,17 @@ async def test_cancellation_closes_the_session_and_leaves_the_exits_at_the_broke
         positions = session.exec(select(PositionRow).where(PositionRow.status == "OPEN")).all()
         active = {g.exit_id for g in session.exec(select(GttRow).where(GttRow.status == "ACTIVE"))}
     assert positions and all(p.exit_id in active for p in positions)
+
+
+async def test_a_rejected_feed_token_fails_the_stream_instead_of_ending_the_day_quietly(
+    context: TradingDayContext,
+) -> None:
+    live = await LiveSession.open(context, replay=True, speed=SPEED)
+    assert live.replay_server is not None
+    live.replay_server.set_token("a-token-we-do-not-have")
+    try:
+        with pytest.raises(FeedTokenExpired, match="token was rejected"):
+            await asyncio.gather(live.stream_until_close(), live.run_entry_window())
+    finally:
+        closed = await live.close()
+    assert closed["status"] == "INTERRUPTED"
