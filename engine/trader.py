@@ -57,7 +57,7 @@ from engine.risk.limits import Candidate, EntryDecision, RiskBudget, plan_entrie
 from engine.risk.stops import StopPolicy
 from engine.settings import Settings
 from engine.storage import session_scope
-from engine.storage.tables import GttRow, OrderRow, PositionRow, SetupRow
+from engine.storage.tables import GttRow, OrderRow, PositionRow, SetupRow, TradeRow
 from engine.strategy.base import GuardedStrategy, Strategy
 from engine.strategy.validator import RuleContext, validator_from_settings
 from engine.strategy.window import EntryWindow, SessionHours, SessionLike
@@ -84,7 +84,6 @@ class PendingEntry:
     instrument: Instrument
     quantity: int
     limit_price: float  # the most the entry can pay (reserved from the funds until it fills)
-    risk: float
     stop: float
     target: float
     setup_id: int | None
@@ -231,11 +230,12 @@ class TradingEngine:
                 continue
             self.pending[order_row.client_order_id] = PendingEntry(
                 order_row.client_order_id, instrument, order_row.quantity, order_row.price or setup.entry,
-                setup.quantity * (setup.entry - setup.stop), setup.stop, setup.target, setup.id,
+                setup.stop, setup.target, setup.id,
             )
         if self.pending:
             await self._safely("order poll", self._poll_orders(force=True))
         await self._safely("exit sync", self._sync_exits(force=True))
+        self._recompute_ledger()
         # positions found without a GTT are protected on their first tick (at a current price)
         self.strategy.on_start(trading_day=self.trading_day, clock=self.clock)
         log.info(
@@ -243,6 +243,28 @@ class TradingEngine:
             self.trading_day, len(self.positions.open), len(self.pending), self.ledger.risk_used,
             self.ledger.daily_risk_cap, f", KILL SWITCH ({self.kill_reason})" if self.kill_switch else "",
         )
+
+    def _recompute_ledger(self) -> None:
+        """Risk used = Σ over today's entry orders of (filled quantity once settled, else the
+        ordered quantity) × (entry − stop) of its setup; realised P&L = Σ net P&L of today's trades."""
+        with session_scope(self.db) as session:
+            setups = {
+                row.client_order_id: row
+                for row in session.exec(select(SetupRow).where(SetupRow.trading_day == self.trading_day)).all()
+                if row.client_order_id
+            }
+            entries = session.exec(
+                select(OrderRow).where(OrderRow.trading_day == self.trading_day, OrderRow.purpose == "ENTRY")
+            ).all()
+            realized = sum(session.exec(select(TradeRow.net_pnl).where(TradeRow.trading_day == self.trading_day)).all())
+        risk = 0.0
+        for order in entries:
+            setup = setups.get(order.client_order_id)
+            if setup is None:
+                continue
+            quantity = order.filled_quantity if OrderStatus(order.status).is_terminal else order.quantity
+            risk += quantity * (setup.entry - setup.stop)
+        self.ledger.set_totals(risk_used=risk, realized_pnl=realized)
 
     # ---- hot path ------------------------------------------------------------------------------
     async def on_ticks(self, ticks: list[Tick]) -> None:
@@ -374,7 +396,7 @@ class TradingEngine:
 
     def _close(self, position: OpenPosition, price: float, *, reason: str) -> None:
         trade = self.positions.close(position, price, self.clock.now(), reason, self.trading_day)
-        self.ledger.add_realized(trade.net_pnl)
+        self._recompute_ledger()
         self.trades.append(trade)
         log.info("closed %s x%d at %.2f (%s): net %.2f", trade.symbol, trade.quantity, price, reason, trade.net_pnl)
 
@@ -490,7 +512,19 @@ class TradingEngine:
                                                        setup_id=setup_id)
                 continue
             await self._safely(f"entry of {decision.setup.symbol}", self._enter(decision, setup_id))
+        self._expire_setups(f"conditions no longer held when the entry window ran at {self.clock.now():%H:%M:%S}")
         return decisions
+
+    def _expire_setups(self, reason: str) -> None:
+        """Setups rows still CANDIDATE whose instrument is not a candidate now become EXPIRED."""
+        with session_scope(self.db) as session:
+            rows = session.exec(
+                select(SetupRow).where(SetupRow.trading_day == self.trading_day, SetupRow.status == "CANDIDATE")
+            ).all()
+            for row in rows:
+                if row.instrument_key not in self.candidates:
+                    row.status, row.status_reason = "EXPIRED", reason
+                    session.add(row)
 
     async def _enter(self, decision: EntryDecision, setup_id: int | None) -> None:
         setup, instrument = decision.setup, decision.instrument
@@ -500,8 +534,8 @@ class TradingEngine:
         self.setup_ids[setup.instrument_key] = setup_id
         self.entered_today.add(setup.instrument_key)
         self.ledger.add_entry(decision.risk)  # reserved before the order leaves
-        pending = PendingEntry(client_order_id, instrument, decision.quantity, decision.limit_price, decision.risk,
-                               setup.stop, setup.target, setup_id)
+        pending = PendingEntry(client_order_id, instrument, decision.quantity, decision.limit_price, setup.stop,
+                               setup.target, setup_id)
         self.pending[client_order_id] = pending
         intent = OrderIntent(client_order_id, instrument, Side.BUY, decision.quantity, OrderType.LIMIT,
                              price=decision.limit_price, product=Product(self.settings.execution.product))
@@ -543,8 +577,7 @@ class TradingEngine:
             return
         del self.pending[pending.client_order_id]
         filled = order.filled_quantity
-        if filled < pending.quantity:
-            self.ledger.release(pending.risk * (pending.quantity - filled) / pending.quantity)
+        self._recompute_ledger()  # the unfilled part's risk is released
         if filled <= 0:
             log.info("entry %s %s: %s", pending.client_order_id, order.status, order.message)
             return
@@ -627,15 +660,10 @@ class TradingEngine:
         await self._safely("order poll", self._poll_orders(force=True))
         await self._safely("exit sync", self._sync_exits(force=True))
         self._close_bars()
-        with session_scope(self.db) as session:
-            rows = session.exec(
-                select(SetupRow).where(SetupRow.trading_day == self.trading_day, SetupRow.status == "CANDIDATE")
-            ).all()
-            for row in rows:
-                row.status, row.status_reason = "EXPIRED", "not executed: no entry window after it was found"
-                session.add(row)
-            setups = len(session.exec(select(SetupRow.id).where(SetupRow.trading_day == self.trading_day)).all())
         self.candidates.clear()
+        self._expire_setups("not executed: no entry window ran after it was found")
+        with session_scope(self.db) as session:
+            setups = len(session.exec(select(SetupRow.id).where(SetupRow.trading_day == self.trading_day)).all())
         trades = self.positions.trades_of(self.trading_day)
         return DaySummary(
             trading_day=self.trading_day,

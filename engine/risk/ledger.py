@@ -1,6 +1,8 @@
 """The daily risk ledger (table `risk_ledger`, one row per trading day): the day's capital, risk
 cap, the initial risk of the day's entries, realised P&L and the kill switch. Persisted on every
-change, so a restarted session keeps the day's budget and never re-opens a halted day."""
+change, so a restarted session keeps the day's budget and never re-opens a halted day. Risk is
+reserved (`add_entry`) before an entry order leaves; the engine then recomputes the totals from
+the journal (`set_totals`) whenever an entry settles or a trade closes."""
 
 from __future__ import annotations
 
@@ -70,12 +72,10 @@ class RiskLedger:
         """Reserve the initial risk of an entry (before its order is sent)."""
         self._save(risk_used=self.row.risk_used + risk, entries=self.row.entries + 1)
 
-    def release(self, risk: float) -> None:
-        """Give back risk of an entry that was rejected or cancelled unfilled (or filled in part)."""
-        self._save(risk_used=max(0.0, self.row.risk_used - risk))
-
-    def add_realized(self, net_pnl: float) -> None:
-        self._save(realized_pnl=round(self.row.realized_pnl + net_pnl, 2))
+    def set_totals(self, *, risk_used: float, realized_pnl: float) -> None:
+        """Totals recomputed from the order journal and the trades (idempotent, so a restart
+        never counts a release or a trade twice)."""
+        self._save(risk_used=max(0.0, risk_used), realized_pnl=round(realized_pnl, 2))
 
     def trip(self, reason: str) -> None:
         if not self.row.kill_switch:

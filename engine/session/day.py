@@ -149,28 +149,57 @@ def day_bars(context: TradingDayContext, symbol: str) -> pd.DataFrame:
     return bar_store(context).read(symbol, Timeframe.MIN5, start=start, end=start + timedelta(days=1))
 
 
-def append_daily_bars(context: TradingDayContext) -> int:
-    """Append the day's daily bar, aggregated from its 5-minute bars, to the history of every
-    universe symbol that lacks it. History that already has the day is left alone (append-only).
-    Returns the number of bars appended."""
-    store = bar_store(context)
-    appended = 0
+BAR_COLUMNS = ["ts", "open", "high", "low", "close", "volume"]
+
+
+def session_bars_path(context: TradingDayContext) -> Path:
+    """The day's daily bars as the live session built them from ticks (one row per symbol)."""
+    return work_dir(context) / "sessions" / f"{context.day.isoformat()}-daily.parquet"
+
+
+def save_session_bars(context: TradingDayContext, bars: dict[str, tuple[float, float, float, float, float]]) -> Path:
+    """Write {symbol: (open, high, low, close, volume)} of the day (from the live session's ticks)."""
+    path = session_bars_path(context)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(
+        [(symbol, *ohlcv) for symbol, ohlcv in sorted(bars.items())],
+        columns=["symbol", "open", "high", "low", "close", "volume"],
+    )
+    frame.to_parquet(path, index=False)
+    return path
+
+
+def _daily_bar_of(context: TradingDayContext, symbol: str, session_bars: pd.DataFrame) -> pd.DataFrame | None:
+    """The day's bar of `symbol`: from its 5-minute bars in the store, else from the session's ticks."""
     day_start = pd.Timestamp(context.day, tz=IST)
+    bars = day_bars(context, symbol)
+    if len(bars):
+        ohlcv = (bars["open"].iloc[0], bars["high"].max(), bars["low"].min(), bars["close"].iloc[-1],
+                 bars["volume"].sum())
+    else:
+        row = session_bars[session_bars["symbol"] == symbol]
+        if row.empty:
+            return None
+        ohlcv = tuple(row.iloc[0][["open", "high", "low", "close", "volume"]])
+    frame = pd.DataFrame([(day_start, *ohlcv)], columns=BAR_COLUMNS)
+    frame["volume"] = frame["volume"].astype("int64")
+    return frame
+
+
+def append_daily_bars(context: TradingDayContext) -> int:
+    """Append the day's daily bar to the history of every universe symbol that lacks it: from the
+    day's 5-minute bars in the store, else from the bars the live session built from ticks. History
+    that already has the day is left alone (append-only). Returns the number of bars appended."""
+    store = bar_store(context)
+    path = session_bars_path(context)
+    session_bars = pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=["symbol"])
+    appended = 0
     for symbol in universe_symbols(context):
-        existing = store.read(symbol, Timeframe.DAY, start=context.day, end=context.day + timedelta(days=1))
-        bars = day_bars(context, symbol)
-        if len(existing) or not len(bars):
+        if len(store.read(symbol, Timeframe.DAY, start=context.day, end=context.day + timedelta(days=1))):
             continue
-        daily = pd.DataFrame(
-            {
-                "ts": [day_start],
-                "open": [float(bars["open"].iloc[0])],
-                "high": [float(bars["high"].max())],
-                "low": [float(bars["low"].min())],
-                "close": [float(bars["close"].iloc[-1])],
-                "volume": [int(bars["volume"].sum())],
-            }
-        )
+        daily = _daily_bar_of(context, symbol, session_bars)
+        if daily is None:
+            continue
         store.write(symbol, Timeframe.DAY, daily, merge=True)
         appended += 1
     return appended

@@ -218,6 +218,7 @@ class LiveSession:
                 if state is FeedState.TOKEN_EXPIRED:
                     # Fail the stage (and alert); a retry re-authorizes with the token of that moment.
                     raise FeedTokenExpired(f"the market data token was rejected: {self.feed.stats.last_error}")
+            self._save_day_bars()  # before end_of_day rolls the forming daily bars into history
             summary = await self.engine.end_of_day()
         except asyncio.CancelledError:
             # Cancelled (a Prefect cancellation arrives as this, SIGTERM too): close here, as the
@@ -233,6 +234,16 @@ class LiveSession:
         record_stage(self.context.db, self.context.day, LIVE_SESSION, RUNNING, self.clock,
                      {"streamed": True, "ticks": self.stats.ticks})
         return result
+
+    def _save_day_bars(self) -> None:
+        """The day's daily bar of each instrument as built from its ticks, for post-close."""
+        bars = {}
+        for symbol, indicators in self.engine.indicators.items():
+            daily = indicators.snapshot().daily
+            if daily.bar_start is not None and daily.bar_start.date() == self.context.day:
+                bars[symbol] = (daily.open, daily.high, daily.low, daily.close, daily.volume)
+        if bars:
+            day_work.save_session_bars(self.context, bars)
 
     async def run_entry_window(self) -> dict[str, Any]:
         """Wait for the entry window on the clock; while it is open, execute it every ENTRY_POLL

@@ -25,7 +25,16 @@ from engine.storage.tables import GttRow, OrderRow, PositionRow, RiskLedgerRow, 
 from engine.strategy.base import Strategy
 from engine.strategy.window import SessionHours
 from engine.trader import TradingEngine
-from tests.engine.strategy.support import LOTTY, RELIANCE, TCS, AlwaysLong, at, seeded_indicators, tick
+from tests.engine.strategy.support import (
+    LOTTY,
+    RELIANCE,
+    TCS,
+    AlwaysLong,
+    AlwaysLongConfig,
+    at,
+    seeded_indicators,
+    tick,
+)
 
 DAY = date(2024, 6, 4)
 SESSION = SessionHours(at(DAY, 9, 15), at(DAY, 15, 30))
@@ -75,7 +84,7 @@ def rows(db: Any, table: Any) -> list[Any]:
 
 
 async def test_candidates_wait_for_the_window_then_enter_with_a_gtt(tmp_path: Path) -> None:
-    rig = make_rig(tmp_path)
+    rig = make_rig(tmp_path, instruments=[RELIANCE, TCS], strategy=AlwaysLong(AlwaysLongConfig(min_price=1.0)))
     engine = rig.engine()
     await feed(engine, rig.clock, 14, 0, 0, (RELIANCE, 100.0))
     assert list(engine.candidates) == [RELIANCE.instrument_key]
@@ -83,13 +92,17 @@ async def test_candidates_wait_for_the_window_then_enter_with_a_gtt(tmp_path: Pa
     assert await engine.execute_entry_window() == []  # 14:00: outside 15:10-15:25
     assert rows(rig.db, OrderRow) == []
 
+    await feed(engine, rig.clock, 15, 9, 0, (TCS, 100.0))  # a candidate that is gone when the window runs
+    await feed(engine, rig.clock, 15, 9, 30, (TCS, 0.5))
     await feed(engine, rig.clock, 15, 10, 0, (RELIANCE, 100.0))
     [decision] = await engine.execute_entry_window()
     # lowest_low_10 = 95 -> stop 94.95; 1% of 10,00,000 / 5.05 = 1980.19 -> 1980; target 100 + 2 * 5.05
     assert (decision.approved, decision.quantity, decision.setup.stop, decision.setup.target) == (
         True, 1980, 94.95, 110.1)
-    [setup_row] = rows(rig.db, SetupRow)
+    setup_row, gone = rows(rig.db, SetupRow)
     assert (setup_row.status, setup_row.quantity) == ("EXECUTED", 1980)
+    assert (gone.symbol, gone.status) == ("TCS", "EXPIRED")
+    assert gone.status_reason == "conditions no longer held when the entry window ran at 15:10:00"
     [order] = rows(rig.db, OrderRow)
     assert (order.side, order.quantity, order.purpose, order.setup_id) == ("BUY", 1980, "ENTRY", setup_row.id)
     assert (order.order_type, order.price) == ("LIMIT", 100.5)  # entry_limit_offset_pct 0.5: never pays more
@@ -241,7 +254,7 @@ async def test_market_close_stops_candidates_and_end_of_day_expires_them(tmp_pat
     summary = await engine.end_of_day()
     assert summary.setups == 1
     assert [(r.status, r.status_reason) for r in rows(rig.db, SetupRow)] == [
-        ("EXPIRED", "not executed: no entry window after it was found")]
+        ("EXPIRED", "not executed: no entry window ran after it was found")]
     assert Side.BUY.value == "BUY"
 
 
@@ -327,3 +340,22 @@ async def test_broker_trouble_is_counted_and_retried_never_crashing_the_session(
     await feed(engine, rig.clock, 15, 20, 30, (RELIANCE, 94.8))
     [trade] = rows(rig.db, TradeRow)
     assert (trade.exit_price, trade.exit_reason) == (94.85, "stop (GTT)")
+
+
+async def test_a_partly_filled_entry_keeps_what_filled_when_the_window_ends(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path)
+    rig.broker = PaperBroker(rig.clock, slippage_bps=5.0, partial_fill_ratio=0.25, instruments=[RELIANCE], db=rig.db)
+    engine = rig.engine()
+    await feed(engine, rig.clock, 15, 24, 0, (RELIANCE, 100.0))
+    [decision] = await engine.execute_entry_window()
+    assert decision.quantity == 1980
+    await feed(engine, rig.clock, 15, 24, 30, (RELIANCE, 100.0))  # 495 filled, window still open
+    assert rows(rig.db, PositionRow) == []
+    await feed(engine, rig.clock, 15, 25, 30, (RELIANCE, 100.0))  # 495 more, then the rest is cancelled
+    [order] = [o for o in rows(rig.db, OrderRow) if o.purpose == "ENTRY"]
+    assert (order.status, order.filled_quantity) == ("CANCELLED", 990)
+    [position] = rows(rig.db, PositionRow)
+    assert position.quantity == 990
+    [gtt] = rows(rig.db, GttRow)
+    assert gtt.quantity == 990
+    assert engine.ledger.risk_used == pytest.approx(990 * 5.05)  # the unfilled half's risk is released

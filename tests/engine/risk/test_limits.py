@@ -127,7 +127,7 @@ def test_ledger_persists_the_days_budget_across_restarts() -> None:
     ledger = RiskLedger(db, clock, date(2024, 6, 4), settings)
     assert (ledger.capital, ledger.daily_risk_cap, ledger.risk_used) == (1_000_000.0, 30_000.0, 0.0)
     ledger.add_entry(9_999.0)
-    ledger.add_realized(-1234.5)
+    ledger.set_totals(risk_used=9_999.0, realized_pnl=-1234.5)
     ledger.trip("test")
     again = RiskLedger(db, clock, date(2024, 6, 4), settings)
     assert (again.risk_used, again.realized_pnl, again.kill_switch, again.kill_reason) == (9999.0, -1234.5, True,

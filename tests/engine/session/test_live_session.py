@@ -10,6 +10,7 @@ import signal
 from datetime import datetime, time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from sqlmodel import select
 
@@ -67,6 +68,8 @@ async def test_sigterm_stops_the_session_gracefully_with_open_positions_still_pr
     state = stage_state(context.db, context.day, "live_session")
     assert state is not None and state[0] == "INTERRUPTED"
     assert entries["approved"] >= 1
+    session_bars = pd.read_parquet(day_work.session_bars_path(context))  # the day's bars, built from ticks
+    assert len(session_bars) == 12 and (session_bars["low"] <= session_bars["high"]).all()
     with session_scope(context.db) as session:
         positions = session.exec(select(PositionRow).where(PositionRow.status == "OPEN")).all()
         active = {g.exit_id for g in session.exec(select(GttRow).where(GttRow.status == "ACTIVE"))}

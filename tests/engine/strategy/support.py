@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from engine.indicators.multitimeframe import IndicatorConfig, InstrumentIndicators
 from engine.indicators.snapshot import IndicatorSnapshot, TimeframeSnapshot
-from engine.models import IST, Instrument, Setup, Side, Tick, Timeframe
+from engine.models import IST, Bar, Instrument, Setup, Side, Tick, Timeframe
+from engine.strategy.base import Strategy, StrategyConfig
 
 RELIANCE = Instrument("NSE_EQ|INE002A01018", "RELIANCE", "INE002A01018", tick_size=0.05, lot_size=1)
 TCS = Instrument("NSE_EQ|INE467B01029", "TCS", "INE467B01029", tick_size=0.05, lot_size=1)
@@ -69,12 +72,6 @@ def make_setup(instrument: Instrument = RELIANCE, *, entry: float = 100.0, stop:
 
 
 # ---- engine wiring ---------------------------------------------------------------------------------
-from dataclasses import dataclass as _dataclass  # noqa: E402
-from datetime import timedelta  # noqa: E402
-
-from engine.indicators.multitimeframe import IndicatorConfig, InstrumentIndicators  # noqa: E402
-from engine.models import Bar  # noqa: E402
-from engine.strategy.base import Strategy, StrategyConfig  # noqa: E402
 
 INDICATOR_CONFIG = IndicatorConfig(sma_periods=(9, 200), extreme_periods=(10, 20), atr_periods=(14,))
 
@@ -95,7 +92,7 @@ def seeded_indicators(instrument: Instrument, before: date, bars: int = 30, low:
     return indicators
 
 
-@_dataclass(frozen=True)
+@dataclass(frozen=True)
 class AlwaysLongConfig(StrategyConfig):
     min_price: float = 0.0
 
