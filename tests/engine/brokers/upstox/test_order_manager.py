@@ -52,11 +52,6 @@ async def test_submit_and_exit_through_faults_exist_once(
     assert len(sandbox.gtts) == 2 and set(placed.exit_id.split("+")) == set(sandbox.gtts)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="engine/execution/ids.py triggered_order_id truncates Upstox exit ids to one shared journal id "
-    "(see /work/notes/upstox-requests.md)",
-)
 async def test_fired_exits_of_two_positions_settle_with_their_own_prices(
     manager: OrderManager, sandbox: UpstoxSandbox, instrument: Instrument
 ) -> None:
