@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,6 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.figures import load_per_core, print_figures
 from engine.brokers.zerodha.config import ZerodhaConfig
 from engine.brokers.zerodha.execution import ZerodhaBroker
 from engine.brokers.zerodha.sandbox import KiteSandbox
@@ -35,13 +34,7 @@ from engine.execution import OrderManager, RateLimiter, exit_request_for, make_c
 from engine.models import IST, Instrument, OrderIntent, OrderPurpose, Side
 from engine.storage.db import init_db
 
-TARGET_P99_MS = 20.0
 DAY = date(2024, 6, 4)
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 class SandboxProcess:
@@ -140,20 +133,10 @@ def main() -> None:
         return
     started = datetime.now(IST)
     figures = asyncio.run(run(args.orders, args.warmup))
-    load = os.getloadavg()[0] / (os.cpu_count() or 1)
     print(f"bench_execution: {args.orders} x (entry acknowledged + GTT placed), loopback Kite server, "
-          f"started {started:%Y-%m-%d %H:%M:%S %Z}, load per core {load:.2f} (p99 suffers above ~1)")
-    print(f"{'':>22} {'p50 ms':>9} {'p99 ms':>9} {'mean ms':>9}")
-    rows = (("total", "total"), ("server", "server handling"), ("ours", "our overhead"),
-            ("journal", "  journal + manager"), ("client", "  SDK + HTTP client"))
-    for name, label in rows:
-        values = figures[name]
-        print(f"{label:>22} {percentile(values, 0.5):9.3f} {percentile(values, 0.99):9.3f} "
-              f"{statistics.fmean(values):9.3f}")
-    p99 = percentile(figures["ours"], 0.99)
-    verdict = "OK" if p99 < TARGET_P99_MS else "MISSED"
-    print(f"our overhead p99 {p99:.3f} ms vs target {TARGET_P99_MS:.0f} ms: ratio {p99 / TARGET_P99_MS:.2f} "
-          f"-> {verdict}")
+          f"started {started:%Y-%m-%d %H:%M:%S %Z}, load per core {load_per_core():.2f} (p99 suffers above ~1)")
+    print_figures(figures, (("total", "total"), ("server", "server handling"), ("ours", "our overhead"),
+                            ("journal", "  journal + manager"), ("client", "  SDK + HTTP client")))
 
 
 if __name__ == "__main__":

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import statistics
 import sys
 import time
 from datetime import date
@@ -22,26 +20,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.brokers.upstox import UpstoxBroker, UpstoxConfig
+from bench.figures import load_per_core, print_figures
+from engine.brokers.upstox import UpstoxBroker
 from engine.brokers.upstox.sandbox import UpstoxSandbox
 from engine.clock import LiveClock
 from engine.execution import exit_request_for, make_client_order_id
 from engine.models import Instrument, OrderIntent, OrderPurpose, Side
 
-TARGET_P99_MS = 20.0
 DAY = date(2024, 6, 4)
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 async def run(orders: int, warmup: int) -> dict[str, list[float]]:
     clock = LiveClock()
     instruments = [Instrument(f"NSE_EQ|BENCH{i:04d}", f"BENCH{i}", f"BENCH{i}") for i in range(orders + warmup)]
     with UpstoxSandbox(clock=clock) as sandbox:
-        config = UpstoxConfig(access_token=sandbox.access_token, api_url=sandbox.url, order_url=sandbox.listen())
+        config = sandbox.config(sandbox.listen())
         broker = UpstoxBroker(config, clock, instruments=instruments)
         await broker.connect()
         totals: list[float] = []
@@ -71,21 +64,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20)
     args = parser.parse_args()
     figures = asyncio.run(run(args.orders, args.warmup))
-    load = os.getloadavg()[0] / (os.cpu_count() or 1)
     print(
         f"bench_upstox: {args.orders} x (entry acknowledged + 2 GTT legs placed, 4 requests), loopback Upstox "
-        f"sandbox, load per core {load:.2f} (p99 suffers above ~1)"
+        f"sandbox, load per core {load_per_core():.2f} (p99 suffers above ~1)"
     )
-    print(f"{'':>16} {'p50 ms':>9} {'p99 ms':>9} {'mean ms':>9}")
-    for name, label in (("total", "total"), ("server", "server handling"), ("ours", "our overhead")):
-        values = figures[name]
-        print(
-            f"{label:>16} {percentile(values, 0.5):9.3f} {percentile(values, 0.99):9.3f} "
-            f"{statistics.fmean(values):9.3f}"
-        )
-    p99 = percentile(figures["ours"], 0.99)
-    verdict = "OK" if p99 < TARGET_P99_MS else "MISSED"
-    print(f"our overhead p99 {p99:.3f} ms vs {TARGET_P99_MS:.0f} ms: ratio {p99 / TARGET_P99_MS:.2f} -> {verdict}")
+    print_figures(figures, (("total", "total"), ("server", "server handling"), ("ours", "our overhead")))
 
 
 if __name__ == "__main__":

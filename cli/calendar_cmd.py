@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from cli.common import console, fail, print_json
 
+if TYPE_CHECKING:
+    from engine.calendar import NseCalendar
 
-def calendar_payload(day: date, calendar: Any) -> dict[str, Any]:
+
+def calendar_payload(day: date, calendar: NseCalendar) -> dict[str, Any]:
     """The JSON document for one day (keys are a public interface: keep them)."""
     session = calendar.session(day)
     payload: dict[str, Any] = {

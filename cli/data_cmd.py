@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.common import console, err_console, fail, print_json
@@ -12,11 +15,23 @@ from cli.common import console, err_console, fail, print_json
 data_app = typer.Typer(help="Build the shipped data set or import your own bars.", no_args_is_help=True)
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err_console, transient=True,
-    )
+@contextmanager
+def _progress(description: str) -> Iterator[Callable[[str, int, int], None]]:
+    """A progress bar on stderr; yields the `progress(name, done, total)` callback the engine calls."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(description, total=None)
+
+        def advance(_name: str, done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield advance
 
 
 @data_app.command("build")
@@ -32,12 +47,7 @@ def build_command(
 
     if not source.is_dir():
         raise fail(f"source folder {source} does not exist")
-    with _progress() as progress:
-        task = progress.add_task("building symbols", total=None)
-
-        def advance(_stage: str, done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
-
+    with _progress("building symbols") as advance:
         try:
             report = build(source, out, calendar_out, progress=advance)
         except (FileNotFoundError, ValueError) as exc:
@@ -82,12 +92,7 @@ def import_command(
     root = store if store is not None else settings.data_dir / "bars"
     if not path.exists():
         raise fail(f"{path} does not exist")
-    with _progress() as progress:
-        task = progress.add_task("importing files", total=None)
-
-        def advance(_name: str, done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
-
+    with _progress("importing files") as advance:
         result = import_path(path, BarStore(root), calendar, progress=advance)
     result.write_rejects_csv(report)
     summary = {**result.summary(), "store": str(root), "report": str(report)}
@@ -101,10 +106,10 @@ def import_command(
         for reason, count in result.reasons().items():
             console.print(f"  {reason}: {count}")
         for name, why in result.failed_files.items():
-            console.print(f"  [red]skipped[/] {name}: {why}")
+            console.print(f"  [red]skipped[/] {escape(name)}: {escape(why)}")
         console.print(f"rejected rows and gaps: {report}")
     if result.failed_files and not result.loaded:
-        raise typer.Exit(1)
+        raise fail(f"no file could be imported: {', '.join(result.failed_files)}")
 
 
 def register(app: typer.Typer) -> None:

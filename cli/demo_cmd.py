@@ -1,7 +1,8 @@
 """`autotrader demo`: replayed real NSE days through the Prefect trading-day flow, no set-up needed.
 
 Each day runs the `trading-day` flow (pre-open → live session → post-close) with the in-process
-Upstox-compatible replay server on a fast simulated clock, the paper broker (or, with
+Upstox-compatible replay server in lockstep (deterministic, as fast as the CPU allows; `--speed`
+paces it instead), the paper broker (or, with
 AUTOTRADER_BROKER=zerodha, the loopback Kite sandbox), a fresh SQLite database under var/demo and
 Prefect's embedded defaults (an ephemeral API with its state in var/prefect, unless PREFECT_API_URL
 points at a server you started, e.g. with `make ui`)."""
@@ -27,7 +28,6 @@ VAR = PROJECT_ROOT / "var"
 DEMO_DIR = VAR / "demo"
 DEFAULT_FROM = "2024-06-03"
 DEFAULT_TO = "2024-06-05"
-DEFAULT_SPEED = 1000.0
 console = Console(width=max(120, shutil.get_terminal_size().columns))  # the summary tables need the room
 
 
@@ -107,7 +107,10 @@ def _print_summary(summary: Any, states: dict[str, str], seconds: float) -> None
 def demo_command(
     from_day: str = typer.Option(DEFAULT_FROM, "--from", help="First day to replay (YYYY-MM-DD, June 2024)."),
     to_day: str = typer.Option(DEFAULT_TO, "--to", help="Last day to replay (inclusive)."),
-    speed: float = typer.Option(DEFAULT_SPEED, "--speed", help="Simulated seconds per wall second."),
+    speed: float | None = typer.Option(
+        None, "--speed", help="Pace the replay at this many simulated seconds per wall second (default: lockstep, "
+        "as fast as the CPU allows and deterministic).",
+    ),
     keep: bool = typer.Option(False, "--keep", help="Keep var/demo's database (default: start fresh)."),
     json_output: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -119,7 +122,7 @@ def demo_command(
         raise fail(f"--from/--to must be dates (YYYY-MM-DD), got {from_day!r} and {to_day!r}") from None
     if end < start or (end - start).days > 31:
         raise fail("--to must be on or after --from, at most 31 days later")
-    if speed <= 0:
+    if speed is not None and speed <= 0:
         raise fail(f"--speed must be > 0, got {speed}")
     os.environ.update(prefect_environment())
 
@@ -144,7 +147,8 @@ def demo_command(
     states: dict[str, str] = {}
     began = time.monotonic()
     for day in days:
-        console.print(f"[bold]▶ trading day {day}[/] (replay at {speed:g}×, broker {settings.broker})")
+        pace = "in lockstep" if speed is None else f"paced at {speed:g}×"
+        console.print(f"[bold]▶ trading day {day}[/] (replay {pace}, broker {settings.broker})")
         state: Any = asyncio.run(trading_day(day=day.isoformat(), replay=True, speed=speed,  # type: ignore[arg-type]
                                              database_url=database_url, return_state=True))
         states[day.isoformat()] = state.name

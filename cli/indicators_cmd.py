@@ -3,18 +3,22 @@
 
 from __future__ import annotations
 
-import math
 import time
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from cli.common import console, fail, print_json
+from cli.common import console, fail, json_safe, print_json
 
-metadata_app = typer.Typer(help="Pre-open indicator metadata.", no_args_is_help=True)
+metadata_app = typer.Typer(
+    help="Pre-open indicator metadata: every instrument's indicator state as of a close, saved for the next "
+    "session to load in well under a second.",
+    no_args_is_help=True,
+)
 DEFAULT_METADATA_FILE = Path("metadata") / "indicators.parquet"
 
 
@@ -38,14 +42,16 @@ def _parse_date(text: str) -> date:
 
 def _instrument_keys(data_dir: Path) -> tuple[dict[str, str], dict[str, bool]]:
     """symbol → instrument_key and history_complete from data/instruments.parquet (if present)."""
-    path = data_dir / "instruments.parquet"
-    if not path.exists():
-        return {}, {}
-    import pyarrow.parquet as pq
+    import pandas as pd
 
-    table = pq.read_table(path, columns=["symbol", "instrument_key", "history_complete"]).to_pydict()
+    from engine.data.instruments import InstrumentTableError, load_instrument_table
+
+    try:
+        table = load_instrument_table(data_dir)
+    except InstrumentTableError:
+        return {}, {}
     keys = dict(zip(table["symbol"], table["instrument_key"], strict=True))
-    complete = {s: bool(c) for s, c in zip(table["symbol"], table["history_complete"], strict=True) if c is not None}
+    complete = {s: bool(c) for s, c in zip(table["symbol"], table["history_complete"], strict=True) if pd.notna(c)}
     return keys, complete
 
 
@@ -70,7 +76,13 @@ def metadata_build(
     unknown = [s for s in wanted if not store.has(s, "1d")]
     if unknown:
         raise fail(f"no daily bars for {', '.join(unknown)} under {store.root}")
-    day = _parse_date(asof) if asof else max(store.read(s, "1d")["ts"].iloc[-1].date() for s in wanted)
+    if asof:
+        day = _parse_date(asof)
+    else:
+        latest = [ts.date() for ts in (store.last_ts(s, "1d") for s in wanted) if ts is not None]
+        if not latest:
+            raise fail(f"the daily bar files under {store.root} are empty")
+        day = max(latest)
     keys, complete = _instrument_keys(root)
     started = time.perf_counter()
     metadata = build_metadata(store, wanted, day, instrument_keys=keys, history_complete=complete)
@@ -91,13 +103,9 @@ def metadata_build(
     if metadata.missing:
         console.print(f"no daily bar up to {day}: {', '.join(metadata.missing)}")
     for symbol, error in metadata.errors.items():
-        console.print(f"[red]skipped {symbol}[/]: {error}")
+        console.print(f"[red]skipped {symbol}[/]: {escape(error)}")
     for symbol, count in metadata.rejected_bars.items():
         console.print(f"{symbol}: {count} bad daily bar(s) skipped")
-
-
-def _finite(value: Any) -> Any:
-    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def indicators_command(
@@ -123,8 +131,12 @@ def indicators_command(
         before = [d for d in days if d < day]
         hint = f"; the last bar before it is {before[-1]}" if before else f"; data starts {days[0]}"
         raise fail(f"{symbol} has no daily bar on {day} (a holiday, a gap, or outside {days[0]}..{days[-1]}){hint}")
-    snapshot = build_metadata(store, [symbol], day).instruments[symbol].snapshot()
-    payload = {tf: {k: _finite(v) for k, v in frame.items()} for tf, frame in snapshot.as_dict().items()}
+    metadata = build_metadata(store, [symbol], day)
+    if symbol not in metadata.instruments:
+        reason = metadata.errors.get(symbol) or f"{metadata.rejected_bars.get(symbol, 0)} bad daily bar(s), none usable"
+        raise fail(f"{symbol}: no indicators as of {day}: {reason}")
+    snapshot = metadata.instruments[symbol].snapshot()
+    payload = json_safe(snapshot.as_dict())
     if json_output:
         print_json(payload)
         return

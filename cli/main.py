@@ -25,7 +25,6 @@ COMMAND_MODULES = [
 ]
 
 
-
 @app.command()
 def version() -> None:
     """Print autotrader's version."""

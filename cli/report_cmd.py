@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
 from cli.common import console, fail, print_json
+
+if TYPE_CHECKING:
+    from engine.settings import Settings
 
 
 def _parse_day(text: str, flag: str) -> date:
@@ -21,11 +24,11 @@ def _parse_day(text: str, flag: str) -> date:
         raise fail(f"{flag} {text!r} is not a date: use YYYY-MM-DD, e.g. 2024-06-04") from None
 
 
-def _settings(**overrides: Any) -> Any:
+def _settings() -> Settings:
     from engine.settings import SettingsError, load_settings
 
     try:
-        return load_settings(**overrides)
+        return load_settings()
     except SettingsError as exc:
         raise fail(str(exc)) from None
 

@@ -32,14 +32,15 @@ from engine.storage import BarStore, init_db, session_scope
 from engine.storage.tables import TradeRow
 from engine.strategy.base import Strategy
 from engine.strategy.registry import load_strategy
-from engine.strategy.window import SessionHours, SessionLike
+from engine.strategy.window import SessionLike, normal_session
 from engine.trader import DaySummary, TradingEngine, required_indicator_config
 
 log = logging.getLogger(__name__)
 
-# (time of day, which price of the bar, fraction of the day's volume traded by then)
+# when each price of `bar_path` trades, then the close again so entries and exits can settle
 _PATH_TIMES = (time(9, 15), time(11, 0), time(13, 0), time(15, 10))
 _SETTLE_TIMES = (time(15, 15), time(15, 29))
+_VOLUME_SHARES = (0.05, 0.35, 0.65, 0.95, 1.0, 1.0)  # fraction of the day's volume traded by each tick
 _WINDOW_AT = time(15, 10, 30)
 
 
@@ -83,22 +84,22 @@ class BacktestReport:
             return None
         return round(sum(1 for t in self.trades if t["net_pnl"] > 0) / len(self.trades), 4)
 
+    def _drawdowns(self) -> list[tuple[float, float]]:
+        """(peak, fall from it) of the marked-to-market equity on each day."""
+        peak, result = self.capital, []
+        for _, value in self.equity:
+            peak = max(peak, value)
+            result.append((peak, peak - value))
+        return result
+
     @property
     def max_drawdown(self) -> float:
         """Largest fall of the marked-to-market equity from a previous peak, in rupees."""
-        peak, worst = self.capital, 0.0
-        for _, value in self.equity:
-            peak = max(peak, value)
-            worst = max(worst, peak - value)
-        return round(worst, 2)
+        return round(max((fall for _, fall in self._drawdowns()), default=0.0), 2)
 
     @property
     def max_drawdown_pct(self) -> float:
-        peak, worst = self.capital, 0.0
-        for _, value in self.equity:
-            peak = max(peak, value)
-            worst = max(worst, (peak - value) / peak)
-        return round(100 * worst, 4)
+        return round(100 * max((fall / peak for peak, fall in self._drawdowns()), default=0.0), 4)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -137,10 +138,8 @@ def _frame_bars(symbol: str, frame: pd.DataFrame) -> list[Bar]:
 
 def _ticks(instrument: Instrument, bar: Bar, previous_close: float, day: date) -> list[tuple[datetime, Tick]]:
     prices = bar_path(bar) + [bar.close] * len(_SETTLE_TIMES)
-    times = _PATH_TIMES + _SETTLE_TIMES
-    shares = (0.05, 0.35, 0.65, 0.95, 1.0, 1.0)
     result = []
-    for when, price, share in zip(times, prices, shares, strict=True):
+    for when, price, share in zip(_PATH_TIMES + _SETTLE_TIMES, prices, _VOLUME_SHARES, strict=True):
         moment = datetime.combine(day, when, tzinfo=IST)
         result.append((moment, Tick(instrument.instrument_key, price, int(moment.timestamp() * 1000),
                                     volume=int(bar.volume * share), close_prev=previous_close)))
@@ -202,9 +201,9 @@ class Backtest:
     def _sessions(self, days: list[date]) -> dict[date, SessionLike | None]:
         try:
             calendar = load_calendar(self.settings.calendar_file)
-            return {day: calendar.session(day) if calendar.covers(day) else _normal(day) for day in days}
+            return {day: calendar.session(day) if calendar.covers(day) else normal_session(day) for day in days}
         except (OSError, ValueError):
-            return {day: _normal(day) for day in days}
+            return {day: normal_session(day) for day in days}
 
     async def run(self) -> BacktestReport:
         indicators, bars = self._load()
@@ -259,10 +258,6 @@ def _trade_dict(row: TradeRow) -> dict[str, Any]:
     data.pop("id", None)
     data.pop("position_id", None)
     return data
-
-
-def _normal(day: date) -> SessionHours:
-    return SessionHours(datetime.combine(day, time(9, 15), tzinfo=IST), datetime.combine(day, time(15, 30), tzinfo=IST))
 
 
 async def run_backtest(

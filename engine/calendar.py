@@ -157,8 +157,8 @@ def _parse_session(raw: dict[str, Any], source: str) -> SessionSpec:
 
 @dataclass
 class CalendarData:
-    first_day: date
-    last_day: date
+    first_day: date | None  # None: the file does not set it
+    last_day: date | None
     holidays: dict[date, str] = field(default_factory=dict)
     sessions: dict[date, SessionSpec] = field(default_factory=dict)
 
@@ -173,8 +173,8 @@ def read_calendar_file(path: Path) -> CalendarData:
         raise CalendarError(f"calendar file {path} is not valid TOML: {exc}") from None
     source = str(path)
     data = CalendarData(
-        first_day=_parse_date(raw.get("first_day", "1900-01-01"), f"{source}: first_day"),
-        last_day=_parse_date(raw.get("last_day", "1900-01-01"), f"{source}: last_day"),
+        first_day=_parse_date(raw["first_day"], f"{source}: first_day") if "first_day" in raw else None,
+        last_day=_parse_date(raw["last_day"], f"{source}: last_day") if "last_day" in raw else None,
     )
     for key, name in raw.get("holidays", {}).items():
         data.holidays[_parse_date(key, f"{source}: holiday")] = str(name)
@@ -188,6 +188,8 @@ class NseCalendar:
     """Trading days and sessions of the NSE cash market."""
 
     def __init__(self, data: CalendarData) -> None:
+        if data.first_day is None or data.last_day is None:
+            raise CalendarError("the calendar needs first_day and last_day (the years it covers)")
         self.first_day = data.first_day
         self.last_day = data.last_day
         self.holidays = dict(data.holidays)
@@ -203,11 +205,9 @@ class NseCalendar:
             extra = read_calendar_file(Path(override_file))
             data.holidays.update(extra.holidays)
             data.sessions.update(extra.sessions)
-            raw = tomllib.loads(Path(override_file).read_text())
-            if "first_day" in raw:
-                data.first_day = min(data.first_day, extra.first_day)
-            if "last_day" in raw:
-                data.last_day = max(data.last_day, extra.last_day)
+            # an override may extend the covered years, never shrink them
+            data.first_day = min((day for day in (data.first_day, extra.first_day) if day is not None), default=None)
+            data.last_day = max((day for day in (data.last_day, extra.last_day) if day is not None), default=None)
         return cls(data)
 
     def _check(self, day: date) -> None:

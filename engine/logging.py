@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 REDACTED = "***"
 # Shorter values would redact ordinary words and numbers; real tokens are far longer.
@@ -52,12 +53,27 @@ class SecretRedactingFilter(logging.Filter):
         return True
 
 
+class _RedactingRecordFactory:
+    """Redacts each record as it is created: handlers added later, or on loggers that do not propagate
+    to the root (Prefect's), never see the root handlers' filter."""
+
+    def __init__(self, inner: Callable[..., logging.LogRecord], redactor: SecretRedactingFilter) -> None:
+        self.inner = inner
+        self.redactor = redactor
+
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = self.inner(*args, **kwargs)
+        self.redactor.filter(record)
+        return record
+
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def configure_logging(level: str | int = "INFO", secrets: Iterable[str] = ()) -> SecretRedactingFilter:
-    """Configure the root logger (stderr) and attach the redacting filter to every root handler.
-    Returns the filter so callers can add secrets loaded later (e.g. from Prefect Secret blocks)."""
+    """Configure the root logger (stderr), attach the redacting filter to every root handler and
+    redact every record at creation (whichever logger and handler it goes to). Returns the filter so
+    callers can add secrets loaded later (e.g. from Prefect Secret blocks)."""
     root = logging.getLogger()
     root.setLevel(level)
     if not root.handlers:
@@ -70,6 +86,12 @@ def configure_logging(level: str | int = "INFO", secrets: Iterable[str] = ()) ->
             redactor.add_secrets(existing.secrets)
             handler.removeFilter(existing)
         handler.addFilter(redactor)
+    factory = logging.getLogRecordFactory()
+    if isinstance(factory, _RedactingRecordFactory):  # configured before: one factory, all secrets
+        redactor.add_secrets(factory.redactor.secrets)
+        factory.redactor = redactor
+    else:
+        logging.setLogRecordFactory(_RedactingRecordFactory(factory, redactor))
     return redactor
 
 

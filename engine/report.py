@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from engine.portfolio.times import from_db, row_as_json
+from engine.risk.ledger import configured_daily_risk_cap
 from engine.settings import Settings
 from engine.storage import session_scope
 from engine.storage.tables import OrderRow, PositionRow, RiskLedgerRow, SetupRow, TradeRow
@@ -56,9 +57,7 @@ def daily_report(db: Engine, day: date, settings: Settings) -> dict[str, Any]:
         risk = {"capital": ledger.capital, "daily_risk_cap": ledger.daily_risk_cap,
                 "risk_used": round(ledger.risk_used, 2)}
     else:
-        risk = {"capital": settings.capital,
-                "daily_risk_cap": round(settings.capital * settings.risk.daily_risk_cap_pct / 100, 2),
-                "risk_used": 0.0}
+        risk = {"capital": settings.capital, "daily_risk_cap": configured_daily_risk_cap(settings), "risk_used": 0.0}
     return {
         "setups": [_setup_json(row) for row in setups],
         "orders": [row_as_json(row) for row in orders],

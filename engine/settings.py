@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from pydantic_settings import SettingsError as SourceParseError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.toml"
@@ -156,17 +158,29 @@ class Settings(BaseSettings):
         files = [DEFAULT_CONFIG]
         user_file = os.environ.get("AUTOTRADER_CONFIG")
         if user_file:
+            if not Path(user_file).is_file():  # pydantic-settings would skip it silently
+                raise SettingsError(f"AUTOTRADER_CONFIG: value {user_file!r} is invalid: the file does not exist")
             files.append(Path(user_file))
         return (
             init_settings,
             env_settings,
             _SettingsKeysOnly(settings_cls, dotenv_settings),
-            TomlConfigSettingsSource(settings_cls, toml_file=files),
+            _ReportingTomlSource(settings_cls, toml_file=files),
         )
 
 
 # AUTOTRADER_-prefixed variables read by other parts, not by Settings (they may sit in `.env`).
 EXTERNAL_PREFIXED_VARIABLES = frozenset({"autotrader_config", "autotrader_alert_webhook_url"})
+
+
+class _ReportingTomlSource(TomlConfigSettingsSource):
+    """Names the file when one is not valid TOML."""
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        try:
+            return super()._read_file(file_path)
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"config file {file_path}: not valid TOML: {exc}") from None
 
 
 class _SettingsKeysOnly(PydanticBaseSettingsSource):
@@ -212,12 +226,30 @@ def _describe(error: Any) -> str:
     return f"setting {key!r}: value {value!r} is invalid: {error['msg']}"
 
 
+_SOURCE_FIELD = re.compile(r'field "(\w+)"')
+
+
+def _describe_unparsable(exc: SourceParseError) -> str:
+    """A list/table setting from the environment or `.env` that is not JSON."""
+    match = _SOURCE_FIELD.search(str(exc))
+    key = match[1] if match else "?"
+    variable = f"AUTOTRADER_{key.upper()}"
+    value = next((v for k, v in os.environ.items() if k.upper() == variable), None)
+    shown = repr(value) if value is not None else "(from .env)"
+    return (
+        f"setting {key!r} ({variable}): value {shown} is invalid: "
+        'a list or table setting must be JSON, e.g. ["15:10-15:25"] or {"key": 1}'
+    )
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Load and validate settings; raise `SettingsError` naming each bad key, value and rule."""
     try:
         return Settings(**overrides)
     except ValidationError as exc:
         raise SettingsError("; ".join(_describe(e) for e in exc.errors())) from None
+    except SourceParseError as exc:
+        raise SettingsError(_describe_unparsable(exc)) from None
 
 
 def load_credentials() -> Credentials:

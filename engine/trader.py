@@ -16,18 +16,20 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Awaitable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, time
 from typing import Any, Protocol
 
 from sqlalchemy import Engine
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from engine.brokers.base import Broker, BrokerError, OrderRejected, TokenExpired
 from engine.clock import Clock
 from engine.execution.exits import exit_request_for
-from engine.execution.ids import make_client_order_id
+from engine.execution.ids import make_client_order_id, triggered_order_id
+from engine.execution.journal import gtt_to_exit
+from engine.execution.reconcile import ReconcileReport
 from engine.indicators.multitimeframe import IndicatorConfig, InstrumentIndicators
 from engine.indicators.snapshot import IndicatorSnapshot
 from engine.models import (
@@ -60,7 +62,7 @@ from engine.storage import session_scope
 from engine.storage.tables import GttRow, OrderRow, PositionRow, SetupRow, TradeRow
 from engine.strategy.base import GuardedStrategy, Strategy
 from engine.strategy.validator import RuleContext, validator_from_settings
-from engine.strategy.window import EntryWindow, SessionHours, SessionLike
+from engine.strategy.window import EntryWindow, SessionLike, normal_session
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,7 @@ class OrderManagerLike(Protocol):
     async def place_exit(self, request: ExitRequest, *, position_id: int | None = None) -> ExitOrder: ...
     async def cancel_exit(self, exit_id: str) -> None: ...
     async def sync_exits(self) -> list[ExitOrder]: ...
+    async def reconcile(self) -> ReconcileReport: ...
 
 
 @dataclass(slots=True)
@@ -162,11 +165,12 @@ class TradingEngine:
         self.charges = ChargeCalculator(settings.charges)
         self.positions = PositionBook(db, self.charges, self.instruments)
         self.ledger = RiskLedger(db, clock, trading_day, settings)
-        self.candidates: dict[str, Candidate] = {}
+        # instrument_key -> the latest setup with what it was found on; validated when recorded and
+        # when the entry window runs, not on every tick
+        self.candidates: dict[str, RuleContext] = {}
         self.setup_ids: dict[str, int] = {}  # instrument_key -> today's setups row
         self.pending: dict[str, PendingEntry] = {}  # client_order_id -> entry awaiting its fill
         self.entered_today: set[str] = set()  # instrument keys with an entry order today
-        self.trades: list[Trade] = []
         self.market_status: MarketStatus | None = None
         self.entries_halted_reason = ""
         self._started = False
@@ -175,6 +179,7 @@ class TradingEngine:
         self._sync_wanted = False
         self._reference_set: set[str] = set()
         self._protection_tried: set[int] = set()  # position ids
+        self._realized_before_today = 0.0  # net P&L of earlier days' trades: the funds carry it
         self.broker_errors = 0
 
     # ---- state ---------------------------------------------------------------------------------
@@ -213,11 +218,11 @@ class TradingEngine:
         self._started = True
         self.positions.load()
         with session_scope(self.db) as session:
-            setups = session.exec(select(SetupRow).where(SetupRow.trading_day == self.trading_day)).all()
-            entries = session.exec(
-                select(OrderRow).where(OrderRow.trading_day == self.trading_day, OrderRow.purpose == "ENTRY")
-            ).all()
+            setups, entries = self._todays_setups_and_entries(session)
             with_positions = set(session.exec(select(PositionRow.entry_client_order_id)).all())
+            self._realized_before_today = sum(
+                session.exec(select(TradeRow.net_pnl).where(TradeRow.trading_day < self.trading_day)).all()
+            )
         by_order = {s.client_order_id: s for s in setups if s.client_order_id}
         for row in setups:
             assert row.id is not None
@@ -244,19 +249,20 @@ class TradingEngine:
             self.ledger.daily_risk_cap, f", KILL SWITCH ({self.kill_reason})" if self.kill_switch else "",
         )
 
+    def _todays_setups_and_entries(self, session: Session) -> tuple[Sequence[SetupRow], Sequence[OrderRow]]:
+        setups = session.exec(select(SetupRow).where(SetupRow.trading_day == self.trading_day)).all()
+        entries = session.exec(
+            select(OrderRow).where(OrderRow.trading_day == self.trading_day, OrderRow.purpose == "ENTRY")
+        ).all()
+        return setups, entries
+
     def _recompute_ledger(self) -> None:
         """Risk used = Σ over today's entry orders of (filled quantity once settled, else the
         ordered quantity) × (entry − stop) of its setup; realised P&L = Σ net P&L of today's trades."""
         with session_scope(self.db) as session:
-            setups = {
-                row.client_order_id: row
-                for row in session.exec(select(SetupRow).where(SetupRow.trading_day == self.trading_day)).all()
-                if row.client_order_id
-            }
-            entries = session.exec(
-                select(OrderRow).where(OrderRow.trading_day == self.trading_day, OrderRow.purpose == "ENTRY")
-            ).all()
+            setup_rows, entries = self._todays_setups_and_entries(session)
             realized = sum(session.exec(select(TradeRow.net_pnl).where(TradeRow.trading_day == self.trading_day)).all())
+        setups = {row.client_order_id: row for row in setup_rows if row.client_order_id}
         risk = 0.0
         for order in entries:
             setup = setups.get(order.client_order_id)
@@ -280,10 +286,11 @@ class TradingEngine:
             indicators = self.indicators.get(instrument.symbol)
             if indicators is None or not indicators.on_tick(tick):
                 continue
-            position = self.positions.open.get(tick.instrument_key)
+            key = tick.instrument_key
+            position = self.positions.open.get(key)
             if position is not None:
-                await self._safely("exit check", self._watch_position(position, tick, indicators.snapshot()))
-            elif looking:
+                await self._safely("exit check", self._watch_position(position, tick, indicators))
+            elif looking and key not in self.entered_today:  # one entry per instrument and day
                 self._refresh_candidate(instrument, tick, indicators.snapshot())
         await self._safely("order poll", self._poll_orders())
         await self._safely("exit sync", self._sync_exits())
@@ -307,21 +314,20 @@ class TradingEngine:
 
     def _refresh_candidate(self, instrument: Instrument, tick: Tick, snapshot: IndicatorSnapshot) -> None:
         key = instrument.instrument_key
-        if key in self.entered_today or key in self.positions.open or not self.strategy.is_warmed_up(snapshot):
+        setup = self.strategy.on_tick(instrument, tick, snapshot) if self.strategy.is_warmed_up(snapshot) else None
+        if setup is None or self.stops.apply(setup, instrument, snapshot) is not None:
             self.candidates.pop(key, None)
             return
-        setup = self.strategy.on_tick(instrument, tick, snapshot)
-        if setup is None:
-            self.candidates.pop(key, None)
-            return
-        problem = self.stops.apply(setup, instrument, snapshot)
-        if problem is not None:
-            self.candidates.pop(key, None)
-            return
-        self.validator.validate(RuleContext(setup, instrument, tick, snapshot))
-        self.candidates[key] = Candidate(setup, instrument, snapshot.daily.get(self.stops.indicator_names[1]))
+        context = RuleContext(setup, instrument, tick, snapshot)
+        self.candidates[key] = context
         if key not in self.setup_ids:
+            self.validator.validate(context)
             self.setup_ids[key] = self._save_setup(setup, status="CANDIDATE")
+
+    def _validated(self, context: RuleContext) -> Candidate:
+        """The candidate with the validator's rules recorded on its setup."""
+        self.validator.validate(context)
+        return Candidate(context.setup, context.instrument, context.snapshot.daily.get(self.stops.atr_indicator))
 
     def _save_setup(self, setup: Setup, *, status: str, reason: str = "", quantity: int = 0,
                     client_order_id: str | None = None, setup_id: int | None = None) -> int:
@@ -341,7 +347,7 @@ class TradingEngine:
             return row.id
 
     # ---- exits ---------------------------------------------------------------------------------
-    async def _watch_position(self, position: OpenPosition, tick: Tick, snapshot: IndicatorSnapshot) -> None:
+    async def _watch_position(self, position: OpenPosition, tick: Tick, indicators: InstrumentIndicators) -> None:
         if position.key not in self._reference_set:
             self._reference_set.add(position.key)
             if position.opened_at.astimezone(IST).date() < self.trading_day and tick.close_prev > 0:
@@ -353,10 +359,11 @@ class TradingEngine:
             await self._protect(position, tick.ltp)
             if position.exit_client_order_id is not None or position.key not in self.positions.open:
                 return
-        reason = self.strategy.on_exit(position.as_position(), tick, snapshot)
-        if reason:
-            await self._exit_now(position, f"strategy: {reason}")
-            return
+        if self.strategy.has_exit_hook:
+            reason = self.strategy.on_exit(position.as_position(), tick, indicators.snapshot())
+            if reason:
+                await self._exit_now(position, f"strategy: {reason}")
+                return
         trigger = exit_trigger(position, tick.ltp)
         if trigger is None:
             return
@@ -397,7 +404,6 @@ class TradingEngine:
     def _close(self, position: OpenPosition, price: float, *, reason: str) -> None:
         trade = self.positions.close(position, price, self.clock.now(), reason, self.trading_day)
         self._recompute_ledger()
-        self.trades.append(trade)
         log.info("closed %s x%d at %.2f (%s): net %.2f", trade.symbol, trade.quantity, price, reason, trade.net_pnl)
 
     async def _sync_exits(self, *, force: bool = False) -> None:
@@ -411,6 +417,10 @@ class TradingEngine:
         self._sync_wanted = False
         settled = {e.exit_id: e for e in await self.orders.sync_exits()}
         settled.update(self._settled_in_db(settled))
+        self._apply_settled_exits(settled)
+
+    def _apply_settled_exits(self, settled: dict[str, ExitOrder]) -> None:
+        """Close the positions whose GTT filled; those whose GTT ended otherwise are unprotected."""
         for position in list(self.positions.open.values()):
             exit_order = settled.get(position.exit_id or "")
             if exit_order is None:
@@ -428,20 +438,16 @@ class TradingEngine:
         wanted = [p.exit_id for p in self.positions.open.values() if p.exit_id and p.exit_id not in already]
         if not wanted:
             return {}
+        settled: dict[str, ExitOrder] = {}
         with session_scope(self.db) as session:
             rows = session.exec(select(GttRow).where(col(GttRow.exit_id).in_(wanted))).all()
-            prices = {}
             for row in rows:
                 if row.status == ExitStatus.ACTIVE.value:
                     continue
-                leg = session.get(OrderRow, f"GTT{row.exit_id}"[:20])
-                prices[row.exit_id] = leg.average_price if leg is not None and leg.filled_quantity else None
-        return {
-            row.exit_id: ExitOrder(row.exit_id, row.instrument_key, row.quantity, row.stop_trigger, row.stop_limit,
-                                   row.target_trigger, row.target_limit, ExitStatus(row.status), row.tag,
-                                   exit_price=prices[row.exit_id])
-            for row in rows if row.exit_id in prices
-        }
+                leg = session.get(OrderRow, triggered_order_id(row.exit_id))
+                exit_price = leg.average_price if leg is not None and leg.filled_quantity else None
+                settled[row.exit_id] = replace(gtt_to_exit(row), exit_price=exit_price)
+        return settled
 
     async def _protect(self, position: OpenPosition, last_price: float) -> None:
         """Place the GTT OCO exit of a new position (or of one found unprotected on restart); tried
@@ -470,7 +476,8 @@ class TradingEngine:
     async def _budget(self) -> RiskBudget:
         invested = sum(self._buy_cost(p.quantity, p.average_price) for p in self.positions.open.values())
         reserved = sum(self._buy_cost(p.quantity, p.limit_price) for p in self.pending.values())
-        funds = self.ledger.capital + self.ledger.realized_pnl - invested - reserved
+        realized = self._realized_before_today + self.ledger.realized_pnl
+        funds = self.ledger.capital + realized - invested - reserved
         if self.broker is not None:
             at_broker = await self.broker.funds()
             if at_broker is not None:
@@ -501,7 +508,10 @@ class TradingEngine:
         if not self.window_open():
             log.info("entry window %s is not open at %s", self.window, self.clock.now())
             return []
-        decisions = plan_entries(list(self.candidates.values()), await self._budget(), self.settings.risk,
+        # a loss settled since the last tick (by `reconcile()`) must halt entries before any is sent
+        await self._safely("kill switch", self._check_kill_switch())
+        candidates = [self._validated(context) for context in self.candidates.values()]
+        decisions = plan_entries(candidates, await self._budget(), self.settings.risk,
                                  self.charges, limit_offset_pct=self.settings.execution.entry_limit_offset_pct)
         for decision in decisions:
             key = decision.setup.instrument_key
@@ -587,18 +597,13 @@ class TradingEngine:
         )
         await self._protect(position, order.average_price)
 
-    async def reconcile(self) -> Any:
+    async def reconcile(self) -> ReconcileReport:
         """Run the order manager's reconciliation (database vs broker) and bring the engine's view
         in line: exits that settled are closed as trades, positions it closed (by hand at the
         broker) leave the book. Returns the manager's `ReconcileReport`."""
         await self._ensure_started()
-        report = await self.orders.reconcile()  # type: ignore[attr-defined]
-        settled = {e.exit_id: e for e in getattr(report, "settled_exits", [])}
-        for position in list(self.positions.open.values()):
-            exit_order = settled.get(position.exit_id or "")
-            if exit_order is not None and exit_order.exit_price:
-                kind = "stop" if exit_order.status is ExitStatus.TRIGGERED_STOP else "target"
-                self._close(position, exit_order.exit_price, reason=f"{kind} (GTT)")
+        report = await self.orders.reconcile()
+        self._apply_settled_exits({e.exit_id: e for e in report.settled_exits})
         with session_scope(self.db) as session:
             still_open = set(session.exec(select(PositionRow.id).where(PositionRow.status == "OPEN")).all())
         for position in list(self.positions.open.values()):
@@ -679,7 +684,7 @@ class TradingEngine:
             kill_switch=self.kill_switch,
             kill_reason=self.kill_reason,
             strategy_errors=self.strategy_errors,
-            trades=list(self.trades),
+            trades=trades,
         )
 
 
@@ -708,6 +713,4 @@ def _default_session(settings: Settings, trading_day: date) -> SessionLike | Non
         return load_calendar(settings.calendar_file).session(trading_day)
     except (CalendarRangeError, OSError, ValueError) as error:
         log.warning("calendar: %s; assuming a normal session 09:15-15:30", error)
-        return SessionHours(
-            datetime.combine(trading_day, time(9, 15), IST), datetime.combine(trading_day, time(15, 30), IST)
-        )
+        return normal_session(trading_day)

@@ -1,5 +1,8 @@
 """Live session (09:10 IST until the close): one long-running streaming task and the entry window
-as its own task, side by side in one event loop. Re-runs resume from the database."""
+as its own task, side by side in one event loop. Re-runs resume from the database.
+
+A replayed day (`replay`, or `feed.source = "replay"`) runs in lockstep unless `speed` is given:
+deterministic and as fast as the CPU allows. With `speed` it is paced at speed× the wall clock."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The whole trading day in order, for manual runs and the demo: pre-open, live session, post-close."""
+"""The whole trading day in order, for manual runs and the demo: pre-open, live session, post-close.
+`replay`/`speed` go to the live session: a replay runs in lockstep unless `speed` paces it."""
 
 from __future__ import annotations
 

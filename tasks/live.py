@@ -24,7 +24,7 @@ SESSION_TIMEOUT_SECONDS = 7 * 3600  # 09:10 -> 15:45 IST with margin
 )
 async def open_live_session(context: TradingDayContext, replay: bool | None, speed: float | None) -> LiveSession:
     """Broker, reconciliation, indicators and strategy, the feed (replay server or Upstox); resumes
-    what the database holds for the day."""
+    what the database holds for the day. A replay runs in lockstep unless `speed` paces it."""
     return await LiveSession.open(context, replay=replay, speed=speed)
 
 

@@ -3,7 +3,6 @@
 | method            | required | what it does                                                    |
 |-------------------|----------|-----------------------------------------------------------------|
 | place_order       | yes      | send an entry/exit order; idempotent on `client_order_id` (tag) |
-| find_order        | yes      | look an order up by our `client_order_id` (the tag)             |
 | cancel_order      | yes      | cancel a working order                                          |
 | list_orders       | yes      | today's orders at the broker                                    |
 | positions         | yes      | net positions at the broker                                     |
@@ -17,6 +16,7 @@
 | fills             | optional | today's executions (trade book); None when the broker cannot    |
 | find_exit         | optional | the ACTIVE exit an earlier attempt of a request created         |
 | get_order         | optional | one order by the broker's id (default: scans list_orders)       |
+| find_order        | optional | one order by our client_order_id, its tag (default: scans)      |
 
 Errors: raise `TemporaryBrokerError` for what may succeed on retry (network, 429, 5xx, timeouts),
 `OrderRejected` for what never will, `TokenExpired` for authentication failures (stop trading,
@@ -25,10 +25,30 @@ alert), `ConfigError` for a bad configuration. Only `TemporaryBrokerError` is ev
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlparse
 
-from engine.models import BrokerPosition, ExitOrder, ExitRequest, ExitStatus, Fill, Order, OrderIntent, Tick
+from engine.models import (
+    BrokerPosition,
+    ExitOrder,
+    ExitRequest,
+    ExitStatus,
+    Fill,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    OrderType,
+    Tick,
+)
+
+log = logging.getLogger(__name__)
+
+
+# KITE_ROOT_URL / UPSTOX_API_URL = "sandbox": the venue's embedded loopback server, no account needed
+SANDBOX_URL = "sandbox"
 
 
 class BrokerError(Exception):
@@ -60,6 +80,42 @@ class BrokerCapabilities:
     max_tag_length: int = 20
 
 
+def check_http_url(name: str, url: str, example: str) -> str:
+    """`url` without its trailing slash; ConfigError unless it is an http(s) URL."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ConfigError(f"{name} must be an http(s) URL such as {example}, got {url!r}")
+    return url.rstrip("/")
+
+
+def check_order_intent(intent: OrderIntent) -> None:
+    """Refuse an intent no venue would accept (before anything is sent)."""
+    if intent.quantity <= 0:
+        raise OrderRejected(f"order {intent.client_order_id}: quantity must be positive, got {intent.quantity}")
+    if intent.order_type in (OrderType.LIMIT, OrderType.SL) and not intent.price:
+        raise OrderRejected(f"order {intent.client_order_id}: a {intent.order_type} order needs a price")
+    if intent.order_type in (OrderType.SL, OrderType.SL_M) and not intent.trigger_price:
+        raise OrderRejected(f"order {intent.client_order_id}: a {intent.order_type} order needs a trigger price")
+
+
+def check_exit_request(request: ExitRequest) -> None:
+    """Refuse a long's exit whose triggers do not straddle the last price (as Kite does)."""
+    if request.quantity <= 0:
+        raise OrderRejected(f"exit {request.tag}: quantity must be positive, got {request.quantity}")
+    if not request.stop_trigger < request.last_price < request.target_trigger:
+        raise OrderRejected(
+            f"exit {request.tag}: needs stop trigger < last price < target trigger, got "
+            f"{request.stop_trigger} / {request.last_price} / {request.target_trigger}"
+        )
+
+
+def acknowledged_order(intent: OrderIntent, broker_order_id: str, at: datetime) -> Order:
+    """`intent` as the broker just accepted it (OPEN under `broker_order_id`)."""
+    return Order(client_order_id=intent.client_order_id, instrument_key=intent.instrument.instrument_key,
+                 side=intent.side, quantity=intent.quantity, status=OrderStatus.OPEN, broker_order_id=broker_order_id,
+                 order_type=intent.order_type, price=intent.price, trigger_price=intent.trigger_price, updated_at=at)
+
+
 class Broker(ABC):
     name: str = "base"
     capabilities: BrokerCapabilities = BrokerCapabilities()
@@ -81,6 +137,14 @@ class Broker(ABC):
         """Today's executions; None when the broker cannot list them (the order manager then derives
         fills from each order's filled quantity and average price). Optional."""
         return None
+
+    async def find_order(self, client_order_id: str) -> Order | None:
+        """The order tagged `client_order_id` (the latest, if the broker holds several), or None.
+        Optional; the default scans `list_orders`."""
+        matches = [o for o in await self.list_orders() if o.client_order_id == client_order_id]
+        if len(matches) > 1:
+            log.error("%s has %d orders tagged %s; reporting the latest", self.name, len(matches), client_order_id)
+        return matches[-1] if matches else None
 
     async def get_order(self, broker_order_id: str) -> Order | None:
         """One order by the broker's id, including orders we did not tag (a fired GTT's leg).
@@ -108,9 +172,6 @@ class Broker(ABC):
 
     @abstractmethod
     async def place_order(self, intent: OrderIntent) -> Order: ...
-
-    @abstractmethod
-    async def find_order(self, client_order_id: str) -> Order | None: ...
 
     @abstractmethod
     async def cancel_order(self, broker_order_id: str) -> None: ...

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.brokers.base import Broker, ConfigError
+from engine.brokers.base import SANDBOX_URL, Broker, ConfigError
 from engine.clock import Clock
 from engine.models import Instrument, Product
 from engine.settings import Credentials, Settings
@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 BROKERS = ("paper", "zerodha", "upstox")
-SANDBOX_URL = "sandbox"  # KITE_ROOT_URL=sandbox: an embedded loopback Kite server, no account needed
 
 
 def sandbox_state_path(database_url: str) -> Path | None:
@@ -39,8 +38,9 @@ def make_broker(
 ) -> Broker:
     """The broker named by `settings.broker`. `instruments` maps our instrument keys to the
     venues' symbols (Kite needs tradingsymbols); `db` lets the paper broker restore its state from
-    the journal on `connect()`. With `KITE_ROOT_URL=sandbox`, zerodha runs the real adapter against
-    an embedded Kite-compatible server fed by `on_tick` (stopped by `close()`)."""
+    the journal on `connect()`. With `KITE_ROOT_URL=sandbox` (zerodha) or `UPSTOX_API_URL=sandbox`
+    (upstox), the real adapter runs against an embedded venue-compatible server fed by `on_tick`
+    (stopped by `close()`)."""
     name = settings.broker
     instruments = list(instruments)
     if name == "paper":
@@ -60,6 +60,11 @@ def make_broker(
         from engine.brokers.zerodha.execution import ZerodhaBroker
 
         return ZerodhaBroker.from_settings(settings, credentials, clock=clock, instruments=instruments)
+    if name == "upstox" and credentials.upstox_api_url == SANDBOX_URL:
+        from engine.brokers.upstox.sandbox import SandboxUpstoxBroker
+
+        return SandboxUpstoxBroker.start(clock, instruments=instruments, product=Product(settings.execution.product),
+                                         limit_offset_pct=settings.execution.gtt_limit_offset_pct)
     if name == "upstox":
         from engine.brokers.upstox import UpstoxBroker
 

@@ -137,7 +137,7 @@ def _parse(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     for column in [*PRICE_COLUMNS, "volume", *(["prevclose"] if "prevclose" in frame else [])]:
         values = pd.to_numeric(frame[column].str.replace(",", ""), errors="coerce")
         parsed[column] = values
-        problem[values.isna() & (problem == "")] = f"{column} not a number"
+        problem[~np.isfinite(values) & (problem == "")] = f"{column} not a finite number"  # NaN, inf
     parsed.loc[parsed["symbol"] == "", "symbol"] = None
     problem[parsed["symbol"].isna() & (problem == "")] = "no symbol"
     return parsed, problem
@@ -192,8 +192,9 @@ def _reject(report: ImportReport, source: Path, rows: pd.DataFrame, reason: str,
         )
 
 
-def _validate(parsed: pd.DataFrame, problem: pd.Series, calendar: NseCalendar | None, report: ImportReport,
-              source: Path) -> pd.DataFrame:
+def _validate(
+    parsed: pd.DataFrame, problem: pd.Series, calendar: NseCalendar | None, report: ImportReport, source: Path
+) -> pd.DataFrame:
     bad = problem != ""
     _reject(report, source, parsed[bad], "unparseable", problem)
     rows = parsed[~bad]
@@ -227,7 +228,7 @@ def import_path(
     for done, source in enumerate(files, start=1):
         try:
             frame = _read(source)
-        except (ImportFormatError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        except (ImportFormatError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             report.failed_files[source.name] = str(exc)
             continue
         report.rows_read += len(frame)
@@ -240,8 +241,9 @@ def import_path(
     return report
 
 
-def _load_symbol(symbol: str, rows: pd.DataFrame, source: Path, store: BarStore, calendar: NseCalendar | None,
-                 report: ImportReport) -> None:
+def _load_symbol(
+    symbol: str, rows: pd.DataFrame, source: Path, store: BarStore, calendar: NseCalendar | None, report: ImportReport
+) -> None:
     try:
         timeframe = _timeframe(rows["ts"])
     except ImportFormatError as exc:

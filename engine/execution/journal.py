@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from engine.clock import Clock
 from engine.models import ExitOrder, ExitStatus, Fill, Order, OrderIntent, OrderStatus, OrderType, Side
-from engine.storage.tables import FillRow, GttRow, OrderEventRow, OrderRow
+from engine.storage.tables import FillRow, GttRow, OrderEventRow, OrderRow, PositionRow
 
 S = OrderStatus
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
@@ -104,6 +104,7 @@ ORDERS: Table = OrderRow.__table__  # type: ignore[attr-defined]
 EVENTS: Table = OrderEventRow.__table__  # type: ignore[attr-defined]
 FILLS: Table = FillRow.__table__  # type: ignore[attr-defined]
 GTTS: Table = GttRow.__table__  # type: ignore[attr-defined]
+POSITIONS: Table = PositionRow.__table__  # type: ignore[attr-defined]
 
 
 def _order_row(mapping: RowMapping | dict[str, Any]) -> OrderRow:
@@ -144,12 +145,6 @@ class OrderJournal:
         with self.db.connect() as connection:
             found = self._fetch_order(connection, client_order_id)
         return _order_row(found) if found is not None else None
-
-    def find_by_broker_id(self, broker_order_id: str) -> OrderRow | None:
-        with self.db.connect() as connection:
-            found = connection.execute(select(ORDERS).where(ORDERS.c.broker_order_id == broker_order_id)).mappings()
-            first = found.first()
-        return _order_row(first) if first is not None else None
 
     def orders(
         self, *, statuses: Iterable[OrderStatus] | None = None, trading_day: date | None = None
@@ -325,9 +320,6 @@ class OrderJournal:
                 EVENTS.c.client_order_id == tag, EVENTS.c.kind == "EXIT_ATTEMPT")).first() is not None
         return (_gtt_row(found) if found is not None else None), attempted
 
-    def gtt_by_tag(self, tag: str) -> GttRow | None:
-        return self.exit_state(tag)[0]
-
     def gtts(self, *, active_only: bool = False) -> list[GttRow]:
         query = select(GTTS).where(GTTS.c.broker == self.broker)
         if active_only:
@@ -361,12 +353,14 @@ class OrderJournal:
             else:
                 row = dict(found) | values
                 connection.execute(update(GTTS).where(GTTS.c.exit_id == exit_order.exit_id), values)
+            if position_id is not None:  # the position names the exit protecting it
+                connection.execute(update(POSITIONS).where(POSITIONS.c.id == position_id),
+                                   {"exit_id": exit_order.exit_id})
             if event is not None:
                 connection.execute(insert(EVENTS), self._event(row["tag"], event[0], event[1], now))
         return _gtt_row(row)
 
-    def set_gtt_status(self, exit_id: str, status: ExitStatus) -> GttRow | None:
+    def set_gtt_status(self, exit_id: str, status: ExitStatus) -> None:
         with self.db.begin() as connection:
             connection.execute(update(GTTS).where(GTTS.c.exit_id == exit_id),
                                {"status": status.value, "updated_at": self._now()})
-        return self.gtt(exit_id)

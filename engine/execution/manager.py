@@ -35,7 +35,7 @@ from engine.execution.ratelimit import RateLimiter
 from engine.execution.reconcile import OPEN_STATUSES, ReconcileReport, reconcile
 from engine.models import ExitOrder, ExitRequest, ExitStatus, Fill, Order, OrderIntent, OrderPurpose, OrderStatus
 from engine.storage.db import session_scope
-from engine.storage.tables import OrderRow, PositionRow
+from engine.storage.tables import GttRow, OrderRow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -108,6 +108,18 @@ class OrderManager:
             raise
         raise AssertionError("unreachable")  # pragma: no cover - reraise=True always raises
 
+    async def _timed_send(self, key: str, attempt: int, send: Callable[[], Awaitable[T]]) -> tuple[T, float]:
+        """One send to the broker and its elapsed milliseconds; a temporary failure is journaled
+        (with its time) before it propagates to the retry loop."""
+        started = time.perf_counter()
+        try:
+            result = await send()
+        except TemporaryBrokerError as error:
+            self.journal.event(key, "ERROR", attempt=attempt, error=type(error).__name__, message=str(error),
+                               retry=True, elapsed_ms=round((time.perf_counter() - started) * 1000, 3))
+            raise
+        return result, round((time.perf_counter() - started) * 1000, 3)
+
     async def _absorb(
         self, client_order_id: str, order: Order, *, event: tuple[str, dict[str, Any]] | None = None
     ) -> Order:
@@ -156,10 +168,11 @@ class OrderManager:
         if intent.quantity <= 0:
             raise ValueError(f"order {client_order_id}: quantity must be positive, got {intent.quantity}")
         row = self.journal.get(client_order_id)
+        never_sent = row is None or OrderStatus(row.status) is OrderStatus.PENDING
+        if never_sent and intent.purpose is OrderPurpose.ENTRY and self.entries_halted:
+            raise TokenExpired(f"entries halted: {self.halt_reason}")
         lookup_first = False
         if row is None:
-            if intent.purpose is OrderPurpose.ENTRY and self.entries_halted:
-                raise TokenExpired(f"entries halted: {self.halt_reason}")
             self.journal.record_intent(intent, setup_id=setup_id)
         else:
             if (row.instrument_key, row.side, row.quantity) != (
@@ -189,17 +202,10 @@ class OrderManager:
                     await self.rate_limiter.acquire()
                     self.journal.transition(client_order_id, OrderStatus.SUBMITTED,
                                             event=("ATTEMPT", {"attempt": attempts}))
-                    started = time.perf_counter()
-                    try:
-                        order = await self.broker.place_order(intent)
-                    except TemporaryBrokerError as error:
-                        self.journal.event(client_order_id, "ERROR", attempt=attempts, error=type(error).__name__,
-                                           message=str(error), retry=True,
-                                           elapsed_ms=round((time.perf_counter() - started) * 1000, 3))
-                        raise
+                    order, elapsed_ms = await self._timed_send(
+                        client_order_id, attempts, lambda: self.broker.place_order(intent))
                     response = {"attempt": attempts, "broker_order_id": order.broker_order_id,
-                                "status": order.status.value,
-                                "elapsed_ms": round((time.perf_counter() - started) * 1000, 3)}
+                                "status": order.status.value, "elapsed_ms": elapsed_ms}
                     return await self._absorb(client_order_id, order, event=("RESPONSE", response))
         except OrderRejected as error:
             self.journal.event(client_order_id, "ERROR", attempt=attempts, error="OrderRejected", message=str(error),
@@ -308,15 +314,9 @@ class OrderManager:
                     if attempts == 1 and not lookup_first:
                         pending.insert(0, (request.tag, "EXIT_INTENT", intent))
                     self.journal.events_add(pending)
-                    started = time.perf_counter()
-                    try:
-                        exit_order = await self.broker.place_exit_oco(request)
-                    except TemporaryBrokerError as error:
-                        self.journal.event(request.tag, "ERROR", attempt=attempts, error=type(error).__name__,
-                                           message=str(error), retry=True)
-                        raise
-                    response = {"attempt": attempts, "exit_id": exit_order.exit_id,
-                                "elapsed_ms": round((time.perf_counter() - started) * 1000, 3)}
+                    exit_order, elapsed_ms = await self._timed_send(
+                        request.tag, attempts, lambda: self.broker.place_exit_oco(request))
+                    response = {"attempt": attempts, "exit_id": exit_order.exit_id, "elapsed_ms": elapsed_ms}
                     return self._exit_placed(exit_order, request, position_id, event=("EXIT_RESPONSE", response))
         except OrderRejected as error:
             self.journal.event(request.tag, "ERROR", attempt=attempts, error="OrderRejected", message=str(error),
@@ -333,12 +333,6 @@ class OrderManager:
     ) -> ExitOrder:
         exit_order.tag = request.tag
         self.journal.save_gtt(exit_order, tag=request.tag, position_id=position_id, event=event)
-        if position_id is not None:
-            with session_scope(self.db) as session:
-                position = session.get(PositionRow, position_id)
-                if position is not None:
-                    position.exit_id = exit_order.exit_id
-                    session.add(position)
         return exit_order
 
     async def modify_exit(self, exit_id: str, request: ExitRequest) -> ExitOrder:
@@ -384,8 +378,15 @@ class OrderManager:
         active = self.journal.gtts(active_only=True)
         if not active:
             return []
-        at_broker = {e.exit_id: e for e in await self._call("sync_exits", self.broker.list_exits)}
-        book: dict[str, Order] | None = None
+        return await self._settle_exits(active, await self._call("sync_exits", self.broker.list_exits))
+
+    async def _settle_exits(
+        self, active: list[GttRow], exits: list[ExitOrder], orders: list[Order] | None = None
+    ) -> list[ExitOrder]:
+        """`sync_exits` on the broker's `exits`; `orders` is the order book when the caller has it
+        (else it is read when a fired exit needs it)."""
+        at_broker = {e.exit_id: e for e in exits}
+        book = {o.broker_order_id: o for o in orders if o.broker_order_id} if orders is not None else None
         settled: list[ExitOrder] = []
         for row in active:
             current = at_broker.get(row.exit_id)

@@ -23,7 +23,8 @@ Rules (kind: condition -> resolution):
 - EXIT_MISMATCH: both ACTIVE, quantity or triggers differ -> reported; the journal (intent) is kept.
 - UNKNOWN_EXIT: ACTIVE broker exit not in the journal -> reported, not adopted.
 - POSITION_BY_EXIT: journal position OPEN, broker holds none, its exit settled -> none here: the
-  portfolio records the trade from `settled_exits`.
+  portfolio records the trade from `settled_exits`; its exit fired but cannot settle yet (the
+  leg's order not readable) -> none yet: settled by a later sync, never "closed by hand".
 - POSITION_CLOSED: journal position OPEN, broker holds none, no exit explains it (closed by hand)
   -> position CLOSED, its ACTIVE exit cancelled.
 - POSITION_QUANTITY: both hold it, quantities differ -> journal quantity set to the broker's.
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from engine.execution.manager import OrderManager
 
 OPEN_STATUSES = (OrderStatus.PENDING, OrderStatus.SUBMITTED, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
+FIRED = (ExitStatus.TRIGGERED_STOP, ExitStatus.TRIGGERED_TARGET)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -106,10 +108,12 @@ def _age_seconds(manager: OrderManager, row: OrderRow) -> float:
 
 async def reconcile(manager: OrderManager) -> ReconcileReport:
     report = ReconcileReport(at=manager.clock.now(), broker=manager.broker.name)
+    # exits before the order book, as in `sync_exits`: an exit seen fired finds its leg in the book
+    exits = await manager._call("reconcile", manager.broker.list_exits)
     book = await manager._call("reconcile", manager.broker.list_orders)
-    legs = await _reconcile_exits(manager, report)
+    legs = await _reconcile_exits(manager, report, exits, book)
     await _reconcile_orders(manager, report, book, legs)
-    await _reconcile_positions(manager, report)
+    await _reconcile_positions(manager, report, {e.exit_id for e in exits if e.status in FIRED})
     return report
 
 
@@ -122,7 +126,7 @@ async def _reconcile_orders(
     open_rows = journal.orders(statuses=OPEN_STATUSES)  # of any day: earlier ones may have expired
     known = {row.client_order_id: row for row in journal.orders(trading_day=manager.trading_day)}
     known.update({row.client_order_id: row for row in open_rows})
-    known_ids = {row.broker_order_id for row in known.values() if row.broker_order_id}
+    ours = {row.broker_order_id for row in known.values() if row.broker_order_id} | legs  # broker ids we own
     for row in open_rows:
         status = OrderStatus(row.status)
         report.orders_checked += 1
@@ -155,7 +159,7 @@ async def _reconcile_orders(
                                                  "none: needs a human"))
         journal.event(key, "RECONCILE", difference=report.differences[-1].kind)
     for order in book:
-        if order.client_order_id in known or order.broker_order_id in known_ids | legs:
+        if order.client_order_id in known or order.broker_order_id in ours:
             continue
         report.differences.append(Difference("UNKNOWN_ORDER", order.broker_order_id or order.client_order_id, "absent",
                                              f"{order.side} {order.quantity} {order.instrument_key} "
@@ -163,16 +167,18 @@ async def _reconcile_orders(
                                              "reported, not adopted"))
 
 
-async def _reconcile_exits(manager: OrderManager, report: ReconcileReport) -> set[str]:
+async def _reconcile_exits(
+    manager: OrderManager, report: ReconcileReport, at_broker: list[ExitOrder], book: list[Order]
+) -> set[str]:
     """Settle fired exits; return the broker ids of the orders fired exits placed."""
     journal = manager.journal
-    settled = await manager.sync_exits()
+    active = journal.gtts(active_only=True)
+    settled = await manager._settle_exits(active, at_broker, book) if active else []
     report.settled_exits.extend(settled)
     for exit_order in settled:
         report.differences.append(Difference("EXIT_SETTLED", exit_order.exit_id, ExitStatus.ACTIVE.value,
                                              exit_order.status.value,
                                              f"settled; exit price {exit_order.exit_price}"))
-    at_broker = await manager._call("reconcile", manager.broker.list_exits)
     rows = {row.exit_id: row for row in journal.gtts()}
     report.exits_checked = len(at_broker)
     legs = {e.triggered_order_id for e in at_broker if e.triggered_order_id}
@@ -193,11 +199,10 @@ async def _reconcile_exits(manager: OrderManager, report: ReconcileReport) -> se
     return legs
 
 
-async def _reconcile_positions(manager: OrderManager, report: ReconcileReport) -> None:
+async def _reconcile_positions(manager: OrderManager, report: ReconcileReport, fired_exit_ids: set[str]) -> None:
     at_broker = {p.instrument_key: p for p in await manager._call("reconcile", manager.broker.positions)
                  if p.quantity != 0}
-    settled_by_instrument = {e.instrument_key: e for e in report.settled_exits
-                             if e.status in (ExitStatus.TRIGGERED_STOP, ExitStatus.TRIGGERED_TARGET)}
+    settled_by_instrument = {e.instrument_key: e for e in report.settled_exits if e.status in FIRED}
     with session_scope(manager.db) as session:
         open_rows = list(session.exec(select(PositionRow).where(PositionRow.status == "OPEN")).all())
     mine: dict[str, int] = {}
@@ -211,6 +216,11 @@ async def _reconcile_positions(manager: OrderManager, report: ReconcileReport) -
                 report.differences.append(Difference(
                     "POSITION_BY_EXIT", row.instrument_key, f"OPEN {row.quantity}", "none",
                     "none here: the portfolio records the trade from settled_exits"))
+                continue
+            if row.exit_id in fired_exit_ids:  # sold by its own exit, whose order is not readable yet
+                report.differences.append(Difference(
+                    "POSITION_BY_EXIT", row.instrument_key, f"OPEN {row.quantity}", f"none; exit {row.exit_id} fired",
+                    "none yet: the exit settles on a later sync, then the portfolio records the trade"))
                 continue
             await _close_by_hand(manager, row, report)
         elif broker_position.quantity != mine[row.instrument_key]:

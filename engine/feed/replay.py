@@ -25,6 +25,10 @@ its open/high/low/close; no tick here was ever traded), or a recorded frame file
 frames are resent as recorded, at their receive times, whatever the subscription.
 
 Time is the injected `Clock` (default: SimulatedClock from 09:00 IST of the replayed day at `speed`).
+LOCKSTEP (in-process only): with `lockstep=Lockstep(VirtualClock(...))` the server DRIVES the clock instead of
+following it. Before moving time to the next frame it waits until the consumer (in the same event loop) has read and
+processed every frame sent so far and every clock sleeper due meanwhile has run; a day is then deterministic and
+replays as fast as the CPU allows. One consumer connection at a time; no faults (they are paced-mode tests).
 Faults (`FaultPlan`): connection drop, stall, malformed frame, token rejection at given replay times or at seeded
 random times; duplicated and out-of-order ticks at seeded random rates.
 """
@@ -53,7 +57,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from engine.clock import Clock, SimulatedClock
+from engine.clock import Clock, Lockstep, SimulatedClock
 from engine.feed.decoder import FeedMode, FrameDecodeError, FrameKind, decode_frame, encode_market_info, encode_ticks
 from engine.feed.framefile import read_frames
 from engine.feed.limits import UPSTOX_V3_LIMITS, ModeLimit, SubscriptionLimitError, check_limits
@@ -79,6 +83,7 @@ REPLAY_START = time(9, 0)
 # Not a FeedResponse: a length-delimited field whose length runs past the end of the frame.
 MALFORMED_FRAME = b"\x12\xff\xff\x03garbage-not-protobuf"
 TOKEN_REJECTED_CLOSE_CODE = 1008
+DISCONNECTED_GRACE_SECONDS = 1.0  # lockstep: real seconds without a consumer before time moves on its own
 INVALID_TOKEN = {"errorCode": "UDAPI100050", "message": "Invalid token used to access API"}
 NOT_FOUND = {"errorCode": "UDAPI100060", "message": "Resource not Found."}
 UNIT_LIMITS = {"minutes": (1, 300, MINUTE_MS), "hours": (1, 5, 60 * MINUTE_MS), "days": (1, 1, 0)}
@@ -360,9 +365,17 @@ class ReplayServer:
         faults: FaultPlan | None = None,
         preload: bool = True,
         limits: Mapping[str, ModeLimit] = UPSTOX_V3_LIMITS,
+        lockstep: Lockstep | None = None,
     ) -> None:
         if (frames is None) == (day is None):
             raise ReplayError("give exactly one source: `day` (with data_dir) or `frames`")
+        if lockstep is not None:
+            if clock is not None and clock is not lockstep.clock:
+                raise ReplayError("in lockstep the server drives the lockstep's own clock: pass no other clock")
+            if faults is not None and faults != FaultPlan():
+                raise ReplayError("fault injection needs the paced (real-time) replay, not lockstep")
+            clock = lockstep.clock
+        self.lockstep = lockstep
         self.tape: BarTape | FrameTape
         if frames is not None:
             self.tape = FrameTape(Path(frames))
@@ -570,6 +583,19 @@ class ReplayServer:
             if pump is not None:  # the pump (and its waits) end with the connection, also when this is cancelled
                 await _cancel_and_wait({pump})
             self._sessions.discard(session)
+            if self.lockstep is not None:
+                self.lockstep.forget_unread()  # frames of a gone connection will never be read
+                if not self._sessions and self._server is not None:
+                    self._spawn(self._drive_while_disconnected())
+
+    async def _drive_while_disconnected(self) -> None:
+        """Lockstep without a consumer: after a grace period (a normal shutdown ends within it), time still
+        moves from one clock sleeper to the next, so a client backing off before it reconnects is not left
+        waiting forever. Ends when a consumer connects again or nobody sleeps on the clock."""
+        assert self.lockstep is not None
+        await asyncio.sleep(DISCONNECTED_GRACE_SECONDS)
+        while not self._sessions and (deadline := self.lockstep.clock.next_deadline()) is not None:
+            await self.lockstep.advance_to(deadline)
 
     def _opening_market_info(self) -> bytes:
         """The first frame of a connection: the current segment status (a frame file's latest market_info)."""
@@ -585,6 +611,8 @@ class ReplayServer:
         if session.stalled(self.clock.now()):
             return
         await session.connection.send(data)
+        if self.lockstep is not None:
+            self.lockstep.frame_sent()
 
     async def _on_request(self, session: _Session, message: str | bytes) -> None:
         try:
@@ -673,6 +701,10 @@ class ReplayServer:
         status = market_status_at(clock.now())
         cursor_ms = clock.now_ms()  # everything at or before this was covered by snapshots
         frame_index = bisect.bisect_right(self.tape.times, cursor_ms) if isinstance(self.tape, FrameTape) else 0
+        lockstep = self.lockstep
+        while lockstep is not None and not session.modes:  # time waits for the consumer's subscription
+            session.wake.clear()
+            await session.wake.wait()
         while True:
             times = self.tape.times
             next_times = []
@@ -689,8 +721,11 @@ class ReplayServer:
             if not next_times:
                 return  # the day is over; the socket stays open until the client leaves
             target = min(next_times)
-            session.wake.clear()
-            await _first_of(clock.sleep_until(_from_ms(target)), session.wake.wait())
+            if lockstep is not None:
+                await lockstep.advance_to(_from_ms(target))
+            else:
+                session.wake.clear()
+                await _first_of(clock.sleep_until(_from_ms(target)), session.wake.wait())
             now_ms = clock.now_ms()
             new_status = market_status_at(_from_ms(now_ms))
             if new_status is not status:

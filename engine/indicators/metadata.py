@@ -35,6 +35,8 @@ import pyarrow.parquet as pq
 
 from engine.indicators.aggregate import aggregate_arrays, period_keys
 from engine.indicators.multitimeframe import (
+    DAY_MS,
+    IST_OFFSET_MS,
     TIMEFRAMES,
     FrameState,
     IndicatorConfig,
@@ -175,15 +177,15 @@ class _Daily(NamedTuple):
 
 
 def _read_daily(store: BarStore, symbol: str, asof_day: int) -> _Daily | None:
-    """The symbol's daily bars up to `asof_day`, bad bars dropped (the same test as `on_bar`:
-    positive finite prices, low <= open, close <= high, volume >= 0). None without any bar."""
-    path = store.root / f"timeframe={Timeframe.DAY.value}" / f"symbol={symbol}" / "part-0.parquet"
+    """The symbol's daily bars up to `asof_day`, bad bars dropped and counted (the same test as
+    `on_bar`: positive finite prices, low <= open, close <= high, volume >= 0). None without a file."""
+    path = store.path(symbol, Timeframe.DAY)
     if not path.exists():
         return None
     table = pq.ParquetFile(path).read(columns=["ts", "open", "high", "low", "close", "volume"])
     # ts is midnight IST; +05:30 then floor to days gives the IST calendar day.
     ts_ns = table.column("ts").cast(pa.timestamp("ns")).to_numpy().astype(np.int64)
-    days = (ts_ns + 19_800_000_000_000) // 86_400_000_000_000
+    days = (ts_ns + IST_OFFSET_MS * 1_000_000) // (DAY_MS * 1_000_000)
     o, h, lo, c, v = (
         table.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
         for name in ("open", "high", "low", "close", "volume")
@@ -192,8 +194,6 @@ def _read_daily(store: BarStore, symbol: str, asof_day: int) -> _Daily | None:
     with np.errstate(invalid="ignore"):
         valid = (lo > 0) & (lo <= o) & (o <= h) & (h < np.inf) & (lo <= c) & (c <= h) & (v >= 0)
     keep = in_range & valid
-    if not keep.any():
-        return None
     days = days[keep]
     if not (np.diff(days) > 0).all():
         raise ValueError(f"{symbol}: daily bars are not sorted by day without duplicates ({path})")
@@ -232,11 +232,11 @@ def build_metadata(
             if isinstance(daily, str):
                 result.errors[symbol] = daily
                 continue
-            if daily is None:
+            if daily is not None and daily.rejected:
+                result.rejected_bars[symbol] = daily.rejected
+            if daily is None or not len(daily.arrays[0]):
                 result.missing.append(symbol)
                 continue
-            if daily.rejected:
-                result.rejected_bars[symbol] = daily.rejected
             indicators = indicators_from_arrays(
                 symbol, *daily.arrays, asof=asof, config=config, instrument_key=keys.get(symbol, ""), powers=powers
             )
@@ -281,6 +281,13 @@ FILE_SCHEMA = pa.schema(
     ]
 )
 _PARTIAL_FIELDS = ("start", "key", "open", "high", "low", "close", "volume", "days")
+_SMOOTHED_PARTS = ("value", "prev", "count", "seed")  # an EMA/ATR state, one list column each
+
+
+def _smoothed_states(data: dict[str, list[Any]], kind: str, row: int) -> list[tuple[float, float, int, float]]:
+    """The (value, prev, count, seed) of each EMA or ATR period in one row of a metadata file."""
+    values, prevs, counts, seeds = (data[f"{kind}_{part}"][row] for part in _SMOOTHED_PARTS)
+    return list(zip(values, prevs, counts, seeds, strict=True))
 
 
 def save_metadata(path: Path | str, metadata: MetadataSet) -> Path:
@@ -301,7 +308,7 @@ def save_metadata(path: Path | str, metadata: MetadataSet) -> Path:
             for name in ("start", "open", "high", "low", "close", "volume"):
                 columns[f"hist_{name}"].append(getattr(state, f"hist_{name}"))
             for kind, rows in (("ema", state.ema), ("atr", state.atr)):
-                for i, part in enumerate(("value", "prev", "count", "seed")):
+                for i, part in enumerate(_SMOOTHED_PARTS):
                     columns[f"{kind}_{part}"].append([row[i] for row in rows])
             for i, name in enumerate(_PARTIAL_FIELDS):
                 columns[f"partial_{name}"].append(None if state.partial is None else state.partial[i])
@@ -346,13 +353,17 @@ def _read_metadata(path: Path | str) -> MetadataSet:
         raise MetadataError(f"cannot read indicator metadata {path}: {exc}") from exc
     meta = table.schema.metadata or {}
     version = meta.get(SCHEMA_VERSION_KEY)
-    if version is None or int(version) != SCHEMA_VERSION:
+    if version != str(SCHEMA_VERSION).encode():
         raise MetadataError(
             f"{path}: indicator metadata schema version {version!r}, expected {SCHEMA_VERSION}; "
             "rebuild it with `autotrader metadata build`"
         )
-    config = IndicatorConfig.from_dict(json.loads(meta[CONFIG_KEY]))
-    result = MetadataSet(asof=date.fromisoformat(meta[ASOF_KEY].decode()), config=config)
+    try:
+        config = IndicatorConfig.from_dict(json.loads(meta[CONFIG_KEY]))
+        asof = date.fromisoformat(meta[ASOF_KEY].decode())
+    except (KeyError, TypeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+        raise MetadataError(f"{path}: unusable indicator config or asof ({exc}); rebuild it") from exc
+    result = MetadataSet(asof=asof, config=config)
     data = table.to_pydict()
     frames: list[FrameState] = []
     for row in range(table.num_rows):
@@ -368,29 +379,14 @@ def _read_metadata(path: Path | str) -> MetadataSet:
                 hist_low=data["hist_low"][row],
                 hist_close=data["hist_close"][row],
                 hist_volume=data["hist_volume"][row],
-                ema=list(
-                    zip(
-                        data["ema_value"][row],
-                        data["ema_prev"][row],
-                        data["ema_count"][row],
-                        data["ema_seed"][row],
-                        strict=True,
-                    )
-                ),
-                atr=list(
-                    zip(
-                        data["atr_value"][row],
-                        data["atr_prev"][row],
-                        data["atr_count"][row],
-                        data["atr_seed"][row],
-                        strict=True,
-                    )
-                ),
+                ema=_smoothed_states(data, "ema", row),
+                atr=_smoothed_states(data, "atr", row),
                 partial=partial,  # type: ignore[arg-type]
             )
         )
         if len(frames) == len(TIMEFRAMES):
-            if [data["timeframe"][row - 2 + i] for i in range(3)] != [tf.value for tf in TIMEFRAMES]:
+            first = row + 1 - len(TIMEFRAMES)
+            if data["timeframe"][first : row + 1] != [tf.value for tf in TIMEFRAMES]:
                 raise MetadataError(f"{path}: rows of {data['symbol'][row]} are not daily, weekly, monthly")
             symbol = data["symbol"][row]
             result.instruments[symbol] = InstrumentIndicators.from_state(

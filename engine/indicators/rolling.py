@@ -38,7 +38,23 @@ def _check_period(period: int) -> int:
     return period
 
 
-class SMA:
+class _Indicator:
+    """What every indicator shares: `period`, and the count of inputs pushed."""
+
+    __slots__ = ()
+    period: int
+    _count: int
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    @property
+    def initialized(self) -> bool:
+        return self._count >= self.period
+
+
+class SMA(_Indicator):
     """Simple moving average of the last `period` inputs (closes by default)."""
 
     __slots__ = ("_comp", "_count", "_head", "_pushes", "_values", "period", "prev_value")
@@ -55,14 +71,6 @@ class SMA:
         self._count = 0
         self._pushes = 0
         self.prev_value: float | None = None
-
-    @property
-    def count(self) -> int:
-        return self._count
-
-    @property
-    def initialized(self) -> bool:
-        return self._count >= self.period
 
     def _add(self, x: float) -> None:
         total = self._head + x
@@ -131,7 +139,7 @@ class AverageVolume(SMA):
         self.push(float(bar.volume))
 
 
-class EMA:
+class EMA(_Indicator):
     """Exponential moving average, SMA-seeded (see module docstring)."""
 
     __slots__ = ("_count", "_seed", "alpha", "period", "prev_value", "value")
@@ -146,10 +154,6 @@ class EMA:
         self.prev_value: float | None = None
         self._seed = 0.0  # sum of inputs while warming up
         self._count = 0
-
-    @property
-    def count(self) -> int:
-        return self._count
 
     @property
     def initialized(self) -> bool:
@@ -182,7 +186,7 @@ class EMA:
         self.value, self.prev_value, self._count, self._seed = value, prev_value, count, seed
 
 
-class ATR:
+class ATR(_Indicator):
     """Average true range, Wilder smoothing (see module docstring)."""
 
     __slots__ = ("_count", "_seed", "last_close", "period", "prev_value", "value")
@@ -197,10 +201,6 @@ class ATR:
         self.last_close: float | None = None
         self._seed = 0.0
         self._count = 0
-
-    @property
-    def count(self) -> int:
-        return self._count
 
     @property
     def initialized(self) -> bool:
@@ -250,7 +250,7 @@ class ATR:
         )
 
 
-class _Extreme:
+class _Extreme(_Indicator):
     """Rolling max (sign=+1) or min (sign=-1) over `period` inputs: a monotonic deque over the newest
     period-1 inputs (what a forming bar is combined with) plus the raw last `period` inputs."""
 
@@ -266,14 +266,6 @@ class _Extreme:
         self._mono: deque[tuple[int, float]] = deque()  # (index, sign*x), decreasing sign*x
         self._count = 0
         self.prev_value: float | None = None
-
-    @property
-    def count(self) -> int:
-        return self._count
-
-    @property
-    def initialized(self) -> bool:
-        return self._count >= self.period
 
     def push(self, x: float) -> None:
         self.prev_value = self.value

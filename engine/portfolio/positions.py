@@ -70,6 +70,23 @@ def exit_trigger(position: OpenPosition, price: float) -> str | None:
     return None
 
 
+def _open_position_from(row: PositionRow, instrument: Instrument) -> OpenPosition:
+    assert row.id is not None
+    return OpenPosition(
+        id=row.id,
+        instrument=instrument,
+        quantity=row.quantity,
+        average_price=row.average_price,
+        stop=row.stop,
+        target=row.target,
+        opened_at=from_db(row.opened_at),
+        entry_client_order_id=row.entry_client_order_id,
+        initial_risk=row.initial_risk,
+        exit_id=row.exit_id,
+        reference_price=row.average_price,
+    )
+
+
 class PositionBook:
     def __init__(self, db: Engine, charges: ChargeCalculator, instruments: dict[str, Instrument]) -> None:
         self.db = db
@@ -85,20 +102,7 @@ class PositionBook:
             rows = session.exec(select(PositionRow).where(PositionRow.status == "OPEN")).all()
         for row in rows:
             instrument = self.instruments.get(row.instrument_key) or Instrument(row.instrument_key, row.symbol, "")
-            assert row.id is not None
-            self.open[row.instrument_key] = OpenPosition(
-                id=row.id,
-                instrument=instrument,
-                quantity=row.quantity,
-                average_price=row.average_price,
-                stop=row.stop,
-                target=row.target,
-                opened_at=from_db(row.opened_at),
-                entry_client_order_id=row.entry_client_order_id,
-                initial_risk=row.initial_risk,
-                exit_id=row.exit_id,
-                reference_price=row.average_price,
-            )
+            self.open[row.instrument_key] = _open_position_from(row, instrument)
         return list(self.open.values())
 
     def holds(self, instrument_key: str) -> bool:
@@ -131,21 +135,7 @@ class PositionBook:
         with session_scope(self.db) as session:
             session.add(row)
             session.flush()
-            assert row.id is not None
-            position_id = row.id
-        position = OpenPosition(
-            id=position_id,
-            instrument=instrument,
-            quantity=quantity,
-            average_price=average_price,
-            stop=stop,
-            target=target,
-            opened_at=opened_at,
-            entry_client_order_id=entry_client_order_id,
-            initial_risk=initial_risk,
-            reference_price=average_price,
-            last_price=average_price,
-        )
+            position = _open_position_from(row, instrument)
         self.open[instrument.instrument_key] = position
         return position
 
@@ -203,10 +193,15 @@ class PositionBook:
         self.open.pop(position.key, None)
         return trade
 
-    def trades_of(self, trading_day: date) -> list[TradeRow]:
+    def trades_of(self, trading_day: date) -> list[Trade]:
+        """The trades closed on `trading_day` (also those of an earlier process that day)."""
         with session_scope(self.db) as session:
-            return list(
-                session.exec(
-                    select(TradeRow).where(TradeRow.trading_day == trading_day).order_by(col(TradeRow.exit_time))
-                ).all()
-            )
+            rows = session.exec(
+                select(TradeRow).where(TradeRow.trading_day == trading_day).order_by(col(TradeRow.exit_time))
+            ).all()
+        return [
+            Trade(row.instrument_key, row.symbol, Side(row.side), row.quantity, from_db(row.entry_time),
+                  row.entry_price, from_db(row.exit_time), row.exit_price, row.gross_pnl, row.charges, row.net_pnl,
+                  row.exit_reason)
+            for row in rows
+        ]

@@ -17,6 +17,11 @@ from engine.storage import session_scope
 from engine.storage.tables import RiskLedgerRow
 
 
+def configured_daily_risk_cap(settings: Settings) -> float:
+    """`daily_risk_cap_pct` % of the configured capital, in rupees (paise)."""
+    return round(settings.capital * settings.risk.daily_risk_cap_pct / 100, 2)
+
+
 class RiskLedger:
     def __init__(self, db: Engine, clock: Clock, trading_day: date, settings: Settings) -> None:
         self.db = db
@@ -28,7 +33,7 @@ class RiskLedger:
                 row = RiskLedgerRow(
                     trading_day=trading_day,
                     capital=settings.capital,
-                    daily_risk_cap=round(settings.capital * settings.risk.daily_risk_cap_pct / 100, 2),
+                    daily_risk_cap=configured_daily_risk_cap(settings),
                     updated_at=to_db(clock.now()),
                 )
                 session.add(row)

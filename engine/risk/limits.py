@@ -17,6 +17,7 @@ from engine.models import Instrument, Setup, Side
 from engine.portfolio.charges import ChargeCalculator
 from engine.risk.sizing import size_position
 from engine.settings import RiskSettings
+from engine.strategy.validator import failed_rules
 
 _EPSILON = 1e-6
 
@@ -61,14 +62,14 @@ class EntryDecision:
         return self.setup.symbol
 
 
-def _fit_lots(instrument: Instrument, quantity: int, per_unit: float, limit: float, extra: float = 0.0) -> int:
-    """Largest whole-lot quantity <= `quantity` with quantity × per_unit + extra(quantity) <= limit."""
+def _fit_lots(instrument: Instrument, quantity: int, per_unit: float, limit: float) -> int:
+    """Largest whole-lot quantity <= `quantity` with quantity × per_unit <= limit."""
     if per_unit <= 0:
         return quantity
     fitted = min(quantity, instrument.whole_lots(limit / per_unit))
     while fitted > 0 and fitted * per_unit > limit + _EPSILON:
         fitted -= instrument.lot_size
-    return max(fitted, 0)
+    return fitted
 
 
 def plan_entries(
@@ -97,9 +98,9 @@ def plan_entries(
         if setup.instrument_key in held:
             reject(candidate, "instrument already has an open position or pending entry")
             continue
-        failed = [rule.name for rule in setup.rules if not rule.passed]
+        failed = failed_rules(setup)
         if failed:
-            reject(candidate, "failed rules: " + ", ".join(failed))
+            reject(candidate, "failed rules: " + ", ".join(rule.name for rule in failed))
             continue
         if slots_left <= 0:
             reject(candidate, f"max open positions ({risk.max_open_positions}) reached")
@@ -122,15 +123,16 @@ def plan_entries(
         limit = instrument.round_price(setup.entry * (1 + limit_offset_pct / 100), "up")
         charge_rate = charges.order(Side.BUY, quantity, limit).total / (quantity * limit)
         fitted = _fit_lots(instrument, quantity, limit * (1 + charge_rate), funds_left)
-        while fitted > 0 and fitted * limit + charges.order(Side.BUY, fitted, limit).total > funds_left:
+        buy_charges = charges.order(Side.BUY, fitted, limit).total
+        while fitted > 0 and fitted * limit + buy_charges > funds_left:
             fitted -= instrument.lot_size
+            buy_charges = charges.order(Side.BUY, fitted, limit).total
         if fitted < quantity:
-            notes.append(f"cut to {max(fitted, 0)} by funds available {funds_left:.2f}")
-        if fitted <= 0:
+            notes.append(f"cut to {fitted} by funds available {funds_left:.2f}")
+        if fitted == 0:
             reject(candidate, f"capital: funds available {funds_left:.2f} do not cover one lot at {limit:.2f}")
             continue
         cost = fitted * limit
-        buy_charges = charges.order(Side.BUY, fitted, limit).total
         decision_risk = fitted * per_share
         decisions.append(
             EntryDecision(setup, instrument, True, "; ".join(notes), fitted, decision_risk, limit, cost, buy_charges)

@@ -16,39 +16,38 @@ from engine.indicators.snapshot import IndicatorSnapshot
 from engine.models import Instrument, Setup
 from engine.settings import RiskSettings
 
+StopFound = tuple[float | None, str]  # (stop, how it was found) or (None, why not)
+
 
 class StopPolicy:
     def __init__(self, risk: RiskSettings) -> None:
         self.risk = risk
+        # the daily indicators this policy reads (the indicators engine must compute them)
+        self.swing_indicator = f"lowest_low_{risk.swing_lookback}"
+        self.atr_indicator = f"atr_{risk.atr_period}"
+        methods = (self._swing_stop, self._atr_stop)
+        self._methods = methods if risk.stop_method == "swing" else methods[::-1]
 
-    @property
-    def indicator_names(self) -> tuple[str, str]:
-        """The daily indicators this policy reads (the indicators engine must compute them)."""
-        return f"lowest_low_{self.risk.swing_lookback}", f"atr_{self.risk.atr_period}"
-
-    def _swing_stop(self, instrument: Instrument, snapshot: IndicatorSnapshot) -> tuple[float | None, str]:
-        name = self.indicator_names[0]
+    def _swing_stop(self, instrument: Instrument, entry: float, snapshot: IndicatorSnapshot) -> StopFound:
+        name = self.swing_indicator
         low = snapshot.daily.get(name)
         if low is None:
             return None, f"{name} n/a"
         return instrument.round_price(low - instrument.tick_size, "down"), f"1 tick below {name} {low:.2f}"
 
-    def _atr_stop(self, instrument: Instrument, entry: float, snapshot: IndicatorSnapshot) -> tuple[float | None, str]:
-        name = self.indicator_names[1]
+    def _atr_stop(self, instrument: Instrument, entry: float, snapshot: IndicatorSnapshot) -> StopFound:
+        name = self.atr_indicator
         atr = snapshot.daily.get(name)
         if atr is None or atr <= 0:
             return None, f"{name} n/a"
         stop = entry - self.risk.atr_multiple * atr
         return instrument.round_price(stop, "down"), f"entry - {self.risk.atr_multiple:g} x {name} {atr:.2f}"
 
-    def stop_for(self, instrument: Instrument, entry: float, snapshot: IndicatorSnapshot) -> tuple[float | None, str]:
-        """(stop, how it was found) or (None, why not)."""
-        methods = [lambda: self._swing_stop(instrument, snapshot), lambda: self._atr_stop(instrument, entry, snapshot)]
-        if self.risk.stop_method == "atr":
-            methods.reverse()
+    def stop_for(self, instrument: Instrument, entry: float, snapshot: IndicatorSnapshot) -> StopFound:
+        """The configured method's stop, else the other's."""
         notes = []
-        for method in methods:
-            stop, note = method()
+        for method in self._methods:
+            stop, note = method(instrument, entry, snapshot)
             if stop is not None and 0 < stop < entry:
                 return self._widen(instrument, entry, stop, note, snapshot)
             notes.append(note if stop is None else f"{note}: {stop:.2f} not below entry {entry:.2f}")
@@ -58,7 +57,7 @@ class StopPolicy:
         self, instrument: Instrument, entry: float, stop: float, note: str, snapshot: IndicatorSnapshot
     ) -> tuple[float, str]:
         """At least `min_stop_atr` ATRs between entry and stop (when the ATR is known)."""
-        atr = snapshot.daily.get(self.indicator_names[1])
+        atr = snapshot.daily.get(self.atr_indicator)
         if not atr or self.risk.min_stop_atr <= 0:
             return stop, note
         widest = instrument.round_price(entry - self.risk.min_stop_atr * atr, "down")

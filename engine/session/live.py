@@ -9,6 +9,12 @@
     close()                     checkpoint, stop the feed, release the broker. Exits (GTTs) are NOT
                                 cancelled: open positions stay protected at the broker.
 
+A replayed day runs in LOCKSTEP by default: a `VirtualClock` driven by the in-process replay
+server, which moves time only once the engine has processed every frame sent and whatever sleeps on
+the clock (the entry window) has run at its time, so a replayed day is deterministic and runs as
+fast as the CPU allows. An explicit `speed` (or `lockstep=False`) paces it instead: simulated time
+at speed× the wall clock, as a live feed would be.
+
 Re-running a session resumes: the engine rebuilds its state from the database and the order
 journal never sends an order twice (entry ids are deterministic per day and instrument).
 Cancellation and SIGTERM (`install_signal_handlers`) end the stream gracefully through `close()`."""
@@ -29,7 +35,7 @@ from typing import Any
 from engine.brokers.base import Broker
 from engine.brokers.factory import make_broker
 from engine.calendar import TradingSession
-from engine.clock import Clock, LiveClock
+from engine.clock import Clock, LiveClock, Lockstep, VirtualClock
 from engine.execution.manager import OrderManager
 from engine.feed.client import FeedState, MarketDataClient
 from engine.feed.replay import ReplayServer
@@ -100,6 +106,7 @@ class LiveSession:
         feed: MarketDataClient,
         instrument_keys: list[str],
         replay_server: ReplayServer | None = None,
+        lockstep: Lockstep | None = None,
     ) -> None:
         if context.session is None:
             raise ValueError(f"no trading session on {context.day}: {context.skip_reason}")
@@ -112,6 +119,7 @@ class LiveSession:
         self.feed = feed
         self.instrument_keys = instrument_keys
         self.replay_server = replay_server
+        self.lockstep = lockstep
         self.stats = SessionStats()
         self.streaming_done = asyncio.Event()
         self._closing: asyncio.Future[dict[str, Any]] | None = None
@@ -128,16 +136,26 @@ class LiveSession:
         replay: bool | None = None,
         speed: float | None = None,
         clock: Clock | None = None,
+        lockstep: bool | None = None,
     ) -> LiveSession:
         """Everything the session needs, resumed from the database. `replay` (default: the
-        `feed.source` setting) replays the day from the Parquet store on a simulated clock at
-        `speed` (default `feed.replay_speed`); otherwise the live Upstox feed on the real clock."""
+        `feed.source` setting) replays the day from the Parquet store: in lockstep (the default when
+        no `speed` and no `clock` are given; `lockstep` decides explicitly), else paced on a simulated
+        clock at `speed` (default `feed.replay_speed`). Otherwise the live Upstox feed on the real clock."""
         session = context.session
         if session is None:
             raise ValueError(f"no trading session on {context.day}: {context.skip_reason}")
         settings = context.settings
         replay = settings.feed.source == "replay" if replay is None else replay
-        if clock is None:
+        if lockstep is None:
+            lockstep = speed is None and clock is None
+        in_lockstep: Lockstep | None = None
+        if replay and lockstep:
+            if clock is not None and not isinstance(clock, VirtualClock):
+                raise ValueError(f"a lockstep replay drives its own VirtualClock, not {type(clock).__name__}")
+            in_lockstep = Lockstep(clock or VirtualClock(session.open - REPLAY_LEAD))
+            clock = in_lockstep.clock
+        elif clock is None:
             if replay:
                 clock = ReplayClock(session.open - REPLAY_LEAD, speed or settings.feed.replay_speed)
             else:
@@ -160,7 +178,7 @@ class LiveSession:
         keys = [i.instrument_key for i in instruments]
         replay_server = None
         if replay:
-            replay_server = await _start_replay_server(context, clock)
+            replay_server = await _start_replay_server(context, clock, in_lockstep)
             api_url, token_provider = replay_server.api_url, _constant(REPLAY_TOKEN)
         else:
             credentials = load_credentials()
@@ -170,7 +188,7 @@ class LiveSession:
                 token = load_credentials().upstox_access_token
                 return token.get_secret_value() if token is not None else ""
 
-        live = cls(context, clock, broker, orders, engine, _placeholder_feed(), keys, replay_server)
+        live = cls(context, clock, broker, orders, engine, _placeholder_feed(), keys, replay_server, in_lockstep)
         live.feed = MarketDataClient(
             api_url=api_url,
             token_provider=token_provider,
@@ -184,17 +202,27 @@ class LiveSession:
             else settings.feed.watchdog_seconds,
             reconnect_max_seconds=settings.feed.reconnect_max_seconds,
             backfill=not replay,
+            on_raw_frame=in_lockstep.frame_received if in_lockstep is not None else None,
         )
         record_stage(context.db, context.day, LIVE_SESSION, RUNNING, clock,
-                     {"instruments": len(keys), "replay": replay, "broker": broker.name})
+                     {"instruments": len(keys), "replay": replay, "broker": broker.name,
+                      "lockstep": in_lockstep is not None})
         return live
 
     # ---- callbacks -------------------------------------------------------------------------------
 
+    def _holding_time(self) -> contextlib.AbstractContextManager[None]:
+        """In lockstep, time does not move while this runs (unless it sleeps on the clock)."""
+        return self.lockstep.clock.hold() if self.lockstep is not None else contextlib.nullcontext()
+
     async def _on_ticks(self, ticks: list[Tick]) -> None:
         self.stats.ticks += len(ticks)
         self.stats.batches += 1
-        await self.engine.on_ticks(ticks)
+        # A frame's ticks come in protobuf map order, which differs between processes (upb seeds its
+        # hash per process): a fixed order makes fills, their ids and ties the same in every run.
+        ticks = sorted(ticks, key=_tick_order)
+        with self._holding_time():
+            await self.engine.on_ticks(ticks)
 
     async def _on_market_status(self, statuses: dict[str, MarketStatus]) -> None:
         status = statuses.get(FEED_SEGMENT)
@@ -202,7 +230,8 @@ class LiveSession:
             return
         self.stats.market_status = status.value
         log.info("market status %s: %s", FEED_SEGMENT, status.value)
-        await self.engine.on_market_status(status)
+        with self._holding_time():
+            await self.engine.on_market_status(status)
 
     # ---- the two long-running parts --------------------------------------------------------------
 
@@ -257,7 +286,8 @@ class LiveSession:
             if opens > now:
                 await self._sleep_or_done(opens)
                 continue
-            decisions = await self.engine.execute_entry_window()
+            with self._holding_time():
+                decisions = await self.engine.execute_entry_window()
             self.stats.entry_calls += 1
             for decision in decisions:
                 record = {
@@ -328,6 +358,10 @@ class LiveSession:
 # ---- helpers -------------------------------------------------------------------------------------
 
 
+def _tick_order(tick: Tick) -> tuple[int, str]:
+    return tick.ltt_ms, tick.instrument_key
+
+
 def _constant(value: str) -> Callable[[], str]:
     def provide() -> str:
         return value
@@ -382,8 +416,10 @@ def _check_replayable(context: TradingDayContext, symbols: list[str]) -> None:
         )
 
 
-async def _start_replay_server(context: TradingDayContext, clock: Clock) -> ReplayServer:
-    """The day's replay (derived ticks inside each real 5-minute bar) on the session's own clock."""
-    server = ReplayServer(data_dir=context.settings.data_dir, day=context.day, clock=clock, token=REPLAY_TOKEN)
+async def _start_replay_server(context: TradingDayContext, clock: Clock, lockstep: Lockstep | None) -> ReplayServer:
+    """The day's replay (derived ticks inside each real 5-minute bar) on the session's own clock; in
+    lockstep the server drives that clock."""
+    server = ReplayServer(data_dir=context.settings.data_dir, day=context.day, token=REPLAY_TOKEN,
+                          clock=None if lockstep is not None else clock, lockstep=lockstep)
     await server.start()
     return server

@@ -38,7 +38,8 @@ class BarStore:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
 
-    def _path(self, symbol: str, timeframe: Timeframe | str) -> Path:
+    def path(self, symbol: str, timeframe: Timeframe | str) -> Path:
+        """The Parquet file of one symbol and timeframe (it may not exist)."""
         return self.root / f"timeframe={Timeframe(timeframe).value}" / f"symbol={symbol}" / "part-0.parquet"
 
     def symbols(self, timeframe: Timeframe | str) -> list[str]:
@@ -48,7 +49,7 @@ class BarStore:
         return sorted(p.name.removeprefix("symbol=") for p in folder.iterdir() if p.name.startswith("symbol="))
 
     def has(self, symbol: str, timeframe: Timeframe | str) -> bool:
-        return self._path(symbol, timeframe).exists()
+        return self.path(symbol, timeframe).exists()
 
     def read(
         self,
@@ -58,7 +59,7 @@ class BarStore:
         end: date | datetime | None = None,
     ) -> pd.DataFrame:
         """Bars with `start <= ts < end` (dates mean midnight IST). Empty frame if none."""
-        path = self._path(symbol, timeframe)
+        path = self.path(symbol, timeframe)
         if not path.exists():
             return BAR_SCHEMA.empty_table().to_pandas()
         frame = pq.read_table(path, schema=BAR_SCHEMA).to_pandas()
@@ -67,6 +68,14 @@ class BarStore:
         if end is not None:
             frame = frame[frame["ts"] < _as_ts(end)]
         return frame.reset_index(drop=True)
+
+    def last_ts(self, symbol: str, timeframe: Timeframe | str) -> datetime | None:
+        """Start of the symbol's latest bar (reads the `ts` column only), None without bars."""
+        path = self.path(symbol, timeframe)
+        if not path.exists():
+            return None
+        ts = pq.read_table(path, columns=["ts"], schema=BAR_SCHEMA).column("ts")
+        return pd.Timestamp(ts[-1].as_py()).tz_convert(IST).to_pydatetime() if len(ts) else None
 
     def read_bars(
         self,
@@ -98,7 +107,7 @@ class BarStore:
             if len(existing):
                 frame = pd.concat([existing, frame], ignore_index=True)
         frame = frame.drop_duplicates("ts", keep="last").sort_values("ts").reset_index(drop=True)
-        path = self._path(symbol, timeframe)
+        path = self.path(symbol, timeframe)
         path.parent.mkdir(parents=True, exist_ok=True)
         table = pa.Table.from_pandas(frame, schema=BAR_SCHEMA, preserve_index=False)
         tmp = path.with_suffix(".tmp")

@@ -257,6 +257,8 @@ class GuardedStrategy:
         self.on_exit = strategy_safe_wrapper(strategy.on_exit, default=None, errors=self.errors, check=check_reason)
         self.on_start = strategy_safe_wrapper(strategy.on_start, default=None, errors=self.errors)
         self.is_warmed_up = strategy_safe_wrapper(strategy.is_warmed_up, default=False, errors=self.errors)
+        # the engine skips the default (never-exit) hook: no Position is built per tick for it
+        self.has_exit_hook = type(strategy).on_exit is not Strategy.on_exit
 
     @property
     def name(self) -> str:

@@ -32,6 +32,11 @@ class SessionHours:
     close: datetime
 
 
+def normal_session(day: date) -> SessionHours:
+    """NSE's normal session, 09:15-15:30 IST: for a day no calendar covers."""
+    return SessionHours(datetime.combine(day, time(9, 15), tzinfo=IST), datetime.combine(day, time(15, 30), tzinfo=IST))
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class TimeWindow:
     start: time

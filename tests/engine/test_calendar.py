@@ -175,3 +175,12 @@ def test_cli_malformed_date_is_a_helpful_error() -> None:
     result = runner.invoke(app, ["calendar", "2024-13-01"])
     assert result.exit_code == 2
     assert "YYYY-MM-DD" in result.output
+
+
+def test_cli_error_text_is_printed_verbatim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = tmp_path / "[old]" / "calendar.toml"  # brackets would be read as console markup
+    monkeypatch.setenv("AUTOTRADER_CALENDAR_FILE", str(missing))
+    result = runner.invoke(app, ["calendar", "2024-11-20", "--json"])
+    assert result.exit_code == 2
+    assert f"calendar file {missing} does not exist" in result.output
+    assert result.stdout == ""

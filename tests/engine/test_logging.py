@@ -54,6 +54,7 @@ def test_secret_in_exception_text_is_redacted(captured: io.StringIO) -> None:
 
 
 def test_configure_logging_covers_other_loggers() -> None:
+    factory = logging.getLogRecordFactory()
     stream = io.StringIO()
     root = logging.getLogger()
     handler = logging.StreamHandler(stream)
@@ -65,7 +66,27 @@ def test_configure_logging_covers_other_loggers() -> None:
         assert stream.getvalue().strip() == "token=*** key=***"
     finally:
         root.removeHandler(handler)
+        logging.setLogRecordFactory(factory)
         for each in root.handlers:
+            for f in [f for f in each.filters if isinstance(f, SecretRedactingFilter)]:
+                each.removeFilter(f)
+
+
+def test_configure_logging_covers_handlers_added_later_on_loggers_that_do_not_propagate() -> None:
+    factory = logging.getLogRecordFactory()
+    stream = io.StringIO()
+    logger = logging.getLogger("autotrader.test.own_handler")  # like Prefect's loggers: own handler, no propagation
+    handler = logging.StreamHandler(stream)
+    try:
+        configure_logging("INFO", [ACCESS_TOKEN])
+        logger.propagate = False
+        logger.addHandler(handler)
+        logger.warning("token=%s", ACCESS_TOKEN)
+        assert stream.getvalue().strip() == "token=***"
+    finally:
+        logger.removeHandler(handler)
+        logging.setLogRecordFactory(factory)
+        for each in logging.getLogger().handlers:
             for f in [f for f in each.filters if isinstance(f, SecretRedactingFilter)]:
                 each.removeFilter(f)
 

@@ -85,6 +85,27 @@ def test_invalid_choice_lists_what_is_allowed(monkeypatch: pytest.MonkeyPatch) -
         load_settings()
 
 
+def test_unparsable_list_from_environment_names_key_value_and_format(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTOTRADER_ENTRY_WINDOWS", "15:10-15:25")
+    with pytest.raises(SettingsError, match=r"'entry_windows'.*'15:10-15:25'.*JSON"):
+        load_settings()
+
+
+def test_missing_user_config_file_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = tmp_path / "nope.toml"
+    monkeypatch.setenv("AUTOTRADER_CONFIG", str(missing))
+    with pytest.raises(SettingsError, match=r"AUTOTRADER_CONFIG.*nope\.toml.*does not exist"):
+        load_settings()
+
+
+def test_malformed_user_config_file_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text("capital = [\n")
+    monkeypatch.setenv("AUTOTRADER_CONFIG", str(broken))
+    with pytest.raises(SettingsError, match=r"broken\.toml.*not valid TOML"):
+        load_settings()
+
+
 @pytest.mark.parametrize("window", ["15:25-15:10", "9:30-10:00", "15:10-25:00", "15:10"])
 def test_bad_entry_window_is_rejected(window: str) -> None:
     with pytest.raises(SettingsError, match=re.escape(repr(window))):

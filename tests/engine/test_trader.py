@@ -359,3 +359,90 @@ async def test_a_partly_filled_entry_keeps_what_filled_when_the_window_ends(tmp_
     [gtt] = rows(rig.db, GttRow)
     assert gtt.quantity == 990
     assert engine.ledger.risk_used == pytest.approx(990 * 5.05)  # the unfilled half's risk is released
+
+
+async def test_an_earlier_days_realised_loss_reduces_the_funds_of_later_entries(tmp_path: Path) -> None:
+    # 10% per trade and a 50% daily cap: only the funds limit the size. Day 1 loses through the stop;
+    # on day 2, cost + buy charges must fit in the capital less that loss.
+    settings = make_settings(risk={"risk_per_trade_pct": 10.0, "daily_risk_cap_pct": 50.0})
+    rig = make_rig(tmp_path, settings)
+    first_day = rig.engine()
+    await feed(first_day, rig.clock, 15, 10, 0, (RELIANCE, 100.0))
+    await first_day.execute_entry_window()
+    await feed(first_day, rig.clock, 15, 10, 5, (RELIANCE, 100.0))
+    await feed(first_day, rig.clock, 15, 20, 0, (RELIANCE, 94.9))
+    await feed(first_day, rig.clock, 15, 20, 5, (RELIANCE, 94.8))
+    day_one = await first_day.end_of_day()
+    assert day_one.exits == 1 and day_one.net_pnl < -50_000
+
+    next_day = date(2024, 6, 5)
+    rig.clock.set(at(next_day, 15, 10))
+    engine = TradingEngine(settings, rig.clock, [RELIANCE], {RELIANCE.symbol: seeded_indicators(RELIANCE, next_day)},
+                           rig.strategy, OrderManager(rig.broker, rig.db, rig.clock, trading_day=next_day), rig.db,
+                           next_day, rig.broker, session=SessionHours(at(next_day, 9, 15), at(next_day, 15, 30)))
+    await engine.on_ticks([tick(RELIANCE, 100.0, rig.clock.now())])
+    [decision] = await engine.execute_entry_window()
+    assert decision.approved
+    assert decision.cost + decision.charges <= settings.capital + day_one.net_pnl
+
+
+async def test_a_gtt_settled_before_a_restart_closes_its_position_at_the_legs_fill(tmp_path: Path) -> None:
+    # Exit ids that are not short and alphanumeric are journaled under a hashed id, never a truncated one.
+    from engine.execution.ids import triggered_order_id
+    from engine.portfolio.times import to_db
+
+    rig = make_rig(tmp_path)
+    exit_id = "gtt-2024-06-04-0000001"
+    engine = rig.engine()
+    position = engine.positions.open_position(RELIANCE, 100, 100.0, 95.0, 110.0, at(DAY, 15, 10), "ATENTRY")
+    engine.positions.set_exit(position, exit_id)
+    now = to_db(at(DAY, 15, 20))
+    with session_scope(rig.db) as session:
+        session.add(GttRow(exit_id=exit_id, broker="paper", tag="ATEXIT", instrument_key=RELIANCE.instrument_key,
+                           position_id=position.id, quantity=100, stop_trigger=95.0, stop_limit=94.5,
+                           target_trigger=110.0, target_limit=109.5, status="TRIGGERED_STOP", created_at=now,
+                           updated_at=now))
+        session.add(OrderRow(client_order_id=triggered_order_id(exit_id), trading_day=DAY, broker="paper",
+                             instrument_key=RELIANCE.instrument_key, symbol="RELIANCE", side="SELL", quantity=100,
+                             order_type="LIMIT", price=94.5, purpose="EXIT", status="FILLED", filled_quantity=100,
+                             average_price=94.85, created_at=now, updated_at=now))
+    restarted = rig.engine()
+    await restarted.resume()
+    [trade] = rows(rig.db, TradeRow)
+    assert (trade.exit_price, trade.exit_reason) == (94.85, "stop (GTT)")
+    assert restarted.positions.open == {}
+
+
+async def test_a_loss_settled_by_reconciliation_trips_the_kill_switch_before_the_next_entry(tmp_path: Path) -> None:
+    settings = make_settings(risk={"max_daily_loss_pct": 0.5})
+    rig = make_rig(tmp_path, settings, [RELIANCE, TCS])
+    engine = rig.engine()
+    await feed(engine, rig.clock, 15, 10, 0, (RELIANCE, 100.0))
+    await engine.execute_entry_window()
+    await feed(engine, rig.clock, 15, 10, 5, (RELIANCE, 100.0), (TCS, 100.0))  # filled and protected; TCS a candidate
+    rig.clock.set(at(DAY, 15, 11))
+    await rig.broker.on_tick(tick(RELIANCE, 94.9, rig.clock.now()))  # the GTT fires while the engine sees no tick
+    await engine.reconcile()
+    [trade] = rows(rig.db, TradeRow)
+    assert trade.net_pnl < -5_000  # beyond 0.5% of the capital
+    assert await engine.execute_entry_window() == []
+    assert engine.kill_switch and engine.kill_reason.startswith("day P&L -10725.60")
+    assert [o.symbol for o in rows(rig.db, OrderRow) if o.purpose == "ENTRY"] == ["RELIANCE"]
+
+
+class ExitsAbove101(AlwaysLong):
+    def on_exit(self, position: Any, tick: Tick, snapshot: Any, **kwargs: Any) -> str | None:
+        return "above 101" if tick.ltp > 101.0 else None
+
+
+async def test_a_strategys_exit_hook_sells_the_position_and_the_default_hook_never_does(tmp_path: Path) -> None:
+    for strategy, expected in ((ExitsAbove101(), ["strategy: above 101"]), (AlwaysLong(), [])):
+        rig = make_rig(tmp_path / strategy.__class__.__name__, strategy=strategy)
+        engine = rig.engine()
+        assert engine.strategy.has_exit_hook is (expected != [])
+        await feed(engine, rig.clock, 15, 10, 0, (RELIANCE, 100.0))
+        await engine.execute_entry_window()
+        await feed(engine, rig.clock, 15, 10, 5, (RELIANCE, 100.0))
+        await feed(engine, rig.clock, 15, 12, 0, (RELIANCE, 101.5))  # the hook asks for an exit: a market sell
+        await feed(engine, rig.clock, 15, 12, 5, (RELIANCE, 101.5))
+        assert [t.exit_reason for t in rows(rig.db, TradeRow)] == expected

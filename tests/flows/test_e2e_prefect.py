@@ -73,7 +73,8 @@ def _filter(server: PrefectServer, path: str, body: dict[str, Any]) -> list[dict
 def demo_run(deployed: PrefectServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The `trading-day/demo` deployment run once on the worker, on its own database."""
     database = tmp_path_factory.mktemp("e2e-db") / "autotrader.db"
-    run_id = _run_deployment(deployed, "trading-day", "demo", day=DAY, speed=1000, database_url=f"sqlite:///{database}")
+    # speed None: the replay in lockstep (deterministic, as fast as the CPU allows), not paced
+    run_id = _run_deployment(deployed, "trading-day", "demo", day=DAY, speed=None, database_url=f"sqlite:///{database}")
     run = _wait_for_run(deployed, run_id)
     return {"run": run, "database_url": f"sqlite:///{database}"}
 

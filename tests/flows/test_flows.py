@@ -23,7 +23,6 @@ from flows.pre_open import pre_open
 from flows.trading_day import trading_day
 
 DAY = "2024-06-04"
-FAST = 2000.0
 
 
 @pytest.fixture(autouse=True)
@@ -76,17 +75,19 @@ async def test_trading_day_runs_the_stages_checkpoints_them_and_publishes_artifa
     tmp_path: Path, small_universe: None
 ) -> None:
     database_url = f"sqlite:///{tmp_path / 'day.db'}"
-    state = await _run(trading_day, day=DAY, replay=True, speed=FAST, database_url=database_url)
+    state = await _run(trading_day, day=DAY, replay=True, database_url=database_url)  # lockstep
     assert state.is_completed() and state.name == "Completed", state.message
     result = await state.result()
     assert result["pre_open"]["universe"] == 12
-    assert result["live_session"]["stream"]["ticks"] > 1000
+    streamed = result["live_session"]["stream"]
+    assert streamed["ticks"] > 1000 and streamed["stopped_early"] is None
 
     db = init_db(database_url)
     stages = stage_log(db, date.fromisoformat(DAY))
     assert {name: s["status"] for name, s in stages.items()} == {
         "pre_open": "COMPLETED", "live_session": "COMPLETED", "post_close": "COMPLETED",
     }
+    assert result["live_session"]["entries"]["entry_calls"] == 15  # 15:10..15:24, once a simulated minute
     with session_scope(db) as session:
         setups = session.exec(select(SetupRow)).all()
         positions = session.exec(select(PositionRow).where(PositionRow.status == "OPEN")).all()
@@ -107,10 +108,14 @@ async def test_trading_day_runs_the_stages_checkpoints_them_and_publishes_artifa
     chart = tmp_path / "reports" / DAY / "pnl.png"
     assert chart.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
-    # Re-running the live session resumes from the database: no second entry.
-    rerun = await _run(live_session, day=DAY, replay=True, speed=FAST, database_url=database_url)
+    # Re-running the live session resumes from the database: no second entry, and (lockstep) the
+    # very same stream and the very same decisions.
+    rerun = await _run(live_session, day=DAY, replay=True, database_url=database_url)
     assert rerun.is_completed(), rerun.message
     assert _entries(db) == entries
+    again = await rerun.result()
+    assert again["stream"]["ticks"] == streamed["ticks"]
+    assert again["entries"]["entry_calls"] == 15 and again["entries"]["approved"] == 0
 
 
 def test_credentials_come_from_prefect_secret_blocks_when_the_environment_lacks_them(

@@ -23,7 +23,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from engine.brokers.base import Broker, BrokerCapabilities, OrderRejected
+from engine.brokers.base import Broker, BrokerCapabilities, OrderRejected, check_exit_request, check_order_intent
 from engine.clock import Clock
 from engine.models import (
     BrokerPosition,
@@ -235,12 +235,9 @@ class PaperBroker(Broker):
 
     async def place_order(self, intent: OrderIntent) -> Order:
         instrument = intent.instrument
-        if intent.quantity <= 0 or intent.quantity % instrument.lot_size:
-            raise OrderRejected(f"quantity {intent.quantity} is not a positive multiple of lot {instrument.lot_size}")
-        if intent.order_type in (OrderType.LIMIT, OrderType.SL) and not intent.price:
-            raise OrderRejected(f"{intent.order_type} order needs a price")
-        if intent.order_type in (OrderType.SL, OrderType.SL_M) and not intent.trigger_price:
-            raise OrderRejected(f"{intent.order_type} order needs a trigger price")
+        check_order_intent(intent)
+        if intent.quantity % instrument.lot_size:
+            raise OrderRejected(f"quantity {intent.quantity} is not a multiple of lot {instrument.lot_size}")
         if intent.side is Side.SELL and intent.product is Product.CNC:
             held = self._positions.get(instrument.instrument_key, (0, 0.0))[0]
             selling = sum(w.order.quantity - w.order.filled_quantity for w in self._orders.values()
@@ -282,16 +279,8 @@ class PaperBroker(Broker):
         return [BrokerPosition(key, quantity, average) for key, (quantity, average) in self._positions.items()]
 
     # exits ------------------------------------------------------------------------------------
-    @staticmethod
-    def _check_request(request: ExitRequest) -> None:
-        if request.quantity <= 0:
-            raise OrderRejected(f"exit quantity must be positive, got {request.quantity}")
-        if not request.stop_trigger < request.last_price < request.target_trigger:
-            raise OrderRejected(f"trigger values must straddle the last price: {request.stop_trigger} < "
-                                f"{request.last_price} < {request.target_trigger}")
-
     async def place_exit_oco(self, request: ExitRequest) -> ExitOrder:
-        self._check_request(request)
+        check_exit_request(request)
         exit_order = ExitOrder(
             exit_id=self._next_id("G"), instrument_key=request.instrument.instrument_key, quantity=request.quantity,
             stop_trigger=request.stop_trigger, stop_limit=request.stop_limit, target_trigger=request.target_trigger,
@@ -309,7 +298,7 @@ class PaperBroker(Broker):
 
     async def modify_exit(self, exit_id: str, request: ExitRequest) -> ExitOrder:
         paper_exit = self._active_exit(exit_id)
-        self._check_request(request)
+        check_exit_request(request)
         exit_order = paper_exit.exit_order
         exit_order.quantity = request.quantity
         exit_order.stop_trigger, exit_order.stop_limit = request.stop_trigger, request.stop_limit

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from urllib.parse import urlparse
 
-from engine.brokers.base import BrokerCapabilities, ConfigError
+from engine.brokers.base import SANDBOX_URL, BrokerCapabilities, ConfigError, check_http_url
 from engine.models import Product
 from engine.settings import Credentials
 
@@ -18,17 +17,8 @@ UPSTOX_CAPABILITIES = BrokerCapabilities(
     max_tag_length=20,
 )
 
-SANDBOX_URL = "sandbox"  # UPSTOX_API_URL=sandbox: the embedded loopback Upstox server, no account needed
-
 # Upstox product codes: D = delivery (our CNC), I = intraday (our MIS).
 PRODUCT_CODES: dict[Product, str] = {Product.CNC: "D", Product.MIS: "I"}
-
-
-def _check_url(name: str, url: str) -> str:
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ConfigError(f"{name} must be an http(s) URL such as https://api.upstox.com, got {url!r}")
-    return url.rstrip("/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +41,8 @@ class UpstoxConfig:
                 "UPSTOX_ACCESS_TOKEN is missing: set it in the environment or .env "
                 f"(or set UPSTOX_API_URL={SANDBOX_URL} to trade against the built-in Upstox sandbox)"
             )
-        object.__setattr__(self, "api_url", _check_url("UPSTOX_API_URL", self.api_url))
-        object.__setattr__(self, "order_url", _check_url("UPSTOX_ORDER_URL", self.order_url))
+        object.__setattr__(self, "api_url", check_http_url("UPSTOX_API_URL", self.api_url, "https://api.upstox.com"))
+        object.__setattr__(self, "order_url", check_http_url("UPSTOX_ORDER_URL", self.order_url, "https://api.upstox.com"))
         if not 0 <= self.limit_offset_pct < 100:
             raise ConfigError(f"GTT limit offset must be in [0, 100) percent, got {self.limit_offset_pct}")
         if self.connect_timeout <= 0 or self.read_timeout <= 0:

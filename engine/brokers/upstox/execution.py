@@ -20,14 +20,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from engine.brokers.base import Broker, OrderRejected, TemporaryBrokerError
+from engine.brokers.base import Broker, OrderRejected, TemporaryBrokerError, acknowledged_order, check_exit_request
 from engine.brokers.upstox.client import UpstoxClient
-from engine.brokers.upstox.config import PRODUCT_CODES, SANDBOX_URL, UPSTOX_CAPABILITIES, UpstoxConfig
+from engine.brokers.upstox.config import PRODUCT_CODES, UPSTOX_CAPABILITIES, UpstoxConfig
 from engine.brokers.upstox.parse import (
     GttLeg,
     LegKind,
     LegState,
-    check_exit_request,
     exit_from_legs,
     fill_from_trade,
     gtt_id_from_place,
@@ -54,7 +53,6 @@ from engine.models import (
     Instrument,
     Order,
     OrderIntent,
-    OrderStatus,
     Product,
 )
 
@@ -98,16 +96,10 @@ class UpstoxBroker(Broker):
     def from_settings(
         cls, settings: Settings, credentials: Credentials, *, clock: Clock, instruments: Iterable[Instrument] = ()
     ) -> UpstoxBroker:
-        """From UPSTOX_ACCESS_TOKEN / UPSTOX_API_URL / UPSTOX_ORDER_URL and `execution.product`.
-        `UPSTOX_API_URL=sandbox` runs this adapter against an embedded `UpstoxSandbox` instead
-        (no account; prices come from `on_tick`)."""
-        product = Product(settings.execution.product)
-        offset = settings.execution.gtt_limit_offset_pct
-        if credentials.upstox_api_url == SANDBOX_URL:
-            from engine.brokers.upstox.sandbox import SandboxUpstoxBroker
-
-            return SandboxUpstoxBroker.start(clock, instruments=instruments, product=product, limit_offset_pct=offset)
-        config = UpstoxConfig.from_credentials(credentials, product=product, limit_offset_pct=offset)
+        """From UPSTOX_ACCESS_TOKEN / UPSTOX_API_URL / UPSTOX_ORDER_URL, `execution.product` and
+        `execution.gtt_limit_offset_pct` (`UPSTOX_API_URL=sandbox` is chosen in the factory)."""
+        config = UpstoxConfig.from_credentials(credentials, product=Product(settings.execution.product),
+                                               limit_offset_pct=settings.execution.gtt_limit_offset_pct)
         return cls(config, clock, instruments=instruments)
 
     async def _run(self, call: Callable[..., T], *args: Any) -> T:
@@ -130,28 +122,10 @@ class UpstoxBroker(Broker):
         body = place_order_body(intent, PRODUCT_CODES[intent.product])
         self._sent_tags.add(intent.client_order_id)
         order_id = placed_order_id(await self._run(self.client.place_order, body))
-        return Order(
-            client_order_id=intent.client_order_id,
-            instrument_key=intent.instrument.instrument_key,
-            side=intent.side,
-            quantity=intent.quantity,
-            status=OrderStatus.OPEN,
-            broker_order_id=order_id,
-            order_type=intent.order_type,
-            price=intent.price,
-            trigger_price=intent.trigger_price,
-            updated_at=self.clock.now(),
-        )
+        return acknowledged_order(intent, order_id, self.clock.now())
 
-    async def find_order(self, client_order_id: str) -> Order | None:
-        """The order whose tag is `client_order_id`, from today's order book (None if absent)."""
-        matches = [order for order in await self.list_orders() if order.client_order_id == client_order_id]
-        if len(matches) > 1:
-            log.error("Upstox has %d orders tagged %s; reporting the latest", len(matches), client_order_id)
-        return matches[-1] if matches else None
-
-    async def order_status(self, broker_order_id: str) -> Order:
-        """One order's latest state (GET /v2/order/details)."""
+    async def get_order(self, broker_order_id: str) -> Order:
+        """One order's latest state (GET /v2/order/details; cheaper than the whole book)."""
         return order_from_payload(await self._run(self.client.order_details, broker_order_id))
 
     async def cancel_order(self, broker_order_id: str) -> None:
@@ -264,27 +238,25 @@ class UpstoxBroker(Broker):
         if not any(cancelled):
             raise OrderRejected(f"Upstox exit {exit_id} has no waiting leg left to cancel")
 
+    async def _end_orphan(self, leg: GttLeg | None, sibling: GttLeg | None) -> GttLeg | None:
+        """OCO: `leg` still waits though its sibling fired or ended, so cancel it (returned
+        CANCELLED). A leg without a sibling is a half-built exit, left for the retry to complete."""
+        if leg is None or sibling is None or not _waiting(leg) or _waiting(sibling):
+            return leg
+        try:
+            await self._cancel_leg(leg.gtt_id)
+        except TemporaryBrokerError as exc:  # the next call tries again
+            log.warning("could not cancel orphaned Upstox GTT leg %s: %s", leg.gtt_id, exc)
+            return leg
+        return replace(leg, state=LegState.CANCELLED)
+
     async def list_exits(self) -> list[ExitOrder]:
         """All exits (pairs of our GTT legs) with their status; enforces OCO (module docstring)."""
         exits = []
-        for stop, target in pair_legs(await self._legs()):
-            legs = [leg for leg in (stop, target) if leg is not None]
-            if len(legs) == 2 and any(leg.state is not LegState.ACTIVE for leg in legs):
-                for leg in legs:
-                    if leg.state is LegState.ACTIVE:
-                        try:
-                            await self._cancel_leg(leg.gtt_id)
-                        except TemporaryBrokerError as exc:  # the next call tries again
-                            log.warning("could not cancel orphaned Upstox GTT leg %s: %s", leg.gtt_id, exc)
-                            continue
-                        stop = replace(stop, state=LegState.CANCELLED) if stop is leg else stop
-                        target = replace(target, state=LegState.CANCELLED) if target is leg else target
-            exit_order = exit_from_legs(stop, target)
-            exit_order.stop_limit = self._limit(exit_order.instrument_key, exit_order.stop_trigger) if stop else 0.0
-            exit_order.target_limit = (
-                self._limit(exit_order.instrument_key, exit_order.target_trigger) if target else 0.0
-            )
-            exits.append(exit_order)
+        priced = [replace(leg, limit=self._limit(leg.instrument_key, leg.trigger)) for leg in await self._legs()]
+        for stop, target in pair_legs(priced):
+            stop, target = await self._end_orphan(stop, target), await self._end_orphan(target, stop)
+            exits.append(exit_from_legs(stop, target))
         fired = [e for e in exits if e.status.is_terminal and e.status is not ExitStatus.CANCELLED]
         if any(e.triggered_order_id for e in fired):
             prices = {o.broker_order_id: o.average_price for o in await self.list_orders() if o.filled_quantity}

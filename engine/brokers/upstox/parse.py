@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from engine.brokers.base import BrokerError, ConfigError, OrderRejected, TemporaryBrokerError, TokenExpired
+from engine.brokers.base import (
+    BrokerError,
+    ConfigError,
+    OrderRejected,
+    TemporaryBrokerError,
+    TokenExpired,
+    check_order_intent,
+)
 from engine.models import (
     IST,
     BrokerPosition,
@@ -133,12 +140,7 @@ def _number(value: Any) -> float:
 def place_order_body(intent: OrderIntent, product_code: str) -> dict[str, Any]:
     """Keyword arguments of the SDK's `PlaceOrderV3Request` for `intent` (tag = client_order_id).
     `slice` is off: one intent must be exactly one broker order, findable by its tag."""
-    if intent.quantity <= 0:
-        raise OrderRejected(f"order {intent.client_order_id}: quantity must be positive, got {intent.quantity}")
-    if intent.order_type in (OrderType.LIMIT, OrderType.SL) and not intent.price:
-        raise OrderRejected(f"order {intent.client_order_id}: a {intent.order_type} order needs a price")
-    if intent.order_type in (OrderType.SL, OrderType.SL_M) and not intent.trigger_price:
-        raise OrderRejected(f"order {intent.client_order_id}: a {intent.order_type} order needs a trigger price")
+    check_order_intent(intent)
     return {
         "quantity": intent.quantity,
         "product": product_code,
@@ -321,16 +323,6 @@ def gtt_leg_body(request: ExitRequest, kind: LegKind, product_code: str) -> dict
 def gtt_modify_body(gtt_id: str, request: ExitRequest, kind: LegKind) -> dict[str, Any]:
     """Keyword arguments of the SDK's `GttModifyOrderRequest` for one leg."""
     return {"type": "SINGLE", "quantity": request.quantity, "gtt_order_id": gtt_id, "rules": [_rule(request, kind)]}
-
-
-def check_exit_request(request: ExitRequest) -> None:
-    if request.quantity <= 0:
-        raise OrderRejected(f"exit {request.tag}: quantity must be positive, got {request.quantity}")
-    if not request.stop_trigger < request.last_price < request.target_trigger:
-        raise OrderRejected(
-            f"exit {request.tag}: needs stop trigger < last price < target trigger, got "
-            f"{request.stop_trigger} / {request.last_price} / {request.target_trigger}"
-        )
 
 
 def gtt_id_from_place(data: Any) -> str:

@@ -39,10 +39,11 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from engine.brokers.loopback import JsonHandler, LoopbackListener
 from engine.brokers.upstox.config import UpstoxConfig
 from engine.brokers.upstox.execution import UpstoxBroker
 from engine.clock import Clock, LiveClock
@@ -140,7 +141,7 @@ class UpstoxSandbox:
         self._address = (host, port)
         self._lock = threading.RLock()
         self._release = threading.Event()
-        self._servers: list[tuple[ThreadingHTTPServer, threading.Thread]] = []
+        self._listeners: list[LoopbackListener] = []
         self._faults: list[_FaultRule] = []
         self._ids = itertools.count(1)
         self.last_prices: dict[str, float] = {}
@@ -154,15 +155,18 @@ class UpstoxSandbox:
     @property
     def url(self) -> str:
         """The first listener's URL (serves every path, like both Upstox hosts in one)."""
-        if not self._servers:
+        if not self._listeners:
             raise RuntimeError("the Upstox sandbox is not running; call start() first")
-        return self._url_of(self._servers[0][0])
+        return self._listeners[0].url
 
-    def _url_of(self, server: ThreadingHTTPServer) -> str:
-        return f"http://{self._address[0]}:{server.server_port}"
+    def config(self, order_url: str | None = None, **settings: Any) -> UpstoxConfig:
+        """The adapter's configuration for this sandbox: its token, both hosts on it (the order
+        host on `order_url`, e.g. from `listen()`, else the first port), plus `settings`."""
+        settings.setdefault("access_token", self.access_token)
+        return UpstoxConfig(api_url=self.url, order_url=order_url or self.url, **settings)
 
     def start(self) -> UpstoxSandbox:
-        if not self._servers:
+        if not self._listeners:
             self._release.clear()
             self.listen()
         return self
@@ -170,20 +174,16 @@ class UpstoxSandbox:
     def listen(self) -> str:
         """Open one more port on the same book (e.g. a separate "order host"); returns its URL."""
         host, port = self._address
-        server = ThreadingHTTPServer((host, port if not self._servers else 0), _make_handler(self))
-        server.daemon_threads = True
-        thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="upstox-sandbox", daemon=True)
-        thread.start()
-        self._servers.append((server, thread))
-        return self._url_of(server)
+        listener = LoopbackListener(_make_handler(self), host=host, port=port if not self._listeners else 0,
+                                    name="upstox-sandbox")
+        self._listeners.append(listener)
+        return listener.url
 
     def stop(self) -> None:
         self._release.set()  # frees handlers holding back a "timed out" answer
-        for server, thread in self._servers:
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=5)
-        self._servers = []
+        for listener in self._listeners:
+            listener.stop()
+        self._listeners = []
 
     def __enter__(self) -> UpstoxSandbox:
         return self.start()
@@ -788,21 +788,7 @@ _ROUTES = {
 
 
 def _make_handler(sandbox: UpstoxSandbox) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        wbufsize = 1 << 16  # headers and body leave in one write (no delayed-ACK stall on keep-alive)
-
-        def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read request_log
-            pass
-
-        def _send(self, status: int, data: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            self.wfile.flush()
-
+    class Handler(JsonHandler):
         def _handle(self) -> None:
             url = urlparse(self.path)
             method = self.command
@@ -816,7 +802,7 @@ def _make_handler(sandbox: UpstoxSandbox) -> type[BaseHTTPRequestHandler]:
                 status = int(fault)
                 data = json.dumps(status_error(status).body()).encode()
                 entry.seconds = time.perf_counter() - started
-                self._send(status, data)
+                self.send_json(status, data)
                 return
             try:
                 if not url.path.startswith("/sandbox/"):
@@ -845,7 +831,7 @@ def _make_handler(sandbox: UpstoxSandbox) -> type[BaseHTTPRequestHandler]:
                 sandbox.hold_answer()
                 self.close_connection = True
             try:
-                self._send(status, data)
+                self.send_json(status, data)
             except OSError:  # the client gave up waiting
                 self.close_connection = True
 
@@ -857,7 +843,7 @@ def _make_handler(sandbox: UpstoxSandbox) -> type[BaseHTTPRequestHandler]:
 class SandboxUpstoxBroker(UpstoxBroker):
     """The real Upstox adapter (real upstox-python-sdk) against an embedded `UpstoxSandbox` it owns:
     ticks given to `on_tick` become the sandbox's traded prices; `close()` stops it. Chosen with
-    `UPSTOX_API_URL=sandbox` (see `UpstoxBroker.from_settings`)."""
+    `UPSTOX_API_URL=sandbox` (see `engine.brokers.factory.make_broker`)."""
 
     def __init__(
         self,
@@ -869,13 +855,7 @@ class SandboxUpstoxBroker(UpstoxBroker):
         limit_offset_pct: float = 0.5,
     ) -> None:
         self.sandbox = sandbox
-        config = UpstoxConfig(
-            access_token=sandbox.access_token,
-            api_url=sandbox.url,
-            order_url=sandbox.url,
-            product=product,
-            limit_offset_pct=limit_offset_pct,
-        )
+        config = sandbox.config(product=product, limit_offset_pct=limit_offset_pct)
         super().__init__(config, clock, instruments=instruments)
 
     @classmethod

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from urllib.parse import urlparse
 
-from engine.brokers.base import BrokerCapabilities, ConfigError
+from engine.brokers.base import BrokerCapabilities, ConfigError, check_http_url
 from engine.models import Product
 from engine.settings import Credentials
 
@@ -32,11 +31,7 @@ class ZerodhaConfig:
     def __post_init__(self) -> None:
         if not self.api_key or not self.access_token:
             raise ConfigError("KITE_API_KEY and KITE_ACCESS_TOKEN must be set (environment or .env)")
-        parsed = urlparse(self.root_url)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ConfigError(f"KITE_ROOT_URL must be an http(s) URL such as https://api.kite.trade, "
-                              f"got {self.root_url!r}")
-        object.__setattr__(self, "root_url", self.root_url.rstrip("/"))
+        object.__setattr__(self, "root_url", check_http_url("KITE_ROOT_URL", self.root_url, "https://api.kite.trade"))
         if self.timeout <= 0:
             raise ConfigError(f"Kite timeout must be positive, got {self.timeout}")
 

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from engine.brokers.base import Broker, OrderRejected
+from engine.brokers.base import Broker, acknowledged_order
 from engine.brokers.zerodha import parse
 from engine.brokers.zerodha.client import KiteClient
 from engine.brokers.zerodha.config import EXCHANGE, KITE_CAPABILITIES, ZerodhaConfig
@@ -25,7 +25,6 @@ from engine.models import (
     Instrument,
     Order,
     OrderIntent,
-    OrderStatus,
     Product,
 )
 
@@ -70,14 +69,7 @@ class ZerodhaBroker(Broker):
         self._by_symbol.setdefault(intent.instrument.symbol, intent.instrument.instrument_key)
         params = parse.place_order_params(intent, intent.product)
         order_id = await self._run(self.client.place_order, params)
-        return Order(client_order_id=intent.client_order_id, instrument_key=intent.instrument.instrument_key,
-                     side=intent.side, quantity=intent.quantity, status=OrderStatus.OPEN, broker_order_id=order_id,
-                     order_type=intent.order_type, price=intent.price, trigger_price=intent.trigger_price,
-                     updated_at=self.clock.now())
-
-    async def find_order(self, client_order_id: str) -> Order | None:
-        matches = [o for o in await self.list_orders() if o.client_order_id == client_order_id]
-        return matches[-1] if matches else None
+        return acknowledged_order(intent, order_id, self.clock.now())
 
     async def get_order(self, broker_order_id: str) -> Order | None:
         """GET /orders/{id}: the order's history, latest state last (cheaper than the whole book)."""
@@ -121,13 +113,4 @@ class ZerodhaBroker(Broker):
         await self._run(self.client.delete_gtt, exit_id)
 
     async def list_exits(self) -> list[ExitOrder]:
-        rows = await self._run(self.client.gtts)
-        exits = []
-        for row in rows:
-            if str(row.get("type", "two-leg")) != "two-leg":
-                continue  # single-leg GTTs are not ours
-            try:
-                exits.append(parse.exit_from_gtt(row, self.key_of))
-            except (KeyError, ValueError) as error:
-                raise OrderRejected(f"unreadable GTT {row.get('id')}: {error}") from error
-        return exits
+        return parse.exits_from_gtts(await self._run(self.client.gtts), self.key_of)

@@ -209,3 +209,16 @@ def exit_from_gtt(row: Mapping[str, Any], key_of: KeyOf) -> ExitOrder:
         updated_at=parse_time(row.get("updated_at")),
         triggered_order_id=triggered_order,
     )
+
+
+def exits_from_gtts(rows: Iterable[Mapping[str, Any]], key_of: KeyOf) -> list[ExitOrder]:
+    """Our exits among Kite's GTTs: the two-leg ones (single-leg GTTs are not ours)."""
+    exits = []
+    for row in rows:
+        if str(row.get("type", "two-leg")) != "two-leg":
+            continue
+        try:
+            exits.append(exit_from_gtt(row, key_of))
+        except (KeyError, ValueError) as error:
+            raise OrderRejected(f"unreadable GTT {row.get('id')}: {error}") from error
+    return exits

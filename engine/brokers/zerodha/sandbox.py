@@ -29,11 +29,11 @@ import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from engine.brokers.loopback import JsonHandler, LoopbackListener
 from engine.brokers.zerodha.config import ZerodhaConfig
 from engine.brokers.zerodha.execution import ZerodhaBroker
 from engine.clock import Clock, LiveClock
@@ -106,42 +106,35 @@ class KiteSandbox:
         self._dirty = False
         self._faults: list[_Injected] = []
         self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._listener: LoopbackListener | None = None
 
     # lifecycle --------------------------------------------------------------------------------
     def start(self, host: str = "127.0.0.1", port: int = 0) -> KiteSandbox:
         handler = type("KiteSandboxHandler", (_Handler,), {"sandbox": self})
-        server = ThreadingHTTPServer((host, port), handler)
-        server.daemon_threads = True
-        server.block_on_close = False
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="kite-sandbox", daemon=True)
-        self._thread.start()
+        self._listener = LoopbackListener(handler, host=host, port=port, name="kite-sandbox")
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
 
     def __enter__(self) -> KiteSandbox:
-        return self.start() if self._server is None else self
+        return self.start() if self._listener is None else self
 
     def __exit__(self, *_: object) -> None:
         self.stop()
 
     @property
     def url(self) -> str:
-        if self._server is None:
+        if self._listener is None:
             raise RuntimeError("the Kite sandbox is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._listener.url
+
+    def config(self, *, timeout: float = 7.0, product: Product = Product.CNC) -> ZerodhaConfig:
+        """The adapter's configuration for this sandbox (its key, token and URL)."""
+        return ZerodhaConfig(api_key=self.api_key, access_token=self.access_token, root_url=self.url, timeout=timeout,
+                             product=product)
 
     # control ----------------------------------------------------------------------------------
     def inject(self, fault: Fault, *, route: str = "order.place", times: int = 1) -> None:
@@ -489,16 +482,8 @@ class KiteSandbox:
                 "orders": [{**o, "result": None} for o in orders]}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     sandbox: KiteSandbox
-    protocol_version = "HTTP/1.1"
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle delay on small answers
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet by default
-        return
 
     def _form(self) -> dict[str, str]:
         length = int(self.headers.get("Content-Length") or 0)
@@ -512,12 +497,7 @@ class _Handler(BaseHTTPRequestHandler):
         handling = time.perf_counter() - started
         # logged before the answer leaves, so a client that has its answer always finds the entry
         self.sandbox.handled.append(HandledRequest(self.command, urlparse(self.path).path, status, handling))
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("X-Sandbox-Handling-Ms", f"{handling * 1000:.3f}")
-        self.end_headers()
-        self.wfile.write(body)
+        self.send_json(status, body, {"X-Sandbox-Handling-Ms": f"{handling * 1000:.3f}"})
 
     def _handle(self) -> None:
         started = time.perf_counter()
@@ -576,9 +556,7 @@ class SandboxZerodhaBroker(ZerodhaBroker):
     def __init__(self, sandbox: KiteSandbox, clock: Clock, *, instruments: Iterable[Instrument] = (),
                  product: Product = Product.CNC, timeout: float = 7.0) -> None:
         self.sandbox = sandbox
-        config = ZerodhaConfig(api_key=sandbox.api_key, access_token=sandbox.access_token, root_url=sandbox.url,
-                               timeout=timeout, product=product)
-        super().__init__(config, clock, instruments=instruments)
+        super().__init__(sandbox.config(timeout=timeout, product=product), clock, instruments=instruments)
 
     @classmethod
     def start(cls, clock: Clock, *, instruments: Iterable[Instrument] = (), product: Product = Product.CNC,

@@ -57,6 +57,13 @@ class TrendPullback(Strategy):
     config_class = TrendPullbackConfig
     config: TrendPullbackConfig
 
+    def __init__(self, config: StrategyConfig | None = None) -> None:
+        super().__init__(config)
+        # indicator names, built once rather than on every tick
+        self.fast_sma = f"sma_{self.config.fast_ma}"
+        self.slow_sma = f"sma_{self.config.slow_ma}"
+        self.atr_indicator = f"atr_{self.config.atr_period}"
+
     @property
     def warmup_bars(self) -> int:  # type: ignore[override]
         return self.config.slow_ma
@@ -65,8 +72,7 @@ class TrendPullback(Strategy):
         return {"sma_periods": (self.config.fast_ma, self.config.slow_ma), "atr_periods": (self.config.atr_period,)}
 
     def on_tick(self, instrument: Instrument, tick: Tick, snapshot: IndicatorSnapshot, **kwargs: Any) -> Setup | None:
-        config = self.config
-        fast, slow = f"sma_{config.fast_ma}", f"sma_{config.slow_ma}"
+        config, fast, slow = self.config, self.fast_sma, self.slow_sma
         if config.require_monthly and not _above_or_rising(snapshot.monthly, fast):
             return None
         weekly_fast = snapshot.weekly.get(fast)
@@ -81,7 +87,7 @@ class TrendPullback(Strategy):
         if not (touched and resumed):
             return None
         trend_pct = min(100 * (daily.close / daily_slow - 1), config.max_trend_score)
-        atr = daily.get(f"atr_{config.atr_period}")
+        atr = daily.get(self.atr_indicator)
         bounce = (tick.ltp - daily.low) / atr if atr else 0.0
         reason = (
             f"uptrend (1d close {daily.close:.2f} > {slow} {daily_slow:.2f}, 1w close > {fast}), "

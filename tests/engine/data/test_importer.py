@@ -72,6 +72,30 @@ def test_plain_daily_file_every_kind_of_rejection(tmp_path: Path, calendar: NseC
     assert bars["close"].iloc[-1] == 1921.0  # larger-volume row of the duplicate date
 
 
+def test_non_finite_numbers_are_rejected_not_stored(tmp_path: Path, calendar: NseCalendar) -> None:
+    source = tmp_path / "TCS.csv"
+    source.write_text(
+        "date,open,high,low,close,volume\n"
+        "2024-11-18,10,11,9,10,100\n"
+        "2024-11-19,10,inf,9,10,100\n"
+        "2024-11-21,10,11,9,10,Infinity\n"
+    )
+    store = BarStore(tmp_path / "bars")
+    report = import_path(source, store, calendar)
+    assert _by_reason(report, "unparseable") == ["2024-11-19", "2024-11-21"]
+    assert [ts.day for ts in store.read("TCS", "1d")["ts"]] == [18]
+
+
+def test_empty_or_headerless_file_is_reported_not_a_crash(tmp_path: Path, calendar: NseCalendar) -> None:
+    folder = tmp_path / "csvs"
+    folder.mkdir()
+    (folder / "EMPTY.csv").write_text("")
+    (folder / "WIPRO.csv").write_text("date,open,high,low,close,volume\n2024-11-18,10,11,9,10,100\n")
+    report = import_path(folder, BarStore(tmp_path / "bars"), calendar)
+    assert list(report.failed_files) == ["EMPTY.csv"]
+    assert report.loaded == {"WIPRO": 1}
+
+
 def test_plain_5min_file_is_detected(tmp_path: Path, calendar: NseCalendar) -> None:
     store = BarStore(tmp_path)
     report = import_path(RESOURCES / "plain" / "TCS_5min.csv", store, calendar)
@@ -124,3 +148,14 @@ def test_cli_missing_path_is_a_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["data", "import", str(tmp_path / "nope"), "--store", str(tmp_path)])
     assert result.exit_code == 2
     assert "nope does not exist" in " ".join(result.output.split())
+
+
+def test_cli_nothing_importable_is_an_error_with_exit_code_2(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["data", "import", str(RESOURCES / "plain" / "not_bars.csv"), "--store", str(tmp_path / "bars"),
+         "--report", str(tmp_path / "rejected.csv"), "--json"],
+    )
+    assert result.exit_code == 2
+    assert "no file could be imported" in result.output and "not_bars.csv" in result.output
+    assert json.loads(result.stdout)["failed_files"]  # the summary is still printed, as JSON only

@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import Engine
 
 from engine.brokers.paper import PaperBroker
-from engine.brokers.zerodha.config import ZerodhaConfig
 from engine.brokers.zerodha.execution import ZerodhaBroker
 from engine.brokers.zerodha.sandbox import KiteSandbox
 from engine.clock import SteppedClock
@@ -45,9 +44,7 @@ def sandbox(clock: SteppedClock) -> Iterator[KiteSandbox]:
 
 
 def kite_broker(sandbox: KiteSandbox, clock: SteppedClock, instrument: Instrument) -> ZerodhaBroker:
-    config = ZerodhaConfig(api_key=sandbox.api_key, access_token=sandbox.access_token, root_url=sandbox.url,
-                           timeout=CLIENT_TIMEOUT)
-    return ZerodhaBroker(config, clock, instruments=[instrument])
+    return ZerodhaBroker(sandbox.config(timeout=CLIENT_TIMEOUT), clock, instruments=[instrument])
 
 
 @pytest.fixture

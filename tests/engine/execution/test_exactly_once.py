@@ -101,6 +101,24 @@ async def test_expired_token_halts_entries_and_alerts(
     assert sandbox.orders() == []
 
 
+async def test_halted_entries_are_not_sent_even_when_already_journaled(
+    kite_manager: OrderManager, sandbox: KiteSandbox, instrument: Instrument
+) -> None:
+    """An entry journaled PENDING before the halt (never sent) must not go out after it either."""
+    token = sandbox.access_token
+    sandbox.expire_token()
+    with pytest.raises(TokenExpired):
+        await kite_manager.submit(_entry(instrument, "a"))
+    assert kite_manager.entries_halted
+    sandbox.access_token = token  # the broker would take it now: only the halt may stop it
+    waiting = _entry(instrument, "b")
+    kite_manager.journal.record_intent(waiting)
+    with pytest.raises(TokenExpired):
+        await kite_manager.submit(waiting)
+    assert sandbox.orders() == []
+    assert kite_manager.journal.get(waiting.client_order_id).status == "PENDING"  # type: ignore[union-attr]
+
+
 async def test_restart_after_a_send_with_no_answer_finds_the_order_by_tag(
     db: Engine, clock: SteppedClock, sandbox: KiteSandbox, instrument: Instrument
 ) -> None:

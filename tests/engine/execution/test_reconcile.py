@@ -61,6 +61,23 @@ async def test_gtt_that_fired_while_we_were_down_is_settled_and_explains_the_clo
     await manager.broker.close()
 
 
+async def test_position_sold_by_its_fired_exit_is_not_taken_for_closed_by_hand_before_the_exit_settles(
+    kite_manager: OrderManager, sandbox: KiteSandbox, db: Engine, instrument: Instrument
+) -> None:
+    exit_id = await _protected_position(kite_manager, sandbox, db, instrument)
+    sandbox.set_last_price("RELIANCE", 2840.0)  # the stop fires and its SELL fills
+    with sandbox._lock:  # Kite has not yet written the fired leg's order id into the GTT
+        for leg in sandbox._state.gtts[0]["orders"]:
+            if leg["result"]:
+                leg["result"]["order_result"]["order_id"] = ""
+    report = await kite_manager.reconcile()
+    assert "POSITION_CLOSED" not in report.kinds()
+    assert "POSITION_BY_EXIT" in report.kinds()
+    with session_scope(db) as session:
+        assert session.exec(select(PositionRow)).one().status == "OPEN"  # the trade is the exit's, once settled
+    assert kite_manager.journal.gtt(exit_id).status == "ACTIVE"  # type: ignore[union-attr]
+
+
 async def test_position_closed_by_hand_is_closed_its_exit_cancelled_and_the_order_reported(
     kite_manager: OrderManager, sandbox: KiteSandbox, db: Engine, instrument: Instrument
 ) -> None:

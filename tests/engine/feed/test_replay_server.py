@@ -23,6 +23,7 @@ import websockets
 from upstox_client.feeder import market_data_feeder_v3
 from upstox_client.rest import ApiException
 
+from engine.clock import Lockstep, VirtualClock
 from engine.feed.decoder import DecodedFrame, FrameDecodeError, FrameKind, decode_frame, encode_ticks
 from engine.feed.framefile import write_frames
 from engine.feed.replay import BarTape, FaultPlan, ReplayError, ReplayServer, market_status_at
@@ -32,6 +33,7 @@ from engine.storage.bars import BarStore
 from tests.engine.feed.conftest import (
     REPLAY_DAY,
     REPLAY_KEYS,
+    REPLAY_START,
     REPLAY_SYMBOLS,
     REPLAY_TOKEN,
     MakeReplayServer,
@@ -691,3 +693,63 @@ async def test_subscriptions_over_upstox_limits_are_refused_whole(make_replay_se
         assert "combined (more than one mode subscribed) limit of 1500" in server.refused[1][1]
         assert await _next_live_union(ws, REPLAY_KEYS[1]) == "fullFeed"
         assert await _next_live_union(ws, KEY) == "ltpc"
+
+
+# ---- lockstep --------------------------------------------------------------------------------------------
+
+
+async def test_lockstep_moves_time_only_when_the_consumer_has_processed_every_frame(
+    make_replay_server: MakeReplayServer, replay_data_dir: Path
+) -> None:
+    clock = VirtualClock(datetime.combine(REPLAY_DAY, REPLAY_START, IST))
+    lockstep = Lockstep(clock)
+    server = await make_replay_server(lockstep=lockstep)
+    assert server.clock is clock
+    expected = sorted(tick.ltt_ms for tick in expected_ticks(replay_data_dir))
+    woke_at: list[datetime] = []
+
+    async def at_ten() -> None:  # another clock sleeper: runs at exactly 10:00, whatever the load
+        await clock.sleep_until(datetime.combine(REPLAY_DAY, time(10, 0), IST))
+        woke_at.append(clock.now())
+
+    sleeper = asyncio.ensure_future(at_ten())
+    seen: list[tuple[int, DecodedFrame]] = []
+    async with websockets.connect(await authorized_uri(server)) as ws:
+        await asyncio.sleep(0.05)
+        assert clock.now() == datetime.combine(REPLAY_DAY, REPLAY_START, IST)  # waits for the subscription
+        await ws.send(request("sub", "full"))
+        while True:
+            frame = await recv_frame(ws)
+            seen.append((clock.now_ms(), frame))
+            await asyncio.sleep(0.001)  # slow processing: the server must wait for it
+            await lockstep.frame_received()
+            if frame.kind is FrameKind.MARKET_INFO and frame.market_status == {
+                segment: MarketStatus.NORMAL_CLOSE for segment in frame.market_status
+            }:
+                break
+    await sleeper
+    assert woke_at == [datetime.combine(REPLAY_DAY, time(10, 0), IST)]
+    live = [(now_ms, tick) for now_ms, frame in seen if frame.kind is FrameKind.LIVE_FEED for tick in frame.ticks]
+    assert all(tick.ltt_ms == now_ms for now_ms, tick in live)  # each frame read at exactly its own time
+    assert [tick.ltt_ms for _, tick in live if tick.instrument_key == KEY] == expected  # none skipped
+    assert lockstep.sent == lockstep.received == len(seen) and lockstep.stalls == 0
+
+
+async def test_lockstep_takes_no_faults_and_no_other_clock(make_replay_server: MakeReplayServer) -> None:
+    lockstep = Lockstep(VirtualClock(datetime.combine(REPLAY_DAY, REPLAY_START, IST)))
+    with pytest.raises(ReplayError, match="paced"):
+        await make_replay_server(lockstep=lockstep, faults=FaultPlan(drop_at=(time(10, 0),)))
+    with pytest.raises(ReplayError, match="lockstep's own clock"):
+        await make_replay_server(lockstep=lockstep, clock=VirtualClock(datetime.combine(REPLAY_DAY, REPLAY_START, IST)))
+
+
+async def test_lockstep_time_still_moves_when_the_consumer_is_gone(make_replay_server: MakeReplayServer) -> None:
+    clock = VirtualClock(datetime.combine(REPLAY_DAY, REPLAY_START, IST))
+    lockstep = Lockstep(clock)
+    server = await make_replay_server(lockstep=lockstep)
+    async with websockets.connect(await authorized_uri(server)) as ws:
+        await ws.send(request("sub", "ltpc"))
+        await recv_frame(ws)  # market_info, then never acknowledged: the connection goes away
+    backoff = datetime.combine(REPLAY_DAY, time(9, 20), IST)  # a client waiting to reconnect
+    await asyncio.wait_for(clock.sleep_until(backoff), 10)
+    assert clock.now() == backoff and lockstep.stalls == 0

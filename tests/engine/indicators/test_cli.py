@@ -66,6 +66,17 @@ def test_indicators_table_and_clear_errors(data_dir: Path) -> None:
     assert bad.exit_code == 2 and "YYYY-MM-DD" in bad.output
 
 
+def test_indicators_of_a_symbol_whose_bars_are_all_bad_is_a_clear_error(tmp_path: Path) -> None:
+    bars = synthetic_daily(5, seed=23)
+    bars["high"] = bars["low"] / 2  # every bar OHLC-inconsistent: none can be folded in
+    BarStore(tmp_path / "bars").write("BAD", "1d", bars, merge=False)
+    day = bars["ts"].iloc[-1].date().isoformat()
+    result = CliRunner().invoke(app, ["indicators", "BAD", "--asof", day, "--data-dir", str(tmp_path), "--json"])
+    assert result.exit_code == 2, result.output
+    assert "BAD" in result.output and "5 bad daily bar(s)" in result.output
+    assert result.stdout == ""
+
+
 def test_metadata_build_writes_a_loadable_file(data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "indicators.parquet"
     result = CliRunner().invoke(app, ["metadata", "build", "--asof", "2021-06-30", "--data-dir", str(data_dir),
@@ -82,3 +93,13 @@ def test_metadata_build_writes_a_loadable_file(data_dir: Path, tmp_path: Path) -
     assert sorted(read_metadata(data_dir / "metadata" / "indicators.parquet").instruments) == ["AAA", "BBB"]
     missing = CliRunner().invoke(app, ["metadata", "build", "--data-dir", str(data_dir), "--symbols", "AAA,NOPE"])
     assert missing.exit_code == 2 and "NOPE" in missing.output
+
+
+def test_print_json_writes_strict_json_for_missing_numbers(capsys: pytest.CaptureFixture[str]) -> None:
+    from cli.common import print_json
+
+    print_json({"atr_14": float("nan"), "values": [float("inf"), 1.5]})
+    assert json.loads(capsys.readouterr().out, parse_constant=lambda name: pytest.fail(name)) == {
+        "atr_14": None,
+        "values": [None, 1.5],
+    }

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from engine.indicators import IndicatorConfig, InstrumentIndicators
 from engine.indicators.metadata import (
+    ASOF_KEY,
+    CONFIG_KEY,
     SCHEMA_VERSION_KEY,
     MetadataError,
     build_metadata,
@@ -115,6 +117,19 @@ def test_a_file_of_another_schema_version_is_refused(store: BarStore, tmp_path: 
     (tmp_path / "junk.parquet").write_bytes(b"not parquet")
     with pytest.raises(MetadataError, match="cannot read"):
         load_metadata(tmp_path / "junk.parquet")
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [(CONFIG_KEY, b'{"sma_periods": [0]}'), (CONFIG_KEY, b"{"), (ASOF_KEY, b"someday")]
+)
+def test_a_file_with_unusable_labels_is_a_metadata_error(
+    store: BarStore, tmp_path: Path, key: bytes, value: bytes
+) -> None:
+    path = save_metadata(tmp_path / "m.parquet", build_metadata(store, ["AAA"], date(2030, 1, 1)))
+    table = pq.read_table(path)
+    pq.write_table(table.replace_schema_metadata({**table.schema.metadata, key: value}), path)
+    with pytest.raises(MetadataError, match=r"m\.parquet"):
+        load_metadata(path)
 
 
 def test_labels_survive_save_and_load(store: BarStore, tmp_path: Path) -> None:

@@ -87,6 +87,7 @@ def test_any_tick_sequence_folds_to_the_same_values_as_a_recompute_from_scratch(
         for i, (price, volume_step, ms_step) in enumerate(ticks):
             offset, volume = offset + ms_step + 1, volume + volume_step
             assert indicators.update_tick(price, volume, session_ms(day, offset))
+            indicators.snapshot()  # per tick, as the trader does: its caches must not go stale
             seen.setdefault(day, []).append((price, float(volume)))
             if i == 0 and bad is not None and not (bad == "volume_down" and volume == 0):
                 reason, args = {
@@ -101,6 +102,18 @@ def test_any_tick_sequence_folds_to_the_same_values_as_a_recompute_from_scratch(
             indicators.close_day()
         assert_snapshot_matches_recompute(indicators.snapshot(), bars_from_ticks(seen), TINY)
     assert dict(indicators.rejections) == expected_rejections
+
+
+def test_a_new_day_with_the_same_high_and_low_gets_fresh_values() -> None:
+    """Snapshots per tick; day 3's range equals day 2's, but its ATR starts from day 2's close."""
+    indicators = InstrumentIndicators("X", TINY)
+    seen: dict[date, list[tuple[float, float]]] = {}
+    for n, prices in enumerate(([20.0], [10.0], [10.0, 10.0])):
+        day = START + timedelta(days=n)
+        for i, price in enumerate(prices):
+            assert indicators.update_tick(price, float(i), session_ms(day, i))
+            seen.setdefault(day, []).append((price, float(i)))
+            assert_snapshot_matches_recompute(indicators.snapshot(), bars_from_ticks(seen), TINY)
 
 
 def test_bad_ticks_are_rejected_counted_and_never_folded_in() -> None:

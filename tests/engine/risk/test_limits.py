@@ -40,7 +40,8 @@ def test_highest_score_wins_when_the_daily_budget_runs_short() -> None:
 
 
 def test_capital_constraint_counts_the_buy_charges() -> None:
-    # 2000 shares at 100 = 2,00,000 + charges 232.4 (stt 200, exch 5.94, sebi 0.2, stamp 30, gst 1.1052) > 2,00,000
+    # 2000 shares at 100 = 2,00,000 + charges 237.25 (stt 200, exch 5.94, sebi 0.2, stamp 30, gst 1.1052) > 2,00,000;
+    # 1997 shares: 1,99,700 + 236.89 fits
     candidate = Candidate(make_setup(RELIANCE, entry=100.0, stop=95.0), RELIANCE)
     [decision] = plan_entries([candidate], budget(funds_available=200_000.0), RISK, CHARGES)
     assert decision.approved and decision.quantity == 1997

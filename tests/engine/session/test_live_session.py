@@ -1,6 +1,8 @@
 """The live session glue without Prefect: a replayed day streams into the engine, the entry window
 runs beside it, SIGTERM ends it gracefully with exits still protected at the broker, and a re-run
-resumes from the database without a second entry."""
+resumes from the database without a second entry. Replays run in lockstep (the default): the same
+days replayed twice give the same setups, orders, fills and trades, and entries happen only inside
+the entry window, at simulated times."""
 
 from __future__ import annotations
 
@@ -20,10 +22,10 @@ from engine.session import day as day_work
 from engine.session.live import FeedTokenExpired, LiveSession
 from engine.session.stages import TradingDayContext, open_trading_day, stage_state
 from engine.storage import session_scope
-from engine.storage.tables import GttRow, OrderRow, PositionRow
+from engine.storage.tables import FillRow, GttRow, OrderRow, PositionRow, SetupRow, TradeRow
 
 DAY = "2024-06-04"
-SPEED = 2000.0
+SPEED = 2000.0  # the paced replay, where a test needs it
 
 
 @pytest.fixture
@@ -44,7 +46,8 @@ def _entry_ids(context: TradingDayContext) -> list[str]:
 async def test_sigterm_stops_the_session_gracefully_with_open_positions_still_protected(
     context: TradingDayContext,
 ) -> None:
-    live = await LiveSession.open(context, replay=True, speed=SPEED)
+    live = await LiveSession.open(context, replay=True)
+    assert live.lockstep is not None
     live.install_signal_handlers()
     stop_at = datetime.combine(context.day, time(15, 22), IST)  # after the 15:10 window's entries
 
@@ -78,7 +81,7 @@ async def test_sigterm_stops_the_session_gracefully_with_open_positions_still_pr
 
     # A re-run of the day resumes from the database: same entries, nothing sent twice.
     before = _entry_ids(context)
-    again = await LiveSession.open(context, replay=True, speed=SPEED * 2)
+    again = await LiveSession.open(context, replay=True)
     try:
         await asyncio.gather(again.stream_until_close(), again.run_entry_window())
     finally:
@@ -88,7 +91,7 @@ async def test_sigterm_stops_the_session_gracefully_with_open_positions_still_pr
 
 
 async def test_cancellation_closes_the_session_and_leaves_the_exits_at_the_broker(context: TradingDayContext) -> None:
-    live = await LiveSession.open(context, replay=True, speed=SPEED)
+    live = await LiveSession.open(context, replay=True)
     session_task = asyncio.ensure_future(asyncio.gather(live.stream_until_close(), live.run_entry_window()))
     await live.clock.sleep_until(datetime.combine(context.day, time(15, 22), IST))
     session_task.cancel()
@@ -104,10 +107,12 @@ async def test_cancellation_closes_the_session_and_leaves_the_exits_at_the_broke
     assert positions and all(p.exit_id in active for p in positions)
 
 
+@pytest.mark.parametrize("speed", [None, SPEED], ids=["lockstep", "paced"])
 async def test_a_rejected_feed_token_fails_the_stream_instead_of_ending_the_day_quietly(
-    context: TradingDayContext,
+    context: TradingDayContext, speed: float | None
 ) -> None:
-    live = await LiveSession.open(context, replay=True, speed=SPEED)
+    live = await LiveSession.open(context, replay=True, speed=speed)
+    assert (live.lockstep is None) == (speed is not None)
     assert live.replay_server is not None
     live.replay_server.set_token("a-token-we-do-not-have")
     try:
@@ -116,3 +121,61 @@ async def test_a_rejected_feed_token_fails_the_stream_instead_of_ending_the_day_
     finally:
         closed = await live.close()
     assert closed["status"] == "INTERRUPTED"
+
+
+def _day_record(context: TradingDayContext) -> dict[str, list[tuple[object, ...]]]:
+    """Everything a replayed day decided, in a comparable form (ids, quantities, prices, simulated times)."""
+    with session_scope(context.db) as session:
+        return {
+            "setups": sorted((r.symbol, r.found_at, r.entry, r.stop, r.target, r.status, r.quantity, r.client_order_id)
+                             for r in session.exec(select(SetupRow))),
+            "orders": sorted((r.client_order_id, r.purpose, r.symbol, r.side, r.quantity, r.price, r.trigger_price,
+                              r.status, r.filled_quantity, r.average_price, r.created_at)
+                             for r in session.exec(select(OrderRow))),
+            "fills": sorted((r.client_order_id, r.quantity, r.price, r.ts) for r in session.exec(select(FillRow))),
+            "trades": sorted((r.symbol, r.quantity, r.entry_price, r.exit_price, r.net_pnl, r.exit_reason, r.exit_time)
+                             for r in session.exec(select(TradeRow))),
+            "positions": sorted((r.symbol, r.quantity, r.status) for r in session.exec(select(PositionRow))),
+            "gtts": sorted((g.exit_id, g.status) for g in session.exec(select(GttRow))),
+        }
+
+
+async def _replay_days(tmp_path: Path, days: tuple[str, ...]) -> tuple[dict[str, list[tuple[object, ...]]], list[int]]:
+    database_url = f"sqlite:///{tmp_path / 'replayed.db'}"
+    calls = []
+    for day in days:
+        context = open_trading_day(day, LiveClock(), database_url=database_url)
+        day_work.refresh_instrument_master(context)
+        day_work.refresh_universe(context)
+        day_work.build_metadata(context)
+        live = await LiveSession.open(context, replay=True)
+        try:
+            await asyncio.gather(live.stream_until_close(), live.run_entry_window())
+        finally:
+            closed = await live.close()
+        assert closed["status"] == "COMPLETED"
+        assert live.lockstep is not None and live.lockstep.stalls == 0
+        assert live.lockstep.received == live.lockstep.sent  # every frame sent was processed
+        calls.append(live.stats.entry_calls)
+    return _day_record(context), calls
+
+
+async def test_a_replayed_day_is_deterministic_and_enters_only_inside_the_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTOTRADER_UNIVERSE__MAX_INSTRUMENTS", "12")
+    days = (DAY, "2024-06-05")
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+    first, first_calls = await _replay_days(tmp_path / "first", days)
+    second, second_calls = await _replay_days(tmp_path / "second", days)
+    assert first == second
+    assert first["setups"] and first["orders"], "two replayed days of 12 large caps gave nothing to compare"
+    # The window (15:10-15:25) runs as its own task, once a minute of simulated time, exactly.
+    assert first_calls == second_calls == [15, 15]
+    entries = [order for order in first["orders"] if order[1] == "ENTRY"]
+    assert entries
+    for order in entries:
+        created = order[-1].astimezone(IST)
+        assert time(15, 10) <= created.time() < time(15, 25), order
+        assert created.date().isoformat() in days and created.second == 0  # at a window poll, not "late"

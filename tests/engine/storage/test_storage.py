@@ -92,6 +92,16 @@ def test_bar_store_missing_symbol_is_empty(tmp_path: Path) -> None:
     assert store.symbols("1d") == []
 
 
+def test_bar_store_last_ts_reads_the_latest_bar_start(tmp_path: Path) -> None:
+    store = BarStore(tmp_path)
+    store.write("SBIN", "5min", _bars("2024-06-04", [790.0, 791.0]))
+    store.write("SBIN", "5min", _bars("2024-06-03", [800.0]))
+    assert store.last_ts("SBIN", "5min") == datetime(2024, 6, 4, 9, 20, tzinfo=IST)
+    assert store.last_ts("NOPE", "5min") is None
+    store.write("EMPTY", "1d", store.read("NOPE", "1d"))
+    assert store.last_ts("EMPTY", "1d") is None
+
+
 def test_instrument_sync_on_both_backends(database_url: str) -> None:
     from engine.data.instruments import refresh_market_caps, sync_instruments
     from tests.engine.data.test_instruments import _table

@@ -40,13 +40,7 @@ def order_url(sandbox: UpstoxSandbox) -> str:
 
 
 def make_config(sandbox: UpstoxSandbox, order_url: str, token: str = TOKEN) -> UpstoxConfig:
-    return UpstoxConfig(
-        access_token=token,
-        api_url=sandbox.url,
-        order_url=order_url,
-        connect_timeout=1.0,
-        read_timeout=CLIENT_READ_TIMEOUT,
-    )
+    return sandbox.config(order_url, access_token=token, connect_timeout=1.0, read_timeout=CLIENT_READ_TIMEOUT)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from engine.brokers.upstox import UpstoxBroker
 from engine.brokers.upstox.sandbox import UpstoxSandbox
 from engine.clock import SteppedClock
 from engine.execution import exit_request_for, make_client_order_id
-from engine.models import ExitRequest, ExitStatus, Instrument, OrderIntent, OrderStatus, Side
+from engine.models import ExitOrder, ExitRequest, ExitStatus, Instrument, OrderIntent, OrderStatus, Side
 from tests.engine.brokers.upstox.conftest import make_config
 
 
@@ -26,6 +26,16 @@ async def _hold(broker: UpstoxBroker, sandbox: UpstoxSandbox, instrument: Instru
     await broker.place_order(intent)
 
 
+async def _protected(
+    broker: UpstoxBroker, sandbox: UpstoxSandbox, instrument: Instrument
+) -> tuple[ExitOrder, str, str]:
+    """A held position with its exit placed: (the exit, its stop GTT id, its target GTT id)."""
+    await _hold(broker, sandbox, instrument)
+    placed = await broker.place_exit_oco(_request(instrument))
+    stop_id, target_id = placed.exit_id.split("+")
+    return placed, stop_id, target_id
+
+
 def _rule_status(sandbox: UpstoxSandbox, gtt_id: str) -> str:
     return str(sandbox.gtts[gtt_id]["rules"][0]["status"])
 
@@ -33,9 +43,7 @@ def _rule_status(sandbox: UpstoxSandbox, gtt_id: str) -> str:
 async def test_legs_are_sell_gtts_with_entry_rules_below_and_above(
     broker: UpstoxBroker, sandbox: UpstoxSandbox, instrument: Instrument
 ) -> None:
-    await _hold(broker, sandbox, instrument)
-    placed = await broker.place_exit_oco(_request(instrument))
-    stop_id, target_id = placed.exit_id.split("+")
+    placed, stop_id, target_id = await _protected(broker, sandbox, instrument)
     stop, target = sandbox.gtts[stop_id], sandbox.gtts[target_id]
     assert (stop["type"], stop["product"], stop["quantity"]) == ("SINGLE", "D", 10)
     assert [(r["strategy"], r["trigger_type"], r["trigger_price"], r["transaction_type"]) for r in stop["rules"]] == [
@@ -50,16 +58,14 @@ async def test_legs_are_sell_gtts_with_entry_rules_below_and_above(
 async def test_a_fired_stop_cancels_the_target_leg_and_reports_the_exit_price(
     broker: UpstoxBroker, sandbox: UpstoxSandbox, instrument: Instrument
 ) -> None:
-    await _hold(broker, sandbox, instrument)
-    placed = await broker.place_exit_oco(_request(instrument))
-    stop_id, target_id = placed.exit_id.split("+")
+    placed, stop_id, target_id = await _protected(broker, sandbox, instrument)
     sandbox.set_last_price(instrument.instrument_key, 94.9)
     assert _rule_status(sandbox, target_id) == "SCHEDULED"  # Upstox itself links nothing
     [fired] = await broker.list_exits()
     assert fired.status is ExitStatus.TRIGGERED_STOP
     assert _rule_status(sandbox, target_id) == "CANCELLED"
     assert fired.exit_price == 94.9
-    sold = await broker.order_status(fired.triggered_order_id or "")
+    sold = await broker.get_order(fired.triggered_order_id or "")
     assert (sold.side, sold.status, sold.price) == (Side.SELL, OrderStatus.FILLED, 94.5)
     with pytest.raises(OrderRejected, match="no waiting leg"):
         await broker.cancel_exit(placed.exit_id)
@@ -69,9 +75,7 @@ async def test_a_fired_stop_cancels_the_target_leg_and_reports_the_exit_price(
 async def test_a_leg_cancelled_by_hand_ends_the_whole_exit(
     broker: UpstoxBroker, sandbox: UpstoxSandbox, instrument: Instrument
 ) -> None:
-    await _hold(broker, sandbox, instrument)
-    placed = await broker.place_exit_oco(_request(instrument))
-    stop_id, target_id = placed.exit_id.split("+")
+    _, stop_id, target_id = await _protected(broker, sandbox, instrument)
     await broker._run(broker.client.cancel_gtt, target_id)  # as if cancelled in the Upstox app
     [listed] = await broker.list_exits()
     assert listed.status is ExitStatus.CANCELLED
@@ -81,8 +85,7 @@ async def test_a_leg_cancelled_by_hand_ends_the_whole_exit(
 async def test_a_gap_through_both_triggers_sells_once_and_never_goes_short(
     broker: UpstoxBroker, sandbox: UpstoxSandbox, instrument: Instrument
 ) -> None:
-    await _hold(broker, sandbox, instrument)
-    placed = await broker.place_exit_oco(_request(instrument))
+    placed, _, _ = await _protected(broker, sandbox, instrument)
     sandbox.set_last_price(instrument.instrument_key, 111.0)  # target fires and sells the 10
     sandbox.set_last_price(instrument.instrument_key, 90.0)  # the stop fires before anyone polls
     [listed] = await broker.list_exits()
@@ -148,9 +151,7 @@ async def test_fills_carry_our_client_order_id(
 async def test_a_waiting_leg_orphaned_by_hand_is_reused_by_the_next_exit(
     broker: UpstoxBroker, sandbox: UpstoxSandbox, instrument: Instrument
 ) -> None:
-    await _hold(broker, sandbox, instrument)
-    first = await broker.place_exit_oco(_request(instrument))
-    stop_id, target_id = first.exit_id.split("+")
+    first, stop_id, target_id = await _protected(broker, sandbox, instrument)
     await broker._run(broker.client.cancel_gtt, target_id)  # by hand, and nobody listed exits since
     again = await broker.place_exit_oco(_request(instrument))
     assert again.exit_id.startswith(f"{stop_id}+") and again.exit_id != first.exit_id

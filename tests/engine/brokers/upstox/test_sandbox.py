@@ -14,6 +14,7 @@ from engine.brokers.base import OrderRejected
 from engine.brokers.upstox.client import UpstoxClient
 from engine.brokers.upstox.sandbox import UpstoxSandbox
 from tests.engine.brokers.upstox.conftest import TOKEN, make_config
+from tests.engine.brokers.wire import request_json
 
 KEY = "NSE_EQ|INE669E01016"
 
@@ -44,12 +45,7 @@ def _order(side: str = "BUY", product: str = "D", quantity: int = 10, **fields: 
 
 
 def _raw(url: str, method: str, body: bytes | None = None, token: str = TOKEN) -> tuple[int, Any]:
-    request = urllib.request.Request(url, data=body, method=method, headers={"Authorization": f"Bearer {token}"})
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+    return request_json(url, method, body, {"Authorization": f"Bearer {token}"})
 
 
 def test_multiple_gtt_arms_target_and_stoploss_after_the_entry_fills(

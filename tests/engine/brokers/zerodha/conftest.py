@@ -4,7 +4,6 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from engine.brokers.zerodha.config import ZerodhaConfig
 from engine.brokers.zerodha.execution import ZerodhaBroker
 from engine.brokers.zerodha.sandbox import KiteSandbox
 from engine.clock import SteppedClock
@@ -22,9 +21,7 @@ def sandbox(clock: SteppedClock) -> Iterator[KiteSandbox]:
 
 @pytest.fixture
 async def broker(sandbox: KiteSandbox, clock: SteppedClock, instrument: Instrument) -> AsyncIterator[ZerodhaBroker]:
-    config = ZerodhaConfig(api_key=sandbox.api_key, access_token=sandbox.access_token, root_url=sandbox.url,
-                           timeout=CLIENT_TIMEOUT)
-    kite = ZerodhaBroker(config, clock, instruments=[instrument])
+    kite = ZerodhaBroker(sandbox.config(timeout=CLIENT_TIMEOUT), clock, instruments=[instrument])
     await kite.connect()
     yield kite
     await kite.close()

@@ -2,31 +2,25 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
-from urllib.error import HTTPError
-from urllib.request import Request, urlopen
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 
-from engine.brokers.zerodha.config import ZerodhaConfig
 from engine.brokers.zerodha.execution import ZerodhaBroker
 from engine.brokers.zerodha.sandbox import KiteSandbox
 from engine.clock import SteppedClock
 from engine.execution import OrderManager, exit_request_for
 from engine.models import IST, ExitStatus, Instrument, OrderIntent, Side
 from engine.storage.db import init_db
+from tests.engine.brokers.wire import request_json
 from tests.engine.execution.conftest import open_position
 
 
-def _get(sandbox: KiteSandbox, path: str, headers: dict[str, str]) -> tuple[int, dict[str, object]]:
-    try:
-        with urlopen(Request(sandbox.url + path, headers=headers), timeout=5) as answer:
-            return answer.status, json.loads(answer.read())
-    except HTTPError as error:
-        return error.code, json.loads(error.read())
+def _get(sandbox: KiteSandbox, path: str, headers: dict[str, str]) -> tuple[int, Any]:
+    return request_json(sandbox.url + path, headers=headers)
 
 
 def test_wire_contract_auth_header_and_envelopes(clock: SteppedClock) -> None:
@@ -49,8 +43,7 @@ async def test_book_survives_the_process_and_rolls_to_the_next_day(
     day_one = datetime(2024, 6, 4, 15, 15, tzinfo=IST)
     clock.set(day_one)
     with KiteSandbox(clock=clock, state_path=state) as sandbox:
-        broker = ZerodhaBroker(ZerodhaConfig(sandbox.api_key, sandbox.access_token, sandbox.url), clock,
-                               instruments=[instrument])
+        broker = ZerodhaBroker(sandbox.config(), clock, instruments=[instrument])
         manager = OrderManager(broker, db, clock, trading_day=day_one.date())
         sandbox.set_last_price("RELIANCE", 2900.0)
         entry = await manager.submit(OrderIntent("AT240604EDAYONE00001", instrument, Side.BUY, 10))
@@ -61,8 +54,7 @@ async def test_book_survives_the_process_and_rolls_to_the_next_day(
         await broker.close()
     clock.set(datetime(2024, 6, 5, 9, 20, tzinfo=IST))
     with KiteSandbox(clock=clock, state_path=state) as sandbox:
-        broker = ZerodhaBroker(ZerodhaConfig(sandbox.api_key, sandbox.access_token, sandbox.url), clock,
-                               instruments=[instrument])
+        broker = ZerodhaBroker(sandbox.config(), clock, instruments=[instrument])
         assert await broker.list_orders() == []  # Kite's order book is per day
         assert [(p.quantity, p.average_price) for p in await broker.positions()] == [(10, 2900.0)]
         assert [e.status for e in await broker.list_exits()] == [ExitStatus.ACTIVE]
