@@ -122,9 +122,9 @@ def indicators_command(
 
     store = BarStore(_data_dir(data_dir) / "bars")
     symbol = symbol.upper()
-    if not store.has(symbol, "1d"):
+    daily = store.read(symbol, "1d")  # empty when there is no file
+    if daily.empty:
         raise fail(f"unknown symbol {symbol}: no daily bars under {store.root}")
-    daily = store.read(symbol, "1d")
     days = [ts.date() for ts in daily["ts"]]
     day = _parse_date(asof) if asof else days[-1]
     if day not in set(days):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 
 import typer
 
@@ -23,6 +24,19 @@ COMMAND_MODULES = [
     "cli.broker_cmd",  # autotrader reconcile
     "cli.demo_cmd",  # autotrader demo
 ]
+
+
+@app.callback()
+def main() -> None:
+    """autotrader: an automated NSE equity trading engine orchestrated by Prefect."""
+    # Before any command logs: broker credentials are redacted from every log record.
+    from engine.logging import configure_logging
+    from engine.settings import load_credentials
+
+    level = os.environ.get("AUTOTRADER_LOG_LEVEL", "INFO").upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        level = "INFO"  # the settings loader reports the bad value when a command loads settings
+    configure_logging(level, load_credentials().secret_values())
 
 
 @app.command()

@@ -40,7 +40,10 @@ class SecretRedactingFilter(logging.Filter):
         if not self._secrets:
             return True
         # Render the message once so secrets inside args are redacted whatever their type.
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # args that do not fit the format: keep both, never raise to the caller
+            message = f"{record.msg} {record.args!r}"
         record.msg = self.redact(message)
         record.args = None
         if record.exc_info and not record.exc_text:

@@ -37,6 +37,7 @@ from engine.models import (
     ExitRequest,
     ExitStatus,
     Fill,
+    Instrument,
     Order,
     OrderIntent,
     OrderStatus,
@@ -107,6 +108,12 @@ def check_exit_request(request: ExitRequest) -> None:
             f"exit {request.tag}: needs stop trigger < last price < target trigger, got "
             f"{request.stop_trigger} / {request.last_price} / {request.target_trigger}"
         )
+
+
+def limit_below(instrument: Instrument, trigger: float, offset_pct: float) -> float:
+    """A SELL leg's LIMIT `offset_pct` percent below its trigger, rounded down to the tick grid, so
+    it stays marketable once the trigger is crossed (GTTs place LIMIT orders only)."""
+    return instrument.round_price(trigger * (1 - offset_pct / 100), "down")
 
 
 def acknowledged_order(intent: OrderIntent, broker_order_id: str, at: datetime) -> Order:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from engine.brokers.base import limit_below
 from engine.models import ExitRequest, Instrument
 
 
@@ -22,16 +23,15 @@ def exit_request_for(
         raise ValueError(f"exit of a long needs stop < last price < target, got {stop} / {last_price} / {target}")
     if quantity <= 0:
         raise ValueError(f"exit quantity must be positive, got {quantity}")
-    factor = 1 - limit_offset_pct / 100
     stop_trigger = instrument.round_price(stop)
     target_trigger = instrument.round_price(target)
     return ExitRequest(
         instrument=instrument,
         quantity=quantity,
         stop_trigger=stop_trigger,
-        stop_limit=instrument.round_price(stop_trigger * factor, "down"),
+        stop_limit=limit_below(instrument, stop_trigger, limit_offset_pct),
         target_trigger=target_trigger,
-        target_limit=instrument.round_price(target_trigger * factor, "down"),
+        target_limit=limit_below(instrument, target_trigger, limit_offset_pct),
         last_price=last_price,
         tag=tag,
     )

@@ -33,6 +33,7 @@ from engine.execution.ids import triggered_order_id
 from engine.execution.journal import OrderJournal, gtt_to_exit, row_to_order
 from engine.execution.ratelimit import RateLimiter
 from engine.execution.reconcile import OPEN_STATUSES, ReconcileReport, reconcile
+from engine.execution.tradebook import TradeBook
 from engine.models import ExitOrder, ExitRequest, ExitStatus, Fill, Order, OrderIntent, OrderPurpose, OrderStatus
 from engine.storage.db import session_scope
 from engine.storage.tables import GttRow, OrderRow
@@ -121,16 +122,20 @@ class OrderManager:
         return result, round((time.perf_counter() - started) * 1000, 3)
 
     async def _absorb(
-        self, client_order_id: str, order: Order, *, event: tuple[str, dict[str, Any]] | None = None
+        self, client_order_id: str, order: Order, *, event: tuple[str, dict[str, Any]] | None = None,
+        trade_book: TradeBook | None = None,
     ) -> Order:
-        """Apply the broker's view of an order to the journal and record new fills."""
+        """Apply the broker's view of an order to the journal and record new fills (from
+        `trade_book` when the caller refreshes several orders in one pass)."""
         before_filled, before_average, after = self.journal.apply(client_order_id, order, event=event)
         if after.filled_quantity > before_filled or client_order_id in self._fills_pending:
-            await self._record_fills(before_filled, before_average, after)
+            await self._record_fills(before_filled, before_average, after, trade_book or TradeBook(self.broker))
         return row_to_order(after)
 
-    async def _record_fills(self, before_filled: int, before_average: float, after: OrderRow) -> None:
-        broker_fills = await self.broker.fills()
+    async def _record_fills(
+        self, before_filled: int, before_average: float, after: OrderRow, trade_book: TradeBook
+    ) -> None:
+        broker_fills = await trade_book.fills()
         if broker_fills is not None:
             # The trade book is the truth; when it lags the order, look again on the next refresh.
             mine = [dataclasses.replace(fill, client_order_id=after.client_order_id)
@@ -253,10 +258,12 @@ class OrderManager:
             return [row_to_order(row) for row in rows]
         by_tag = {o.client_order_id: o for o in book if o.client_order_id}
         by_id = {o.broker_order_id: o for o in book if o.broker_order_id}
+        trade_book = TradeBook(self.broker)
         result = []
         for row in rows:
             found = by_tag.get(row.client_order_id) or (by_id.get(row.broker_order_id) if row.broker_order_id else None)
-            order = await self._absorb(row.client_order_id, found) if found is not None else row_to_order(row)
+            order = (await self._absorb(row.client_order_id, found, trade_book=trade_book) if found is not None
+                     else row_to_order(row))
             if not order.status.is_terminal:
                 result.append(order)
         return result

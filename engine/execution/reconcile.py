@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import select
 
 from engine.brokers.base import OrderRejected, TemporaryBrokerError
+from engine.execution.tradebook import TradeBook
 from engine.models import ExitOrder, ExitStatus, Order, OrderStatus
 from engine.storage.db import session_scope
 from engine.storage.tables import OrderRow, PositionRow
@@ -127,6 +128,7 @@ async def _reconcile_orders(
     known = {row.client_order_id: row for row in journal.orders(trading_day=manager.trading_day)}
     known.update({row.client_order_id: row for row in open_rows})
     ours = {row.broker_order_id for row in known.values() if row.broker_order_id} | legs  # broker ids we own
+    trade_book = TradeBook(manager.broker)
     for row in open_rows:
         status = OrderStatus(row.status)
         report.orders_checked += 1
@@ -134,7 +136,7 @@ async def _reconcile_orders(
         key = row.client_order_id
         if found is not None:
             if (found.status, found.filled_quantity) != (status, row.filled_quantity):
-                after = await manager._absorb(key, found)
+                after = await manager._absorb(key, found, trade_book=trade_book)
                 report.differences.append(Difference("ORDER_STATUS", key, _describe(row), _describe(found),
                                                      f"broker's view applied: {_describe(after)}"))
             continue

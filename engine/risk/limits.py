@@ -5,8 +5,13 @@ In order of score (highest first; ties by symbol), a candidate is rejected when:
 is on; the instrument already has an open position or pending entry (or an earlier candidate
 took it); a validator rule failed; max open positions is reached; its size is below one lot. Its
 quantity is then cut (whole lots) to fit the rest of the daily risk budget and the available
-funds (cost + buy charges, at the entry's LIMIT price: entry + `limit_offset_pct` %, the most the
-order can pay); rejected if nothing is left. Size and risk use entry − stop."""
+funds; rejected if nothing is left.
+
+Everything is priced at the WORST-CASE fill, the entry order's LIMIT price (entry +
+`limit_offset_pct` %, snapped up: the most the order can pay): size = capital × risk % ÷
+(limit − stop), the risk reserved in the ledger = quantity × (limit − stop), cost and charges at
+the limit. Whatever the order fills at, its actual initial risk (fill − stop) × filled and its cost
+stay within what was reserved, so the daily risk cap and the funds hold."""
 
 from __future__ import annotations
 
@@ -52,7 +57,7 @@ class EntryDecision:
     approved: bool
     reason: str
     quantity: int = 0
-    risk: float = 0.0  # quantity × (entry − stop): the initial risk booked in the ledger
+    risk: float = 0.0  # quantity × (limit_price − stop): the worst-case initial risk reserved in the ledger
     limit_price: float = 0.0  # the entry order's LIMIT price (the most it can pay)
     cost: float = 0.0  # quantity × limit_price
     charges: float = 0.0  # buy-side charges at limit_price
@@ -105,11 +110,12 @@ def plan_entries(
         if slots_left <= 0:
             reject(candidate, f"max open positions ({risk.max_open_positions}) reached")
             continue
-        sized = size_position(instrument, setup.entry, setup.stop, budget.capital, risk, candidate.atr)
+        limit = instrument.round_price(setup.entry * (1 + limit_offset_pct / 100), "up")
+        sized = size_position(instrument, limit, setup.stop, budget.capital, risk, candidate.atr)
         if sized.quantity == 0:
             reject(candidate, sized.reason)
             continue
-        per_share = setup.entry - setup.stop
+        per_share = limit - setup.stop
         notes = [sized.reason]
         quantity = _fit_lots(instrument, sized.quantity, per_share, risk_left)
         if quantity < sized.quantity:
@@ -120,7 +126,6 @@ def plan_entries(
             continue
         # Charges are almost linear in turnover: fit on price plus the charge rate, then shed lots
         # while cost + charges still exceed the funds.
-        limit = instrument.round_price(setup.entry * (1 + limit_offset_pct / 100), "up")
         charge_rate = charges.order(Side.BUY, quantity, limit).total / (quantity * limit)
         fitted = _fit_lots(instrument, quantity, limit * (1 + charge_rate), funds_left)
         buy_charges = charges.order(Side.BUY, fitted, limit).total

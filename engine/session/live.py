@@ -139,8 +139,8 @@ class LiveSession:
         lockstep: bool | None = None,
     ) -> LiveSession:
         """Everything the session needs, resumed from the database. `replay` (default: the
-        `feed.source` setting) replays the day from the Parquet store: in lockstep (the default when
-        no `speed` and no `clock` are given; `lockstep` decides explicitly), else paced on a simulated
+        `feed.source` setting) replays the day from the Parquet store: in lockstep (the default without a `speed`,
+        unless `clock` is not a VirtualClock; `lockstep` decides explicitly), else paced on a simulated
         clock at `speed` (default `feed.replay_speed`). Otherwise the live Upstox feed on the real clock."""
         session = context.session
         if session is None:
@@ -148,7 +148,7 @@ class LiveSession:
         settings = context.settings
         replay = settings.feed.source == "replay" if replay is None else replay
         if lockstep is None:
-            lockstep = speed is None and clock is None
+            lockstep = speed is None and (clock is None or isinstance(clock, VirtualClock))
         in_lockstep: Lockstep | None = None
         if replay and lockstep:
             if clock is not None and not isinstance(clock, VirtualClock):

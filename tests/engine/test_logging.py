@@ -91,6 +91,14 @@ def test_configure_logging_covers_handlers_added_later_on_loggers_that_do_not_pr
                 each.removeFilter(f)
 
 
+def test_a_bad_format_string_neither_raises_nor_leaks(captured: io.StringIO) -> None:
+    logger = logging.getLogger("autotrader.test.redaction")
+    logger.info("order %d placed with %s", "not-a-number", ACCESS_TOKEN)  # must not raise into the caller
+    output = captured.getvalue()
+    assert "order %d placed with %s" in output and REDACTED in output
+    assert ACCESS_TOKEN not in output
+
+
 def test_short_or_empty_values_are_not_redacted() -> None:
     redactor = SecretRedactingFilter(["", "ab"])
     assert redactor.redact("ab cd") == "ab cd"

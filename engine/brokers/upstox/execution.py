@@ -20,7 +20,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from engine.brokers.base import Broker, OrderRejected, TemporaryBrokerError, acknowledged_order, check_exit_request
+from engine.brokers.base import (
+    Broker,
+    OrderRejected,
+    TemporaryBrokerError,
+    acknowledged_order,
+    check_exit_request,
+    limit_below,
+)
 from engine.brokers.upstox.client import UpstoxClient
 from engine.brokers.upstox.config import PRODUCT_CODES, UPSTOX_CAPABILITIES, UpstoxConfig
 from engine.brokers.upstox.parse import (
@@ -156,7 +163,7 @@ class UpstoxBroker(Broker):
         """A leg's LIMIT as `exit_request_for` priced it: GTT details omit the market protection we
         sent, so it is recomputed from the configured offset and the instrument's tick."""
         instrument = self._instruments.get(instrument_key) or Instrument(instrument_key, "", "")
-        return instrument.round_price(trigger * (1 - self.config.limit_offset_pct / 100), "down")
+        return limit_below(instrument, trigger, self.config.limit_offset_pct)
 
     async def _legs(self, instrument_key: str | None = None) -> list[GttLeg]:
         """Our exit legs among all GTTs (of one instrument, when given)."""

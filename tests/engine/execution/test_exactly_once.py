@@ -158,6 +158,21 @@ async def test_intent_journaled_but_never_sent_is_sent_once_after_restart(
     assert len(sandbox.orders(tag=intent.client_order_id)) == 1
 
 
+async def test_open_orders_refreshes_several_fills_with_one_trade_book_read(
+    kite_manager: OrderManager, sandbox: KiteSandbox, instrument: Instrument
+) -> None:
+    limits = [_entry(instrument, f"limit-{i}", order_type=OrderType.LIMIT, price=2800.0) for i in range(3)]
+    sandbox.set_last_price("RELIANCE", 2900.0)
+    for intent in limits:
+        assert (await kite_manager.submit(intent)).status is OrderStatus.OPEN
+    sandbox.set_last_price("RELIANCE", 2790.0)  # all three fill
+    before = len(sandbox.handled)
+    assert await kite_manager.open_orders() == []
+    assert [h.path for h in sandbox.handled[before:]] == ["/orders", "/trades"]
+    for intent in limits:
+        assert [f.quantity for f in kite_manager.journal.fills(intent.client_order_id)] == [10]
+
+
 async def test_reusing_an_id_for_another_order_is_refused(kite_manager: OrderManager, instrument: Instrument) -> None:
     kite_manager.journal.record_intent(_entry(instrument))
     other = OrderIntent(client_order_id=_entry(instrument).client_order_id, instrument=instrument, side=Side.SELL,

@@ -75,6 +75,9 @@ def test_indicators_of_a_symbol_whose_bars_are_all_bad_is_a_clear_error(tmp_path
     assert result.exit_code == 2, result.output
     assert "BAD" in result.output and "5 bad daily bar(s)" in result.output
     assert result.stdout == ""
+    BarStore(tmp_path / "bars").write("EMPTY", "1d", bars.iloc[:0], merge=False)
+    empty = CliRunner().invoke(app, ["indicators", "EMPTY", "--data-dir", str(tmp_path)])
+    assert empty.exit_code == 2 and "unknown symbol EMPTY: no daily bars" in empty.output
 
 
 def test_metadata_build_writes_a_loadable_file(data_dir: Path, tmp_path: Path) -> None:
