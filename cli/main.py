@@ -33,9 +33,10 @@ def main() -> None:
     from engine.logging import configure_logging
     from engine.settings import load_credentials
 
-    level = os.environ.get("AUTOTRADER_LOG_LEVEL", "INFO").upper()
+    # Quiet by default (commands print their own output); AUTOTRADER_LOG_LEVEL turns engine logs on.
+    level = os.environ.get("AUTOTRADER_LOG_LEVEL", "WARNING").upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-        level = "INFO"  # the settings loader reports the bad value when a command loads settings
+        level = "WARNING"  # the settings loader reports the bad value when a command loads settings
     configure_logging(level, load_credentials().secret_values())
 
 

@@ -74,15 +74,22 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def configure_logging(level: str | int = "INFO", secrets: Iterable[str] = ()) -> SecretRedactingFilter:
-    """Configure the root logger (stderr), attach the redacting filter to every root handler and
-    redact every record at creation (whichever logger and handler it goes to). Returns the filter so
-    callers can add secrets loaded later (e.g. from Prefect Secret blocks)."""
+    """Configure the root logger (stderr) at `level` and redact `secrets` (see `redact_secrets`)."""
     root = logging.getLogger()
     root.setLevel(level)
     if not root.handlers:
         stderr_handler = logging.StreamHandler(sys.stderr)
         stderr_handler.setFormatter(logging.Formatter(LOG_FORMAT))
         root.addHandler(stderr_handler)
+    return redact_secrets(secrets)
+
+
+def redact_secrets(secrets: Iterable[str]) -> SecretRedactingFilter:
+    """From now on, redact `secrets` (with those redacted already) from every record: the filter goes
+    on every root handler, and every record is redacted at creation, whichever logger and handler it
+    goes to. Levels and handlers are left as they are (e.g. Prefect's). Returns the filter so callers
+    can add secrets loaded later."""
+    root = logging.getLogger()
     redactor = SecretRedactingFilter(secrets)
     for handler in root.handlers:
         for existing in [f for f in handler.filters if isinstance(f, SecretRedactingFilter)]:
@@ -98,4 +105,4 @@ def configure_logging(level: str | int = "INFO", secrets: Iterable[str] = ()) ->
     return redactor
 
 
-__all__ = ["REDACTED", "SecretRedactingFilter", "configure_logging"]
+__all__ = ["REDACTED", "SecretRedactingFilter", "configure_logging", "redact_secrets"]

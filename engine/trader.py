@@ -54,7 +54,7 @@ from engine.models import (
 from engine.portfolio.charges import ChargeCalculator
 from engine.portfolio.positions import OpenPosition, PositionBook, exit_trigger
 from engine.portfolio.times import to_db
-from engine.risk.ledger import RiskLedger
+from engine.risk.ledger import RiskLedger, entry_initial_risk
 from engine.risk.limits import Candidate, EntryDecision, RiskBudget, plan_entries
 from engine.risk.stops import StopPolicy
 from engine.settings import Settings
@@ -257,8 +257,10 @@ class TradingEngine:
         return setups, entries
 
     def _recompute_ledger(self) -> None:
-        """Risk used = Σ over today's entry orders of (filled quantity once settled, else the
-        ordered quantity) × (entry − stop) of its setup; realised P&L = Σ net P&L of today's trades."""
+        """The single source of truth of the day's risk, from the order journal: risk used = Σ over
+        today's entry orders of `entry_initial_risk` (filled quantity × (average fill − stop), plus
+        the unfilled rest × (LIMIT − stop) while the order still works); realised P&L = Σ net P&L of
+        today's trades."""
         with session_scope(self.db) as session:
             setup_rows, entries = self._todays_setups_and_entries(session)
             realized = sum(session.exec(select(TradeRow.net_pnl).where(TradeRow.trading_day == self.trading_day)).all())
@@ -268,8 +270,11 @@ class TradingEngine:
             setup = setups.get(order.client_order_id)
             if setup is None:
                 continue
-            quantity = order.filled_quantity if OrderStatus(order.status).is_terminal else order.quantity
-            risk += quantity * (setup.entry - setup.stop)
+            risk += entry_initial_risk(
+                stop=setup.stop, quantity=order.quantity, limit_price=order.price or setup.entry,
+                filled_quantity=order.filled_quantity, average_price=order.average_price,
+                settled=OrderStatus(order.status).is_terminal,
+            )
         self.ledger.set_totals(risk_used=risk, realized_pnl=realized)
 
     # ---- hot path ------------------------------------------------------------------------------
@@ -525,15 +530,16 @@ class TradingEngine:
         self._expire_setups(f"conditions no longer held when the entry window ran at {self.clock.now():%H:%M:%S}")
         return decisions
 
-    def _expire_setups(self, reason: str) -> None:
-        """Setups rows still CANDIDATE whose instrument is not a candidate now become EXPIRED."""
+    def _expire_setups(self, reason: str, status: str = "EXPIRED") -> None:
+        """Setups rows still CANDIDATE whose instrument is not a candidate now end the day (EXPIRED,
+        or SKIPPED when a limit such as the kill switch refused them)."""
         with session_scope(self.db) as session:
             rows = session.exec(
                 select(SetupRow).where(SetupRow.trading_day == self.trading_day, SetupRow.status == "CANDIDATE")
             ).all()
             for row in rows:
                 if row.instrument_key not in self.candidates:
-                    row.status, row.status_reason = "EXPIRED", reason
+                    row.status, row.status_reason = status, reason
                     session.add(row)
 
     async def _enter(self, decision: EntryDecision, setup_id: int | None) -> None:
@@ -543,7 +549,7 @@ class TradingEngine:
                                     client_order_id=client_order_id, setup_id=setup_id)
         self.setup_ids[setup.instrument_key] = setup_id
         self.entered_today.add(setup.instrument_key)
-        self.ledger.add_entry(decision.risk)  # reserved before the order leaves
+        self.ledger.add_entry(decision.risk)  # reserved at the LIMIT price before the order leaves
         pending = PendingEntry(client_order_id, instrument, decision.quantity, decision.limit_price, setup.stop,
                                setup.target, setup_id)
         self.pending[client_order_id] = pending
@@ -587,7 +593,7 @@ class TradingEngine:
             return
         del self.pending[pending.client_order_id]
         filled = order.filled_quantity
-        self._recompute_ledger()  # the unfilled part's risk is released
+        self._recompute_ledger()  # the actual initial risk replaces the reservation; the unfilled part is released
         if filled <= 0:
             log.info("entry %s %s: %s", pending.client_order_id, order.status, order.message)
             return
@@ -626,6 +632,7 @@ class TradingEngine:
             return
         self.ledger.trip(f"day P&L {pnl:.2f} reached the max daily loss {limit:.2f}")
         self.candidates.clear()
+        self._expire_setups(f"kill switch on: {self.kill_reason}", status="SKIPPED")  # as plan_entries says it
         log.error("KILL SWITCH: %s", self.kill_reason)
         if self.settings.risk.flatten_on_kill:
             for position in list(self.positions.open.values()):
@@ -666,6 +673,8 @@ class TradingEngine:
         await self._safely("exit sync", self._sync_exits(force=True))
         self._close_bars()
         self.candidates.clear()
+        if self.kill_switch:  # rows a crash left CANDIDATE after the kill: the kill is why they ended
+            self._expire_setups(f"kill switch on: {self.kill_reason}", status="SKIPPED")
         self._expire_setups("not executed: no entry window ran after it was found")
         with session_scope(self.db) as session:
             setups = len(session.exec(select(SetupRow.id).where(SetupRow.trading_day == self.trading_day)).all())

@@ -12,8 +12,10 @@ from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 
 from engine.clock import LiveClock
+from engine.logging import redact_secrets
 from engine.session import stages
 from engine.session.stages import TradingDayContext
+from engine.settings import load_credentials
 from tasks.hooks import route_engine_logs, task_failed
 
 # Broker credentials may live in Prefect Secret blocks of these names (read at run time, so a token
@@ -46,6 +48,7 @@ def load_secret_blocks() -> list[str]:
 def open_trading_day(day: str | None, **overrides: Any) -> TradingDayContext:
     """The day (today in IST when None), its NSE session or the reason it has none, settings, database."""
     load_secret_blocks()
+    redact_secrets(load_credentials().secret_values())  # env, .env and Secret blocks alike
     context = stages.open_trading_day(day, LiveClock(), **overrides)
     route_engine_logs(context.settings.log_level)
     return context

@@ -1,8 +1,10 @@
 """The daily risk ledger (table `risk_ledger`, one row per trading day): the day's capital, risk
 cap, the initial risk of the day's entries, realised P&L and the kill switch. Persisted on every
 change, so a restarted session keeps the day's budget and never re-opens a halted day. Risk is
-reserved (`add_entry`) before an entry order leaves; the engine then recomputes the totals from
-the journal (`set_totals`) whenever an entry settles or a trade closes."""
+reserved (`add_entry`) at the worst-case fill, the order's LIMIT price, before an entry order
+leaves; the engine then recomputes the totals from the journal (`set_totals`, each entry's risk by
+`entry_initial_risk`) whenever an entry settles or a trade closes: a settled entry counts its
+ACTUAL initial risk (average fill − stop) × filled, which is never more than its reservation."""
 
 from __future__ import annotations
 
@@ -15,6 +17,17 @@ from engine.portfolio.times import to_db
 from engine.settings import Settings
 from engine.storage import session_scope
 from engine.storage.tables import RiskLedgerRow
+
+
+def entry_initial_risk(
+    *, stop: float, quantity: int, limit_price: float, filled_quantity: int, average_price: float, settled: bool
+) -> float:
+    """The initial risk an entry order holds in the daily budget: what filled at its average fill
+    price, plus (while the order still works) the unfilled rest at its LIMIT price, the most it can
+    pay; a settled order's unfilled rest is released. Never negative (a fill below the stop)."""
+    filled_risk = filled_quantity * max(0.0, average_price - stop) if filled_quantity > 0 else 0.0
+    working = 0 if settled else quantity - filled_quantity
+    return filled_risk + working * max(0.0, limit_price - stop)
 
 
 def configured_daily_risk_cap(settings: Settings) -> float:

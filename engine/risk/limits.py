@@ -116,7 +116,7 @@ def plan_entries(
             reject(candidate, sized.reason)
             continue
         per_share = limit - setup.stop
-        notes = [sized.reason]
+        notes = [f"at limit {limit:.2f}: {sized.reason}"]
         quantity = _fit_lots(instrument, sized.quantity, per_share, risk_left)
         if quantity < sized.quantity:
             notes.append(f"cut to {quantity} by daily risk budget left {risk_left:.2f}")

@@ -35,14 +35,15 @@ async def test_report_has_exactly_the_documented_shape(tmp_path: Path) -> None:
 
     report = daily_report(init_db(url), DAY, load_settings())
     assert tuple(report) == REPORT_KEYS == ("setups", "orders", "trades", "positions", "risk")
-    assert report["risk"] == {"capital": 1_000_000.0, "daily_risk_cap": 30_000.0, "risk_used": 9999.0}
+    # 1801 shares (10,000 / (LIMIT 100.50 - stop 94.95)) filled at 100.05: actual risk 1801 * 5.10
+    assert report["risk"] == {"capital": 1_000_000.0, "daily_risk_cap": 30_000.0, "risk_used": 9185.1}
     [setup] = report["setups"]
-    assert (setup["symbol"], setup["status"], setup["quantity"]) == ("RELIANCE", "EXECUTED", 1980)
+    assert (setup["symbol"], setup["status"], setup["quantity"]) == ("RELIANCE", "EXECUTED", 1801)
     assert {"name": "min_reward_risk", "passed": True, "observed": "reward/risk 2 >= 1"} in setup["rules"]
     assert [(o["side"], o["purpose"], o["status"]) for o in report["orders"]] == [
         ("BUY", "ENTRY", "FILLED"), ("SELL", "EXIT", "FILLED")]
     [trade] = report["trades"]
-    assert (trade["exit_reason"], trade["quantity"], trade["entry_time"]) == ("target (GTT)", 1980,
+    assert (trade["exit_reason"], trade["quantity"], trade["entry_time"]) == ("target (GTT)", 1801,
                                                                               "2024-06-04T15:10:05+05:30")
     [position] = report["positions"]
     assert position["status"] == "CLOSED"

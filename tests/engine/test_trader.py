@@ -96,21 +96,24 @@ async def test_candidates_wait_for_the_window_then_enter_with_a_gtt(tmp_path: Pa
     await feed(engine, rig.clock, 15, 9, 30, (TCS, 0.5))
     await feed(engine, rig.clock, 15, 10, 0, (RELIANCE, 100.0))
     [decision] = await engine.execute_entry_window()
-    # lowest_low_10 = 95 -> stop 94.95; 1% of 10,00,000 / 5.05 = 1980.19 -> 1980; target 100 + 2 * 5.05
-    assert (decision.approved, decision.quantity, decision.setup.stop, decision.setup.target) == (
-        True, 1980, 94.95, 110.1)
+    # lowest_low_10 = 95 -> stop 94.95; target 100 + 2 * 5.05 = 110.10. Sized at the worst fill, the
+    # LIMIT 100 * 1.005 = 100.50: 1% of 10,00,000 / (100.50 - 94.95) = 10,000 / 5.55 = 1801.8 -> 1801
+    assert (decision.approved, decision.quantity, decision.limit_price, decision.setup.stop,
+            decision.setup.target) == (True, 1801, 100.5, 94.95, 110.1)
     setup_row, gone = rows(rig.db, SetupRow)
-    assert (setup_row.status, setup_row.quantity) == ("EXECUTED", 1980)
+    assert (setup_row.status, setup_row.quantity) == ("EXECUTED", 1801)
     assert (gone.symbol, gone.status) == ("TCS", "EXPIRED")
     assert gone.status_reason == "conditions no longer held when the entry window ran at 15:10:00"
     [order] = rows(rig.db, OrderRow)
-    assert (order.side, order.quantity, order.purpose, order.setup_id) == ("BUY", 1980, "ENTRY", setup_row.id)
+    assert (order.side, order.quantity, order.purpose, order.setup_id) == ("BUY", 1801, "ENTRY", setup_row.id)
     assert (order.order_type, order.price) == ("LIMIT", 100.5)  # entry_limit_offset_pct 0.5: never pays more
-    assert engine.ledger.risk_used == pytest.approx(1980 * 5.05)
+    assert engine.ledger.risk_used == pytest.approx(9995.55)  # reserved at the limit: 1801 * 5.55
 
     await feed(engine, rig.clock, 15, 10, 5, (RELIANCE, 100.0))  # the paper broker fills on this tick
     [position] = rows(rig.db, PositionRow)
-    assert (position.status, position.quantity, position.average_price) == ("OPEN", 1980, 100.05)  # 5 bps slippage
+    assert (position.status, position.quantity, position.average_price) == ("OPEN", 1801, 100.05)  # 5 bps slippage
+    # the actual initial risk replaces the reservation: 1801 * (100.05 - 94.95) = 1801 * 5.10
+    assert engine.ledger.risk_used == pytest.approx(9185.10)
     [gtt] = rows(rig.db, GttRow)
     # LIMIT legs 0.5% beyond the triggers, down to the tick: 94.95 * 0.995 = 94.475 -> 94.45, 110.1 -> 109.5495 -> 109.5
     assert (gtt.stop_trigger, gtt.stop_limit, gtt.target_trigger, gtt.target_limit) == (94.95, 94.45, 110.1, 109.5)
@@ -134,10 +137,12 @@ async def test_stop_hit_settles_through_the_gtt_once_and_logs_the_trade(tmp_path
     await feed(engine, rig.clock, 15, 20, 5, (RELIANCE, 94.8))
     [trade] = rows(rig.db, TradeRow)
     # the stop leg (SELL LIMIT 94.45) fills at 94.9 less 5 bps = 94.85255 -> 94.85
-    assert (trade.quantity, trade.entry_price, trade.exit_price, trade.exit_reason) == (1980, 100.05, 94.85,
+    assert (trade.quantity, trade.entry_price, trade.exit_price, trade.exit_reason) == (1801, 100.05, 94.85,
                                                                                           "stop (GTT)")
-    gross, charges, net = ChargeCalculator(rig.settings.charges).trade_pnl(1980, 100.05, 94.85)
-    assert (trade.gross_pnl, trade.charges, trade.net_pnl) == (gross, charges, net) == (-10296.0, charges, net)
+    # gross 1801 * (94.85 - 100.05) = -9365.20; charges: buy 1,80,190.05 * 0.1186226 % = 213.75, sell
+    # 1,70,824.85 * 0.1036226 % (no stamp duty) = 177.01; total 390.76; net -9755.96
+    gross, charges, net = ChargeCalculator(rig.settings.charges).trade_pnl(1801, 100.05, 94.85)
+    assert (trade.gross_pnl, trade.charges, trade.net_pnl) == (gross, charges, net) == (-9365.2, 390.76, -9755.96)
     assert [p.status for p in rows(rig.db, PositionRow)] == ["CLOSED"]
     sells = [o for o in rows(rig.db, OrderRow) if o.side == "SELL"]
     assert len(sells) == 1  # the GTT's leg only: the engine never sold a second time
@@ -160,10 +165,11 @@ async def test_a_restart_never_enters_twice(tmp_path: Path) -> None:
     assert await third.execute_entry_window() == []
     assert len([o for o in rows(rig.db, OrderRow) if o.purpose == "ENTRY"]) == 1
     [position] = rows(rig.db, PositionRow)
-    assert position.quantity == 1980 and position.exit_id is not None
+    assert position.quantity == 1801 and position.exit_id is not None
     assert len(rows(rig.db, GttRow)) == 1
     [ledger] = rows(rig.db, RiskLedgerRow)
-    assert ledger.risk_used == pytest.approx(1980 * 5.05) and ledger.entries == 1
+    # filled at 100.20 + 5 bps = 100.2501, up to the tick 100.30: 1801 * (100.30 - 94.95) = 1801 * 5.35 = 9635.35
+    assert ledger.risk_used == pytest.approx(9635.35) and ledger.entries == 1
     assert list(third.positions.open) == [RELIANCE.instrument_key]
 
 
@@ -189,8 +195,10 @@ async def test_daily_risk_cap_and_score_order_across_instruments(tmp_path: Path)
     engine = rig.engine()
     await feed(engine, rig.clock, 15, 10, 0, (RELIANCE, 200.0), (TCS, 100.0))
     decisions = await engine.execute_entry_window()
-    assert [(d.symbol, d.quantity) for d in decisions] == [("RELIANCE", 95), ("TCS", 994)]
-    # RELIANCE: stop 94.95, 10,000 / 105.05 = 95.19 -> 95 (risk 9979.75); TCS: 5020.25 left / 5.05 = 994.1 -> 994
+    assert [(d.symbol, d.quantity) for d in decisions] == [("RELIANCE", 94), ("TCS", 906)]
+    # at the LIMIT prices 200 * 1.005 = 201.00 and 100.50, stop 94.95: RELIANCE 10,000 / 106.05 = 94.29 -> 94
+    # (reserves 94 * 106.05 = 9968.70); TCS 15,000 - 9968.70 = 5031.30 left / 5.55 = 906.5 -> 906 (5028.30)
+    assert engine.ledger.risk_used == pytest.approx(9968.70 + 5028.30)
     assert engine.ledger.risk_used <= engine.ledger.daily_risk_cap
 
 
@@ -201,7 +209,7 @@ async def test_kill_switch_halts_entries_and_can_flatten(tmp_path: Path) -> None
     await feed(engine, rig.clock, 15, 10, 0, (RELIANCE, 100.0))
     await engine.execute_entry_window()
     await feed(engine, rig.clock, 15, 10, 5, (RELIANCE, 100.0))
-    await feed(engine, rig.clock, 15, 11, 0, (RELIANCE, 97.0))  # -6,039 unrealised > 0.5% of capital
+    await feed(engine, rig.clock, 15, 11, 0, (RELIANCE, 97.0))  # 1801 * (97 - 100.05) = -5,493.05 < -0.5% of 10 lakh
     assert engine.kill_switch and "max daily loss 5000.00" in engine.kill_reason
     await feed(engine, rig.clock, 15, 11, 5, (RELIANCE, 97.0))  # the flattening sell fills
     [trade] = rows(rig.db, TradeRow)
@@ -307,8 +315,16 @@ async def test_engine_invariants_over_random_days(
                   for o in entries if o.filled_quantity == 0 and o.status not in ("CANCELLED", "REJECTED"))
     assert in_use <= capital + ledger.realized_pnl + 1e-6
     assert all(o.filled_quantity == 0 or o.average_price <= o.price for o in entries)
-    assert sum(setups[o.client_order_id].quantity * (setups[o.client_order_id].entry - setups[o.client_order_id].stop)
-               for o in entries) <= ledger.daily_risk_cap + 1e-6
+    # risk: a settled entry's ACTUAL initial risk (average fill - stop) x filled, a working one's
+    # reservation at its LIMIT price; their sum is the ledger's and within the cap
+    day_risk = 0.0
+    for o in entries:
+        stop = setups[o.client_order_id].stop
+        day_risk += o.filled_quantity * max(0.0, o.average_price - stop)
+        if o.status not in ("FILLED", "CANCELLED", "REJECTED"):
+            day_risk += (o.quantity - o.filled_quantity) * (o.price - stop)
+    assert day_risk == pytest.approx(ledger.risk_used, abs=1e-6)
+    assert day_risk <= ledger.daily_risk_cap + 1e-6
     open_keys = [p.instrument_key for p in positions if p.status == "OPEN"]
     assert len(open_keys) == len(set(open_keys))
     assert all(p.stop < setups[p.entry_client_order_id].entry < p.target for p in positions)
@@ -348,17 +364,18 @@ async def test_a_partly_filled_entry_keeps_what_filled_when_the_window_ends(tmp_
     engine = rig.engine()
     await feed(engine, rig.clock, 15, 24, 0, (RELIANCE, 100.0))
     [decision] = await engine.execute_entry_window()
-    assert decision.quantity == 1980
-    await feed(engine, rig.clock, 15, 24, 30, (RELIANCE, 100.0))  # 495 filled, window still open
+    assert decision.quantity == 1801
+    await feed(engine, rig.clock, 15, 24, 30, (RELIANCE, 100.0))  # 450 filled (1801 * 0.25, whole), window open
     assert rows(rig.db, PositionRow) == []
-    await feed(engine, rig.clock, 15, 25, 30, (RELIANCE, 100.0))  # 495 more, then the rest is cancelled
+    await feed(engine, rig.clock, 15, 25, 30, (RELIANCE, 100.0))  # 450 more, then the rest is cancelled
     [order] = [o for o in rows(rig.db, OrderRow) if o.purpose == "ENTRY"]
-    assert (order.status, order.filled_quantity) == ("CANCELLED", 990)
+    assert (order.status, order.filled_quantity, order.average_price) == ("CANCELLED", 900, 100.05)
     [position] = rows(rig.db, PositionRow)
-    assert position.quantity == 990
+    assert position.quantity == 900
     [gtt] = rows(rig.db, GttRow)
-    assert gtt.quantity == 990
-    assert engine.ledger.risk_used == pytest.approx(990 * 5.05)  # the unfilled half's risk is released
+    assert gtt.quantity == 900
+    # the actual initial risk of what filled, 900 * (100.05 - 94.95) = 4590.00; the unfilled 901's is released
+    assert engine.ledger.risk_used == pytest.approx(4590.0)
 
 
 async def test_an_earlier_days_realised_loss_reduces_the_funds_of_later_entries(tmp_path: Path) -> None:
@@ -426,8 +443,13 @@ async def test_a_loss_settled_by_reconciliation_trips_the_kill_switch_before_the
     [trade] = rows(rig.db, TradeRow)
     assert trade.net_pnl < -5_000  # beyond 0.5% of the capital
     assert await engine.execute_entry_window() == []
-    assert engine.kill_switch and engine.kill_reason.startswith("day P&L -10725.60")
+    # 1801 bought at 100.05, the stop leg sold at 94.85: net -9755.96 (see the stop-hit test)
+    assert engine.kill_switch and engine.kill_reason.startswith("day P&L -9755.96")
     assert [o.symbol for o in rows(rig.db, OrderRow) if o.purpose == "ENTRY"] == ["RELIANCE"]
+    # the candidate the kill switch cleared ends the day SKIPPED with the kill reason
+    await engine.end_of_day()
+    skipped = {r.symbol: (r.status, r.status_reason) for r in rows(rig.db, SetupRow)}["TCS"]
+    assert skipped == ("SKIPPED", f"kill switch on: {engine.kill_reason}")
 
 
 class ExitsAbove101(AlwaysLong):

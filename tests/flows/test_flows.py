@@ -132,3 +132,27 @@ def test_credentials_come_from_prefect_secret_blocks_when_the_environment_lacks_
     assert load_secret_blocks() == ["KITE_API_KEY"]
     assert os.environ["KITE_API_KEY"] == "kite-key-from-block"
     assert os.environ["KITE_ACCESS_TOKEN"] == "from-env"  # the environment wins
+
+
+def test_open_trading_day_redacts_credentials_from_secret_blocks_in_every_log_record(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import logging
+
+    from prefect.blocks.system import Secret
+
+    from tasks.day import open_trading_day
+
+    Secret(value="upstox-token-from-block").save("upstox-access-token", overwrite=True)
+    monkeypatch.delenv("UPSTOX_ACCESS_TOKEN", raising=False)
+    monkeypatch.setenv("KITE_API_KEY", "kite-key-from-env")
+    monkeypatch.setenv("KITE_ACCESS_TOKEN", "kite-token-from-env")
+    factory = logging.getLogRecordFactory()
+    try:
+        open_trading_day.fn("2024-06-04", database_url=f"sqlite:///{tmp_path / 'db.sqlite'}")
+        record = logging.getLogger("engine.test").makeRecord(
+            "engine.test", logging.INFO, __file__, 1, "%s %s", ("upstox-token-from-block", "kite-token-from-env"), None
+        )
+        assert record.getMessage() == "*** ***"
+    finally:
+        logging.setLogRecordFactory(factory)

@@ -156,6 +156,7 @@ async def _replay_days(tmp_path: Path, days: tuple[str, ...]) -> tuple[dict[str,
         assert closed["status"] == "COMPLETED"
         assert live.lockstep is not None and live.lockstep.stalls == 0
         assert live.lockstep.received == live.lockstep.sent  # every frame sent was processed
+        assert live.feed.stats.watchdog_timeouts == live.feed.stats.reconnects == 0  # no spurious silence
         calls.append(live.stats.entry_calls)
     return _day_record(context), calls
 
@@ -176,6 +177,8 @@ async def test_a_replayed_day_is_deterministic_and_enters_only_inside_the_window
     entries = [order for order in first["orders"] if order[1] == "ENTRY"]
     assert entries
     for order in entries:
-        created = order[-1].astimezone(IST)
+        created = order[-1]
+        assert isinstance(created, datetime) and created.tzinfo is not None
+        created = created.astimezone(IST)
         assert time(15, 10) <= created.time() < time(15, 25), order
         assert created.date().isoformat() in days and created.second == 0  # at a window poll, not "late"
