@@ -1,8 +1,8 @@
 """Position sizing: quantity = capital × risk_per_trade_pct % ÷ (entry − stop), rounded DOWN to
 whole lots, so the size adapts to volatility through the stop. `entry` is the most the entry
-order can pay (the engine passes its LIMIT price), so the risk holds whatever the fill. Optional volatility cap: when
-the daily ATR is more than `volatility_cap_atr_pct` % of the price, the quantity is scaled by
-cap ÷ ATR%."""
+order can pay (the engine passes its LIMIT price), so the risk holds whatever the fill. Optional
+volatility cap: when the daily ATR is more than `volatility_cap_atr_pct` % of that price, the
+quantity is scaled by cap ÷ ATR%."""
 
 from __future__ import annotations
 
