@@ -12,6 +12,7 @@ app = typer.Typer(
     help="autotrader: an automated NSE equity trading engine orchestrated by Prefect.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # docstrings wrap as paragraphs, not at their source line breaks
 )
 
 # Each module defines `register(app: typer.Typer) -> None`.
