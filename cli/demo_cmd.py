@@ -71,7 +71,7 @@ def _broker_environment(broker: str) -> None:
 
 def _print_summary(summary: Any, states: dict[str, str], seconds: float) -> None:
     table = Table(title="autotrader demo: replayed trading days")
-    for column in ("day", "run", "setups", "executed", "entries filled", "exits hit", "net P&L (₹)"):
+    for column in ("day", "run", "setups", "executed", "entries filled/sent", "exits hit", "realised P&L (₹)"):
         table.add_column(column, justify="right" if column not in ("day", "run") else "left", no_wrap=True)
     for line in summary.days:
         table.add_row(line.day, states.get(line.day, ""), str(line.setups), str(line.setups_executed),
@@ -87,21 +87,25 @@ def _print_summary(summary: Any, states: dict[str, str], seconds: float) -> None
         console.print(trades)
     if summary.open_positions:
         carried = Table(title="open positions carried overnight, protected by GTT exits")
-        for column in ("symbol", "qty", "avg price", "stop", "target", "GTT"):
+        for column in ("opened", "symbol", "qty", "avg price", "stop", "target", "GTT"):
             carried.add_column(column, no_wrap=True)
         for p in summary.open_positions:
-            carried.add_row(p["symbol"], str(p["quantity"]), f"{p['average_price']:.2f}", f"{p['stop']:.2f}",
-                            f"{p['target']:.2f}", str(p["exit_id"]))
+            carried.add_row(p["opened_at"][:10], p["symbol"], str(p["quantity"]), f"{p['average_price']:.2f}",
+                            f"{p['stop']:.2f}", f"{p['target']:.2f}", str(p["exit_id"]))
         console.print(carried)
     console.print(
         f"GTT exits placed: [bold]{summary.gtts_placed}[/] (triggered {summary.gtts_triggered}, "
-        f"still active {summary.gtts_active}); realised net P&L: [bold]₹{summary.net_pnl:,.2f}[/]; "
+        f"still active {summary.gtts_active}); realised net P&L: [bold]{_rupees(summary.net_pnl)}[/]; "
         f"ran in {seconds:.0f} s."
     )
     console.print(
         "See the runs, task runs, logs and artifacts (setups, orders, positions, P&L chart) in the Prefect UI:\n"
         "  [bold]make ui[/]  then open http://127.0.0.1:4200  (it reads var/prefect, where the demo stored them)"
     )
+
+
+def _rupees(amount: float) -> str:
+    return f"{'-' if amount < 0 else ''}₹{abs(amount):,.2f}"
 
 
 def demo_command(

@@ -48,6 +48,7 @@ def serve_command(
 ) -> None:
     """Serve a replayed day over Upstox's V3 feed protocol: authorize, WebSocket feed, intraday candles.
     Ticks are DERIVED from 5-minute bars (inside each bar's real open/high/low/close), not real prints."""
+    from engine.feed.client import AUTHORIZE_PATH
     from engine.feed.replay import FaultPlan, ReplayError, ReplayServer
 
     if (day is None) == (frames is None):
@@ -80,7 +81,7 @@ def serve_command(
         typer.echo(f"replaying {server.day} at {speed:g}x from {server.clock.now():%H:%M:%S} IST")
         typer.echo(f"api_url: {server.api_url}")
         typer.echo(f"ws_url: {server.ws_url}")
-        typer.echo(f"authorize: {server.api_url}/v3/feed/market-data-feed/authorize "
+        typer.echo(f"authorize: {server.api_url}{AUTHORIZE_PATH} "
                    f"(token: {token or 'any non-empty bearer token'})")
         typer.echo("ticks are DERIVED from 5-minute bars, not real trades. Ctrl-C to stop.", err=True)
         await server.serve_forever()

@@ -10,6 +10,7 @@ from prefect import get_run_logger
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.logging import get_logger
 from prefect.logging.handlers import APILogHandler
+from prefect.tasks import exponential_backoff
 
 from engine.brokers.base import ConfigError, OrderRejected, TokenExpired
 from engine.clock import LiveClock
@@ -61,6 +62,11 @@ def task_failed(task: Any, task_run: Any, state: Any) -> None:
         extra={"task_run_id": str(task_run.id)},
     )
 
+
+# Backoff with jitter for tasks that read or upsert idempotently, so a retry is always safe.
+IDEMPOTENT_RETRY: dict[str, Any] = {
+    "retry_delay_seconds": exponential_backoff(backoff_factor=5), "retry_jitter_factor": 0.5,
+}
 
 PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
     ConfigError, OrderRejected, TokenExpired, TokenMissing, SettingsError,

@@ -4,29 +4,26 @@ from __future__ import annotations
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.tasks import exponential_backoff
 
 from engine.session import day as day_work
 from engine.session.stages import TradingDayContext
-from tasks.hooks import retry_unless_permanent, task_failed
-
-BACKOFF = exponential_backoff(backoff_factor=5)
+from tasks.hooks import IDEMPOTENT_RETRY, retry_unless_permanent, task_failed
 
 
 @task(name="check-broker-token", cache_policy=NO_CACHE, timeout_seconds=60, on_failure=[task_failed],
-      retries=3, retry_delay_seconds=BACKOFF, retry_jitter_factor=0.5, retry_condition_fn=retry_unless_permanent)
+      retries=3, **IDEMPOTENT_RETRY, retry_condition_fn=retry_unless_permanent)
 async def check_broker_token(context: TradingDayContext) -> str:
     return await day_work.check_broker_token(context)
 
 
 @task(name="refresh-instrument-master", cache_policy=NO_CACHE, timeout_seconds=300, on_failure=[task_failed],
-      retries=3, retry_delay_seconds=BACKOFF, retry_jitter_factor=0.5)
+      retries=3, **IDEMPOTENT_RETRY)
 def refresh_instrument_master(context: TradingDayContext) -> int:
     return day_work.refresh_instrument_master(context)
 
 
 @task(name="refresh-universe", cache_policy=NO_CACHE, timeout_seconds=300, on_failure=[task_failed],
-      retries=3, retry_delay_seconds=BACKOFF, retry_jitter_factor=0.5)
+      retries=3, **IDEMPOTENT_RETRY)
 def refresh_universe(context: TradingDayContext) -> list[str]:
     return day_work.refresh_universe(context)
 

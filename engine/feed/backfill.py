@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from engine.feed.synth import MINUTE_MS, waypoints
 from engine.models import IST, Tick
 
 log = logging.getLogger(__name__)
-
-MINUTE_MS = 60_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +59,10 @@ class BackfillError(RuntimeError):
     """The candle API could not be read (the gap stays open and is counted, the feed keeps running)."""
 
 
+class BackfillTokenRejectedError(BackfillError):
+    """The candle API refused the token (HTTP 401/403): no other key is asked with it."""
+
+
 def parse_candles(instrument_key: str, rows: Sequence[Sequence[Any]], interval_ms: int = MINUTE_MS) -> list[Candle]:
     """Upstox candle rows `[ts_iso, open, high, low, close, volume, oi]` (any order) → candles, oldest first.
 
@@ -80,10 +83,10 @@ def parse_candles(instrument_key: str, rows: Sequence[Sequence[Any]], interval_m
     return [candles[start] for start in sorted(candles)]
 
 
-def _price_path(candle: Candle, whole: bool) -> list[float]:
-    # A rising candle most plausibly went open → low → high → close; a falling one open → high → low → close.
-    middle = [candle.low, candle.high] if candle.close >= candle.open else [candle.high, candle.low]
-    path = ([candle.open] if whole else []) + [*middle, candle.close]
+def _price_path(candle: Candle, *, with_open: bool) -> list[float]:
+    path = list(waypoints(candle.open, candle.high, candle.low, candle.close))
+    if not with_open:
+        path = path[1:]  # the candle's start was seen live: its open is not missed
     deduped = [path[0]]
     for price in path[1:]:
         if price != deduped[-1]:
@@ -114,7 +117,7 @@ def synthesize_ticks(
         if low_ms > high_ms:
             continue
         whole = low_ms == candle.start_ms and high_ms == candle.end_ms - 1
-        path = _price_path(candle, whole=low_ms == candle.start_ms)
+        path = _price_path(candle, with_open=low_ms == candle.start_ms)
         span = high_ms - low_ms
         if span + 1 < len(path):
             path = path[-(span + 1) :]  # too little room: keep the close-most points
@@ -182,22 +185,31 @@ class UpstoxIntradayCandles:
                 instrument_key, "minutes", self.interval_minutes, _request_timeout=self.timeout_seconds
             )
         except ApiException as exc:
-            raise BackfillError(f"intraday candles for {instrument_key}: HTTP {exc.status} {exc.reason}") from exc
+            error = BackfillTokenRejectedError if exc.status in (401, 403) else BackfillError
+            raise error(f"intraday candles for {instrument_key}: HTTP {exc.status} {exc.reason}") from exc
         except Exception as exc:  # urllib3 network errors and the SDK's ValueErrors on odd payloads
             raise BackfillError(f"intraday candles for {instrument_key}: {exc}") from exc
         rows = response.data.candles if response is not None and response.data is not None else None
         return parse_candles(instrument_key, rows or [], self.interval_minutes * MINUTE_MS)
 
     async def fetch(self, instrument_keys: Sequence[str]) -> dict[str, list[Candle]]:
-        """Candles per key. Keys whose request failed are left out (and logged); never raises for one key."""
+        """Candles per key. Keys whose request failed are left out (and logged); never raises for one key.
+        Once the token is refused, the keys not yet asked are left out too (no request per key with a dead token)."""
         api = await asyncio.to_thread(self._api, self.token_provider())
         semaphore = asyncio.Semaphore(self.max_concurrency)
         result: dict[str, list[Candle]] = {}
+        token_rejected = False
 
         async def one(key: str) -> None:
+            nonlocal token_rejected
             async with semaphore:
+                if token_rejected:
+                    return
                 try:
                     result[key] = await asyncio.to_thread(self._fetch_one, api, key)
+                except BackfillTokenRejectedError as exc:
+                    token_rejected = True
+                    log.error("backfill stopped, token refused: %s", exc)
                 except BackfillError as exc:
                     log.warning("backfill skipped: %s", exc)
 

@@ -195,6 +195,9 @@ class MarketDataClient:
         """Mode → keys currently subscribed (what a reconnect resubscribes)."""
         return {mode: frozenset(keys) for mode, keys in self._keys_by_mode.items() if keys}
 
+    def _subscribed_keys(self) -> set[str]:
+        return set().union(*self._keys_by_mode.values())
+
     def _planned(self, keys: Iterable[str], mode: str | None) -> dict[str, set[str]]:
         moving = set(keys)
         planned = {m: ks - moving for m, ks in self._keys_by_mode.items()}
@@ -217,7 +220,7 @@ class MarketDataClient:
     async def change_mode(self, instrument_keys: Iterable[str], mode: str) -> None:
         keys = list(dict.fromkeys(instrument_keys))
         check_mode(mode)
-        held = set().union(*self._keys_by_mode.values()) if self._keys_by_mode else set()
+        held = self._subscribed_keys()
         unknown = [key for key in keys if key not in held]
         if unknown:
             raise ValueError(f"change_mode on keys that are not subscribed: {unknown[:5]}")
@@ -371,6 +374,8 @@ class MarketDataClient:
         self._last_frame_ms = self.clock.now_ms()
         watchdog = asyncio.create_task(self._watchdog(ws))
         try:
+            if self._stop_event.is_set():  # stop() came while connecting and found no socket to close
+                return
             for mode, keys in self.subscriptions.items():
                 await ws.send(_subscription_request("sub", sorted(keys), mode))
             if self._stream_start_ms is None:
@@ -447,7 +452,7 @@ class MarketDataClient:
                 session = True
             if session is None or (session is not True and not session.is_open_at(when)):
                 return False
-        segments = {key.split("|", 1)[0] for keys in self._keys_by_mode.values() for key in keys}
+        segments = {key.split("|", 1)[0] for key in self._subscribed_keys()}
         known = [self.market_status[segment] for segment in segments if segment in self.market_status]
         return not known or MarketStatus.NORMAL_OPEN in known
 
@@ -471,15 +476,22 @@ class MarketDataClient:
             accepted.append(tick)
         return accepted
 
+    async def _pass_on(self, ticks: list[Tick], *, backfilled: bool = False) -> None:
+        """Dedupe `ticks`, count what is left and hand it to `on_ticks` (callers hold `_deliver_lock`)."""
+        accepted = self._accept(ticks)
+        if backfilled:
+            self.stats.backfilled_ticks += len(accepted)
+        else:
+            self.stats.ticks += len(accepted)
+        if accepted and self.on_ticks is not None:
+            await self._call(self.on_ticks, accepted)
+
     async def _deliver_live(self, ticks: list[Tick]) -> None:
         if self._held_ticks is not None:
             self._held_ticks.extend(ticks)
             return
         async with self._deliver_lock:
-            accepted = self._accept(ticks)
-            self.stats.ticks += len(accepted)
-            if accepted and self.on_ticks is not None:
-                await self._call(self.on_ticks, accepted)
+            await self._pass_on(ticks)
 
     def _start_backfill(self) -> None:
         self._held_ticks = []
@@ -501,7 +513,7 @@ class MarketDataClient:
             # missed part of that minute (its high or low, say) would never be filled.
             complete_ms = (reconnected_ms // MINUTE_MS + 1) * MINUTE_MS + BACKFILL_GRACE_MS
             await self.clock.sleep_until(datetime.fromtimestamp(complete_ms / 1000, IST))
-        keys = sorted(set().union(*self._keys_by_mode.values())) if self._keys_by_mode else []
+        keys = sorted(self._subscribed_keys())
         candles: dict[str, list[Any]] = {}
         if self.candle_source is not None and keys:
             try:
@@ -531,17 +543,11 @@ class MarketDataClient:
                 if ticks:
                     self.stats.backfilled_bars += len({tick.ltt_ms // MINUTE_MS for tick in ticks})
                     synthesized.extend(ticks)
-            accepted = self._accept(synthesized)
-            self.stats.backfilled_ticks += len(accepted)
-            if accepted and self.on_ticks is not None:
-                await self._call(self.on_ticks, accepted)
+            await self._pass_on(synthesized, backfilled=True)
             # Flush live ticks held meanwhile; more may arrive while on_ticks runs, so loop until none are left.
             while self._held_ticks:
                 batch, self._held_ticks = self._held_ticks, []
-                live = self._accept(batch)
-                self.stats.ticks += len(live)
-                if live and self.on_ticks is not None:
-                    await self._call(self.on_ticks, live)
+                await self._pass_on(batch)
             self._held_ticks = None
             self._backfill_task = None
         await self._set_state(FeedState.STREAMING)

@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-MODES = ("ltpc", "full", "option_greeks", "full_d30")
-
 
 @dataclass(frozen=True, slots=True)
 class ModeLimit:
@@ -38,7 +36,7 @@ class UnknownModeError(ValueError):
 
 def check_mode(mode: str) -> str:
     if mode not in UPSTOX_V3_LIMITS:
-        raise UnknownModeError(f"unknown feed mode {mode!r}; allowed: {', '.join(MODES)}")
+        raise UnknownModeError(f"unknown feed mode {mode!r}; allowed: {', '.join(UPSTOX_V3_LIMITS)}")
     return mode
 
 

@@ -58,6 +58,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from engine.clock import Clock, Lockstep, SimulatedClock
+from engine.feed.client import AUTHORIZE_PATH
 from engine.feed.decoder import FeedMode, FrameDecodeError, FrameKind, decode_frame, encode_market_info, encode_ticks
 from engine.feed.framefile import read_frames
 from engine.feed.limits import UPSTOX_V3_LIMITS, ModeLimit, SubscriptionLimitError, check_limits
@@ -67,7 +68,6 @@ from engine.storage.bars import BarStore
 
 log = logging.getLogger(__name__)
 
-AUTHORIZE_PATH = "/v3/feed/market-data-feed/authorize"
 FEED_PATH = "/v3/feed/market-data-feed"
 CANDLE_PREFIX = "/v3/historical-candle/intraday/"
 SEGMENTS = ("NSE_EQ", "NSE_FO", "NSE_INDEX", "BSE_EQ", "BSE_FO", "BSE_INDEX")
@@ -385,6 +385,7 @@ class ReplayServer:
             assert day is not None
             self.tape = BarTape(Path(data_dir), day, instruments)
         self.day = self.tape.day
+        self._day_start_ms = _ms(datetime.combine(self.day, time(), IST))  # the "1d" candle's ts in every frame
         self._preload = preload
         self._own_clock = clock is None
         self._clock_start = (
@@ -470,10 +471,6 @@ class ReplayServer:
         await self.stop()
 
     @property
-    def url(self) -> str:
-        return self.api_url
-
-    @property
     def api_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
@@ -551,13 +548,12 @@ class ReplayServer:
         """Upstox rows [ts_iso, open, high, low, close, volume, oi] of `key`, newest first: the candles complete at
         the replay clock's now (for days: the day so far), from the same tick path the socket streams."""
         now_ms = self.clock.now_ms()
-        day_start = datetime.combine(self.day, time(), IST)
         origin_ms = _ms(datetime.combine(self.day, SESSION_OPEN, IST))
         ticks = [tick for tick in self.tape.ticks(key) if tick.ltt_ms <= now_ms]
         if unit == "days":
             if not ticks:
                 return []
-            built = candles(ticks, interval_ms=86_400_000, origin_ms=_ms(day_start))
+            built = candles(ticks, interval_ms=86_400_000, origin_ms=self._day_start_ms)
         else:
             interval_ms = interval * UNIT_LIMITS[unit][2]
             built = [c for c in candles(ticks, interval_ms=interval_ms, origin_ms=origin_ms)
@@ -680,9 +676,8 @@ class ReplayServer:
         by_mode: dict[FeedMode, list[Tick]] = {}
         for tick in ticks:
             by_mode.setdefault(session.modes.get(tick.instrument_key, FeedMode.LTPC), []).append(tick)
-        day_start_ms = _ms(datetime.combine(self.day, time(), IST))
         return b"".join(
-            encode_ticks(group, current_ts_ms=now_ms, kind=kind, mode=mode, day_start_ms=day_start_ms)
+            encode_ticks(group, current_ts_ms=now_ms, kind=kind, mode=mode, day_start_ms=self._day_start_ms)
             for mode, group in by_mode.items()
         )
 
@@ -747,7 +742,7 @@ class ReplayServer:
     async def _send_step(self, session: _Session, ltt_ms: int, now_ms: int) -> None:
         assert isinstance(self.tape, BarTape)
         ticks = []
-        for key in list(session.modes):
+        for key in session.modes:  # no await in this loop: the modes cannot change under it
             tick = self.tape.at(key, ltt_ms)
             if tick is not None and tick.ltt_ms > session.last_sent.get(key, 0):
                 ticks.append(tick)

@@ -49,6 +49,12 @@ class Candle:
     volume: int
 
 
+def waypoints(open_: float, high: float, low: float, close: float) -> tuple[float, float, float, float]:
+    """open → low → high → close for a bar that closed up (it most plausibly dipped first), else open → high → low
+    → close: the order in which every derived path visits a bar's or candle's extremes."""
+    return (open_, low, high, close) if close >= open_ else (open_, high, low, close)
+
+
 def bar_path(
     open_: float,
     high: float,
@@ -67,9 +73,8 @@ def bar_path(
         raise ValueError(f"inconsistent bar: open={open_} high={high} low={low} close={close}")
     if volume < 0:
         raise ValueError(f"negative bar volume {volume}")
-    waypoints = (open_, low, high, close) if close >= open_ else (open_, high, low, close)
     prices = [open_]
-    for start, end in itertools.pairwise(waypoints):
+    for start, end in itertools.pairwise(waypoints(open_, high, low, close)):
         for step in range(1, points_per_leg):
             price = start + (end - start) * step / points_per_leg
             if tick_size:

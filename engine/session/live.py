@@ -103,8 +103,9 @@ class LiveSession:
         broker: Broker,
         orders: OrderManager,
         engine: TradingEngine,
-        feed: MarketDataClient,
         instrument_keys: list[str],
+        feed_url: str,
+        feed_token: Callable[[], str],
         replay_server: ReplayServer | None = None,
         lockstep: Lockstep | None = None,
     ) -> None:
@@ -116,11 +117,28 @@ class LiveSession:
         self.broker = broker
         self.orders = orders
         self.engine = engine
-        self.feed = feed
         self.instrument_keys = instrument_keys
         self.replay_server = replay_server
         self.lockstep = lockstep
         self.stats = SessionStats()
+        feed_settings = context.settings.feed
+        self.feed = MarketDataClient(
+            api_url=feed_url,
+            token_provider=feed_token,
+            clock=clock,
+            calendar=context.calendar,
+            on_ticks=self._on_ticks,
+            on_market_status=self._on_market_status,
+            # Replayed ticks come from 5-minute bars (several per bar, not every second): a silent
+            # minute is normal there, so the watchdog waits longer on a replay.
+            watchdog_seconds=max(feed_settings.watchdog_seconds, REPLAY_WATCHDOG_SECONDS)
+            if replay_server is not None
+            else feed_settings.watchdog_seconds,
+            reconnect_max_seconds=feed_settings.reconnect_max_seconds,
+            backfill=replay_server is None,
+            on_raw_frame=lockstep.frame_received if lockstep is not None else None,
+        )
+        self._last_decision: dict[str, tuple[bool, str]] = {}  # per symbol, so a repeated rejection logs once
         self.streaming_done = asyncio.Event()
         self._closing: asyncio.Future[dict[str, Any]] | None = None
         self._stop_requested = ""
@@ -165,49 +183,44 @@ class LiveSession:
         instruments = [i for i in instruments if i.symbol in indicators]
         if replay:
             _check_replayable(context, [i.symbol for i in instruments])
-        broker = make_session_broker(context, clock, instruments)
+        broker = make_broker(settings, clock=clock, instruments=instruments, db=context.db)
         await broker.connect()
-        orders = OrderManager(broker, context.db, clock, trading_day=context.day)
-        reconciled = await orders.reconcile()
-        log.info("reconciled %s with the broker: %s", context.day, reconciled)
-        engine = TradingEngine(
-            settings, clock, instruments, indicators, load_strategy(settings), orders, context.db, context.day,
-            broker, session=session,
-        )
-        await engine.resume()
-        keys = [i.instrument_key for i in instruments]
-        replay_server = None
-        if replay:
-            replay_server = await _start_replay_server(context, clock, in_lockstep)
-            api_url, token_provider = replay_server.api_url, _constant(REPLAY_TOKEN)
-        else:
-            credentials = load_credentials()
-            api_url = credentials.upstox_api_url
+        replay_server: ReplayServer | None = None
+        try:
+            orders = OrderManager(broker, context.db, clock, trading_day=context.day)
+            reconciled = await orders.reconcile()
+            log.info("reconciled %s with the broker: %s", context.day, reconciled)
+            engine = TradingEngine(
+                settings, clock, instruments, indicators, load_strategy(settings), orders, context.db, context.day,
+                broker, session=session,
+            )
+            await engine.resume()
+            keys = [i.instrument_key for i in instruments]
+            if replay:
+                replay_server = await _start_replay_server(context, clock, in_lockstep)
+                api_url, token_provider = replay_server.api_url, _constant(REPLAY_TOKEN)
+            else:
+                credentials = load_credentials()
+                api_url = credentials.upstox_api_url
 
-            def token_provider() -> str:  # re-read on every reconnect: a refreshed token is picked up
-                token = load_credentials().upstox_access_token
-                return token.get_secret_value() if token is not None else ""
+                def token_provider() -> str:  # re-read on every reconnect: a refreshed token is picked up
+                    token = load_credentials().upstox_access_token
+                    return token.get_secret_value() if token is not None else ""
 
-        live = cls(context, clock, broker, orders, engine, _placeholder_feed(), keys, replay_server, in_lockstep)
-        live.feed = MarketDataClient(
-            api_url=api_url,
-            token_provider=token_provider,
-            clock=clock,
-            calendar=context.calendar,
-            on_ticks=live._on_ticks,
-            on_market_status=live._on_market_status,
-            # Replayed ticks come from 5-minute bars (several per bar, not every second): a silent
-            # minute is normal there, so the watchdog waits longer on a replay.
-            watchdog_seconds=max(settings.feed.watchdog_seconds, REPLAY_WATCHDOG_SECONDS) if replay
-            else settings.feed.watchdog_seconds,
-            reconnect_max_seconds=settings.feed.reconnect_max_seconds,
-            backfill=not replay,
-            on_raw_frame=in_lockstep.frame_received if in_lockstep is not None else None,
-        )
-        record_stage(context.db, context.day, LIVE_SESSION, RUNNING, clock,
-                     {"instruments": len(keys), "replay": replay, "broker": broker.name,
-                      "lockstep": in_lockstep is not None})
-        return live
+            live = cls(context, clock, broker, orders, engine, keys, api_url, token_provider,
+                       replay_server, in_lockstep)
+            record_stage(context.db, context.day, LIVE_SESSION, RUNNING, clock,
+                         {"instruments": len(keys), "replay": replay, "broker": broker.name,
+                          "lockstep": in_lockstep is not None})
+            return live
+        except BaseException:
+            # open-live-session retries this: leave no broker connection or replay server behind.
+            if replay_server is not None:
+                with contextlib.suppress(Exception):
+                    await replay_server.stop()
+            with contextlib.suppress(Exception):
+                await broker.close()
+            raise
 
     # ---- callbacks -------------------------------------------------------------------------------
 
@@ -296,7 +309,9 @@ class LiveSession:
                 }
                 self.stats.decisions.append(record)
                 self.stats.entries_approved += int(decision.approved)
-                log.info("entry decision %s", record, extra={"instrument_key": decision.setup.instrument_key})
+                if self._last_decision.get(decision.setup.symbol) != (decision.approved, decision.reason):
+                    self._last_decision[decision.setup.symbol] = (decision.approved, decision.reason)
+                    log.info("entry decision %s", record, extra={"instrument_key": decision.setup.instrument_key})
             await self._sleep_or_done(self.clock.now() + ENTRY_POLL)
         return {"entry_calls": self.stats.entry_calls, "approved": self.stats.entries_approved,
                 "decisions": self.stats.decisions}
@@ -338,6 +353,8 @@ class LiveSession:
 
     async def _close(self) -> dict[str, Any]:
         done_streaming = self.streaming_done.is_set()
+        if not done_streaming:  # a stream still running reports that it was stopped early
+            self._stop_requested = self._stop_requested or "closed"
         self.streaming_done.set()  # ends a waiting entry window
         with contextlib.suppress(Exception):
             await self.feed.stop()
@@ -369,10 +386,6 @@ def _constant(value: str) -> Callable[[], str]:
     return provide
 
 
-def _placeholder_feed() -> MarketDataClient:
-    return MarketDataClient(api_url="http://127.0.0.1", token_provider=_constant(""), clock=LiveClock(), backfill=False)
-
-
 def _universe_instruments(context: TradingDayContext) -> list[Any]:
     from engine.data.instruments import load_instruments
 
@@ -396,11 +409,6 @@ def _indicators(context: TradingDayContext, symbols: list[str]) -> dict[str, Ins
             log.warning("metadata %s unusable (%s); rebuilding", path, error)
     built = build_metadata(day_work.bar_store(context), symbols, asof=context.day - timedelta(days=1), config=config)
     return built.instruments
-
-
-def make_session_broker(context: TradingDayContext, clock: Clock, instruments: list[Any]) -> Broker:
-    """The broker chosen by settings (`AUTOTRADER_BROKER`), on the session's clock and database."""
-    return make_broker(context.settings, clock=clock, instruments=instruments, db=context.db)
 
 
 class NothingToReplay(ValueError):

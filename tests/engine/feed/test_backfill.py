@@ -101,3 +101,23 @@ async def test_sdk_candle_source_interval(make_replay_server: MakeReplayServer, 
     candles = fetched[REPLAY_KEYS[0]]
     assert {c.interval_ms for c in candles} == {interval * MINUTE_MS}
     assert all(c.start.minute % interval == 0 for c in candles)
+
+
+async def test_refused_token_stops_the_candle_requests_at_the_first_refusal() -> None:
+    from upstox_client.rest import ApiException
+
+    class RefusingApi:
+        calls = 0
+
+        def get_intra_day_candle_data(self, *_args: object, **_kwargs: object) -> None:
+            RefusingApi.calls += 1
+            raise ApiException(status=401, reason="Unauthorized")
+
+    class RefusedCandles(UpstoxIntradayCandles):
+        def _api(self, token: str) -> RefusingApi:
+            return RefusingApi()
+
+    source = RefusedCandles("http://127.0.0.1:9", lambda: "stale", max_concurrency=1)
+    keys = [f"NSE_EQ|K{n}" for n in range(50)]
+    assert await source.fetch(keys) == {}
+    assert RefusingApi.calls == 1  # a dead token is not tried once per key

@@ -405,3 +405,16 @@ async def test_a_token_provider_that_fails_means_token_expired(stub: StubUpstox)
     await client.subscribe(stub.keys[:2], "full")
     assert await run_for(client, 600) is FeedState.TOKEN_EXPIRED
     assert "token provider failed" in client.stats.last_error and stub.authorize_calls == []
+
+
+async def test_stop_while_connecting_ends_run_instead_of_streaming_on(stub: StubUpstox) -> None:
+    client: MarketDataClient
+
+    def token_then_stop() -> str:
+        asyncio.get_running_loop().create_task(client.stop())  # runs while authorize is in flight: no socket yet
+        return "token-1"
+
+    client = make_client(stub, Collector(), token=token_then_stop)
+    await client.subscribe(stub.keys[:2], "full")
+    assert await asyncio.wait_for(client.run(), timeout=10) is FeedState.STOPPED
+    assert client.stats.ticks == 0

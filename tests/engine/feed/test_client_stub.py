@@ -173,6 +173,8 @@ class StubUpstox:
             while True:
                 await self.clock.sleep_until(datetime.fromtimestamp(second + step, IST))
                 second += step
+                if reader.done():  # the client went away: a silent (unsubscribed or stalled) loop would not notice
+                    return
                 if second < self._stall_until_s or not subscribed:
                     continue
                 ticks = [self.tick(key, second) for key in sorted(subscribed)]

@@ -16,6 +16,8 @@ import pandas as pd
 import pytest
 from sqlmodel import select
 
+from engine.brokers.base import Broker
+from engine.brokers.factory import make_broker
 from engine.clock import LiveClock
 from engine.models import IST
 from engine.session import day as day_work
@@ -182,3 +184,61 @@ async def test_a_replayed_day_is_deterministic_and_enters_only_inside_the_window
         created = created.astimezone(IST)
         assert time(15, 10) <= created.time() < time(15, 25), order
         assert created.date().isoformat() in days and created.second == 0  # at a window poll, not "late"
+
+
+async def test_a_failed_open_releases_the_broker_it_connected(
+    context: TradingDayContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`open-live-session` retries `open`: a failure after connecting must not leave a connection behind."""
+    import engine.session.live as live_module
+    from engine.trader import TradingEngine
+
+    brokers: list[Broker] = []
+    closed: list[str] = []
+
+    def connected_broker(*args: object, **kwargs: object) -> Broker:
+        broker = make_broker(*args, **kwargs)  # type: ignore[arg-type]
+        real_close = broker.close
+
+        async def close() -> None:
+            closed.append(broker.name)
+            await real_close()
+
+        broker.close = close  # type: ignore[method-assign]
+        brokers.append(broker)
+        return broker
+
+    async def resume_fails(self: TradingEngine) -> None:
+        raise RuntimeError("database unavailable")
+
+    monkeypatch.setattr(live_module, "make_broker", connected_broker)
+    monkeypatch.setattr(TradingEngine, "resume", resume_fails)
+    with pytest.raises(RuntimeError, match="database unavailable"):
+        await LiveSession.open(context, replay=True)
+    assert len(brokers) == 1 and closed == [brokers[0].name]
+
+
+async def test_closing_mid_stream_ends_the_stream_as_stopped_early(
+    context: TradingDayContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flow closes the session when the entry window fails; the stream still running must end
+    (no deadlock in lockstep) and say it stopped early, and the stage stays INTERRUPTED."""
+    from engine.trader import TradingEngine
+
+    async def window_fails(self: TradingEngine) -> list[object]:
+        raise RuntimeError("entry window broke")
+
+    monkeypatch.setattr(TradingEngine, "execute_entry_window", window_fails)
+    live = await LiveSession.open(context, replay=True)
+    stream = asyncio.ensure_future(live.stream_until_close())
+    try:
+        with pytest.raises(RuntimeError, match="entry window broke"):
+            await asyncio.gather(stream, live.run_entry_window())
+    finally:
+        closed = await asyncio.wait_for(live.close(), 60)
+    streamed = await asyncio.wait_for(stream, 60)
+    assert closed["status"] == "INTERRUPTED"
+    assert streamed["stopped_early"] == "closed"
+    assert live.clock.now() < datetime.combine(context.day, time(15, 30), IST)
+    state = stage_state(context.db, context.day, "live_session")
+    assert state is not None and state[0] == "INTERRUPTED"
