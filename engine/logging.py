@@ -79,6 +79,7 @@ def configure_logging(level: str | int = "INFO", secrets: Iterable[str] = ()) ->
     root.setLevel(level)
     if not root.handlers:
         stderr_handler = logging.StreamHandler(sys.stderr)
+        stderr_handler.setLevel(level)  # also for records of loggers set lower (engine, prefect) that propagate
         stderr_handler.setFormatter(logging.Formatter(LOG_FORMAT))
         root.addHandler(stderr_handler)
     return redact_secrets(secrets)
