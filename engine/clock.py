@@ -40,6 +40,16 @@ class Clock(ABC):
         if delay > 0:
             await self.sleep(delay)
 
+    async def sleep_until_or(self, when: datetime, event: asyncio.Event) -> None:
+        """Sleep until `when` on this clock, or until `event` is set, whichever comes first."""
+        sleeper = asyncio.ensure_future(self.sleep_until(when))
+        waiter = asyncio.ensure_future(event.wait())
+        try:
+            await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waiter.cancel()
+
 
 class LiveClock(Clock):
     """Wall-clock time in Asia/Kolkata."""

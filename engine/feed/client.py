@@ -23,7 +23,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 import httpx
@@ -292,13 +292,7 @@ class MarketDataClient:
 
     async def _sleep(self, seconds: float) -> None:
         """Clock-time sleep that `stop()` interrupts."""
-        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
-        stopper = asyncio.ensure_future(self._stop_event.wait())
-        try:
-            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleeper.cancel()
-            stopper.cancel()
+        await self.clock.sleep_until_or(self.clock.now() + timedelta(seconds=seconds), self._stop_event)
 
     def _next_backoff(self, retry_state: RetryCallState) -> float:
         # Our own failure count, not tenacity's attempt number: a connection that stayed up resets the backoff.

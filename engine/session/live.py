@@ -297,7 +297,7 @@ class LiveSession:
             if opens is None:
                 break
             if opens > now:
-                await self._sleep_or_done(opens)
+                await self.clock.sleep_until_or(opens, self.streaming_done)
                 continue
             with self._holding_time():
                 decisions = await self.engine.execute_entry_window()
@@ -312,18 +312,9 @@ class LiveSession:
                 if self._last_decision.get(decision.setup.symbol) != (decision.approved, decision.reason):
                     self._last_decision[decision.setup.symbol] = (decision.approved, decision.reason)
                     log.info("entry decision %s", record, extra={"instrument_key": decision.setup.instrument_key})
-            await self._sleep_or_done(self.clock.now() + ENTRY_POLL)
+            await self.clock.sleep_until_or(self.clock.now() + ENTRY_POLL, self.streaming_done)
         return {"entry_calls": self.stats.entry_calls, "approved": self.stats.entries_approved,
                 "decisions": self.stats.decisions}
-
-    async def _sleep_or_done(self, until: datetime) -> None:
-        sleeper = asyncio.ensure_future(self.clock.sleep_until(until))
-        done = asyncio.ensure_future(self.streaming_done.wait())
-        try:
-            await asyncio.wait({sleeper, done}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleeper.cancel()
-            done.cancel()
 
     # ---- shutdown --------------------------------------------------------------------------------
 
