@@ -524,7 +524,7 @@ class ReplayServer:
             if not code_ok and not self._token_ok(request.headers.get("Authorization")):
                 return _error(connection, HTTPStatus.UNAUTHORIZED, INVALID_TOKEN)
             return None  # go on with the WebSocket handshake
-        if path.startswith(CANDLE_PREFIX):
+        if path.startswith(CANDLE_PREFIX):  # no token check: the SDK's HistoryV3Api sends none (auth_settings=[])
             return await self._candles_response(connection, path.removeprefix(CANDLE_PREFIX))
         return _error(connection, HTTPStatus.NOT_FOUND, NOT_FOUND)
 
