@@ -297,3 +297,27 @@ async def _loop_quiet() -> None:
         ready = getattr(loop, "_ready", None)
         if ready is not None and not ready:
             return
+
+
+class ReplayClock(Clock):
+    """Simulated time at `speed`× that holds still at `start` until `run()`: opening the session
+    (broker, reconciliation, indicators) costs no replayed time, so no minute of the day is skipped."""
+
+    def __init__(self, start: datetime, speed: float) -> None:
+        if start.tzinfo is None or speed <= 0:
+            raise ValueError(f"ReplayClock needs a tz-aware start and speed > 0, got {start!r}, {speed}")
+        self.start = start
+        self.speed = speed
+        self._wall_start: float | None = None
+
+    def run(self) -> None:
+        if self._wall_start is None:
+            self._wall_start = time.monotonic()
+
+    def now(self) -> datetime:
+        if self._wall_start is None:
+            return self.start
+        return self.start + timedelta(seconds=(time.monotonic() - self._wall_start) * self.speed)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds) / self.speed)

@@ -1,8 +1,10 @@
 """Positions in the database (table `positions`), the active-positions filter and the trade log.
 
 `PositionBook` is the in-memory view of the open positions, loaded from the database at start
-(so a restart knows what it holds) and written through on every change. Closing a position
-writes a `trades` row with gross and net P&L after charges."""
+(so a restart knows what it holds) and written through on every change. It is the only code that
+changes an `OpenPosition` or the `open` map: the trading engine calls its methods (mark, begin or
+fail an exit, set the GTT, close, drop). Closing a position writes a `trades` row with gross and
+net P&L after charges."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from datetime import date, datetime
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
-from engine.models import Instrument, Position, Side, Trade
+from engine.models import IST, Instrument, Position, Side, Trade
 from engine.portfolio.charges import ChargeCalculator
 from engine.portfolio.times import from_db, to_db
 from engine.storage import session_scope
@@ -108,6 +110,46 @@ class PositionBook:
     def holds(self, instrument_key: str) -> bool:
         return instrument_key in self.open
 
+    def by_id(self, position_id: int) -> OpenPosition | None:
+        """The open position with this id (None once it closed: a late answer about it is moot)."""
+        return next((p for p in self.open.values() if p.id == position_id), None)
+
+    def exiting(self) -> list[OpenPosition]:
+        """Open positions with an exit order of our own still working."""
+        return [p for p in self.open.values() if p.exit_client_order_id is not None]
+
+    def entry_order_ids(self) -> set[str]:
+        """The entry orders that opened a position (open or closed, any day)."""
+        with session_scope(self.db) as session:
+            return set(session.exec(select(PositionRow.entry_client_order_id)).all())
+
+    def mark(self, position: OpenPosition, last_price: float, *, reference_price: float | None = None) -> None:
+        """The latest price (and, on the first tick of a later day, the previous close that today's
+        P&L is measured from)."""
+        if reference_price is not None:
+            position.reference_price = reference_price
+        position.last_price = last_price
+
+    def begin_exit(self, position: OpenPosition, client_order_id: str, reason: str) -> None:
+        """An exit order of our own is on its way (each attempt under its own id)."""
+        position.exit_attempts += 1
+        position.exit_client_order_id = client_order_id
+        position.exit_reason = reason
+
+    def exit_failed(self, position: OpenPosition) -> None:
+        """Our exit order was refused or ended unfilled: the position is still open, exited again later."""
+        position.exit_client_order_id = None
+
+    def drop_closed_elsewhere(self) -> list[OpenPosition]:
+        """Forget the positions the database no longer holds OPEN (reconciliation closed them, e.g.
+        sold by hand at the broker); returns them."""
+        with session_scope(self.db) as session:
+            still_open = set(session.exec(select(PositionRow.id).where(PositionRow.status == "OPEN")).all())
+        dropped = [p for p in self.open.values() if p.id not in still_open]
+        for position in dropped:
+            self.open.pop(position.key, None)
+        return dropped
+
     def open_position(
         self,
         instrument: Instrument,
@@ -151,7 +193,10 @@ class PositionBook:
         self, position: OpenPosition, exit_price: float, exit_time: datetime, reason: str, trading_day: date
     ) -> Trade:
         """Close the position at `exit_price`: mark it CLOSED and log the trade with P&L."""
-        gross, charges, net = self.charges.trade_pnl(position.quantity, position.average_price, exit_price)
+        # Dated: the day's rates, intraday rates for a same-day round trip, a DP charge for a later sell.
+        gross, charges, net = self.charges.trade_pnl(position.quantity, position.average_price, exit_price,
+                                                     entry_day=position.opened_at.astimezone(IST).date(),
+                                                     exit_day=exit_time.astimezone(IST).date())
         trade = Trade(
             instrument_key=position.key,
             symbol=position.instrument.symbol,

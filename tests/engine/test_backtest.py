@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 from cli.main import app
 from engine.backtest import Backtest, BacktestError, bar_path, run_backtest
 from engine.models import IST, Bar
-from engine.settings import PROJECT_ROOT, load_settings
+from engine.settings import load_settings
 from engine.storage import BarStore
+from tests.conftest import PROJECT_ROOT
 from tests.engine.strategy.support import AlwaysLong
 
 DATA = PROJECT_ROOT / "data"

@@ -55,12 +55,12 @@ class Rig:
     instruments: list[Instrument]
     strategy: Strategy
 
-    def engine(self) -> TradingEngine:
+    def engine(self, **options: Any) -> TradingEngine:
         """A TradingEngine as a (re)started process would build it: fresh indicators and manager."""
         indicators = {i.symbol: seeded_indicators(i, DAY) for i in self.instruments}
         manager = OrderManager(self.broker, self.db, self.clock, trading_day=DAY)
         return TradingEngine(self.settings, self.clock, self.instruments, indicators, self.strategy, manager, self.db,
-                             DAY, self.broker, session=SESSION)
+                             DAY, self.broker, session=SESSION, **options)
 
 
 def make_rig(tmp_path: Path, settings: Settings | None = None, instruments: list[Instrument] | None = None,
@@ -139,10 +139,12 @@ async def test_stop_hit_settles_through_the_gtt_once_and_logs_the_trade(tmp_path
     # the stop leg (SELL LIMIT 94.45) fills at 94.9 less 5 bps = 94.85255 -> 94.85
     assert (trade.quantity, trade.entry_price, trade.exit_price, trade.exit_reason) == (1801, 100.05, 94.85,
                                                                                           "stop (GTT)")
-    # gross 1801 * (94.85 - 100.05) = -9365.20; charges: buy 1,80,190.05 * 0.1186226 % = 213.75, sell
-    # 1,70,824.85 * 0.1036226 % (no stamp duty) = 177.01; total 390.76; net -9755.96
-    gross, charges, net = ChargeCalculator(rig.settings.charges).trade_pnl(1801, 100.05, 94.85)
-    assert (trade.gross_pnl, trade.charges, trade.net_pnl) == (gross, charges, net) == (-9365.2, 390.76, -9755.96)
+    # gross 1801 * (94.85 - 100.05) = -9365.20. Bought and sold the same day: intraday charges (June 2024):
+    # brokerage 20 + 20 (0.03 % capped), STT 0.025 % of the sell 42.71, NSE 0.00322 % of 3,51,014.90 11.30,
+    # SEBI 0.35, stamp 0.003 % of the buy 5.41, GST 18 % of 51.65 = 9.30; total 109.06; net -9474.26
+    gross, charges, net = ChargeCalculator.from_settings(rig.settings).trade_pnl(1801, 100.05, 94.85,
+                                                                                entry_day=DAY, exit_day=DAY)
+    assert (trade.gross_pnl, trade.charges, trade.net_pnl) == (gross, charges, net) == (-9365.2, 109.06, -9474.26)
     assert [p.status for p in rows(rig.db, PositionRow)] == ["CLOSED"]
     sells = [o for o in rows(rig.db, OrderRow) if o.side == "SELL"]
     assert len(sells) == 1  # the GTT's leg only: the engine never sold a second time
@@ -443,8 +445,8 @@ async def test_a_loss_settled_by_reconciliation_trips_the_kill_switch_before_the
     [trade] = rows(rig.db, TradeRow)
     assert trade.net_pnl < -5_000  # beyond 0.5% of the capital
     assert await engine.execute_entry_window() == []
-    # 1801 bought at 100.05, the stop leg sold at 94.85: net -9755.96 (see the stop-hit test)
-    assert engine.kill_switch and engine.kill_reason.startswith("day P&L -9755.96")
+    # 1801 bought at 100.05, the stop leg sold at 94.85: net -9474.26 (see the stop-hit test)
+    assert engine.kill_switch and engine.kill_reason.startswith("day P&L -9474.26")
     assert [o.symbol for o in rows(rig.db, OrderRow) if o.purpose == "ENTRY"] == ["RELIANCE"]
     # the candidate the kill switch cleared ends the day SKIPPED with the kill reason
     await engine.end_of_day()

@@ -11,10 +11,16 @@ and status codes, and a bearer-token check:
     GET    /v2/portfolio/long-term-holdings
     POST   /v3/order/gtt/place                 PUT /v3/order/gtt/modify
     DELETE /v3/order/gtt/cancel                GET /v3/order/gtt
+    GET    /v2/user/get-funds-and-margin   POST /v2/login/authorization/token   (sandbox_account.py)
     POST   /sandbox/last-price   (not Upstox: feeds a price, for a sandbox run in its own process)
 
-Orders fill against the price fed with `set_last_price`: MARKET at that price, LIMIT when it is
-marketable. A delivery (D) SELL needs holdings (`set_holding`) or bought shares, as at Upstox's RMS.
+Its book is the simulated exchange (`engine.sim`, the one the paper broker and the Kite sandbox
+use; this module is Upstox's wire codec over it). Orders fill against the price fed with
+`set_last_price` by its fill model (by default at that price, on arrival; LIMIT when marketable;
+SL / SL-M remember a crossed trigger). A delivery (D) SELL needs holdings (`set_holding`) or bought
+shares, as at Upstox's RMS; a refused order is `rejected` with its reason. Books are per day (on a
+new day by the clock working orders expire and delivery positions move to holdings); with
+`state_path` the book is kept in a JSON file across processes.
 GTTs: a SINGLE GTT's ENTRY rule fires when the price crosses its trigger (ABOVE: >=, BELOW: <=,
 IMMEDIATE: at once) and places a LIMIT order `market_protection` percent beyond its trigger (at the
 traded price when the rule has none);
@@ -31,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import enum
-import itertools
 import json
 import math
 import re
@@ -39,22 +44,26 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from engine.brokers.loopback import JsonHandler, LoopbackListener
 from engine.brokers.upstox.config import UpstoxConfig
 from engine.brokers.upstox.execution import UpstoxBroker
+from engine.brokers.upstox.sandbox_account import LOGIN_PATH, funds_route, token_answer
+from engine.brokers.upstox.sandbox_holidays import HOLIDAYS_PATH, holidays_route
 from engine.clock import Clock, LiveClock
-from engine.models import IST, Instrument, Product, Tick
+from engine.models import IST, Instrument, OrderStatus, OrderType, Product, Side, Tick
+from engine.sim import FillModel, GttLeg, SimFill, SimGtt, SimOrder, SimulatedExchange, TriggerDirection, VenueRules
 
 _INSTRUMENT_KEY = re.compile(r"^[A-Z_]+\|[A-Za-z0-9 _\-&.]+$")
 _ORDER_TYPES = ("MARKET", "LIMIT", "SL", "SL-M")
 _PRODUCTS = ("I", "D", "MTF")
 _SIDES = ("BUY", "SELL")
 _TRIGGER_TYPES = ("ABOVE", "BELOW", "IMMEDIATE")
-_WAITING_RULE = ("SCHEDULED", "PENDING")
 
 
 class Fault(enum.StrEnum):
@@ -120,9 +129,16 @@ def status_error(status: int) -> ApiError:
     code, message = _STATUS_ERRORS.get(status, fallback)
     return ApiError(status, code, message)
 
+_UPSTOX_STATUS = {OrderStatus.FILLED: "complete", OrderStatus.CANCELLED: "cancelled", OrderStatus.REJECTED: "rejected"}
+# Upstox moves delivery buys to holdings overnight; the order and trade books are per day
+UPSTOX_RULES = VenueRules(daily_books=True, insufficient_holdings_message="Insufficient holdings:",
+                          market_protection_message="Market protection is required for MARKET and SL-M orders",
+                          rate_limit_message="Too Many Request Sent")
+
 
 class UpstoxSandbox:
-    """The server and its book. Thread-safe; start/stop it or use it as a context manager."""
+    """The server and Upstox's wire codec over its book, a `SimulatedExchange` keyed by instrument
+    key. Thread-safe; start/stop it or use it as a context manager."""
 
     def __init__(
         self,
@@ -133,6 +149,10 @@ class UpstoxSandbox:
         port: int = 0,
         hold_seconds: float = 30.0,
         symbols: dict[str, str] | None = None,
+        fill_model: FillModel | None = None,
+        rules: VenueRules = UPSTOX_RULES,
+        instruments: Iterable[Instrument] = (),
+        state_path: Path | None = None,
     ) -> None:
         self.access_token = access_token
         self.symbols = dict(symbols or {})  # instrument key → trading symbol shown in answers
@@ -143,12 +163,17 @@ class UpstoxSandbox:
         self._release = threading.Event()
         self._listeners: list[LoopbackListener] = []
         self._faults: list[_FaultRule] = []
-        self._ids = itertools.count(1)
-        self.last_prices: dict[str, float] = {}
-        self.holdings: dict[str, tuple[int, float]] = {}  # instrument key → (quantity, average price)
-        self.orders: dict[str, dict[str, Any]] = {}  # order id → order book row
-        self.trades: list[dict[str, Any]] = []
-        self.gtts: dict[str, dict[str, Any]] = {}  # gtt id → GTT details row
+        self.exchange = SimulatedExchange(
+            self.clock, fill_model=fill_model, rules=rules, instruments=instruments, delivery_products=("D",),
+            order_id=lambda sequence, now: f"{now.astimezone(IST):%y%m%d}{sequence:09d}",
+            gtt_id=lambda sequence, now: f"GTT-C{now.astimezone(IST):%y%m%d}{sequence:09d}")
+        self._order_fields: dict[str, dict[str, Any]] = {}  # order id → what the request said beyond the exchange's
+        self._gtt_fields: dict[str, dict[str, Any]] = {}  # gtt id → type and each rule's trigger_type, extras
+        self.state_path = state_path
+        if state_path is not None and state_path.exists():
+            saved = json.loads(state_path.read_text())
+            self.exchange.restore(saved["exchange"])
+            self._order_fields, self._gtt_fields = saved["order_fields"], saved["gtt_fields"]
         self.request_log: list[HandledRequest] = []
 
     # --- lifecycle ---
@@ -202,17 +227,55 @@ class UpstoxSandbox:
     def set_holding(self, instrument_key: str, quantity: int, average_price: float = 0.0) -> None:
         """Shares held from earlier days (what a delivery SELL may sell)."""
         with self._lock:
-            self.holdings[instrument_key] = (quantity, average_price)
+            self.exchange.set_holding(instrument_key, "D", quantity, average_price)
 
     def set_last_price(self, instrument_key: str, price: float) -> None:
         """A new traded price: fills marketable orders and fires GTT rules it crosses."""
         with self._lock:
-            self.last_prices[instrument_key] = price
-            self._match(instrument_key)
+            revision = self.exchange.revision
+            self.exchange.on_price(instrument_key, price)
+            if self.exchange.revision != revision:  # a price alone is not saved
+                self._save()
+
+    # --- the book, as Upstox rows ---
+    @property
+    def last_prices(self) -> dict[str, float]:
+        return {key: core.last_price for key, core in self.exchange.cores.items() if core.last_price is not None}
+
+    @property
+    def holdings(self) -> dict[str, tuple[int, float]]:
+        """instrument key → (quantity, average price) of the delivery holdings."""
+        return {key: (h.quantity, h.average_price) for (key, product), h in self.exchange.holdings.items()
+                if product == "D"}
+
+    @property
+    def orders(self) -> dict[str, dict[str, Any]]:
+        """order id → order book row."""
+        return {order.order_id: self._order_row(order) for order in self.exchange.orders.values()}
+
+    @property
+    def trades(self) -> list[dict[str, Any]]:
+        return [self._trade_row(fill) for fill in self.exchange.fills]
+
+    @property
+    def gtts(self) -> dict[str, dict[str, Any]]:
+        """gtt id → GTT details row."""
+        return {gtt.gtt_id: self._gtt_row(gtt) for gtt in self.exchange.gtts.values()}
+
+    def _save(self) -> None:
+        """With `state_path`, the book survives the process (a replayed week runs day by day)."""
+        if self.state_path is None:
+            return
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.state_path.with_suffix(".tmp")
+        state = {"exchange": self.exchange.snapshot(), "order_fields": self._order_fields,
+                 "gtt_fields": self._gtt_fields}
+        temporary.write_text(json.dumps(state, default=str))
+        temporary.replace(self.state_path)
 
     def orders_tagged(self, tag: str) -> list[dict[str, Any]]:
         with self._lock:
-            return [dict(row) for row in self.orders.values() if row["tag"] == tag]
+            return [row for row in self.orders.values() if row["tag"] == tag]
 
     def calls(self, method: str, path: str, *, url: str | None = None) -> int:
         """How many `method path` requests arrived (at the listener of `url`, if given)."""
@@ -251,211 +314,152 @@ class UpstoxSandbox:
 
     def dispatch(self, method: str, path: str, query: dict[str, str], body: Any) -> Any:
         with self._lock:
-            route = _ROUTES.get((method, path))
+            route = _ROUTES.get((method, path)) or holidays_route(method, path) or funds_route(method, path)
             if route is None:
                 raise ApiError(404, "UDAPI10000", "This request is not supported by Upstox API")
-            return route(self, query, body)
+            self.exchange.roll_day()
+            try:
+                return route(self, query, body)
+            finally:
+                if method != "GET":
+                    self._save()
 
     # --- helpers ---
-    def _now(self) -> str:
-        return self.clock.now().astimezone(IST).strftime("%Y-%m-%d %H:%M:%S")
+    @staticmethod
+    def _time(moment: datetime | None) -> str | None:
+        return moment.astimezone(IST).strftime("%Y-%m-%d %H:%M:%S") if moment is not None else None
 
-    def _now_us(self) -> int:
-        return int(self.clock.now().timestamp() * 1_000_000)
+    @staticmethod
+    def _us(moment: datetime) -> int:
+        return int(moment.timestamp() * 1_000_000)
 
     def _symbol(self, key: str) -> str:
         return self.symbols.get(key) or key.split("|", 1)[1]
 
-    def _next_id(self) -> str:
-        return f"{self.clock.now().astimezone(IST):%y%m%d}{next(self._ids):09d}"
+    # --- wire codec: exchange objects as Upstox rows ---
+    def _new_order(self, fields: dict[str, Any], *, tag: str | None) -> SimOrder:
+        order = self.exchange.place_order(
+            fields["instrument_token"], Side(fields["transaction_type"]), int(fields["quantity"]),
+            OrderType(fields["order_type"]), fields["product"], price=float(fields.get("price") or 0.0) or None,
+            trigger_price=float(fields.get("trigger_price") or 0.0) or None,
+            market_protection=_protection(fields.get("market_protection")), tag=tag)
+        self._order_fields[order.order_id] = {"validity": fields.get("validity", "DAY"),
+                                              "disclosed_quantity": int(fields.get("disclosed_quantity") or 0)}
+        return order
 
-    def _net_quantity(self, key: str, product: str) -> int:
-        signed = (
-            t["quantity"] if t["transaction_type"] == "BUY" else -t["quantity"]
-            for t in self.trades
-            if t["instrument_token"] == key and t["product"] == product
-        )
-        return sum(signed)
-
-    # --- orders ---
-    def _new_order(self, fields: dict[str, Any], *, tag: str | None, order_ref_id: str | None = None) -> dict[str, Any]:
-        order_id = self._next_id()
-        key = fields["instrument_token"]
+    def _order_row(self, order: SimOrder) -> dict[str, Any]:
+        key = order.instrument_key
         symbol = self._symbol(key)
-        row = {
+        extra = self._order_fields.get(order.order_id, {})
+        status = _UPSTOX_STATUS.get(order.status, "trigger pending" if order.trigger_pending else "open")
+        message = order.reason if order.status is OrderStatus.REJECTED else None
+        filled = self._time(order.updated_at) if order.filled_quantity else None
+        return {
             "exchange": key.split("_", 1)[0],
-            "product": fields["product"],
-            "price": float(fields.get("price") or 0.0),
-            "quantity": int(fields["quantity"]),
-            "status": "open",
+            "product": order.product,
+            "price": order.price or 0.0,
+            "quantity": order.quantity,
+            "status": status,
             "guid": None,
-            "tag": tag,
+            "tag": order.tag,
             "instrument_token": key,
             "placed_by": "SANDBOX",
             "trading_symbol": symbol,
             "tradingsymbol": symbol,
-            "order_type": fields["order_type"],
-            "validity": fields.get("validity", "DAY"),
-            "trigger_price": float(fields.get("trigger_price") or 0.0),
-            "disclosed_quantity": int(fields.get("disclosed_quantity") or 0),
-            "transaction_type": fields["transaction_type"],
-            "average_price": 0.0,
-            "filled_quantity": 0,
-            "pending_quantity": int(fields["quantity"]),
-            "status_message": None,
-            "status_message_raw": None,
-            "exchange_order_id": None,
+            "order_type": order.order_type.value,
+            "validity": extra.get("validity", "DAY"),
+            "trigger_price": order.trigger_price or 0.0,
+            "disclosed_quantity": extra.get("disclosed_quantity", 0),
+            "transaction_type": order.side.value,
+            "average_price": order.average_price,
+            "filled_quantity": order.filled_quantity,
+            "pending_quantity": order.pending_quantity,
+            "status_message": message,
+            "status_message_raw": message,
+            "exchange_order_id": f"1{order.order_id}" if order.filled_quantity else None,
             "parent_order_id": None,
-            "order_id": order_id,
+            "order_id": order.order_id,
             "variety": "SIMPLE",
-            "order_timestamp": self._now(),
-            "exchange_timestamp": None,
+            "order_timestamp": self._time(order.placed_at),
+            "exchange_timestamp": filled,
             "is_amo": False,
             "order_request_id": "1",
-            "order_ref_id": order_ref_id,
+            "order_ref_id": order.gtt_id,
         }
-        if row["product"] == "D" and row["transaction_type"] == "SELL":
-            available = self.holdings.get(key, (0, 0.0))[0] + self._net_quantity(key, "D") - self._open_sells(key)
-            if available < row["quantity"]:
-                row["status"] = "rejected"
-                row["pending_quantity"] = 0
-                row["status_message"] = row["status_message_raw"] = (
-                    f"Insufficient holdings: {max(available, 0)} available to sell, {row['quantity']} ordered"
-                )
-        if row["order_type"] in ("SL", "SL-M") and row["status"] == "open":
-            row["status"] = "trigger pending"
-        self.orders[order_id] = row
-        self._try_fill(row)
-        return row
 
-    def _open_sells(self, key: str) -> int:
-        return sum(
-            o["pending_quantity"]
-            for o in self.orders.values()
-            if o["instrument_token"] == key
-            and o["product"] == "D"
-            and o["transaction_type"] == "SELL"
-            and o["status"] in ("open", "trigger pending")
-        )
+    def _trade_row(self, fill: SimFill) -> dict[str, Any]:
+        order = self.exchange.orders[fill.order_id]
+        earlier = [f for f in self.exchange.fills if f.order_id == fill.order_id]
+        part = earlier.index(fill)
+        symbol = self._symbol(fill.instrument_key)
+        return {
+            "exchange": fill.instrument_key.split("_", 1)[0],
+            "product": fill.product,
+            "trading_symbol": symbol,
+            "tradingsymbol": symbol,
+            "instrument_token": fill.instrument_key,
+            "order_type": order.order_type.value,
+            "transaction_type": fill.side.value,
+            "quantity": fill.quantity,
+            "exchange_order_id": f"1{fill.order_id}",
+            "order_id": fill.order_id,
+            "exchange_timestamp": self._time(fill.ts),
+            "average_price": fill.price,
+            "trade_id": f"T{fill.order_id}" + (f"-{part + 1}" if part else ""),  # T<order id>-<n>: later partials
+            "order_ref_id": order.gtt_id,
+            "order_timestamp": self._time(order.placed_at),
+        }
 
-    def _try_fill(self, row: dict[str, Any]) -> None:
-        price = self.last_prices.get(row["instrument_token"])
-        if price is None or row["status"] not in ("open", "trigger pending"):
-            return
-        buy = row["transaction_type"] == "BUY"
-        if row["status"] == "trigger pending":
-            if (price >= row["trigger_price"]) if buy else (price <= row["trigger_price"]):
-                row["status"] = "open"
-            else:
-                return
-        limit_missed = (price > row["price"]) if buy else (price < row["price"])
-        if row["order_type"] in ("LIMIT", "SL") and limit_missed:
-            return
-        quantity = row["pending_quantity"]
-        row.update(
-            status="complete",
-            filled_quantity=row["quantity"],
-            pending_quantity=0,
-            average_price=price,
-            exchange_order_id=f"1{row['order_id']}",
-            exchange_timestamp=self._now(),
-        )
-        self.trades.append(
+    def _gtt_row(self, gtt: SimGtt) -> dict[str, Any]:
+        extra = self._gtt_fields[gtt.gtt_id]
+        rules = [
             {
-                "exchange": row["exchange"],
-                "product": row["product"],
-                "trading_symbol": row["trading_symbol"],
-                "tradingsymbol": row["tradingsymbol"],
-                "instrument_token": row["instrument_token"],
-                "order_type": row["order_type"],
-                "transaction_type": row["transaction_type"],
-                "quantity": quantity,
-                "exchange_order_id": row["exchange_order_id"],
-                "order_id": row["order_id"],
-                "exchange_timestamp": row["exchange_timestamp"],
-                "average_price": price,
-                "trade_id": f"T{row['order_id']}",
-                "order_ref_id": row["order_ref_id"],
-                "order_timestamp": row["order_timestamp"],
+                "strategy": leg.name,
+                "status": leg.state.value,
+                "message": leg.message,
+                "trigger_type": extra["trigger_types"][leg.name],
+                "trigger_price": leg.trigger_price,
+                "transaction_type": leg.side.value,
+                "order_id": leg.order_id,
+                "trailing_gap": extra["trailing_gaps"].get(leg.name),
             }
-        )
-
-    def _match(self, key: str) -> None:
-        for row in list(self.orders.values()):
-            if row["instrument_token"] == key:
-                self._try_fill(row)
-        for gtt in list(self.gtts.values()):
-            if gtt["instrument_token"] == key:
-                self._advance_gtt(gtt)
-
-    # --- GTTs ---
-    def _crossed(self, rule: dict[str, Any], price: float | None, *, arming_side: str) -> bool:
-        kind = rule["trigger_type"]
-        if kind == "IMMEDIATE" and rule["strategy"] == "ENTRY":
-            return price is not None
-        if price is None:
-            return False
-        if rule["strategy"] == "TARGET":  # exits of a BUY entry sell higher, of a SELL entry buy lower
-            return price >= rule["trigger_price"] if arming_side == "BUY" else price <= rule["trigger_price"]
-        if rule["strategy"] == "STOPLOSS":
-            return price <= rule["trigger_price"] if arming_side == "BUY" else price >= rule["trigger_price"]
-        return price >= rule["trigger_price"] if kind == "ABOVE" else price <= rule["trigger_price"]
-
-    def _fire(self, gtt: dict[str, Any], rule: dict[str, Any], price: float) -> None:
-        """Place the rule's LIMIT order: `market_protection` percent beyond the trigger (worse for
-        us, so it stays marketable), or at the price itself when none was given."""
-        protection = rule.get("_market_protection") or 0.0
-        sell = rule["transaction_type"] == "SELL"
-        limit = rule["trigger_price"] * (1 - protection / 100 if sell else 1 + protection / 100)
-        ticks = math.floor(limit / 0.05 + 1e-9) if sell else math.ceil(limit / 0.05 - 1e-9)
-        fields = {
-            "instrument_token": gtt["instrument_token"],
-            "product": gtt["product"],
-            "quantity": gtt["quantity"],
-            "order_type": "LIMIT",
-            "price": round(ticks * 0.05, 2) if protection else price,
-            "transaction_type": rule["transaction_type"],
+            for leg in gtt.legs
+        ]
+        return {
+            "type": extra["type"],
+            "exchange": gtt.instrument_key.split("|", 1)[0],
+            "quantity": gtt.quantity,
+            "product": gtt.product,
+            "rules": rules,
+            "trading_symbol": self._symbol(gtt.instrument_key),
+            "instrument_token": gtt.instrument_key,
+            "gtt_order_id": gtt.gtt_id,
+            "expires_at": self._us(gtt.created_at) + 365 * 86_400 * 1_000_000,
+            "created_at": self._us(gtt.created_at),
         }
-        order = self._new_order(fields, tag=None, order_ref_id=gtt["gtt_order_id"])
-        rule["order_id"] = order["order_id"]
-        rule["status"] = "TRIGGERED"
-        self._settle_rule(rule)
 
-    def _settle_rule(self, rule: dict[str, Any]) -> None:
-        order = self.orders.get(rule.get("order_id") or "")
-        if order is None or rule["status"] != "TRIGGERED":
-            return
-        if order["status"] == "complete":
-            rule["status"] = "COMPLETED"
-        elif order["status"] in ("rejected", "cancelled"):
-            rule["status"] = "FAILED"
-            rule["message"] = order["status_message"] or f"order {order['status']}"
-
-    def _advance_gtt(self, gtt: dict[str, Any]) -> None:
-        price = self.last_prices.get(gtt["instrument_token"])
-        entry = gtt["rules"][0]
-        exits = gtt["rules"][1:]
-        for rule in gtt["rules"]:
-            self._settle_rule(rule)
-        if entry["status"] == "SCHEDULED" and self._crossed(entry, price, arming_side=entry["transaction_type"]):
-            assert price is not None
-            self._fire(gtt, entry, price)
-        if entry["status"] == "COMPLETED":
-            for rule in exits:
-                if rule["status"] == "PENDING":
-                    rule["status"] = "SCHEDULED"
-            for rule in exits:
-                if rule["status"] == "SCHEDULED" and self._crossed(rule, price, arming_side=entry["transaction_type"]):
-                    assert price is not None
-                    self._fire(gtt, rule, price)
-                    for other in exits:
-                        if other is not rule and other["status"] in _WAITING_RULE:
-                            other["status"] = "CANCELLED"
-                    break
-        elif entry["status"] in ("FAILED", "CANCELLED", "EXPIRED"):
-            for rule in exits:
-                if rule["status"] in _WAITING_RULE:
-                    rule["status"] = "CANCELLED"
+    @staticmethod
+    def _leg(rule: dict[str, Any], entry_side: Side) -> GttLeg:
+        """A rule as an exchange GTT leg. ENTRY fires by its trigger_type; the exits of a BUY entry
+        sell (TARGET at or above, STOPLOSS at or below its trigger), of a SELL entry buy back. The
+        leg's LIMIT is `market_protection` percent beyond the trigger (worse for us, so it stays
+        marketable), or the traded price itself when the rule has none."""
+        strategy = rule["strategy"]
+        side = entry_side if strategy == "ENTRY" else entry_side.opposite
+        if strategy == "ENTRY":
+            direction = TriggerDirection(rule["trigger_type"])
+        else:
+            rises = (strategy == "TARGET") == (entry_side is Side.BUY)
+            direction = TriggerDirection.ABOVE if rises else TriggerDirection.BELOW
+        trigger = float(rule["trigger_price"])
+        protection = _protection(rule.get("market_protection")) or 0.0
+        limit = None
+        if protection:
+            sell = side is Side.SELL
+            raw = trigger * (1 - protection / 100 if sell else 1 + protection / 100)
+            ticks = math.floor(raw / 0.05 + 1e-9) if sell else math.ceil(raw / 0.05 - 1e-9)
+            limit = round(ticks * 0.05, 2)
+        return GttLeg(strategy, direction, trigger, side, limit)
 
     def _check_rules(self, gtt_type: Any, rules: Any, key: str) -> list[dict[str, Any]]:
         if gtt_type not in ("SINGLE", "MULTIPLE"):
@@ -486,8 +490,8 @@ class UpstoxSandbox:
                     raise _invalid("rules[].trigger_price", trigger, f"trigger price must be below the LTP {price}")
         return ordered
 
-    def _gtt(self, gtt_id: Any) -> dict[str, Any]:
-        gtt = self.gtts.get(str(gtt_id))
+    def _gtt(self, gtt_id: Any) -> SimGtt:
+        gtt = self.exchange.gtts.get(str(gtt_id))
         if gtt is None:
             raise ApiError(400, "UDAPI1126", f"GTT order {gtt_id} not found", "gtt_order_id", gtt_id)
         return gtt
@@ -513,44 +517,49 @@ class UpstoxSandbox:
         tag = fields.get("tag")
         if tag is not None and (not isinstance(tag, str) or len(tag) > 40):
             raise _invalid("tag", tag, "tag must be a string of at most 40 characters")
-        row = self._new_order(fields, tag=tag)
-        return {"order_ids": [row["order_id"]]}
+        order = self._new_order(fields, tag=tag)
+        return {"order_ids": [order.order_id]}
 
     def _modify_order(self, query: dict[str, str], body: Any) -> Any:
         fields = _require(body, ("order_id", "order_type", "validity", "price", "trigger_price"))
-        row = self._order(fields["order_id"])
-        if row["status"] not in ("open", "trigger pending"):
-            raise ApiError(400, "UDAPI100040", f"Order cannot be modified as it is in {row['status']} state")
-        for name in ("quantity", "price", "trigger_price", "order_type", "validity"):
-            if body.get(name) is not None:
-                row[name] = body[name]
-        row["pending_quantity"] = int(row["quantity"]) - int(row["filled_quantity"])
-        self._try_fill(row)
-        return {"order_id": row["order_id"]}
+        order = self._order(fields["order_id"])
+        if not order.is_working:
+            raise ApiError(400, "UDAPI100040", f"Order cannot be modified as it is in {self._status(order)} state")
+        if body.get("validity") is not None:
+            self._order_fields.setdefault(order.order_id, {})["validity"] = body["validity"]
+        quantity, price, trigger = body.get("quantity"), body.get("price"), body.get("trigger_price")
+        self.exchange.modify_order(
+            order.order_id, quantity=int(quantity) if quantity is not None else None,
+            price=float(price) if price is not None else None,
+            trigger_price=float(trigger) if trigger is not None else None,
+            order_type=OrderType(body["order_type"]) if body.get("order_type") in _ORDER_TYPES else None)
+        return {"order_id": order.order_id}
 
-    def _order(self, order_id: Any) -> dict[str, Any]:
-        row = self.orders.get(str(order_id))
-        if row is None:
+    def _order(self, order_id: Any) -> SimOrder:
+        order = self.exchange.orders.get(str(order_id))
+        if order is None:
             raise ApiError(400, "UDAPI100010", f"Order {order_id} not found", "order_id", order_id)
-        return row
+        return order
+
+    def _status(self, order: SimOrder) -> str:
+        return str(self._order_row(order)["status"])
 
     def _cancel_order(self, query: dict[str, str], body: Any) -> Any:
-        row = self._order(query.get("order_id"))
-        if row["status"] not in ("open", "trigger pending"):
-            raise ApiError(400, "UDAPI100040", f"Order cannot be cancelled as it is in {row['status']} state")
-        row["status"] = "cancelled"
-        row["pending_quantity"] = 0
-        return {"order_id": row["order_id"]}
+        order = self._order(query.get("order_id"))
+        if not order.is_working:
+            raise ApiError(400, "UDAPI100040", f"Order cannot be cancelled as it is in {self._status(order)} state")
+        self.exchange.cancel_order(order.order_id)
+        return {"order_id": order.order_id}
 
     def _order_book(self, query: dict[str, str], body: Any) -> Any:
-        return [dict(row) for row in self.orders.values()]
+        return list(self.orders.values())
 
     def _order_details(self, query: dict[str, str], body: Any) -> Any:
-        return dict(self._order(query.get("order_id")))
+        return self._order_row(self._order(query.get("order_id")))
 
     def _order_history(self, query: dict[str, str], body: Any) -> Any:
         rows = [
-            dict(row)
+            row
             for row in self.orders.values()
             if (not query.get("order_id") or row["order_id"] == query["order_id"])
             and (not query.get("tag") or row["tag"] == query["tag"])
@@ -560,7 +569,7 @@ class UpstoxSandbox:
         return rows
 
     def _trades(self, query: dict[str, str], body: Any) -> Any:
-        return [dict(row) for row in self.trades]
+        return self.trades
 
     def _positions(self, query: dict[str, str], body: Any) -> Any:
         rows = []
@@ -658,85 +667,69 @@ class UpstoxSandbox:
         fields = _require(body, ("type", "quantity", "product", "rules", "instrument_token", "transaction_type"))
         _check_order_fields({**fields, "order_type": "LIMIT", "price": 1.0, "validity": "DAY"})
         key = fields["instrument_token"]
-        side = fields["transaction_type"]
-        opposite = "SELL" if side == "BUY" else "BUY"
-        rules = []
-        for rule in self._check_rules(fields["type"], fields["rules"], key):
-            entry = rule["strategy"] == "ENTRY"
-            rules.append(
-                {
-                    "strategy": rule["strategy"],
-                    "status": "SCHEDULED" if entry else "PENDING",
-                    "message": "",
-                    "trigger_type": rule["trigger_type"],
-                    "trigger_price": float(rule["trigger_price"]),
-                    "transaction_type": side if entry else opposite,
-                    "order_id": None,
-                    "trailing_gap": rule.get("trailing_gap"),
-                    "_market_protection": rule.get("market_protection"),  # kept, not reported (as at Upstox)
-                }
-            )
-        gtt_id = f"GTT-C{self._next_id()}"
-        created = self._now_us()
-        self.gtts[gtt_id] = {
+        side = Side(fields["transaction_type"])
+        rules = self._check_rules(fields["type"], fields["rules"], key)
+        gtt = self.exchange.place_gtt(key, int(fields["quantity"]), fields["product"],
+                                      [self._leg(rule, side) for rule in rules], has_entry=len(rules) > 1)
+        self._gtt_fields[gtt.gtt_id] = {
             "type": fields["type"],
-            "exchange": key.split("|", 1)[0],
-            "quantity": int(fields["quantity"]),
-            "product": fields["product"],
-            "rules": rules,
-            "trading_symbol": self._symbol(key),
-            "instrument_token": key,
-            "gtt_order_id": gtt_id,
-            "expires_at": created + 365 * 86_400 * 1_000_000,
-            "created_at": created,
+            "trigger_types": {rule["strategy"]: rule["trigger_type"] for rule in rules},
+            "trailing_gaps": {rule["strategy"]: rule.get("trailing_gap") for rule in rules},
         }
-        self._advance_gtt(self.gtts[gtt_id])
-        return {"gtt_order_ids": [gtt_id]}
+        return {"gtt_order_ids": [gtt.gtt_id]}
 
     def _modify_gtt(self, query: dict[str, str], body: Any) -> Any:
         fields = _require(body, ("type", "quantity", "rules", "gtt_order_id"))
         gtt = self._gtt(fields["gtt_order_id"])
-        if gtt["type"] != fields["type"]:
-            raise _invalid("type", fields["type"], f"GTT {gtt['gtt_order_id']} is of type {gtt['type']}")
-        if not any(rule["status"] in _WAITING_RULE for rule in gtt["rules"]):
-            raise ApiError(400, "UDAPI1127", f"GTT {gtt['gtt_order_id']} is no longer active and cannot be modified")
+        extra = self._gtt_fields[gtt.gtt_id]
+        if extra["type"] != fields["type"]:
+            raise _invalid("type", fields["type"], f"GTT {gtt.gtt_id} is of type {extra['type']}")
+        if not gtt.active:
+            raise ApiError(400, "UDAPI1127", f"GTT {gtt.gtt_id} is no longer active and cannot be modified")
         if not isinstance(fields["quantity"], int) or fields["quantity"] <= 0:
             raise _invalid("quantity", fields["quantity"], "quantity must be a positive integer")
-        by_strategy = {rule["strategy"]: rule for rule in gtt["rules"]}
-        for rule in self._check_rules(fields["type"], fields["rules"], gtt["instrument_token"]):
+        by_strategy = {leg.name: leg for leg in gtt.legs}
+        entry_side = gtt.legs[0].side
+        changed: dict[str, tuple[float, float | None]] = {}
+        for rule in self._check_rules(fields["type"], fields["rules"], gtt.instrument_key):
             mine = by_strategy.get(rule["strategy"])
             if mine is None:
                 raise _invalid("rules[].strategy", rule["strategy"], "a modify cannot add a strategy")
-            if mine["status"] in _WAITING_RULE:
-                mine["trigger_type"] = rule["trigger_type"]
-                mine["trigger_price"] = float(rule["trigger_price"])
-                mine["_market_protection"] = rule.get("market_protection")
-        gtt["quantity"] = fields["quantity"]
-        self._advance_gtt(gtt)
-        return {"gtt_order_ids": [gtt["gtt_order_id"]]}
+            if mine.state.waiting:
+                leg = self._leg(rule, entry_side)
+                mine.direction = leg.direction
+                changed[leg.name] = (leg.trigger_price, leg.limit_price)
+                extra["trigger_types"][leg.name] = rule["trigger_type"]
+        self.exchange.modify_gtt(gtt.gtt_id, quantity=fields["quantity"], legs=changed)
+        return {"gtt_order_ids": [gtt.gtt_id]}
 
     def _cancel_gtt(self, query: dict[str, str], body: Any) -> Any:
         fields = _require(body, ("gtt_order_id",))
         gtt = self._gtt(fields["gtt_order_id"])
-        waiting = [rule for rule in gtt["rules"] if rule["status"] in _WAITING_RULE]
-        if not waiting:
-            raise ApiError(400, "UDAPI1127", f"GTT {gtt['gtt_order_id']} is no longer active and cannot be cancelled")
-        for rule in waiting:
-            rule["status"] = "CANCELLED"
-        return {"gtt_order_ids": [gtt["gtt_order_id"]]}
+        if not gtt.active:
+            raise ApiError(400, "UDAPI1127", f"GTT {gtt.gtt_id} is no longer active and cannot be cancelled")
+        self.exchange.cancel_gtt(gtt.gtt_id)
+        return {"gtt_order_ids": [gtt.gtt_id]}
 
     def _gtt_details(self, query: dict[str, str], body: Any) -> Any:
-        gtts = [self._gtt(query["gtt_order_id"])] if query.get("gtt_order_id") else list(self.gtts.values())
-        return [
-            {**gtt, "rules": [{k: v for k, v in rule.items() if not k.startswith("_")} for rule in gtt["rules"]]}
-            for gtt in gtts
-        ]
+        if query.get("gtt_order_id"):
+            return [self._gtt_row(self._gtt(query["gtt_order_id"]))]
+        return list(self.gtts.values())
 
     def _feed_price(self, query: dict[str, str], body: Any) -> Any:
         fields = _require(body, ("instrument_key", "price"))
-        self.last_prices[fields["instrument_key"]] = float(fields["price"])
-        self._match(fields["instrument_key"])
+        self.exchange.on_price(fields["instrument_key"], float(fields["price"]))
         return {}
+
+
+def _protection(value: Any) -> float | None:
+    """A request's `market_protection` percent (None when absent; Upstox's -1 means "auto")."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return float(value) if float(value) > 0 else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _require(body: Any, names: tuple[str, ...]) -> dict[str, Any]:
@@ -804,8 +797,13 @@ def _make_handler(sandbox: UpstoxSandbox) -> type[BaseHTTPRequestHandler]:
                 entry.seconds = time.perf_counter() - started
                 self.send_json(status, data)
                 return
+            if (method, url.path) == ("POST", LOGIN_PATH):  # form-encoded, no token, answered without an envelope
+                status, answer = token_answer(sandbox, raw)
+                entry.seconds = time.perf_counter() - started
+                self.send_json(status, json.dumps(answer).encode())
+                return
             try:
-                if not url.path.startswith("/sandbox/"):
+                if not url.path.startswith(("/sandbox/", HOLIDAYS_PATH)):  # holidays are public
                     sandbox.check_token(self.headers.get("Authorization"))
                 try:
                     body = json.loads(raw) if raw.strip() else None
@@ -843,7 +841,7 @@ def _make_handler(sandbox: UpstoxSandbox) -> type[BaseHTTPRequestHandler]:
 class SandboxUpstoxBroker(UpstoxBroker):
     """The real Upstox adapter (real upstox-python-sdk) against an embedded `UpstoxSandbox` it owns:
     ticks given to `on_tick` become the sandbox's traded prices; `close()` stops it. Chosen with
-    `UPSTOX_API_URL=sandbox` (see `engine.brokers.factory.make_broker`)."""
+    `AUTOTRADER_BROKER=upstox-sandbox` (see `engine.brokers.factory.make_broker`)."""
 
     def __init__(
         self,
@@ -866,9 +864,14 @@ class SandboxUpstoxBroker(UpstoxBroker):
         instruments: Iterable[Instrument] = (),
         product: Product = Product.CNC,
         limit_offset_pct: float = 0.5,
+        fill_model: FillModel | None = None,
+        state_path: Path | None = None,
     ) -> SandboxUpstoxBroker:
+        """Start an embedded sandbox (filling by `fill_model`, see `FillModel.from_settings`; its
+        book kept in `state_path`, if given) and connect to it."""
         instruments = list(instruments)
-        sandbox = UpstoxSandbox(clock=clock, symbols={i.instrument_key: i.symbol for i in instruments}).start()
+        sandbox = UpstoxSandbox(clock=clock, symbols={i.instrument_key: i.symbol for i in instruments},
+                                fill_model=fill_model, instruments=instruments, state_path=state_path).start()
         return cls(sandbox, clock, instruments=instruments, product=product, limit_offset_pct=limit_offset_pct)
 
     async def on_tick(self, tick: Tick) -> None:

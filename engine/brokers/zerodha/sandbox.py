@@ -1,18 +1,21 @@
 """A Kite Connect v3-compatible loopback server: the adapter's test double, and a product
-feature (`KITE_ROOT_URL=sandbox` runs `AUTOTRADER_BROKER=zerodha` with no account).
+feature (`AUTOTRADER_BROKER=zerodha-sandbox` runs the real Zerodha adapter with no account).
 
 It speaks Kite's wire contract for what the adapter uses: form-encoded bodies, the
 `{"status": "success", "data": …}` envelope, errors `{"status": "error", "message", "error_type"}`
 with Kite's HTTP codes, the `X-Kite-Version: 3` header and `Authorization: token api_key:access_token`
 (TokenException, 403, otherwise). Routes: POST/GET /orders…, DELETE /orders/{variety}/{id},
 GET /orders/{id}, /orders/{id}/trades, /trades, /portfolio/positions, /portfolio/holdings,
-/user/profile and
-/gtt/triggers (POST, GET, PUT, DELETE).
+/user/profile,
+/gtt/triggers (POST, GET, PUT, DELETE), and from `sandbox_account.py` GET /user/margins[/segment] and
+POST /session/token (the login's token exchange, the one route without a token).
 
-It is a small exchange too: market orders fill at the last price fed to it (`set_last_price`, or
-`on_tick` from the replay feed), limit orders when the price allows, and two-leg GTTs fire when
-the price crosses a trigger, placing their SELL LIMIT leg. Books are per day, as at Kite: on a new
-day (by its clock) working orders expire and positions move to holdings. With `state_path` the book is
+Its book is the simulated exchange (`engine.sim`, the one the paper broker and the Upstox sandbox
+use; this module is Kite's wire codec over it), fed with `set_last_price` or `on_tick`: orders fill
+by its fill model (by default at the last price, on arrival), SL / SL-M remember a crossed
+trigger, two-leg GTTs fire when the price crosses a trigger and place their LIMIT leg, a CNC sell
+beyond the holding is REJECTED. Books are per day, as at Kite: on a new day (by its clock) working
+orders expire and positions move to holdings. With `state_path` the book is
 kept in a JSON file, so a replayed week survives one process per day. Faults (`inject`): HTTP 429, HTTP 500,
 a timeout after the order was accepted (recorded, then no answer until the client gave up), a
 dropped response (recorded, then the connection closed unanswered), and token rejection.
@@ -21,23 +24,36 @@ Each answer carries `X-Sandbox-Handling-Ms`, the server's own handling time (als
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import socket
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from engine.brokers.loopback import JsonHandler, LoopbackListener
+from engine.brokers.zerodha import sandbox_account
 from engine.brokers.zerodha.config import ZerodhaConfig
 from engine.brokers.zerodha.execution import ZerodhaBroker
 from engine.clock import Clock, LiveClock
-from engine.models import Instrument, Product, Tick
+from engine.models import Instrument, OrderStatus, OrderType, Product, Side, Tick
+from engine.sim import (
+    FillModel,
+    GttLeg,
+    RejectCode,
+    SimFill,
+    SimGtt,
+    SimOrder,
+    SimulatedExchange,
+    TriggerDirection,
+    VenueRules,
+)
 
 
 class Fault(enum.StrEnum):
@@ -69,19 +85,18 @@ class _Injected:
     remaining: int
 
 
-@dataclass(slots=True)
-class _State:
-    orders: list[dict[str, Any]] = field(default_factory=list)
-    trades: list[dict[str, Any]] = field(default_factory=list)
-    gtts: list[dict[str, Any]] = field(default_factory=list)
-    prices: dict[str, float] = field(default_factory=dict)
-    sequence: int = 0
-    day: str = ""  # the trading day of `orders` and `trades` (Kite's books are per day)
-    carried: dict[str, list[float]] = field(default_factory=dict)  # "SYMBOL|PRODUCT" -> [quantity, average]
+_KITE_STATUS = {OrderStatus.FILLED: "COMPLETE", OrderStatus.CANCELLED: "CANCELLED", OrderStatus.REJECTED: "REJECTED"}
+_KITE_REJECTIONS = {RejectCode.INSUFFICIENT_HOLDINGS: "Insufficient holdings for a CNC sell.",
+                    RejectCode.MARKET_PROTECTION: "Market orders without market protection are not allowed. "
+                                                  "Please set market protection.",
+                    RejectCode.RATE_LIMIT: "Too many requests"}
+KITE_RULES = VenueRules(daily_books=True, market_protection_message=_KITE_REJECTIONS[RejectCode.MARKET_PROTECTION],
+                        rate_limit_message=_KITE_REJECTIONS[RejectCode.RATE_LIMIT])
 
 
 class KiteSandbox:
-    """Start with `start()` (or as a context manager); `url` is the KITE_ROOT_URL to use."""
+    """Start with `start()` (or as a context manager); `url` is the KITE_ROOT_URL to use. Its book
+    is a `SimulatedExchange` keyed by tradingsymbol; this class is Kite's wire codec over it."""
 
     def __init__(
         self,
@@ -92,6 +107,9 @@ class KiteSandbox:
         timeout_fault_seconds: float = 1.0,
         symbols: dict[str, str] | None = None,
         state_path: Path | None = None,
+        fill_model: FillModel | None = None,
+        rules: VenueRules = KITE_RULES,
+        instruments: Iterable[Instrument] = (),
     ) -> None:
         self.api_key = api_key
         self.access_token = access_token
@@ -100,9 +118,16 @@ class KiteSandbox:
         self.symbols = dict(symbols or {})  # instrument_key -> tradingsymbol, for on_tick
         self.handled: list[HandledRequest] = []
         self.state_path = state_path
-        self._state = _State()
+        self.exchange = SimulatedExchange(
+            self.clock, fill_model=fill_model, rules=rules, delivery_products=("CNC",),
+            instruments=[dataclasses.replace(i, instrument_key=i.symbol) for i in instruments],
+            gtt_id=lambda sequence, _: str(sequence))
+        self._varieties: dict[str, str] = {}  # order id -> variety
+        self._gtt_specs: dict[str, dict[str, Any]] = {}  # GTT id -> Kite's condition and orders, as sent
         if state_path is not None and state_path.exists():
-            self._state = _State(**json.loads(state_path.read_text()))
+            saved = json.loads(state_path.read_text())
+            self.exchange.restore(saved["exchange"])
+            self._varieties, self._gtt_specs = saved["varieties"], saved["gtt_specs"]
         self._dirty = False
         self._faults: list[_Injected] = []
         self._lock = threading.RLock()
@@ -149,63 +174,22 @@ class KiteSandbox:
     def set_last_price(self, symbol: str, price: float) -> None:
         """A new traded price: fills working orders and fires GTTs of `symbol`."""
         with self._lock:
-            self._roll_day()
-            self._state.prices[symbol] = price
-            for order in self._state.orders:
-                if order["tradingsymbol"] == symbol and order["status"] == "OPEN":
-                    self._try_fill(order, price)
-            for gtt in self._state.gtts:
-                if gtt["status"] == "active" and gtt["condition"]["tradingsymbol"] == symbol:
-                    self._check_gtt(gtt, price)
+            revision = self.exchange.revision
+            self.exchange.on_price(symbol, price)
+            self._dirty = self._dirty or self.exchange.revision != revision  # a price alone is not saved
             self._save_if_dirty()
 
-    # persistence and days ---------------------------------------------------------------------
+    # persistence ------------------------------------------------------------------------------
     def _save_if_dirty(self) -> None:
         """With `state_path`, the book survives the process (a replayed week runs day by day)."""
         if not self._dirty or self.state_path is None:
             return
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.state_path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(asdict(self._state), default=str))
+        state = {"exchange": self.exchange.snapshot(), "varieties": self._varieties, "gtt_specs": self._gtt_specs}
+        temporary.write_text(json.dumps(state, default=str))
         temporary.replace(self.state_path)
         self._dirty = False
-
-    def _roll_day(self) -> None:
-        """A new day on the clock: working orders expire, today's trades become carried positions
-        and the order and trade books start empty, as at Kite."""
-        today = self.clock.now().date().isoformat()
-        if self._state.day == today:
-            return
-        if self._state.day:
-            for symbol, product, quantity, average in self._net():
-                key = f"{symbol}|{product}"
-                if quantity:
-                    self._state.carried[key] = [quantity, average]
-                else:
-                    self._state.carried.pop(key, None)
-            self._state.orders.clear()
-            self._state.trades.clear()
-        self._state.day = today
-        self._dirty = True
-
-    def _net(self, *, carried: bool = True) -> list[tuple[str, str, int, float]]:
-        """(symbol, product, net quantity, average buy price) over today's trades, plus the carried
-        holdings unless `carried` is False."""
-        books: dict[tuple[str, str], list[float]] = {}
-        for key, (quantity, average) in self._state.carried.items() if carried else ():
-            symbol, product = key.split("|")
-            books[(symbol, product)] = [quantity, quantity * average, 0.0]
-        for trade in self._state.trades:
-            book = books.setdefault((trade["tradingsymbol"], trade["product"]), [0, 0.0, 0.0])
-            if trade["transaction_type"] == "BUY":
-                book[0] += trade["quantity"]
-                book[1] += trade["quantity"] * trade["average_price"]
-            else:
-                book[2] += trade["quantity"]
-        result = []
-        for (symbol, product), (bought, value, sold) in books.items():
-            result.append((symbol, product, int(bought - sold), round(value / bought, 4) if bought else 0.0))
-        return result
 
     def on_tick(self, tick: Tick) -> None:
         symbol = self.symbols.get(tick.instrument_key)
@@ -215,16 +199,16 @@ class KiteSandbox:
     def place_manual_order(self, symbol: str, side: str, quantity: int, product: str = "CNC") -> str:
         """An order placed outside autotrader (Kite web), e.g. closing a position by hand."""
         with self._lock:
-            self._roll_day()
-            order_id: str = self._new_order({"tradingsymbol": symbol, "exchange": "NSE", "transaction_type": side,
-                                             "quantity": str(quantity), "product": product, "order_type": "MARKET",
-                                             "variety": "regular"})["order_id"]
+            order = self._place({"tradingsymbol": symbol, "exchange": "NSE", "transaction_type": side,
+                                 "quantity": str(quantity), "product": product, "order_type": "MARKET",
+                                 "variety": "regular"})
+            self._dirty = True
             self._save_if_dirty()
-            return order_id
+            return order.order_id
 
     def orders(self, tag: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
-            return [dict(o) for o in self._state.orders if tag is None or o.get("tag") == tag]
+            return [self._order_row(o) for o in self.exchange.orders.values() if tag is None or o.tag == tag]
 
     def positions(self) -> list[dict[str, Any]]:
         """Today's net positions, as `GET /portfolio/positions` lists them."""
@@ -238,7 +222,7 @@ class KiteSandbox:
 
     def gtts(self) -> list[dict[str, Any]]:
         with self._lock:
-            return json.loads(json.dumps(self._state.gtts))
+            return [self._gtt_row(gtt) for gtt in self.exchange.gtts.values()]
 
     def take_fault(self, route: str) -> Fault | None:
         with self._lock:
@@ -248,98 +232,82 @@ class KiteSandbox:
                     return injected.fault
         return None
 
-    # exchange ---------------------------------------------------------------------------------
-    def _stamp(self) -> str:
-        return self.clock.now().strftime("%Y-%m-%d %H:%M:%S")
+    # wire codec: exchange objects as Kite rows --------------------------------------------------
+    @staticmethod
+    def _stamp(moment: datetime | None) -> str | None:
+        return moment.strftime("%Y-%m-%d %H:%M:%S") if moment is not None else None
 
-    def _next_id(self) -> str:
-        self._state.sequence += 1
-        return f"{self.clock.now():%y%m%d}{self._state.sequence:09d}"
-
-    def _held(self, symbol: str, product: str) -> int:
-        return next((quantity for s, p, quantity, _ in self._net() if (s, p) == (symbol, product)), 0)
-
-    def _new_order(self, form: dict[str, str], tag: str | None = None) -> dict[str, Any]:
-        stamp = self._stamp()
-        order: dict[str, Any] = {
-            "order_id": self._next_id(), "exchange_order_id": None, "parent_order_id": None,
-            "variety": form.get("variety", "regular"), "status": "OPEN", "status_message": None,
-            "tradingsymbol": form["tradingsymbol"], "exchange": form.get("exchange", "NSE"),
-            "instrument_token": 0, "transaction_type": form["transaction_type"],
-            "order_type": form["order_type"], "product": form["product"], "validity": form.get("validity", "DAY"),
-            "quantity": int(form["quantity"]), "disclosed_quantity": 0,
-            "price": float(form.get("price") or 0), "trigger_price": float(form.get("trigger_price") or 0),
-            "average_price": 0.0, "filled_quantity": 0, "pending_quantity": int(form["quantity"]),
-            "cancelled_quantity": 0, "tag": tag, "tags": [tag] if tag else None,
-            "order_timestamp": stamp, "exchange_timestamp": None, "exchange_update_timestamp": None,
-            "placed_by": "SB0001", "guid": None,
-        }
-        self._state.orders.append(order)
-        self._dirty = True
-        if order["transaction_type"] == "SELL" and order["product"] == "CNC":
-            selling = sum(o["pending_quantity"] for o in self._state.orders
-                          if o is not order and o["status"] == "OPEN" and o["tradingsymbol"] == order["tradingsymbol"]
-                          and o["transaction_type"] == "SELL" and o["product"] == "CNC")
-            if order["quantity"] + selling > self._held(order["tradingsymbol"], "CNC"):
-                order.update(status="REJECTED", status_message="Insufficient holdings for a CNC sell.",
-                             pending_quantity=0)
-                return order
-        price = self._state.prices.get(order["tradingsymbol"])
-        if price is not None:
-            self._try_fill(order, price)
+    def _place(self, form: dict[str, str], tag: str | None = None) -> SimOrder:
+        order = self.exchange.place_order(
+            form["tradingsymbol"], Side(form["transaction_type"]), int(form["quantity"]),
+            OrderType(form["order_type"]), form["product"], price=float(form.get("price") or 0) or None,
+            trigger_price=float(form.get("trigger_price") or 0) or None,
+            market_protection=float(form["market_protection"]) if form.get("market_protection") else None, tag=tag)
+        self._varieties[order.order_id] = form.get("variety", "regular")
         return order
 
-    def _try_fill(self, order: dict[str, Any], price: float) -> None:
-        buy = order["transaction_type"] == "BUY"
-        beyond_limit = (buy and price > order["price"]) or (not buy and price < order["price"])
-        if order["order_type"] == "LIMIT" and beyond_limit:
-            return
-        if order["order_type"] in ("SL", "SL-M"):
-            if (buy and price < order["trigger_price"]) or (not buy and price > order["trigger_price"]):
-                return
-            if order["order_type"] == "SL" and beyond_limit:
-                return
-        quantity = order["pending_quantity"]
-        stamp = self._stamp()
-        self._dirty = True
-        order.update(status="COMPLETE", filled_quantity=order["quantity"], pending_quantity=0, average_price=price,
-                     exchange_timestamp=stamp, exchange_update_timestamp=stamp,
-                     exchange_order_id=f"1{order['order_id']}")
-        self._state.trades.append({
-            "trade_id": f"T{order['order_id']}", "order_id": order["order_id"],
-            "exchange_order_id": order["exchange_order_id"], "tradingsymbol": order["tradingsymbol"],
-            "exchange": order["exchange"], "instrument_token": 0, "product": order["product"],
-            "transaction_type": order["transaction_type"], "quantity": quantity, "average_price": price,
-            "fill_timestamp": stamp, "order_timestamp": order["order_timestamp"], "exchange_timestamp": stamp,
-        })
-
-    def _check_gtt(self, gtt: dict[str, Any], price: float) -> None:
-        low, high = gtt["condition"]["trigger_values"]
-        leg = 0 if price <= low else 1 if price >= high else None
-        if leg is None:
-            return
-        spec = gtt["orders"][leg]
-        order = self._new_order({"tradingsymbol": spec["tradingsymbol"], "exchange": spec["exchange"],
-                                 "transaction_type": spec["transaction_type"], "quantity": str(spec["quantity"]),
-                                 "product": spec["product"], "order_type": spec["order_type"],
-                                 "price": str(spec["price"])})
-        stamp = self._stamp()
-        spec["result"] = {
-            "account_id": "SB0001", "exchange": spec["exchange"], "tradingsymbol": spec["tradingsymbol"],
-            "validity": "DAY", "product": spec["product"], "order_type": spec["order_type"],
-            "transaction_type": spec["transaction_type"], "quantity": spec["quantity"], "price": spec["price"],
-            "meta": "", "timestamp": stamp, "triggered_at": price,
-            "order_result": {"status": "failed" if order["status"] == "REJECTED" else "success",
-                             "order_id": order["order_id"], "rejection_reason": order["status_message"] or ""},
+    def _order_row(self, order: SimOrder) -> dict[str, Any]:
+        filled = self._stamp(order.updated_at) if order.filled_quantity else None
+        return {
+            "order_id": order.order_id, "exchange_order_id": f"1{order.order_id}" if order.filled_quantity else None,
+            "parent_order_id": None, "variety": self._varieties.get(order.order_id, "regular"),
+            "status": _KITE_STATUS.get(order.status, "OPEN"),
+            "status_message": _KITE_REJECTIONS.get(order.reject_code, order.reason) if order.reject_code else None,
+            "tradingsymbol": order.instrument_key, "exchange": "NSE", "instrument_token": 0,
+            "transaction_type": order.side.value, "order_type": order.order_type.value, "product": order.product,
+            "validity": "DAY", "quantity": order.quantity, "disclosed_quantity": 0, "price": order.price or 0.0,
+            "trigger_price": order.trigger_price or 0.0, "average_price": order.average_price,
+            "filled_quantity": order.filled_quantity, "pending_quantity": order.pending_quantity,
+            "cancelled_quantity": order.cancelled_quantity, "tag": order.tag,
+            "tags": [order.tag] if order.tag else None,
+            "order_timestamp": self._stamp(order.placed_at), "exchange_timestamp": filled,
+            "exchange_update_timestamp": filled or (self._stamp(order.updated_at)
+                                                    if order.status is OrderStatus.CANCELLED else None),
+            "placed_by": "SB0001", "guid": None,
         }
-        gtt.update(status="triggered", updated_at=stamp)
-        self._dirty = True
+
+    def _trade_row(self, fill: SimFill) -> dict[str, Any]:
+        order = self.exchange.orders[fill.order_id]
+        stamp = self._stamp(fill.ts)
+        earlier = [f for f in self.exchange.fills if f.order_id == fill.order_id]
+        part = earlier.index(fill)
+        return {  # the first fill of an order is T<order id>, a later partial fill T<order id>-<n>
+            "trade_id": f"T{fill.order_id}" + (f"-{part + 1}" if part else ""), "order_id": fill.order_id,
+            "exchange_order_id": f"1{fill.order_id}",
+            "tradingsymbol": fill.instrument_key, "exchange": "NSE", "instrument_token": 0, "product": fill.product,
+            "transaction_type": fill.side.value, "quantity": fill.quantity, "average_price": fill.price,
+            "fill_timestamp": stamp, "order_timestamp": self._stamp(order.placed_at), "exchange_timestamp": stamp,
+        }
+
+    def _gtt_row(self, gtt: SimGtt) -> dict[str, Any]:
+        spec = self._gtt_specs[gtt.gtt_id]
+        orders = [{**leg_spec, "result": None} for leg_spec in spec["orders"]]
+        fired = gtt.fired_leg
+        if fired is not None:
+            leg_spec = orders[gtt.legs.index(fired)]
+            order = self.exchange.orders.get(fired.order_id or "")
+            rejected = order is not None and order.status is OrderStatus.REJECTED
+            leg_spec["result"] = {
+                "account_id": "SB0001", "exchange": leg_spec["exchange"], "tradingsymbol": leg_spec["tradingsymbol"],
+                "validity": "DAY", "product": leg_spec["product"], "order_type": leg_spec["order_type"],
+                "transaction_type": leg_spec["transaction_type"], "quantity": leg_spec["quantity"],
+                "price": leg_spec["price"], "meta": "", "timestamp": self._stamp(gtt.updated_at),
+                "triggered_at": fired.triggered_at_price,
+                "order_result": {"status": "failed" if rejected else "success", "order_id": fired.order_id or "",
+                                 "rejection_reason": _KITE_REJECTIONS.get(order.reject_code, order.reason)
+                                 if rejected and order is not None and order.reject_code else ""},
+            }
+        status = "deleted" if gtt.deleted else "triggered" if fired is not None else "active"
+        return {"type": "two-leg", "condition": spec["condition"], "orders": orders, "id": int(gtt.gtt_id),
+                "user_id": "SB0001", "parent_trigger": None, "status": status,
+                "created_at": self._stamp(gtt.created_at), "updated_at": self._stamp(gtt.updated_at), "meta": None,
+                "expires_at": self._stamp(gtt.created_at + timedelta(days=365))}
 
     # API --------------------------------------------------------------------------------------
     def route(self, method: str, path: str, form: dict[str, str]) -> tuple[str, Any]:
         """(route name, response data) of a request, or raise `KiteError`."""
         with self._lock:
-            self._roll_day()
+            self.exchange.roll_day()
             try:
                 return self._route(method, path, form)
             finally:
@@ -355,41 +323,45 @@ class KiteSandbox:
         if parts[:1] == ["orders"]:
             return self._orders_api(method, parts, form)
         if method == "GET" and parts == ["trades"]:
-            return "trades", [dict(t) for t in self._state.trades]
+            return "trades", [self._trade_row(fill) for fill in self.exchange.fills]
         if method == "GET" and parts == ["portfolio", "positions"]:
             return "positions", self._positions()
         if method == "GET" and parts == ["portfolio", "holdings"]:
             return "holdings", self._holdings()
         if parts[:2] == ["gtt", "triggers"]:
             return self._gtt_api(method, parts[2:], form)
+        if method == "GET" and parts[:2] == ["user", "margins"] and len(parts) <= 3:
+            return "margins", sandbox_account.margins(self, parts[2] if len(parts) == 3 else None)
+        if method == "POST" and path == sandbox_account.SESSION_TOKEN_PATH:
+            return "session.token", sandbox_account.session_token(self, form)
         raise KiteError(404, "GeneralException", f"route not found: {method} {path}")
 
     def _orders_api(self, method: str, parts: list[str], form: dict[str, str]) -> tuple[str, Any]:
         if method == "GET" and len(parts) == 1:
-            return "orders", [dict(o) for o in self._state.orders]
+            return "orders", self.orders()
         if method == "POST" and len(parts) == 2:
             self._validate_order(parts[1], form)
-            order = self._new_order({**form, "variety": parts[1]}, tag=form.get("tag") or None)
-            return "order.place", {"order_id": order["order_id"]}
+            order = self._place({**form, "variety": parts[1]}, tag=form.get("tag") or None)
+            return "order.place", {"order_id": order.order_id}
         if method == "GET" and len(parts) in (2, 3):
             order = self._order(parts[1])
             if len(parts) == 3 and parts[2] == "trades":
-                return "order.trades", [dict(t) for t in self._state.trades if t["order_id"] == parts[1]]
-            return "order.info", [dict(order)]
+                return "order.trades", [self._trade_row(f) for f in self.exchange.fills if f.order_id == parts[1]]
+            return "order.info", [self._order_row(order)]
         if method == "DELETE" and len(parts) == 3:
             order = self._order(parts[2])
-            if order["status"] != "OPEN":
-                raise KiteError(400, "OrderException", f"Order cannot be cancelled as it is {order['status']}.")
-            order.update(status="CANCELLED", cancelled_quantity=order["pending_quantity"], pending_quantity=0,
-                         exchange_update_timestamp=self._stamp())
-            return "order.cancel", {"order_id": order["order_id"]}
+            if not order.is_working:
+                raise KiteError(400, "OrderException",
+                                f"Order cannot be cancelled as it is {self._order_row(order)['status']}.")
+            self.exchange.cancel_order(order.order_id)
+            return "order.cancel", {"order_id": order.order_id}
         raise KiteError(405, "InputException", f"method {method} not allowed on /{'/'.join(parts)}")
 
-    def _order(self, order_id: str) -> dict[str, Any]:
-        for order in self._state.orders:
-            if order["order_id"] == order_id:
-                return order
-        raise KiteError(400, "InputException", f"Couldn't find order {order_id}.")
+    def _order(self, order_id: str) -> SimOrder:
+        order = self.exchange.orders.get(order_id)
+        if order is None:
+            raise KiteError(400, "InputException", f"Couldn't find order {order_id}.")
+        return order
 
     @staticmethod
     def _validate_order(variety: str, form: dict[str, str]) -> None:
@@ -408,6 +380,9 @@ class KiteSandbox:
             raise KiteError(400, "InputException", "Invalid `price`.")
         if form["order_type"] in ("SL", "SL-M") and float(form.get("trigger_price") or 0) <= 0:
             raise KiteError(400, "InputException", "Invalid `trigger_price`.")
+        protection = form.get("market_protection") or "0"
+        if not protection.replace(".", "", 1).lstrip("-").isdigit() or not -1 <= float(protection) <= 100:
+            raise KiteError(400, "InputException", "Invalid `market_protection`.")
         tag = form.get("tag", "")
         if len(tag) > 20 or (tag and not tag.replace("_", "").replace("-", "").isalnum()):
             raise KiteError(400, "InputException", "Invalid `tag`: up to 20 alphanumeric characters.")
@@ -415,53 +390,62 @@ class KiteSandbox:
     def _positions(self) -> dict[str, Any]:
         """Today's positions (a sale of a holding shows as a negative quantity, as at Kite)."""
         net = []
-        for symbol, product, quantity, average in self._net(carried=False):
+        for symbol, product, quantity, average in self.exchange.net_positions(carried=False):
             net.append({"tradingsymbol": symbol, "exchange": "NSE", "instrument_token": 0, "product": product,
                         "quantity": quantity, "overnight_quantity": 0, "multiplier": 1,
-                        "average_price": average, "last_price": self._state.prices.get(symbol, 0.0)})
+                        "average_price": average, "last_price": self.exchange.last_price(symbol) or 0.0})
         return {"net": net, "day": [dict(p) for p in net]}
 
     def _holdings(self) -> list[dict[str, Any]]:
         """Positions carried from earlier days, as Kite moves delivered CNC buys to holdings."""
         rows = []
-        for key, (quantity, average) in self._state.carried.items():
-            symbol, product = key.split("|")
+        for (symbol, product), holding in self.exchange.holdings.items():
             rows.append({"tradingsymbol": symbol, "exchange": "NSE", "instrument_token": 0, "isin": "",
-                         "product": product, "quantity": int(quantity), "t1_quantity": 0, "used_quantity": 0,
-                         "average_price": average, "last_price": self._state.prices.get(symbol, 0.0)})
+                         "product": product, "quantity": holding.quantity, "t1_quantity": 0, "used_quantity": 0,
+                         "average_price": holding.average_price,
+                         "last_price": self.exchange.last_price(symbol) or 0.0})
         return rows
 
     def _gtt_api(self, method: str, rest: list[str], form: dict[str, str]) -> tuple[str, Any]:
         if method == "GET" and not rest:
-            return "gtt", json.loads(json.dumps(self._state.gtts))
+            return "gtt", self.gtts()
         if method == "POST" and not rest:
-            created = self._gtt_from_form(form)
-            self._state.sequence += 1
-            stamp = self._stamp()
-            created.update(id=self._state.sequence, user_id="SB0001", parent_trigger=None, status="active",
-                       created_at=stamp, updated_at=stamp, meta=None,
-                       expires_at=(self.clock.now() + timedelta(days=365)).strftime("%Y-%m-%d %H:%M:%S"))
-            self._state.gtts.append(created)
-            price = self._state.prices.get(created["condition"]["tradingsymbol"])
-            if price is not None:
-                self._check_gtt(created, price)
-            return "gtt.place", {"trigger_id": created["id"]}
+            spec = self._gtt_from_form(form)
+            condition, legs = spec["condition"], spec["orders"]
+            first = legs[0]
+            created = self.exchange.place_gtt(condition["tradingsymbol"], int(first["quantity"]), first["product"],
+                                              self._legs(spec))
+            self._gtt_specs[created.gtt_id] = spec
+            return "gtt.place", {"trigger_id": int(created.gtt_id)}
         if len(rest) != 1:
             raise KiteError(404, "GeneralException", "route not found")
-        gtt = next((g for g in self._state.gtts if str(g["id"]) == rest[0]), None)
+        gtt = self.exchange.gtts.get(rest[0])
         if gtt is None:
             raise KiteError(400, "InputException", f"Trigger {rest[0]} not found.")
         if method == "GET":
-            return "gtt.info", json.loads(json.dumps(gtt))
-        if gtt["status"] != "active":
-            raise KiteError(400, "InputException", f"Trigger {rest[0]} is {gtt['status']}, not active.")
+            return "gtt.info", self._gtt_row(gtt)
+        if not gtt.active:
+            raise KiteError(400, "InputException", f"Trigger {rest[0]} is {self._gtt_row(gtt)['status']}, not active.")
         if method == "PUT":
-            gtt.update(self._gtt_from_form(form), updated_at=self._stamp())
-            return "gtt.modify", {"trigger_id": gtt["id"]}
+            spec = self._gtt_from_form(form)
+            self._gtt_specs[gtt.gtt_id] = spec
+            self.exchange.modify_gtt(gtt.gtt_id, quantity=int(spec["orders"][0]["quantity"]), legs={
+                leg.name: (leg.trigger_price, leg.limit_price) for leg in self._legs(spec)})
+            return "gtt.modify", {"trigger_id": int(gtt.gtt_id)}
         if method == "DELETE":
-            gtt.update(status="deleted", updated_at=self._stamp())
-            return "gtt.delete", {"trigger_id": gtt["id"]}
+            self.exchange.cancel_gtt(gtt.gtt_id)
+            return "gtt.delete", {"trigger_id": int(gtt.gtt_id)}
         raise KiteError(405, "InputException", f"method {method} not allowed")
+
+    @staticmethod
+    def _legs(spec: dict[str, Any]) -> list[GttLeg]:
+        """A two-leg GTT's legs: the first order at or below the lower trigger, the second at or above
+        the upper one."""
+        (lower, upper), (first, second) = spec["condition"]["trigger_values"], spec["orders"]
+        return [GttLeg("lower", TriggerDirection.BELOW, float(lower), Side(first["transaction_type"]),
+                       float(first["price"])),
+                GttLeg("upper", TriggerDirection.ABOVE, float(upper), Side(second["transaction_type"]),
+                       float(second["price"]))]
 
     @staticmethod
     def _gtt_from_form(form: dict[str, str]) -> dict[str, Any]:
@@ -478,8 +462,9 @@ class KiteSandbox:
                                                     "and two orders.")
         if any(o.get("order_type") != "LIMIT" for o in orders):
             raise KiteError(400, "InputException", "GTT orders must be LIMIT orders.")
-        return {"type": "two-leg", "condition": condition,
-                "orders": [{**o, "result": None} for o in orders]}
+        if any(o.get("transaction_type") not in ("BUY", "SELL") for o in orders):
+            raise KiteError(400, "InputException", "Invalid `transaction_type` in GTT orders.")
+        return {"type": "two-leg", "condition": condition, "orders": orders}
 
 
 class _Handler(JsonHandler):
@@ -507,7 +492,8 @@ class _Handler(JsonHandler):
         try:
             if self.headers.get("X-Kite-Version") != "3":
                 raise KiteError(400, "InputException", "Missing or invalid `X-Kite-Version` header (expected 3).")
-            if self.headers.get("Authorization") != f"token {sandbox.api_key}:{sandbox.access_token}":
+            if path != sandbox_account.SESSION_TOKEN_PATH and (  # the token exchange is how a token is obtained
+                    self.headers.get("Authorization") != f"token {sandbox.api_key}:{sandbox.access_token}"):
                 raise KiteError(403, "TokenException", "Incorrect `api_key` or `access_token`.")
             route = _route_name(self.command, path)
             fault = sandbox.take_fault(route)
@@ -560,10 +546,13 @@ class SandboxZerodhaBroker(ZerodhaBroker):
 
     @classmethod
     def start(cls, clock: Clock, *, instruments: Iterable[Instrument] = (), product: Product = Product.CNC,
-              timeout: float = 7.0, state_path: Path | None = None) -> SandboxZerodhaBroker:
-        """Start an embedded sandbox (its book kept in `state_path`, if given) and connect to it."""
+              timeout: float = 7.0, state_path: Path | None = None,
+              fill_model: FillModel | None = None) -> SandboxZerodhaBroker:
+        """Start an embedded sandbox (its book kept in `state_path`, if given; filling by
+        `fill_model`, see `FillModel.from_settings`) and connect to it."""
         instruments = list(instruments)
-        sandbox = KiteSandbox(clock=clock, symbols=sandbox_symbols(instruments), state_path=state_path).start()
+        sandbox = KiteSandbox(clock=clock, symbols=sandbox_symbols(instruments), state_path=state_path,
+                              fill_model=fill_model, instruments=instruments).start()
         return cls(sandbox, clock, instruments=instruments, product=product, timeout=timeout)
 
     async def on_tick(self, tick: Tick) -> None:

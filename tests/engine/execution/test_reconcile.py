@@ -67,9 +67,9 @@ async def test_position_sold_by_its_fired_exit_is_not_taken_for_closed_by_hand_b
     exit_id = await _protected_position(kite_manager, sandbox, db, instrument)
     sandbox.set_last_price("RELIANCE", 2840.0)  # the stop fires and its SELL fills
     with sandbox._lock:  # Kite has not yet written the fired leg's order id into the GTT
-        for leg in sandbox._state.gtts[0]["orders"]:
-            if leg["result"]:
-                leg["result"]["order_result"]["order_id"] = ""
+        for gtt in sandbox.exchange.gtts.values():
+            for leg in gtt.legs:
+                leg.order_id = None
     report = await kite_manager.reconcile()
     assert "POSITION_CLOSED" not in report.kinds()
     assert "POSITION_BY_EXIT" in report.kinds()

@@ -1,4 +1,4 @@
-"""A replayed session end to end with AUTOTRADER_BROKER=zerodha and KITE_ROOT_URL=sandbox: the real
+"""A replayed session end to end with AUTOTRADER_BROKER=zerodha-sandbox: the real
 adapter and kiteconnect client against the embedded loopback Kite server, fed by the ticks.
 
 Ticks are derived from 5-minute bars (open, then low/high in the bar's direction, then close), so
@@ -43,8 +43,8 @@ def _ticks() -> list[Tick]:
 
 async def test_replayed_session_against_the_loopback_kite_server(db: Engine) -> None:
     clock = SteppedClock(datetime(2024, 6, 4, 15, 0, tzinfo=IST))
-    settings = load_settings(broker="zerodha", database_url=str(db.url))
-    broker = make_broker(settings, Credentials(kite_root_url="sandbox"), clock=clock, instruments=INSTRUMENTS)
+    settings = load_settings(broker="zerodha-sandbox", database_url=str(db.url))
+    broker = make_broker(settings, Credentials(), clock=clock, instruments=INSTRUMENTS)
     assert isinstance(broker, SandboxZerodhaBroker)
     await broker.connect()
     manager = OrderManager(broker, db, clock, trading_day=TRADING_DAY)
@@ -61,6 +61,7 @@ async def test_replayed_session_against_the_loopback_kite_server(db: Engine) -> 
                 intent = OrderIntent(make_client_order_id(TRADING_DAY, instrument.symbol), instrument, Side.BUY, 10)
                 order = await manager.submit(intent)
                 entries[instrument.symbol] = order.client_order_id
+                await broker.on_tick(tick)  # the [paper] fill model fills at the next tick, not the deciding one
                 order = await manager.refresh(order.client_order_id)
                 assert order.status is OrderStatus.FILLED
                 positions[instrument.symbol] = open_position(db, instrument, 10, client_order_id=order.client_order_id)

@@ -39,7 +39,9 @@ def test_closing_logs_the_trade_with_gross_and_net_pnl() -> None:
     positions = book(db)
     position = positions.open_position(RELIANCE, 100, 1000.0, 950.0, 1100.0, at(DAY, 15, 12), "ATENTRY1")
     trade = positions.close(position, 1100.0, at(date(2024, 6, 5), 11, 0), "target (GTT)", date(2024, 6, 5))
-    assert (trade.gross_pnl, trade.charges, trade.net_pnl) == (10_000.0, 232.61, 9767.39)
+    # June 2024 rates, sold the next day: STT 210 + NSE 0.00322 % 6.762 + SEBI 0.21 + stamp 15 + DP 13
+    # + GST 18 % of (6.762 + 0.21 + 13) 3.595 = 248.57
+    assert (trade.gross_pnl, trade.charges, trade.net_pnl) == (10_000.0, 248.57, 9751.43)
     assert not positions.open
     with session_scope(db) as session:
         row = session.exec(select(PositionRow)).one()
@@ -47,7 +49,7 @@ def test_closing_logs_the_trade_with_gross_and_net_pnl() -> None:
     assert row.status == "CLOSED"
     assert (trade_row.exit_reason, trade_row.trading_day, trade_row.position_id) == ("target (GTT)", date(2024, 6, 5),
                                                                                      position.id)
-    assert [t.net_pnl for t in positions.trades_of(date(2024, 6, 5))] == [9767.39]
+    assert [t.net_pnl for t in positions.trades_of(date(2024, 6, 5))] == [9751.43]
     assert book(db).load() == []
 
 

@@ -14,8 +14,8 @@ from engine.clock import LiveClock
 from engine.models import Timeframe
 from engine.session import day as day_work
 from engine.session.stages import TradingDayContext, open_trading_day
-from engine.settings import PROJECT_ROOT
 from engine.storage import BarStore
+from tests.conftest import PROJECT_ROOT
 
 SHIPPED = PROJECT_ROOT / "data"
 SYMBOLS = ("RELIANCE", "TCS")

@@ -7,8 +7,9 @@ import sys
 import types
 from typing import Any
 
-from engine.settings import PROJECT_ROOT, load_settings
+from engine.settings import load_settings
 from engine.strategy import load_strategy, register_strategy
+from tests.conftest import PROJECT_ROOT
 
 
 def test_the_templates_strategy_and_test_run() -> None:

@@ -111,7 +111,8 @@ def test_a_holding_sold_today_is_flat_and_a_short_keeps_its_price() -> None:
 
 
 def test_trade_row_becomes_a_fill() -> None:
-    fill = fill_from_trade(unwrap(load_resource("trades_for_day.json"))[0])
+    row = unwrap(load_resource("trades_for_day.json"))[0]
+    fill = fill_from_trade(row, received_at=datetime(2024, 6, 4, tzinfo=IST))
     assert (fill.fill_id, fill.broker_order_id, fill.quantity, fill.price) == ("50613587", "231019025057849", 1, 80.15)
     assert fill.ts == datetime(2023, 10, 19, 9, 23, 23, tzinfo=IST)
 

@@ -1,4 +1,4 @@
-"""`AUTOTRADER_BROKER=upstox` with `UPSTOX_API_URL=sandbox`: the real adapter against an embedded
+"""`AUTOTRADER_BROKER=upstox-sandbox`: the real adapter against an embedded
 sandbox whose prices come from the engine's ticks."""
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ def _tick(instrument: Instrument, clock: SteppedClock, price: float) -> Tick:
 
 
 async def test_sandbox_broker_trades_on_ticks_and_stops_with_close(clock: SteppedClock, instrument: Instrument) -> None:
-    broker = make_broker(
-        load_settings(broker="upstox"),
-        Credentials(upstox_api_url="sandbox"),
+    broker = make_broker(  # the [paper] fill model: next-tick fills, here without slippage
+        load_settings(broker="upstox-sandbox", paper={"slippage_bps": 0.0}, database_url="sqlite://"),
+        Credentials(),
         clock=clock,
         instruments=[instrument],
     )
@@ -33,6 +33,7 @@ async def test_sandbox_broker_trades_on_ticks_and_stops_with_close(clock: Steppe
         intent = OrderIntent(make_client_order_id(date(2024, 6, 4), "sandboxed"), instrument, Side.BUY, 10)
         await broker.on_tick(_tick(instrument, clock, 100.0))
         await broker.place_order(intent)
+        await broker.on_tick(_tick(instrument, clock, 100.0))
         found = await broker.find_order(intent.client_order_id)
         assert found is not None and found.status is OrderStatus.FILLED and found.average_price == 100.0
         assert broker.sandbox.orders_tagged(intent.client_order_id)[0]["trading_symbol"] == "RELIANCE"
@@ -49,5 +50,5 @@ async def test_sandbox_broker_trades_on_ticks_and_stops_with_close(clock: Steppe
 
 
 def test_missing_token_names_the_sandbox_alternative(clock: SteppedClock) -> None:
-    with pytest.raises(ConfigError, match="UPSTOX_API_URL=sandbox"):
-        make_broker(load_settings(broker="upstox"), Credentials(upstox_access_token=None), clock=clock)
+    with pytest.raises(ConfigError, match="AUTOTRADER_BROKER=upstox-sandbox"):
+        make_broker(load_settings(broker="upstox"), Credentials(upstox_access_token=None), clock=clock, replay=False)
