@@ -12,7 +12,7 @@ from cli.common import console, fail, print_json
 
 
 async def _reconcile() -> dict[str, object]:
-    from engine.brokers.factory import make_broker
+    from engine.brokers.factory import SANDBOX_BROKERS, make_broker
     from engine.clock import LiveClock
     from engine.execution import OrderManager
     from engine.models import Instrument
@@ -20,6 +20,12 @@ async def _reconcile() -> dict[str, object]:
     from engine.storage.db import init_db
 
     settings = load_settings()
+    if settings.broker in SANDBOX_BROKERS:
+        raise fail(
+            f"reconcile refuses AUTOTRADER_BROKER={settings.broker}: the built-in sandbox starts empty in this "
+            "process, so it is not the truth about your orders and positions; reconcile against the broker you "
+            "trade with (paper, zerodha or upstox)"
+        )
     clock = LiveClock()
     db = init_db(settings.database_url)
     instruments: list[Instrument] = []
@@ -29,7 +35,8 @@ async def _reconcile() -> dict[str, object]:
         instruments = load_instruments(settings.data_dir)
     except (FileNotFoundError, ImportError, OSError):
         pass  # symbols unknown: Kite rows fall back to NSE:<symbol> keys
-    broker = make_broker(settings, load_credentials(), clock=clock, instruments=instruments, db=db)
+    # Not a replay: reconciling with the real broker you trade with is the point.
+    broker = make_broker(settings, load_credentials(), clock=clock, instruments=instruments, db=db, replay=False)
     try:
         await broker.connect()
         manager = OrderManager(broker, db, clock, trading_day=clock.today())

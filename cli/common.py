@@ -1,17 +1,40 @@
-"""Helpers shared by CLI commands."""
+"""Helpers shared by CLI commands. Everything the CLI prints goes through `engine.secrets.redact`."""
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.segment import Segment
+from rich.table import Table
+from rich.text import Text
 
-console = Console()
-err_console = Console(stderr=True)
+from engine.secrets import redact, redact_payload
+
+
+class RedactingConsole(Console):
+    """A rich Console that never prints a secret: strings are redacted before rendering (so wrapping or
+    highlighting cannot split a token), and the rendered output once more (for Text built elsewhere)."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        return super().render_str(redact(text), **kwargs)
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        return redact(super()._render_buffer(buffer))
+
+
+console = RedactingConsole()
+err_console = RedactingConsole(stderr=True)
+
+
+def compact_table(title: str) -> Table:
+    """A borderless table, columns one space apart: seven or eight narrow columns fit 80 characters."""
+    return Table(title=title, title_justify="left", box=None, padding=(0, 1), pad_edge=False, header_style="bold")
 
 
 def json_safe(value: Any) -> Any:
@@ -26,11 +49,13 @@ def json_safe(value: Any) -> Any:
 
 
 def print_json(payload: Any) -> None:
-    """Machine-readable output on stdout (no rich markup; strict JSON, NaN as null)."""
-    typer.echo(json.dumps(json_safe(payload), indent=2, default=str, sort_keys=False, allow_nan=False))
+    """Machine-readable output on stdout (no rich markup; strict JSON, NaN as null; secrets redacted)."""
+    safe = redact_payload(json.loads(json.dumps(json_safe(payload), default=str, allow_nan=False)))
+    typer.echo(json.dumps(safe, indent=2, sort_keys=False, allow_nan=False))
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print a clear error (verbatim: paths and values may contain [brackets]) and return an Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)  # unbroken paths
+    """Print a clear, redacted error (verbatim: paths and values may contain [brackets]) and return an
+    Exit to raise."""
+    err_console.print(f"[bold red]error:[/] {escape(redact(message))}", soft_wrap=True)  # unbroken paths
     return typer.Exit(code)

@@ -76,10 +76,12 @@ def import_command(
     """Load your own daily or 5-minute CSV bars into the bar store. Accepts raw NSE files
     (StockName,Symbol,Date,Open,High,Low,Close,PrevClose,Volume, newest first is fine) and
     timestamp/date,open,high,low,close,volume files (symbol = file name). Rows that are unparseable,
-    non-positive, OHLC-inconsistent, on non-trading days or duplicate dates are rejected and listed
-    with their reasons (also in --report), as are gaps against the NSE calendar; nothing is dropped
-    silently."""
+    carry a symbol outside NSE's characters (A-Z, 0-9, & and -), a date before 1990 or after today,
+    a UTC offset other than the file's, a volume beyond int64, non-positive prices, OHLC-inconsistent,
+    on non-trading days or duplicate dates are rejected and listed with their reasons (also in
+    --report), as are gaps against the NSE calendar; nothing is dropped silently."""
     from engine.calendar import CalendarError, load_calendar
+    from engine.clock import LiveClock
     from engine.data.importer import import_path
     from engine.settings import SettingsError, load_settings
     from engine.storage.bars import BarStore
@@ -93,7 +95,7 @@ def import_command(
     if not path.exists():
         raise fail(f"{path} does not exist")
     with _progress("importing files") as advance:
-        result = import_path(path, BarStore(root), calendar, progress=advance)
+        result = import_path(path, BarStore(root), calendar, progress=advance, today=LiveClock().today())
     result.write_rejects_csv(report)
     summary = {**result.summary(), "store": str(root), "report": str(report)}
     if json_output:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import sys
+import traceback
+from types import TracebackType
 
 import typer
 
@@ -19,26 +23,42 @@ app = typer.Typer(
 COMMAND_MODULES = [
     "cli.calendar_cmd",  # autotrader calendar
     "cli.data_cmd",  # autotrader data import|build
+    "cli.instruments_cmd",  # autotrader instruments refresh|show
     "cli.feed_cmd",  # autotrader feed serve|record
     "cli.indicators_cmd",  # autotrader metadata build, autotrader indicators
-    "cli.report_cmd",  # autotrader report, autotrader backtest
+    "cli.report_cmd",  # autotrader report
+    "cli.backtest_cmd",  # autotrader backtest
     "cli.broker_cmd",  # autotrader reconcile
+    "cli.login_cmd",  # autotrader login zerodha|upstox
     "cli.demo_cmd",  # autotrader demo
+    "cli.sweep_cmd",  # autotrader sweep
 ]
+
+
+def _redacted_excepthook(kind: type[BaseException], error: BaseException, trace: TracebackType | None) -> None:
+    """An unexpected error still prints its traceback (a bug must be reportable), but redacted."""
+    from engine.secrets import redact
+
+    sys.stderr.write(redact("".join(traceback.format_exception(kind, error, trace))))
 
 
 @app.callback()
 def main() -> None:
     """autotrader: an automated NSE equity trading engine orchestrated by Prefect."""
-    # Before any command logs: broker credentials are redacted from every log record.
+    # Before any command prints or logs: broker credentials and the database password are registered
+    # secrets, redacted from every log record, error and output line (engine/secrets.py).
     from engine.logging import configure_logging
-    from engine.settings import load_credentials
+    from engine.secrets import register_url_password
+    from engine.settings import SettingsError, load_credentials, load_settings
 
     # Quiet by default (commands print their own output); AUTOTRADER_LOG_LEVEL turns engine logs on.
     level = os.environ.get("AUTOTRADER_LOG_LEVEL", "WARNING").upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         level = "WARNING"  # the settings loader reports the bad value when a command loads settings
     configure_logging(level, load_credentials().secret_values())
+    with contextlib.suppress(SettingsError):  # the command that loads the settings reports it
+        register_url_password(load_settings().database_url)
+    sys.excepthook = _redacted_excepthook  # after Typer installed its own
 
 
 @app.command()

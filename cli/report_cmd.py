@@ -1,9 +1,7 @@
-"""`autotrader report` (the day's setups, orders, trades, positions and risk, from the database)
-and `autotrader backtest` (the live decision path over historical daily bars)."""
+"""`autotrader report`: the day's setups, orders, trades, positions and risk, from the database."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,40 +81,5 @@ def report_command(
                   f"used {risk['risk_used']:,.2f}")
 
 
-def backtest_command(
-    from_day: str = typer.Option(..., "--from", help="First day, YYYY-MM-DD."),
-    to_day: str = typer.Option(..., "--to", help="Last day, YYYY-MM-DD."),
-    symbols: str = typer.Option(None, "--symbols", help="Comma-separated symbols (default: the configured universe)."),
-    json_output: bool = typer.Option(False, "--json", help="Print trades, summary and equity curve as JSON."),
-) -> None:
-    """Run the configured strategy with the live risk, portfolio and paper-execution code over the
-    daily bars in data/ (ticks derived from each bar's open/high/low/close, inside the bar)."""
-    from engine.backtest import BacktestError, run_backtest
-    from engine.data.instruments import InstrumentTableError
-    from engine.strategy.base import StrategyConfigError
-
-    settings = _settings()
-    start, end = _parse_day(from_day, "--from"), _parse_day(to_day, "--to")
-    chosen = [s.strip().upper() for s in symbols.split(",") if s.strip()] if symbols else None
-    try:
-        report = asyncio.run(run_backtest(settings, start, end, chosen))
-    except (BacktestError, InstrumentTableError, StrategyConfigError) as exc:
-        raise fail(str(exc)) from None
-    payload = report.as_dict()
-    if json_output:
-        print_json(payload)
-        return
-    console.print(_table("Trades", payload["trades"], ["symbol", "quantity", "entry_time", "entry_price", "exit_time",
-                                                      "exit_price", "net_pnl", "exit_reason"]))
-    summary = Table(title=f"Backtest {payload['start']} .. {payload['end']}, {payload['symbols']} symbols, "
-                          f"{payload['trading_days']} days", title_justify="left")
-    summary.add_column("measure")
-    summary.add_column("value", justify="right")
-    for key, value in payload["summary"].items():
-        summary.add_row(key, "n/a" if value is None else f"{value:,}" if isinstance(value, int | float) else str(value))
-    console.print(summary)
-
-
 def register(app: typer.Typer) -> None:
     app.command("report")(report_command)
-    app.command("backtest")(backtest_command)

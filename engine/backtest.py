@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 from sqlmodel import select
 
+from engine.brokers.factory import check_venue_allowed
 from engine.brokers.paper import PaperBroker
 from engine.calendar import load_calendar
 from engine.clock import SteppedClock
@@ -29,7 +30,7 @@ from engine.models import IST, Bar, Instrument, Tick, Timeframe
 from engine.portfolio.times import row_as_json
 from engine.settings import Settings
 from engine.storage import BarStore, init_db, session_scope
-from engine.storage.tables import TradeRow
+from engine.storage.tables import PositionRow, TradeRow
 from engine.strategy.base import Strategy
 from engine.strategy.registry import load_strategy
 from engine.strategy.window import SessionLike, normal_session
@@ -211,6 +212,8 @@ class Backtest:
         if not days:
             raise BacktestError(f"no daily bars between {self.start} and {self.end} for the chosen symbols")
         sessions = self._sessions(days)
+        check_venue_allowed(self.settings, replay=True)  # refuses a real broker's settings (VenueRefused)
+        log.info("backtest %s .. %s: paper broker (simulated)", self.start, self.end)
         db = init_db(self.database_url)
         clock = SteppedClock(datetime.combine(days[0], time(9, 0), tzinfo=IST))
         broker = PaperBroker.from_settings(self.settings, clock, instruments=self.instruments, db=db)
@@ -249,14 +252,17 @@ class Backtest:
             report.open_positions = summary.open_positions
         with session_scope(db) as session:
             rows = session.exec(select(TradeRow).order_by(TradeRow.exit_time)).all()  # type: ignore[arg-type]
-            report.trades = [_trade_dict(row) for row in rows]
+            risks = {p.id: p.initial_risk for p in session.exec(select(PositionRow)).all()}
+            report.trades = [_trade_dict(row, risks.get(row.position_id)) for row in rows]
         return report
 
 
-def _trade_dict(row: TradeRow) -> dict[str, Any]:
+def _trade_dict(row: TradeRow, initial_risk: float | None) -> dict[str, Any]:
+    """A closed trade with the risk it was opened with (rupees, for its R multiple)."""
     data = row_as_json(row)
     data.pop("id", None)
     data.pop("position_id", None)
+    data["initial_risk"] = initial_risk
     return data
 
 

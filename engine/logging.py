@@ -1,5 +1,6 @@
-"""Logging set-up with secret redaction: every credential value is replaced by `***` in every log
-record (message, arguments, exception and stack text) before any handler formats it."""
+"""Logging set-up with secret redaction: every secret in the process-wide registry (engine/secrets.py)
+and every token shape is replaced by `***` in every log record (message, arguments, exception and
+stack text) before any handler formats it."""
 
 from __future__ import annotations
 
@@ -8,37 +9,28 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
-REDACTED = "***"
-# Shorter values would redact ordinary words and numbers; real tokens are far longer.
-MIN_SECRET_LENGTH = 4
+from engine.secrets import REDACTED, redact, register_secrets, registered_secrets
 
 
 class SecretRedactingFilter(logging.Filter):
-    """Replaces each secret value with `***` in the record. Attach to handlers (so records from every
-    logger are covered) — `configure_logging` does."""
+    """Redacts the record (`engine.secrets.redact`). Attach to handlers (so records from every logger
+    are covered) — `configure_logging` does. `secrets` join the process-wide registry."""
 
-    def __init__(self, secrets: Iterable[str]) -> None:
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        self._secrets: list[str] = []
         self.add_secrets(secrets)
 
     def add_secrets(self, secrets: Iterable[str]) -> None:
-        values = {s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH} | set(self._secrets)
-        self._secrets = sorted(values, key=len, reverse=True)  # longest first: no partial leftovers
+        register_secrets(secrets)
 
     @property
     def secrets(self) -> list[str]:
-        return list(self._secrets)
+        return list(registered_secrets())
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        return text
+        return redact(text)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
-            return True
         # Render the message once so secrets inside args are redacted whatever their type.
         try:
             message = record.getMessage()
@@ -86,22 +78,16 @@ def configure_logging(level: str | int = "INFO", secrets: Iterable[str] = ()) ->
 
 
 def redact_secrets(secrets: Iterable[str]) -> SecretRedactingFilter:
-    """From now on, redact `secrets` (with those redacted already) from every record: the filter goes
-    on every root handler, and every record is redacted at creation, whichever logger and handler it
-    goes to. Levels and handlers are left as they are (e.g. Prefect's). Returns the filter so callers
-    can add secrets loaded later."""
-    root = logging.getLogger()
-    redactor = SecretRedactingFilter(secrets)
-    for handler in root.handlers:
-        for existing in [f for f in handler.filters if isinstance(f, SecretRedactingFilter)]:
-            redactor.add_secrets(existing.secrets)
-            handler.removeFilter(existing)
-        handler.addFilter(redactor)
+    """Register `secrets` (engine/secrets.py) and redact every record from now on: the filter goes on
+    every root handler, and every record is redacted at creation, whichever logger and handler it goes
+    to. Levels and handlers are left as they are (e.g. Prefect's). Returns the filter."""
+    register_secrets(secrets)
+    redactor = SecretRedactingFilter()
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, SecretRedactingFilter) for f in handler.filters):
+            handler.addFilter(redactor)
     factory = logging.getLogRecordFactory()
-    if isinstance(factory, _RedactingRecordFactory):  # configured before: one factory, all secrets
-        redactor.add_secrets(factory.redactor.secrets)
-        factory.redactor = redactor
-    else:
+    if not isinstance(factory, _RedactingRecordFactory):  # installed once: the registry holds every secret
         logging.setLogRecordFactory(_RedactingRecordFactory(factory, redactor))
     return redactor
 

@@ -39,10 +39,13 @@ STAGE_FAILED = "autotrader: trading stage failed"
 ZOMBIE = "autotrader: crash zombie runs"
 MISSED_HEARTBEATS = 4
 
+# The Prefect server renders these, outside our process: they quote only texts that are redacted at
+# their source (state messages, see engine/secrets.py), never all parameters (a database_url may hold
+# a password).
 ALERT_SUBJECT = "autotrader: {{ flow.name }} run {{ flow_run.name }} is {{ flow_run.state.name }}"
 ALERT_BODY = (
     "Flow {{ flow.name }}, run {{ flow_run.name }} ({{ flow_run.id }}) entered {{ flow_run.state.name }}.\n"
-    "Parameters: {{ flow_run.parameters }}\n"
+    "Day: {{ flow_run.parameters.day or 'today' }}\n"
     "Message: {{ flow_run.state.message }}"
 )
 

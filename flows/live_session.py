@@ -21,9 +21,9 @@ from tasks.live import close_live_session, execute_entry_window, open_live_sessi
 @flow(name="live-session", timeout_seconds=7 * 3600,
       on_failure=ON_FAILURE, on_crashed=ON_FAILURE, on_cancellation=ON_CANCELLATION)
 async def live_session(
-    day: str | None = None, replay: bool | None = None, speed: float | None = None, database_url: str | None = None
+    day: str | None = None, replay: bool | None = None, speed: float | None = None
 ) -> dict[str, Any] | State:
-    context = open_trading_day(day, database_url=database_url)
+    context = open_trading_day(day)
     if context.skip_reason:
         return skipped(context)
     session = await open_live_session(context, replay, speed)

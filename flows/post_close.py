@@ -16,8 +16,8 @@ from tasks.post_close import append_daily_bars, daily_report, refresh_market_cap
 
 @flow(name="post-close", timeout_seconds=3600,
       on_failure=ON_FAILURE, on_crashed=ON_FAILURE, on_cancellation=ON_CANCELLATION)
-def post_close(day: str | None = None, database_url: str | None = None) -> dict[str, Any] | State:
-    context = open_trading_day(day, database_url=database_url)
+def post_close(day: str | None = None) -> dict[str, Any] | State:
+    context = open_trading_day(day)
     if context.skip_reason:
         return skipped(context)
     record_stage(context, POST_CLOSE, RUNNING)

@@ -11,8 +11,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 
+from engine.brokers.factory import check_venue_allowed
 from engine.clock import LiveClock
 from engine.logging import redact_secrets
+from engine.secrets import redact_errors
 from engine.session import stages
 from engine.session.stages import TradingDayContext
 from engine.settings import load_credentials
@@ -45,6 +47,7 @@ def load_secret_blocks() -> list[str]:
 
 
 @task(name="open-trading-day", cache_policy=NO_CACHE, timeout_seconds=60, on_failure=[task_failed])
+@redact_errors
 def open_trading_day(day: str | None, **overrides: Any) -> TradingDayContext:
     """The day (today in IST when None), its NSE session or the reason it has none, settings, database."""
     load_secret_blocks()
@@ -54,6 +57,16 @@ def open_trading_day(day: str | None, **overrides: Any) -> TradingDayContext:
     return context
 
 
+@task(name="check-venue", cache_policy=NO_CACHE, timeout_seconds=60, on_failure=[task_failed])
+@redact_errors
+def check_venue(context: TradingDayContext, replay: bool | None) -> str:
+    """The venue the day trades with. A replayed day (`replay`, default `feed.source` = "replay")
+    with a real broker fails here, before any stage sends a request."""
+    replayed = context.settings.feed.source == "replay" if replay is None else replay
+    return check_venue_allowed(context.settings, load_credentials(), replay=replayed)
+
+
 @task(name="record-stage", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2, timeout_seconds=60)
+@redact_errors
 def record_stage(context: TradingDayContext, stage: str, status: str, checkpoint: dict[str, Any] | None = None) -> None:
     stages.record_stage(context.db, context.day, stage, status, LiveClock(), checkpoint)

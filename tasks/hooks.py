@@ -73,10 +73,11 @@ PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def retry_unless_permanent(task: Any, task_run: Any, state: Any) -> bool:
-    """retry_condition_fn: retry what may succeed next time; a bad token or setting never will."""
+async def retry_unless_permanent(task: Any, task_run: Any, state: Any) -> bool:
+    """retry_condition_fn: retry what may succeed next time; a bad token or setting never will. Async so
+    that the state's result is awaited in async tasks too (Prefect awaits the condition in both engines)."""
     try:
-        error = state.result(raise_on_failure=False)
+        error = await state.aresult(raise_on_failure=False)
     except Exception as exc:  # the result itself may be unreadable
         error = exc
     return not isinstance(error, PERMANENT_ERRORS)

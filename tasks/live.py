@@ -11,17 +11,19 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
+from engine.secrets import redact_errors
 from engine.session.live import LiveSession
 from engine.session.stages import TradingDayContext
-from tasks.hooks import task_failed
+from tasks.hooks import retry_unless_permanent, task_failed
 
 SESSION_TIMEOUT_SECONDS = 7 * 3600  # 09:10 -> 15:45 IST with margin
 
 
 @task(
     name="open-live-session", cache_policy=NO_CACHE, timeout_seconds=600, on_failure=[task_failed],
-    retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=10),
+    retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=10), retry_condition_fn=retry_unless_permanent,
 )
+@redact_errors
 async def open_live_session(context: TradingDayContext, replay: bool | None, speed: float | None) -> LiveSession:
     """Broker, reconciliation, indicators and strategy, the feed (replay server or Upstox); resumes
     what the database holds for the day. A replay runs in lockstep unless `speed` paces it."""
@@ -32,6 +34,7 @@ async def open_live_session(context: TradingDayContext, replay: bool | None, spe
     name="stream-until-close", cache_policy=NO_CACHE, timeout_seconds=SESSION_TIMEOUT_SECONDS,
     on_failure=[task_failed], retries=2, retry_delay_seconds=5,
 )
+@redact_errors
 async def stream_until_close(session: LiveSession) -> dict[str, Any]:
     return await session.stream_until_close()
 
@@ -40,11 +43,13 @@ async def stream_until_close(session: LiveSession) -> dict[str, Any]:
     name="entry-window", cache_policy=NO_CACHE, timeout_seconds=SESSION_TIMEOUT_SECONDS,
     on_failure=[task_failed], retries=1, retry_delay_seconds=2,
 )
+@redact_errors
 async def execute_entry_window(session: LiveSession) -> dict[str, Any]:
     return await session.run_entry_window()
 
 
 @task(name="close-live-session", cache_policy=NO_CACHE, timeout_seconds=300, on_failure=[task_failed])
+@redact_errors
 async def close_live_session(session: LiveSession) -> dict[str, Any]:
     """Checkpoint and release the feed and the broker; exits stay protected at the broker."""
     return await session.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,3 +17,13 @@ def shipped_data_dir() -> Path:
     if not (SHIPPED_DATA_DIR / "instruments.parquet").exists():
         pytest.skip("data/ is not built: run `autotrader data build`")
     return SHIPPED_DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """ONE temporary Prefect API for every test that runs flows in-process: a second harness in the same
+    run would leave Prefect's process-wide event worker talking to a server that is gone."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -25,12 +25,14 @@ alert), `ConfigError` for a bad configuration. Only `TemporaryBrokerError` is ev
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlparse
 
+from engine.data.ticks import PriceRole, round_for
 from engine.models import (
     BrokerPosition,
     ExitOrder,
@@ -46,10 +48,6 @@ from engine.models import (
 )
 
 log = logging.getLogger(__name__)
-
-
-# KITE_ROOT_URL / UPSTOX_API_URL = "sandbox": the venue's embedded loopback server, no account needed
-SANDBOX_URL = "sandbox"
 
 
 class BrokerError(Exception):
@@ -81,11 +79,55 @@ class BrokerCapabilities:
     max_tag_length: int = 20
 
 
-def check_http_url(name: str, url: str, example: str) -> str:
-    """`url` without its trailing slash; ConfigError unless it is an http(s) URL."""
+def is_loopback_host(host: str | None) -> bool:
+    """`localhost`, 127.0.0.0/8 or ::1: a host that never leaves this machine."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def is_loopback_url(url: str) -> bool:
+    return is_loopback_host(urlparse(url).hostname)
+
+
+def shown_url(url: str) -> str:
+    """`url` fit for a log line: scheme, host, port and path, never a user:password part."""
     parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ConfigError(f"{name} must be an http(s) URL such as {example}, got {url!r}")
+    host = parsed.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{parsed.scheme}://{host}{port}{parsed.path}".rstrip("/")
+
+
+def check_http_url(name: str, url: str, example: str, *, sandbox: str) -> str:
+    """`url` without its trailing slash. ConfigError unless it is an https:// URL, or http:// to a
+    loopback host (the token must not cross a network in clear text). The old magic value "sandbox"
+    is refused: the built-in sandbox is the broker `sandbox` (AUTOTRADER_BROKER) now."""
+    if url.strip().lower() == "sandbox":
+        raise ConfigError(
+            f"{name}=sandbox is no longer supported: set AUTOTRADER_BROKER={sandbox} to trade against the "
+            f"built-in loopback sandbox, and leave {name} unset"
+        )
+    try:
+        parsed = urlparse(url)
+        host = parsed.hostname
+        parsed.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        host = None
+    if parsed.scheme not in ("http", "https") or not host:
+        shown = url.split("@", 1)[1] if "@" in url else url  # never a user:password part
+        raise ConfigError(f"{name} must be an https:// URL such as {example}, got {shown!r}")
+    if parsed.scheme == "http" and not is_loopback_host(host):
+        raise ConfigError(
+            f"{name} must use https:// (plain http:// is allowed only to a loopback host such as 127.0.0.1): "
+            f"{shown_url(url)} would send the access token unencrypted to {host}"
+        )
     return url.rstrip("/")
 
 
@@ -110,10 +152,12 @@ def check_exit_request(request: ExitRequest) -> None:
         )
 
 
-def limit_below(instrument: Instrument, trigger: float, offset_pct: float) -> float:
-    """A SELL leg's LIMIT `offset_pct` percent below its trigger, rounded down to the tick grid, so
-    it stays marketable once the trigger is crossed (GTTs place LIMIT orders only)."""
-    return instrument.round_price(trigger * (1 - offset_pct / 100), "down")
+def limit_below(instrument: Instrument, trigger: float, offset_pct: float,
+                role: PriceRole = PriceRole.STOP_LIMIT) -> float:
+    """A SELL leg's LIMIT `offset_pct` percent below its trigger, rounded down to the tick grid
+    (`engine.data.ticks.round_for`), so it stays marketable once the trigger is crossed (GTTs place
+    LIMIT orders only)."""
+    return round_for(instrument, trigger * (1 - offset_pct / 100), role)
 
 
 def acknowledged_order(intent: OrderIntent, broker_order_id: str, at: datetime) -> Order:

@@ -7,18 +7,22 @@ Accepted layouts (header names are case-insensitive):
   the file name is the symbol). Times with a zone are converted to IST; naive ones are taken as IST.
   Daily when every time is midnight, 5-minute when rows are 5 minutes apart.
 
-Every rejected row is reported with its file, line and reason: `unparseable`, `non_positive_price`,
-`ohlc_inconsistent`, `not_a_trading_day`, `duplicate_date` (for raw NSE rows the kept row of a date
-follows the PrevClose chain, like the shared data's cleaning), plus `gap` entries for trading days missing
-between a symbol's first and last daily bar, or 5-minute session slots with no bar (checked where the NSE
-calendar covers the dates)."""
+Every rejected row is reported with its file, line and reason: `unparseable`, `invalid_symbol` (NSE symbol
+characters only: A-Z, 0-9, & and -, starting with a letter or digit, at most MAX_SYMBOL_LENGTH; the symbol names a
+folder of the store), `date_out_of_range` (before 1990-01-01 or after `today` + FUTURE_MARGIN), `mixed_utc_offsets`
+(a row whose UTC offset differs from the one most of the file's zoned rows carry), `volume_out_of_range` (negative
+or beyond int64), `non_positive_price`, `ohlc_inconsistent`, `not_a_trading_day`, `duplicate_date` (for raw NSE rows
+the kept row of a date follows the PrevClose chain, like the shared data's cleaning), plus `gap` entries for trading
+days missing between a symbol's first and last daily bar, or 5-minute session slots with no bar (checked where the
+NSE calendar covers the dates)."""
 
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +35,16 @@ from engine.storage.bars import BarStore
 RAW_NSE_COLUMNS = ["stockname", "symbol", "date", "open", "high", "low", "close", "prevclose", "volume"]
 PRICE_COLUMNS = ["open", "high", "low", "close"]
 PREVCLOSE_MATCH = 0.005  # rupees
+MAX_SYMBOL_LENGTH = 20
+SYMBOL_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9&-]{{0,{MAX_SYMBOL_LENGTH - 1}}}")
+SYMBOL_RULE = f"1-{MAX_SYMBOL_LENGTH} characters of A-Z, 0-9, & and -, starting with a letter or digit"
+EARLIEST_DATE = date(1990, 1, 1)
+FUTURE_MARGIN = timedelta(days=2)  # a file written a day "ahead" (another time zone) still imports
+INT64_MAX = int(np.iinfo(np.int64).max)
+VOLUME_LIMIT = float(INT64_MAX + 1)  # volumes are compared as floats: 2**63 is the first that overflows
+# A time followed by a UTC offset: the offset is split off and applied by hand, so one file may not mix offsets
+# silently and no row of it can make pandas raise.
+ZONED_TIME = re.compile(r"^(?P<wall>.*\d:\d\d(?::\d\d(?:\.\d+)?)?)\s*(?P<offset>Z|[+-]\d\d:?\d\d)$")
 
 
 class ImportFormatError(ValueError):
@@ -120,27 +134,103 @@ def _read(path: Path) -> pd.DataFrame:
     return frame
 
 
-def _parse(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-    """Typed columns and a per-row description of what failed to parse ('' when fine)."""
-    parsed = pd.DataFrame(
-        {"_line": frame["_line"], "_raw_ts": frame["ts"], "symbol": frame["symbol"].str.strip().str.upper()}
-    )
-    problem = pd.Series("", index=frame.index)
-    ts = pd.to_datetime(frame["ts"].str.strip(), errors="coerce", utc=True, format="mixed")
-    naive = pd.to_datetime(frame["ts"].str.strip(), errors="coerce", format="mixed")
-    has_zone = frame["ts"].str.contains(r"[+-]\d\d:?\d\d$|Z$", regex=True)
-    local = naive.where(~has_zone)
-    if local.notna().any():
-        local = local.dt.tz_localize(IST, ambiguous="NaT", nonexistent="NaT")
-    parsed["ts"] = ts.dt.tz_convert(IST).where(has_zone, local)
-    problem[parsed["ts"].isna()] = "date/time not parseable"
+def _offset_minutes(offset: str) -> int | None:
+    """"Z", "+05:30" or "-0400" → minutes east of UTC; None beyond ±14:00 (no such zone)."""
+    if offset == "Z":
+        return 0
+    digits = offset[1:].replace(":", "")
+    minutes = int(digits[:2]) * 60 + int(digits[2:])
+    return (minutes if offset[0] == "+" else -minutes) if minutes <= 14 * 60 else None
+
+
+def _offset_label(minutes: int) -> str:
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def _wall_time(text: str) -> pd.Timestamp | None:
+    """One naive date/time, or None (the slow path, for a column pandas will not parse as a whole)."""
+    try:
+        value = pd.Timestamp(text)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    return None if value is pd.NaT or value.tzinfo is not None else value
+
+
+def _wall_times(text: pd.Series) -> pd.Series:
+    """Naive date/times of `text` (NaT where unparseable), never raising whatever the rows hold."""
+    try:
+        parsed = pd.to_datetime(text, errors="coerce", format="mixed")
+        if parsed.dt.tz is None:
+            return parsed
+    except (ValueError, TypeError, OverflowError, AttributeError):
+        pass  # e.g. a zone name in some rows: parse row by row
+    return pd.to_datetime(text.map(_wall_time), errors="coerce")
+
+
+class _Problems:
+    """The first reason (and its detail) each row is rejected for; '' while the row is fine."""
+
+    def __init__(self, index: pd.Index) -> None:
+        self.reason = pd.Series("", index=index, dtype=object)
+        self.detail = pd.Series("", index=index, dtype=object)
+
+    def flag(self, mask: pd.Series, reason: str, detail: pd.Series | str) -> None:
+        mask = mask.fillna(False).astype(bool) & (self.reason == "")
+        self.reason[mask] = reason
+        self.detail[mask] = detail[mask] if isinstance(detail, pd.Series) else detail
+
+    @property
+    def fine(self) -> pd.Series:
+        return self.reason == ""
+
+
+def _parse_times(raw: pd.Series, problems: _Problems, today: date) -> pd.Series:
+    """Bar times in IST: naive times are IST, zoned ones converted. Out-of-range dates and rows whose UTC offset
+    differs from the file's most common one are flagged (and left NaT), as are unparseable times."""
+    text = raw.str.strip()
+    parts = text.str.extract(ZONED_TIME)
+    zoned = parts["offset"].notna()
+    wall = _wall_times(parts["wall"].where(zoned, text))
+    problems.flag(wall.isna(), "unparseable", "date/time not parseable")
+    offsets = parts["offset"][zoned].map(_offset_minutes)
+    problems.flag(zoned & offsets.reindex(text.index).isna(), "unparseable", "UTC offset beyond ±14:00")
+    latest = today + FUTURE_MARGIN
+    out_of_range = (wall < pd.Timestamp(EARLIEST_DATE)) | (wall >= pd.Timestamp(latest + timedelta(days=1)))
+    problems.flag(out_of_range, "date_out_of_range", f"outside {EARLIEST_DATE} .. {latest}")
+    labels = offsets[problems.fine[zoned]].dropna().astype(int).map(_offset_label)
+    if len(labels):
+        counts = labels.value_counts(sort=False)  # first appearance order: a tie goes to the earlier offset
+        usual = str(counts.idxmax())
+        odd = (labels != usual).reindex(text.index, fill_value=False)
+        problems.flag(odd, "mixed_utc_offsets",
+                      labels.map(lambda label: f"UTC offset {label} differs from {usual}, the file's usual offset"))
+    fine = problems.fine
+    naive = wall.where(fine & ~zoned).dt.tz_localize(IST)
+    utc_wall = wall.where(fine & zoned) - pd.to_timedelta(offsets.reindex(text.index).astype(float), unit="min")
+    converted = utc_wall.dt.tz_localize("UTC").dt.tz_convert(IST)
+    return naive.where(~zoned, converted)
+
+
+def _parse(frame: pd.DataFrame, today: date) -> tuple[pd.DataFrame, _Problems]:
+    """Typed columns, and per row the first reason it is rejected for (see the module docstring)."""
+    symbol = frame["symbol"].str.strip()
+    parsed = pd.DataFrame({"_line": frame["_line"], "_raw_ts": frame["ts"], "symbol": symbol.str.upper()})
+    problems = _Problems(frame.index)
+    parsed["ts"] = _parse_times(frame["ts"], problems, today)
     for column in [*PRICE_COLUMNS, "volume", *(["prevclose"] if "prevclose" in frame else [])]:
-        values = pd.to_numeric(frame[column].str.replace(",", ""), errors="coerce")
+        values = pd.to_numeric(frame[column].str.replace(",", ""), errors="coerce").astype("float64")
         parsed[column] = values
-        problem[~np.isfinite(values) & (problem == "")] = f"{column} not a finite number"  # NaN, inf
-    parsed.loc[parsed["symbol"] == "", "symbol"] = None
-    problem[parsed["symbol"].isna() & (problem == "")] = "no symbol"
-    return parsed, problem
+        problems.flag(~np.isfinite(values), "unparseable", f"{column} not a finite number")  # NaN, inf
+    missing = symbol.fillna("") == ""
+    problems.flag(missing, "unparseable", "no symbol")
+    parsed.loc[missing, "symbol"] = None
+    not_nse = ~symbol.str.fullmatch(SYMBOL_PATTERN, na=False)
+    problems.flag(not_nse, "invalid_symbol", f"not an NSE symbol: {SYMBOL_RULE}")
+    volume_text = frame["volume"].str.strip()
+    problems.flag((parsed["volume"] < 0) | (parsed["volume"] >= VOLUME_LIMIT), "volume_out_of_range",
+                  "volume " + volume_text + f" is negative or beyond int64 ({INT64_MAX})")
+    return parsed, problems
 
 
 def _timeframe(ts: pd.Series) -> Timeframe:
@@ -178,7 +268,10 @@ def _choose_by_prevclose_chain(rows: pd.DataFrame) -> pd.Index:
     return pd.Index(keep)
 
 
-def _reject(report: ImportReport, source: Path, rows: pd.DataFrame, reason: str, detail: pd.Series | str) -> None:
+def _reject(
+    report: ImportReport, source: Path, rows: pd.DataFrame, reason: pd.Series | str, detail: pd.Series | str
+) -> None:
+    """Report `rows` as rejected; `reason` and `detail` are one text for all, or per row (indexed like `rows`)."""
     for index, row in rows.iterrows():
         report.rejected.append(
             RejectedRow(
@@ -186,21 +279,19 @@ def _reject(report: ImportReport, source: Path, rows: pd.DataFrame, reason: str,
                 line=int(row["_line"]),
                 symbol=str(row["symbol"] or ""),
                 date=str(row["_raw_ts"]),
-                reason=reason,
+                reason=reason if isinstance(reason, str) else str(reason[index]),
                 detail=detail if isinstance(detail, str) else str(detail[index]),
             )
         )
 
 
 def _validate(
-    parsed: pd.DataFrame, problem: pd.Series, calendar: NseCalendar | None, report: ImportReport, source: Path
+    parsed: pd.DataFrame, problems: _Problems, calendar: NseCalendar | None, report: ImportReport, source: Path
 ) -> pd.DataFrame:
-    bad = problem != ""
-    _reject(report, source, parsed[bad], "unparseable", problem)
-    rows = parsed[~bad]
-    prices = rows[PRICE_COLUMNS]
-    non_positive = (prices <= 0).any(axis=1) | (rows["volume"] < 0)
-    _reject(report, source, rows[non_positive], "non_positive_price", "a price <= 0 or volume < 0")
+    _reject(report, source, parsed[~problems.fine], problems.reason, problems.detail)
+    rows = parsed[problems.fine]
+    non_positive = (rows[PRICE_COLUMNS] <= 0).any(axis=1)
+    _reject(report, source, rows[non_positive], "non_positive_price", "a price <= 0")
     rows = rows[~non_positive]
     inconsistent = (rows["high"] < rows[["open", "close", "low"]].max(axis=1)) | (
         rows["low"] > rows[["open", "close"]].min(axis=1)
@@ -221,8 +312,11 @@ def import_path(
     store: BarStore,
     calendar: NseCalendar | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    *,
+    today: date,
 ) -> ImportReport:
-    """Load one CSV file or a folder of CSVs into `store` (merging with existing bars)."""
+    """Load one CSV file or a folder of CSVs into `store` (merging with existing bars). `today` (the caller's clock)
+    bounds the dates accepted: up to `today` + FUTURE_MARGIN."""
     files = csv_files(Path(path))
     report = ImportReport(files=len(files))
     for done, source in enumerate(files, start=1):
@@ -232,8 +326,8 @@ def import_path(
             report.failed_files[source.name] = str(exc)
             continue
         report.rows_read += len(frame)
-        parsed, problem = _parse(frame)
-        rows = _validate(parsed, problem, calendar, report, source)
+        parsed, problems = _parse(frame, today)
+        rows = _validate(parsed, problems, calendar, report, source)
         for symbol, symbol_rows in rows.groupby("symbol", sort=True):
             _load_symbol(str(symbol), symbol_rows, source, store, calendar, report)
         if progress is not None:
@@ -301,4 +395,6 @@ def gap_days(report: ImportReport, symbol: str) -> list[date]:
     return [date.fromisoformat(r.date) for r in report.gaps if r.symbol == symbol and len(r.date) == 10]
 
 
-__all__ = ["ImportFormatError", "ImportReport", "RejectedRow", "csv_files", "gap_days", "import_path"]
+__all__ = [
+    "MAX_SYMBOL_LENGTH", "ImportFormatError", "ImportReport", "RejectedRow", "csv_files", "gap_days", "import_path"
+]

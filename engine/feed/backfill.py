@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from engine.feed.synth import MINUTE_MS, waypoints
 from engine.models import IST, Tick
+from engine.secrets import register_secret
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +171,7 @@ class UpstoxIntradayCandles:
     def _api(self, token: str) -> Any:
         import upstox_client
 
+        register_secret(token)  # redacted from every text from the moment it is read
         configuration = upstox_client.Configuration()
         configuration.host = self.api_url
         configuration.access_token = token

@@ -37,6 +37,7 @@ from engine.feed.backfill import MINUTE_MS, CandleSource, UpstoxIntradayCandles,
 from engine.feed.decoder import decode_frame
 from engine.feed.limits import UPSTOX_V3_LIMITS, ModeLimit, SubscriptionLimitError, check_limits, check_mode
 from engine.models import IST, MarketStatus, Tick
+from engine.secrets import redact, register_secret
 
 log = logging.getLogger(__name__)
 
@@ -330,13 +331,14 @@ class MarketDataClient:
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
         )
         if response.status_code in (401, 403):
-            raise TokenRejectedError(f"authorize answered HTTP {response.status_code}: {response.text[:200]}")
+            raise TokenRejectedError(f"authorize answered HTTP {response.status_code}: {redact(response.text)[:200]}")
         response.raise_for_status()
         try:
             data = response.json()["data"]
             uri = data.get("authorized_redirect_uri") or data["authorizedRedirectUri"]
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise FeedProtocolError(f"authorize answered no authorized_redirect_uri: {response.text[:200]}") from exc
+            raise FeedProtocolError(
+                f"authorize answered no authorized_redirect_uri: {redact(response.text)[:200]}") from exc
         return str(uri)
 
     async def _connection(self, http: httpx.AsyncClient) -> None:
@@ -348,6 +350,7 @@ class MarketDataClient:
             token = self.token_provider()
         except Exception as exc:  # no token to be had: the same outcome as a refused one
             raise TokenRejectedError(f"token provider failed: {exc}") from exc
+        register_secret(token)  # a token refreshed mid-day is redacted from the moment it is read
         uri = await self._authorize(http, token)
         try:
             ws = await websockets.connect(

@@ -31,6 +31,8 @@ processed every frame sent so far and every clock sleeper due meanwhile has run;
 replays as fast as the CPU allows. One consumer connection at a time; no faults (they are paced-mode tests).
 Faults (`FaultPlan`): connection drop, stall, malformed frame, token rejection at given replay times or at seeded
 random times; duplicated and out-of-order ticks at seeded random rates.
+Exposure: a `host` beyond loopback needs a `token` (`engine.listen`, `ExposedHostError`); tokens are compared in
+constant time and never logged.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ from engine.feed.decoder import FeedMode, FrameDecodeError, FrameKind, decode_fr
 from engine.feed.framefile import read_frames
 from engine.feed.limits import UPSTOX_V3_LIMITS, ModeLimit, SubscriptionLimitError, check_limits
 from engine.feed.synth import BAR_MS, MINUTE_MS, bar_path, candles, day_ticks
+from engine.listen import refuse_exposed_host
 from engine.models import IST, Bar, MarketStatus, Tick, Timeframe
 from engine.storage.bars import BarStore
 
@@ -83,6 +86,7 @@ REPLAY_START = time(9, 0)
 # Not a FeedResponse: a length-delimited field whose length runs past the end of the frame.
 MALFORMED_FRAME = b"\x12\xff\xff\x03garbage-not-protobuf"
 TOKEN_REJECTED_CLOSE_CODE = 1008
+EXPOSED_REMEDY = "give the server a token it requires (token=...; the CLI: --require-token)"
 DISCONNECTED_GRACE_SECONDS = 1.0  # lockstep: real seconds without a consumer before time moves on its own
 INVALID_TOKEN = {"errorCode": "UDAPI100050", "message": "Invalid token used to access API"}
 NOT_FOUND = {"errorCode": "UDAPI100060", "message": "Resource not Found."}
@@ -369,6 +373,7 @@ class ReplayServer:
     ) -> None:
         if (frames is None) == (day is None):
             raise ReplayError("give exactly one source: `day` (with data_dir) or `frames`")
+        refuse_exposed_host(host, token_required=bool(token), remedy=EXPOSED_REMEDY)
         if lockstep is not None:
             if clock is not None and clock is not lockstep.clock:
                 raise ReplayError("in lockstep the server drives the lockstep's own clock: pass no other clock")
@@ -483,7 +488,8 @@ class ReplayServer:
         return len(self._sessions)
 
     def set_token(self, token: str | None) -> None:
-        """Accept `token` from now on (None: any non-empty token) and lift a token rejection."""
+        """Accept `token` from now on (None: any non-empty token, on loopback only) and lift a token rejection."""
+        refuse_exposed_host(self.host, token_required=bool(token), remedy=EXPOSED_REMEDY)
         self._token = token
         self._token_rejected = False
         self._codes.clear()
@@ -505,7 +511,7 @@ class ReplayServer:
         if self._token_rejected or not authorization or not authorization.startswith("Bearer "):
             return False
         token = authorization.removeprefix("Bearer ").strip()
-        return bool(token) and (self._token is None or token == self._token)
+        return bool(token) and (self._token is None or secrets.compare_digest(token.encode(), self._token.encode()))
 
     async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         parts = urlsplit(request.path)

@@ -12,8 +12,11 @@
 A replayed day runs in LOCKSTEP by default: a `VirtualClock` driven by the in-process replay
 server, which moves time only once the engine has processed every frame sent and whatever sleeps on
 the clock (the entry window) has run at its time, so a replayed day is deterministic and runs as
-fast as the CPU allows. An explicit `speed` (or `lockstep=False`) paces it instead: simulated time
-at speed× the wall clock, as a live feed would be.
+fast as the CPU allows; the engine runs stepped (each callback handles its events and the broker
+answers they lead to before it returns). An explicit `speed` (or `lockstep=False`) paces it
+instead: simulated time at speed× the wall clock, as a live feed would be; there, as on the live
+feed, the engine runs concurrently (`engine.trading.owner`): a callback only queues its event, and
+a slow broker answer never holds up the feed.
 
 Re-running a session resumes: the engine rebuilds its state from the database and the order
 journal never sends an order twice (entry ids are deterministic per day and instrument).
@@ -25,17 +28,15 @@ import asyncio
 import contextlib
 import logging
 import signal
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
 from engine.brokers.base import Broker
 from engine.brokers.factory import make_broker
 from engine.calendar import TradingSession
-from engine.clock import Clock, LiveClock, Lockstep, VirtualClock
+from engine.clock import Clock, LiveClock, Lockstep, ReplayClock, VirtualClock
 from engine.execution.manager import OrderManager
 from engine.feed.client import FeedState, MarketDataClient
 from engine.feed.replay import ReplayServer
@@ -55,6 +56,7 @@ REPLAY_LEAD = timedelta(minutes=2)  # a replayed day's clock starts this long be
 ENTRY_POLL = timedelta(seconds=60)  # while a window is open, new candidates are considered this often
 FEED_SEGMENT = "NSE_EQ"
 REPLAY_WATCHDOG_SECONDS = 300.0
+ENGINE_DRAIN_SECONDS = 30.0  # at close, how long broker calls under way may take to answer
 
 
 @dataclass
@@ -69,30 +71,6 @@ class SessionStats:
 
 class FeedTokenExpired(RuntimeError):
     """The feed's access token was rejected (HTTP 401/403): streaming stopped."""
-
-
-class ReplayClock(Clock):
-    """Simulated time at `speed`× that holds still at `start` until `run()`: opening the session
-    (broker, reconciliation, indicators) costs no replayed time, so no minute of the day is skipped."""
-
-    def __init__(self, start: datetime, speed: float) -> None:
-        if start.tzinfo is None or speed <= 0:
-            raise ValueError(f"ReplayClock needs a tz-aware start and speed > 0, got {start!r}, {speed}")
-        self.start = start
-        self.speed = speed
-        self._wall_start: float | None = None
-
-    def run(self) -> None:
-        if self._wall_start is None:
-            self._wall_start = time.monotonic()
-
-    def now(self) -> datetime:
-        if self._wall_start is None:
-            return self.start
-        return self.start + timedelta(seconds=(time.monotonic() - self._wall_start) * self.speed)
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds) / self.speed)
 
 
 class LiveSession:
@@ -183,7 +161,7 @@ class LiveSession:
         instruments = [i for i in instruments if i.symbol in indicators]
         if replay:
             _check_replayable(context, [i.symbol for i in instruments])
-        broker = make_broker(settings, clock=clock, instruments=instruments, db=context.db)
+        broker = make_broker(settings, clock=clock, instruments=instruments, db=context.db, replay=replay)
         await broker.connect()
         replay_server: ReplayServer | None = None
         try:
@@ -192,7 +170,7 @@ class LiveSession:
             log.info("reconciled %s with the broker: %s", context.day, reconciled)
             engine = TradingEngine(
                 settings, clock, instruments, indicators, load_strategy(settings), orders, context.db, context.day,
-                broker, session=session,
+                broker, session=session, concurrent=in_lockstep is None,
             )
             await engine.resume()
             keys = [i.instrument_key for i in instruments]
@@ -349,6 +327,9 @@ class LiveSession:
         self.streaming_done.set()  # ends a waiting entry window
         with contextlib.suppress(Exception):
             await self.feed.stop()
+        if self.engine.concurrent:  # broker calls under way finish (and are journaled) before the broker goes
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.engine.drain(), ENGINE_DRAIN_SECONDS)
         if self.replay_server is not None:
             with contextlib.suppress(Exception):
                 await self.replay_server.stop()
@@ -378,10 +359,8 @@ def _constant(value: str) -> Callable[[], str]:
 
 
 def _universe_instruments(context: TradingDayContext) -> list[Any]:
-    from engine.data.instruments import load_instruments
-
     symbols = day_work.universe_symbols(context) or day_work.refresh_universe(context)
-    by_symbol = {i.symbol: i for i in load_instruments(Path(context.settings.data_dir))}
+    by_symbol = {i.symbol: i for i in day_work.day_instruments(context)}  # the pre-open's refreshed master
     return [by_symbol[s] for s in symbols if s in by_symbol]
 
 

@@ -12,8 +12,9 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from engine.calendar import NseCalendar, TradingSession, load_calendar
+from engine.calendar import NseCalendar, TradingSession, holidays_cache_file, load_calendar
 from engine.clock import Clock
+from engine.secrets import redact_payload, register_url_password
 from engine.settings import Settings, load_settings
 from engine.storage import init_db, session_scope
 from engine.storage.tables import SessionStateRow
@@ -72,7 +73,8 @@ class TradingDayContext:
 def open_trading_day(day: str | date | None, clock: Clock, **overrides: Any) -> TradingDayContext:
     """Settings (with `overrides`, e.g. database_url), calendar and session of `day`."""
     settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
-    calendar = load_calendar(getattr(settings, "calendar_file", None))
+    register_url_password(settings.database_url)  # a PostgreSQL password never reaches any text
+    calendar = load_calendar(getattr(settings, "calendar_file", None), holidays_cache_file(settings.database_url))
     resolved = parse_day(day, clock)
     session = calendar.session(resolved)
     return TradingDayContext(resolved, settings, calendar, session, {k: v for k, v in overrides.items() if v})
@@ -81,14 +83,15 @@ def open_trading_day(day: str | date | None, clock: Clock, **overrides: Any) -> 
 def record_stage(
     db: Engine, day: date, stage: str, status: str, clock: Clock, checkpoint: dict[str, Any] | None = None
 ) -> None:
-    """Upsert the stage's status; `checkpoint` is merged into what is already stored."""
+    """Upsert the stage's status; `checkpoint` is merged into what is already stored, redacted (it may
+    hold error texts, e.g. a broker's answer echoing a token)."""
     with session_scope(db) as session:
         row = session.get(SessionStateRow, (day, stage))
         now = clock.now()
         if row is None:
             row = SessionStateRow(trading_day=day, stage=stage, status=status, updated_at=now)
         merged = json.loads(row.checkpoint_json or "{}")
-        merged.update(checkpoint or {})
+        merged.update(redact_payload(json.loads(json.dumps(checkpoint or {}, default=str))))
         row.status = status
         row.checkpoint_json = json.dumps(merged, default=str, sort_keys=True)
         row.updated_at = now

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import col, func, select
 
+from engine.secrets import redact_payload
 from engine.storage import session_scope
 from engine.storage.tables import GttRow, OrderRow, PositionRow, SessionStateRow, SetupRow, TradeRow
 
@@ -41,7 +42,9 @@ class RunSummary:
         return round(sum(t["net_pnl"] for t in self.trades), 2)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "net_pnl": self.net_pnl}
+        """Redacted: the summary is printed and may carry texts from the database (stages, exit reasons)."""
+        summary: dict[str, Any] = redact_payload({**asdict(self), "net_pnl": self.net_pnl})
+        return summary
 
 
 def _count(session: Any, statement: Any) -> int:

@@ -28,6 +28,10 @@ BAR_SCHEMA = pa.schema(
 BAR_COLUMNS = [f.name for f in BAR_SCHEMA]
 
 
+class BarPathError(ValueError):
+    """A symbol whose file would lie outside the bar store (e.g. `A/../../x`)."""
+
+
 def _as_ts(value: date | datetime) -> pd.Timestamp:
     if isinstance(value, datetime):
         return pd.Timestamp(value).tz_convert(IST) if value.tzinfo else pd.Timestamp(value, tz=IST)
@@ -39,8 +43,17 @@ class BarStore:
         self.root = Path(root)
 
     def path(self, symbol: str, timeframe: Timeframe | str) -> Path:
-        """The Parquet file of one symbol and timeframe (it may not exist)."""
-        return self.root / f"timeframe={Timeframe(timeframe).value}" / f"symbol={symbol}" / "part-0.parquet"
+        """The Parquet file of one symbol and timeframe (it may not exist). Raises `BarPathError` unless the symbol's
+        folder, resolved, is a direct child of its timeframe folder: defence in depth behind the importer's check."""
+        folder = self.root / f"timeframe={Timeframe(timeframe).value}"
+        path = folder / f"symbol={symbol}" / "part-0.parquet"
+        try:
+            resolved, base = path.parent.resolve(), folder.resolve()
+        except (OSError, ValueError) as exc:  # a NUL byte, a symlink loop
+            raise BarPathError(f"symbol {symbol!r}: not a valid path in the bar store ({exc})") from None
+        if not resolved.is_relative_to(base) or resolved.parent != base:
+            raise BarPathError(f"symbol {symbol!r} leads outside the bar store: {resolved} is not a folder of {base}")
+        return path
 
     def symbols(self, timeframe: Timeframe | str) -> list[str]:
         folder = self.root / f"timeframe={Timeframe(timeframe).value}"

@@ -102,3 +102,21 @@ def test_a_bad_format_string_neither_raises_nor_leaks(captured: io.StringIO) -> 
 def test_short_or_empty_values_are_not_redacted() -> None:
     redactor = SecretRedactingFilter(["", "ab"])
     assert redactor.redact("ab cd") == "ab cd"
+
+
+def test_a_secret_registered_after_logging_was_configured_is_redacted(captured: io.StringIO) -> None:
+    """One registry (engine/secrets.py): a token refreshed mid-session joins every filter at once."""
+    from engine.secrets import register_secret
+
+    refreshed = "refreshed-token-Zy987654"
+    logger = logging.getLogger("autotrader.test.redaction")
+    logger.info("before %s", refreshed)
+    register_secret(refreshed)
+    logger.info("after %s", refreshed)
+    assert captured.getvalue().splitlines() == [f"INFO before {refreshed}", "INFO after ***"]
+
+
+def test_token_shapes_are_redacted_from_records_even_unregistered(captured: io.StringIO) -> None:
+    logger = logging.getLogger("autotrader.test.redaction")
+    logger.error("gateway echoed %s", {"Authorization": "Bearer eyJunregistered.Token-123"})
+    assert captured.getvalue().strip() == "ERROR gateway echoed {'Authorization': 'Bearer ***'}"

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from engine.settings import PROJECT_ROOT, Settings, SettingsError, load_credentials, load_settings
+from engine.settings import Settings, SettingsError, load_credentials, load_settings
+from tests.conftest import PROJECT_ROOT
 
 
 @pytest.fixture(autouse=True)
@@ -54,6 +55,17 @@ def test_user_toml_then_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.risk.max_open_positions == 4
 
 
+def test_user_toml_section_is_merged_key_by_key_over_the_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = tmp_path / "live.toml"
+    user.write_text("[strategy.validator]\nmin_price = 50.0\n")
+    monkeypatch.setenv("AUTOTRADER_CONFIG", str(user))
+    validator = load_settings().strategy.validator
+    assert validator.min_price == 50.0
+    assert validator.conditions == ["1d close > sma_200"]  # from config/default.toml, not dropped
+
+
 def test_dotenv_with_credentials_and_other_tools_variables_loads(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text(
         "KITE_API_KEY=kite-key-123\nPREFECT_API_URL=http://127.0.0.1:4200/api\n"
@@ -65,7 +77,7 @@ def test_dotenv_with_credentials_and_other_tools_variables_loads(tmp_path: Path)
 
 def test_misspelt_setting_in_dotenv_fails(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("AUTOTRADER_CAPITL=5\n")
-    with pytest.raises(SettingsError, match="autotrader_capitl"):
+    with pytest.raises(SettingsError, match=r"AUTOTRADER_CAPITL \(\.env\): did you mean AUTOTRADER_CAPITAL\?"):
         load_settings()
 
 
@@ -81,7 +93,8 @@ def test_invalid_value_names_key_value_and_rule(monkeypatch: pytest.MonkeyPatch)
 
 def test_invalid_choice_lists_what_is_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTOTRADER_BROKER", "robinhood")
-    with pytest.raises(SettingsError, match=r"'broker'.*'robinhood'.*'paper', 'zerodha' or 'upstox'"):
+    allowed = "'paper', 'zerodha', 'upstox', 'zerodha-sandbox' or 'upstox-sandbox'"
+    with pytest.raises(SettingsError, match=rf"'broker'.*'robinhood'.*{allowed}"):
         load_settings()
 
 

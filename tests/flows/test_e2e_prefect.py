@@ -8,65 +8,30 @@ import json
 import shutil
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-import httpx
 import pytest
 from sqlmodel import select
 
 from engine.session.stages import stage_log
 from engine.storage import init_db, session_scope
 from engine.storage.tables import OrderRow, SetupRow
-from tests.flows.prefect_processes import PROJECT_ROOT, PrefectServer
+from tests.flows.prefect_processes import (
+    PROJECT_ROOT,
+    PrefectServer,
+    api_call,
+    filter_objects,
+    run_deployment,
+    wait_for_run,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 DAY = "2024-06-04"
-TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def _api(server: PrefectServer, method: str, path: str, **kwargs: Any) -> Any:
-    """A Prefect API call, retried like Prefect's own client does on 503 (SQLite busy under load)."""
-    for attempt in range(10):
-        try:
-            response = httpx.request(method, f"{server.api_url}/{path}", timeout=30, **kwargs)
-        except httpx.TransportError:
-            if attempt == 9:
-                raise
-            time.sleep(1 + attempt)
-            continue
-        if response.status_code not in (429, 502, 503) or attempt == 9:
-            response.raise_for_status()
-            return response.json()
-        time.sleep(1 + attempt)
-
-
-def _run_deployment(server: PrefectServer, flow_name: str, name: str, **parameters: Any) -> str:
-    deployment = _api(server, "GET", f"deployments/name/{flow_name}/{name}")
-    created = _api(server, "POST", f"deployments/{deployment['id']}/create_flow_run", json={"parameters": parameters})
-    return str(created["id"])
-
-
-def _wait_for_run(server: PrefectServer, flow_run_id: str, timeout: float = 300) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = _api(server, "GET", f"flow_runs/{flow_run_id}")
-        if run["state_type"] in TERMINAL:
-            return dict(run)
-        time.sleep(1)
-    logs = "\n".join(w.log()[-3000:] for w in server.workers)
-    raise AssertionError(f"flow run {flow_run_id} did not finish in {timeout}s; worker log:\n{logs}")
-
-
-def _filter(server: PrefectServer, path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
-    return list(_api(server, "POST", f"{path}/filter", json=body))
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +39,10 @@ def demo_run(deployed: PrefectServer, tmp_path_factory: pytest.TempPathFactory) 
     """The `trading-day/demo` deployment run once on the worker, on its own database."""
     database = tmp_path_factory.mktemp("e2e-db") / "autotrader.db"
     # speed None: the replay in lockstep (deterministic, as fast as the CPU allows), not paced
-    run_id = _run_deployment(deployed, "trading-day", "demo", day=DAY, speed=None, database_url=f"sqlite:///{database}")
-    run = _wait_for_run(deployed, run_id)
+    demo_env = {"AUTOTRADER_BROKER": "paper", "AUTOTRADER_FEED__SOURCE": "replay",
+                "AUTOTRADER_DATABASE_URL": f"sqlite:///{database}"}  # the database: never a flow parameter
+    run_id = run_deployment(deployed, "trading-day", "demo", demo_env, day=DAY, speed=None)
+    run = wait_for_run(deployed, run_id)
     return {"run": run, "database_url": f"sqlite:///{database}"}
 
 
@@ -84,9 +51,9 @@ def test_demo_deployment_runs_a_replayed_trading_day_on_the_process_worker(
 ) -> None:
     run = demo_run["run"]
     assert run["state_type"] == "COMPLETED", run["state"]
-    children = _filter(deployed, "flow_runs", {"flow_runs": {"parent_flow_run_id": {"any_": [run["id"]]}}})
+    children = filter_objects(deployed, "flow_runs", {"flow_runs": {"parent_flow_run_id": {"any_": [run["id"]]}}})
     child_flows = {
-        _api(deployed, "GET", f"flows/{child['flow_id']}")["name"]: child["state_type"]
+        api_call(deployed, "GET", f"flows/{child['flow_id']}")["name"]: child["state_type"]
         for child in children
     }
     assert child_flows == {"pre-open": "COMPLETED", "live-session": "COMPLETED", "post-close": "COMPLETED"}
@@ -102,14 +69,14 @@ def test_demo_deployment_runs_a_replayed_trading_day_on_the_process_worker(
         entries = session.exec(select(OrderRow).where(OrderRow.purpose == "ENTRY")).all()
     assert setups and entries
 
-    artifacts = _filter(deployed, "artifacts", {"artifacts": {"key": {"like_": DAY}}})
+    artifacts = filter_objects(deployed, "artifacts", {"artifacts": {"key": {"like_": DAY}}})
     keys = {a["key"] for a in artifacts}
     assert {f"{n}-{DAY}" for n in ("setups", "orders", "positions", "trades", "pnl", "pnl-chart")} <= keys
     orders = next(a for a in artifacts if a["key"] == f"orders-{DAY}")
     assert {e.client_order_id for e in entries} <= {row["client_order_id"] for row in json.loads(orders["data"])}
 
     # The run's heartbeats (what the zombie automation watches) reach the server.
-    heartbeats = _api(deployed, "POST", "events/filter", json={"filter": {
+    heartbeats = api_call(deployed, "POST", "events/filter", json={"filter": {
         "event": {"name": ["prefect.flow-run.heartbeat"]},
         "resource": {"id": [f"prefect.flow-run.{run['id']}"]},
     }})
@@ -117,37 +84,9 @@ def test_demo_deployment_runs_a_replayed_trading_day_on_the_process_worker(
 
     # Structured logs carry instrument and order ids (engine loggers reach the run logs).
     run_ids = [run["id"], *(child["id"] for child in children)]
-    logs = _filter(deployed, "logs", {"logs": {"flow_run_id": {"any_": run_ids}}, "limit": 200})
+    logs = filter_objects(deployed, "logs", {"logs": {"flow_run_id": {"any_": run_ids}}, "limit": 200})
     text = "\n".join(log["message"] for log in logs)
     assert any(e.client_order_id in text and e.symbol in text for e in entries), text[-2000:]
-
-
-class _Webhook(BaseHTTPRequestHandler):
-    received: ClassVar[list[dict[str, Any]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        self.received.append(json.loads(body or b"{}"))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    received: list[dict[str, Any]] = []
-    handler = type("Webhook", (_Webhook,), {"received": received})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/alerts", received
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def test_a_failing_stage_fires_the_automation_and_the_loopback_webhook_receives_the_alert(
@@ -159,7 +98,7 @@ def test_a_failing_stage_fires_the_automation_and_the_loopback_webhook_receives_
         cwd=PROJECT_ROOT, env=deployed.env(), capture_output=True, text=True, timeout=120,
     )
     assert applied.returncode == 0, applied.stderr
-    automations = {a["name"]: a for a in _filter(deployed, "automations", {})}
+    automations = {a["name"]: a for a in filter_objects(deployed, "automations", {})}
     assert {"autotrader: trading stage failed", "autotrader: crash zombie runs"} <= set(automations)
     zombie = automations["autotrader: crash zombie runs"]
     assert zombie["trigger"]["posture"] == "Proactive"
@@ -170,8 +109,8 @@ def test_a_failing_stage_fires_the_automation_and_the_loopback_webhook_receives_
          "message": "No heartbeat for 120 s: the run's process or machine stopped."}
     ]
 
-    run_id = _run_deployment(deployed, "pre-open", "pre-open", day="2024-13-01")
-    run = _wait_for_run(deployed, run_id, timeout=120)
+    run_id = run_deployment(deployed, "pre-open", "pre-open", day="2024-13-01")
+    run = wait_for_run(deployed, run_id, timeout=120)
     assert run["state_type"] == "FAILED"
 
     deadline = time.monotonic() + 120

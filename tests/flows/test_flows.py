@@ -48,19 +48,21 @@ async def _run(flow: Any, **parameters: Any) -> Any:
     ],
 )
 async def test_every_stage_completes_as_skipped_with_the_reason_when_the_exchange_is_closed(
-    tmp_path: Path, day: str, reason: str
+    tmp_path: Path, day: str, reason: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     database_url = f"sqlite:///{tmp_path / 'closed.db'}"
+    monkeypatch.setenv("AUTOTRADER_DATABASE_URL", database_url)  # the database is never a flow parameter
     for flow in (pre_open, live_session, post_close, trading_day):
-        state = await _run(flow, day=day, database_url=database_url)
+        state = await _run(flow, day=day)
         assert state.is_completed(), flow.name
         assert state.name == "Skipped", flow.name
         assert state.message == reason
     assert stage_log(init_db(database_url), date.fromisoformat(day)) == {}
 
 
-async def test_a_bad_day_fails_the_stage(tmp_path: Path) -> None:
-    state = await _run(pre_open, day="2024-13-01", database_url=f"sqlite:///{tmp_path / 'bad.db'}")
+async def test_a_bad_day_fails_the_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTOTRADER_DATABASE_URL", f"sqlite:///{tmp_path / 'bad.db'}")
+    state = await _run(pre_open, day="2024-13-01")
     assert state.is_failed()
     assert "not an ISO date" in str(state.message) or "2024-13-01" in str(state.message)
 
@@ -72,10 +74,11 @@ def _entries(db: Any) -> list[tuple[str, str, int]]:
 
 
 async def test_trading_day_runs_the_stages_checkpoints_them_and_publishes_artifacts_and_reruns_safely(
-    tmp_path: Path, small_universe: None
+    tmp_path: Path, small_universe: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     database_url = f"sqlite:///{tmp_path / 'day.db'}"
-    state = await _run(trading_day, day=DAY, replay=True, database_url=database_url)  # lockstep
+    monkeypatch.setenv("AUTOTRADER_DATABASE_URL", database_url)
+    state = await _run(trading_day, day=DAY, replay=True)  # lockstep
     assert state.is_completed() and state.name == "Completed", state.message
     result = await state.result()
     assert result["pre_open"]["universe"] == 12
@@ -110,7 +113,7 @@ async def test_trading_day_runs_the_stages_checkpoints_them_and_publishes_artifa
 
     # Re-running the live session resumes from the database: no second entry, and (lockstep) the
     # very same stream and the very same decisions.
-    rerun = await _run(live_session, day=DAY, replay=True, database_url=database_url)
+    rerun = await _run(live_session, day=DAY, replay=True)
     assert rerun.is_completed(), rerun.message
     assert _entries(db) == entries
     again = await rerun.result()

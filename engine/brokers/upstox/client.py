@@ -26,9 +26,10 @@ import urllib3
 from upstox_client.rest import ApiException
 from urllib3.util.retry import Retry
 
-from engine.brokers.base import TemporaryBrokerError
+from engine.brokers.base import BrokerError, TemporaryBrokerError
 from engine.brokers.upstox.config import UpstoxConfig
 from engine.brokers.upstox.parse import error_from_response, unwrap
+from engine.secrets import redact, register_secret
 
 API_VERSION = "2.0"  # the Api-Version header the v2 endpoints expect
 
@@ -42,11 +43,25 @@ def new_configuration(config: UpstoxConfig) -> upstox_client.Configuration:
     return configuration
 
 
+def _read_json(response: Any) -> Any:
+    try:
+        raw = response.data
+    except urllib3.exceptions.HTTPError as exc:
+        raise TemporaryBrokerError(redact(f"Upstox answer cut off: {type(exc).__name__}: {exc}")) from None
+    finally:
+        response.release_conn()
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise TemporaryBrokerError(f"Upstox answered {response.status} with a body that is not JSON") from None
+
+
 class UpstoxClient:
     """Blocking, thread-safe wrapper over the SDK's OrderApiV3, OrderApi and PortfolioApi."""
 
     def __init__(self, config: UpstoxConfig) -> None:
         self.config = config
+        register_secret(config.access_token)
         self.configuration = new_configuration(config)
         self.api_client = upstox_client.ApiClient(self.configuration)
         self.api_client.rest_client.pool_manager = urllib3.PoolManager(
@@ -73,23 +88,16 @@ class UpstoxClient:
 
     def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run one SDK call and return the success envelope's data, or raise a mapped error."""
+        failure: BrokerError
         try:
             response = method(*args, _preload_content=False, _request_timeout=self._timeout, **kwargs)
         except ApiException as exc:
-            raise error_from_response(int(exc.status or 0), exc.body, str(exc.reason or "")) from None
+            failure = error_from_response(int(exc.status or 0), exc.body, str(exc.reason or ""))
         except urllib3.exceptions.HTTPError as exc:  # timeouts, refused/dropped connections
-            raise TemporaryBrokerError(f"Upstox unreachable or no answer: {type(exc).__name__}: {exc}") from None
-        try:
-            raw = response.data
-        except urllib3.exceptions.HTTPError as exc:
-            raise TemporaryBrokerError(f"Upstox answer cut off: {type(exc).__name__}: {exc}") from None
-        finally:
-            response.release_conn()
-        try:
-            payload = json.loads(raw)
-        except ValueError:
-            raise TemporaryBrokerError(f"Upstox answered {response.status} with a body that is not JSON") from None
-        return unwrap(payload)
+            failure = TemporaryBrokerError(redact(f"Upstox unreachable or no answer: {type(exc).__name__}: {exc}"))
+        else:
+            return unwrap(_read_json(response))
+        raise failure  # outside the except blocks: the SDK's exception (with the raw body) is not chained
 
     # --- orders ---
     def place_order(self, body: dict[str, Any]) -> Any:
@@ -135,3 +143,17 @@ class UpstoxClient:
         """All GTTs, or one (still a list) when `gtt_id` is given."""
         kwargs = {"gtt_order_id": gtt_id} if gtt_id else {}
         return self._call(self.orders_v3.get_gtt_order_details, **kwargs)
+
+    # --- market holidays (public endpoints: the SDK sends no token) ---
+    def holidays(self) -> Any:
+        """GET /v2/market/holidays: this year's HolidayData entries."""
+        return self._call(upstox_client.MarketHolidaysAndTimingsApi(self.api_client).get_holidays)
+
+    def holiday(self, day: str) -> Any:
+        """GET /v2/market/holidays/{date}: that date's entries."""
+        return self._call(upstox_client.MarketHolidaysAndTimingsApi(self.api_client).get_holiday, day)
+
+    # --- funds ---
+    def funds(self) -> Any:
+        """GET /v2/user/get-funds-and-margin?segment=SEC: the equity segment's funds and margin."""
+        return self._call(upstox_client.UserApi(self.api_client).get_user_fund_margin, API_VERSION, segment="SEC")

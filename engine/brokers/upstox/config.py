@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.brokers.base import SANDBOX_URL, BrokerCapabilities, ConfigError, check_http_url
+from engine.brokers.base import BrokerCapabilities, ConfigError, check_http_url
 from engine.models import Product
 from engine.settings import Credentials
 
@@ -39,10 +39,12 @@ class UpstoxConfig:
         if not self.access_token or not self.access_token.strip():
             raise ConfigError(
                 "UPSTOX_ACCESS_TOKEN is missing: set it in the environment or .env "
-                f"(or set UPSTOX_API_URL={SANDBOX_URL} to trade against the built-in Upstox sandbox)"
+                "(or set AUTOTRADER_BROKER=upstox-sandbox to trade against the built-in Upstox sandbox)"
             )
-        object.__setattr__(self, "api_url", check_http_url("UPSTOX_API_URL", self.api_url, "https://api.upstox.com"))
-        object.__setattr__(self, "order_url", check_http_url("UPSTOX_ORDER_URL", self.order_url, "https://api.upstox.com"))
+        for name, attribute, example in (("UPSTOX_API_URL", "api_url", "https://api.upstox.com"),
+                                         ("UPSTOX_ORDER_URL", "order_url", "https://api-hft.upstox.com")):
+            url = check_http_url(name, getattr(self, attribute), example, sandbox="upstox-sandbox")
+            object.__setattr__(self, attribute, url)
         if not 0 <= self.limit_offset_pct < 100:
             raise ConfigError(f"GTT limit offset must be in [0, 100) percent, got {self.limit_offset_pct}")
         if self.connect_timeout <= 0 or self.read_timeout <= 0:

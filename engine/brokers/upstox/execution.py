@@ -36,6 +36,7 @@ from engine.brokers.upstox.parse import (
     LegState,
     exit_from_legs,
     fill_from_trade,
+    funds_from_payload,
     gtt_id_from_place,
     gtt_leg_body,
     gtt_modify_body,
@@ -104,7 +105,7 @@ class UpstoxBroker(Broker):
         cls, settings: Settings, credentials: Credentials, *, clock: Clock, instruments: Iterable[Instrument] = ()
     ) -> UpstoxBroker:
         """From UPSTOX_ACCESS_TOKEN / UPSTOX_API_URL / UPSTOX_ORDER_URL, `execution.product` and
-        `execution.gtt_limit_offset_pct` (`UPSTOX_API_URL=sandbox` is chosen in the factory)."""
+        `execution.gtt_limit_offset_pct` (`AUTOTRADER_BROKER=upstox-sandbox` is chosen in the factory)."""
         config = UpstoxConfig.from_credentials(credentials, product=Product(settings.execution.product),
                                                limit_offset_pct=settings.execution.gtt_limit_offset_pct)
         return cls(config, clock, instruments=instruments)
@@ -151,7 +152,8 @@ class UpstoxBroker(Broker):
         """Today's trades; the trade book has no tag, so the order book supplies it."""
         trades, book = await asyncio.gather(self._run(self.client.trades), self.list_orders())
         tags = {order.broker_order_id: order.client_order_id for order in book}
-        fills = [fill_from_trade(row) for row in trades or []]
+        received_at = self.clock.now()
+        fills = [fill_from_trade(row, received_at=received_at) for row in trades or []]
         return [
             fill if fill.client_order_id else replace(fill, client_order_id=tags.get(fill.broker_order_id, ""))
             for fill in fills
@@ -270,3 +272,9 @@ class UpstoxBroker(Broker):
             for exit_order in fired:
                 exit_order.exit_price = prices.get(exit_order.triggered_order_id)
         return exits
+
+    # --- funds ----------------------------------------------------------------------------
+
+    async def funds(self) -> float | None:
+        """Cash free to trade in the equity segment (`get-funds-and-margin?segment=SEC`: `available_margin`)."""
+        return funds_from_payload(await self._run(self.client.funds))

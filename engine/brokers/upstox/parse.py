@@ -38,6 +38,7 @@ from engine.models import (
     OrderType,
     Side,
 )
+from engine.secrets import redact
 
 EXIT_ID_SEPARATOR = "+"
 TOKEN_ERROR_CODES = frozenset({"UDAPI100050", "UDAPI100016", "UDAPI100067", "UDAPI100073"})
@@ -56,7 +57,7 @@ def _error_details(body: Any) -> tuple[str, str]:
         try:
             payload = json.loads(body)
         except ValueError:
-            return "", body.strip()[:200]
+            return "", redact(body.strip())[:200]  # redacted before the cut: no token prefix is left
     if not isinstance(payload, dict):
         return "", ""
     errors = payload.get("errors") or []
@@ -78,9 +79,10 @@ def _error_details(body: Any) -> tuple[str, str]:
 def error_from_response(status: int, body: Any, reason: str = "") -> BrokerError:
     """Map an HTTP status and Upstox error body to our error classes (like Kite's mapping):
     401/403 and token error codes → TokenExpired; 429, 5xx → TemporaryBrokerError; other 4xx →
-    OrderRejected; status 0 (the SDK could not even build or secure the request) → ConfigError."""
+    OrderRejected; status 0 (the SDK could not even build or secure the request) → ConfigError.
+    The message is redacted: a gateway may echo the Authorization header into the body."""
     code, message = _error_details(body)
-    text = f"Upstox HTTP {status}{' ' + code if code else ''}: {message or reason or 'no message'}"
+    text = redact(f"Upstox HTTP {status}{' ' + code if code else ''}: {message or reason or 'no message'}")
     if status in (401, 403) or code in TOKEN_ERROR_CODES:
         return TokenExpired(text)
     if status == 429 or status >= 500 or code in TEMPORARY_ERROR_CODES:
@@ -96,7 +98,7 @@ def unwrap(payload: Any) -> Any:
         return payload.get("data")
     if isinstance(payload, dict) and payload.get("status") == "error":
         raise error_from_response(400, payload)
-    raise TemporaryBrokerError(f"Upstox answered without a success envelope: {str(payload)[:200]}")
+    raise TemporaryBrokerError(f"Upstox answered without a success envelope: {redact(str(payload))[:200]}")
 
 
 # --- orders ---------------------------------------------------------------------------------
@@ -216,11 +218,10 @@ def positions_from_payload(position_rows: Any, holding_rows: Any = ()) -> list[B
     return result
 
 
-def fill_from_trade(row: dict[str, Any]) -> Fill:
-    """A row of the trade book (`/v2/order/trades/get-trades-for-day`)."""
-    ts = parse_time(row.get("exchange_timestamp")) or parse_time(row.get("order_timestamp"))
-    if ts is None:
-        raise TemporaryBrokerError(f"Upstox trade {row.get('trade_id')!r} has no readable timestamp")
+def fill_from_trade(row: dict[str, Any], *, received_at: datetime) -> Fill:
+    """A row of the trade book (`/v2/order/trades/get-trades-for-day`); a row without a readable
+    timestamp is dated `received_at` (the clock's now), not refused on every poll."""
+    ts = parse_time(row.get("exchange_timestamp")) or parse_time(row.get("order_timestamp")) or received_at
     return Fill(
         fill_id=str(row.get("trade_id") or ""),
         client_order_id=str(row.get("tag") or ""),
@@ -445,3 +446,14 @@ def exit_from_legs(
         updated_at=updated_at or (datetime.fromtimestamp(created / 1_000_000, IST) if created else None),
         triggered_order_id=fired.order_id if fired else None,
     )
+
+
+def funds_from_payload(data: Any) -> float | None:
+    """Cash free to trade from `GET /v2/user/get-funds-and-margin?segment=SEC` (the SDK's
+    `GetUserFundMarginResponse.data`, a dict of `UserFundMarginData` by segment): the equity
+    segment's `available_margin`. None when the payload has no such number."""
+    equity = data.get("equity") if isinstance(data, dict) else None
+    value = equity.get("available_margin") if isinstance(equity, dict) else None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None

@@ -1,5 +1,6 @@
 """The only module that imports the Kite Connect SDK: a thin synchronous wrapper that turns SDK
-and transport errors into our error classes (see `parse.error_for`)."""
+and transport errors into our error classes (see `parse.error_for`), with redacted messages and
+without the SDK's exception chained (a gateway may echo the Authorization header into its body)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from kiteconnect import exceptions as kite_errors
 from engine.brokers.base import TemporaryBrokerError
 from engine.brokers.zerodha.config import VARIETY, ZerodhaConfig
 from engine.brokers.zerodha.parse import error_for
+from engine.secrets import redact, register_secrets
 
 T = TypeVar("T")
 
@@ -22,6 +24,7 @@ class KiteClient:
 
     def __init__(self, config: ZerodhaConfig) -> None:
         self.config = config
+        register_secrets([config.api_key, config.access_token])
         self.kite = KiteConnect(api_key=config.api_key, access_token=config.access_token, root=config.root_url,
                                 timeout=config.timeout)
 
@@ -32,11 +35,12 @@ class KiteClient:
         try:
             return method(*args, **kwargs)
         except kite_errors.KiteException as error:
-            raise error_for(type(error).__name__, getattr(error, "code", None), str(error)) from error
+            mapped = error_for(type(error).__name__, getattr(error, "code", None), str(error))
         except requests.RequestException as error:  # timeouts, refused or dropped connections
-            raise TemporaryBrokerError(f"Kite unreachable: {type(error).__name__}: {error}") from error
+            mapped = TemporaryBrokerError(redact(f"Kite unreachable: {type(error).__name__}: {error}"))
         except (KeyError, ValueError) as error:  # a 5xx page that is not Kite's JSON envelope
-            raise TemporaryBrokerError(f"Kite answered with an unexpected payload: {error}") from error
+            mapped = TemporaryBrokerError(redact(f"Kite answered with an unexpected payload: {error}"))
+        raise mapped  # outside the except blocks: the SDK's error (and its raw body) is not chained
 
     def profile(self) -> dict[str, Any]:
         return self._call(self.kite.profile)
@@ -73,3 +77,7 @@ class KiteClient:
 
     def gtts(self) -> list[dict[str, Any]]:
         return self._call(self.kite.get_gtts)
+
+    def margins(self) -> dict[str, Any]:
+        """GET /user/margins/equity: the equity segment's funds."""
+        return self._call(self.kite.margins, "equity")

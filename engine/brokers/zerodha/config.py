@@ -31,7 +31,8 @@ class ZerodhaConfig:
     def __post_init__(self) -> None:
         if not self.api_key or not self.access_token:
             raise ConfigError("KITE_API_KEY and KITE_ACCESS_TOKEN must be set (environment or .env)")
-        object.__setattr__(self, "root_url", check_http_url("KITE_ROOT_URL", self.root_url, "https://api.kite.trade"))
+        object.__setattr__(self, "root_url", check_http_url("KITE_ROOT_URL", self.root_url, "https://api.kite.trade",
+                                                                  sandbox="zerodha-sandbox"))
         if self.timeout <= 0:
             raise ConfigError(f"Kite timeout must be positive, got {self.timeout}")
 

@@ -83,7 +83,7 @@ class ZerodhaBroker(Broker):
         return parse.orders_from_kite(await self._run(self.client.orders), self.key_of)
 
     async def fills(self) -> list[Fill]:
-        return parse.fills_from_kite(await self._run(self.client.trades), self.key_of)
+        return parse.fills_from_kite(await self._run(self.client.trades), self.key_of, received_at=self.clock.now())
 
     async def positions(self) -> list[BrokerPosition]:
         """Holdings (earlier days' CNC buys) plus today's net positions: a swing position bought
@@ -114,3 +114,8 @@ class ZerodhaBroker(Broker):
 
     async def list_exits(self) -> list[ExitOrder]:
         return parse.exits_from_gtts(await self._run(self.client.gtts), self.key_of)
+
+    # funds ------------------------------------------------------------------------------------
+    async def funds(self) -> float | None:
+        """Cash free to trade in the equity segment (`margins("equity")`: its `net`)."""
+        return parse.funds_from_margins(await self._run(self.client.margins))

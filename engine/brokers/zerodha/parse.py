@@ -22,6 +22,7 @@ from engine.models import (
     Product,
     Side,
 )
+from engine.secrets import redact
 
 KeyOf = Callable[[str], str]  # tradingsymbol -> instrument_key
 
@@ -34,8 +35,8 @@ _OPEN_STATUSES = {"OPEN", "TRIGGER PENDING", "OPEN PENDING", "VALIDATION PENDING
 
 
 def error_for(error_type: str, http_code: int | None, message: str) -> BrokerError:
-    """Map a Kite error (its `error_type` and HTTP status) to our error classes."""
-    text = f"Kite {error_type} ({http_code}): {message}"
+    """Map a Kite error (its `error_type` and HTTP status) to our error classes, message redacted."""
+    text = redact(f"Kite {error_type} ({http_code}): {message}")
     if error_type == "TokenException":
         return TokenExpired(text)
     if error_type in _TEMPORARY_TYPES or http_code == 429 or (http_code is not None and http_code >= 500
@@ -141,7 +142,8 @@ def positions_from_kite(
             for key, (quantity, bought, value) in books.items() if quantity != 0]
 
 
-def fills_from_kite(rows: Iterable[Mapping[str, Any]], key_of: KeyOf) -> list[Fill]:
+def fills_from_kite(rows: Iterable[Mapping[str, Any]], key_of: KeyOf, *, received_at: datetime) -> list[Fill]:
+    """Trade-book rows as fills; a row without any timestamp is dated `received_at` (the clock's now)."""
     fills = []
     for row in rows:
         moment = parse_time(row.get("fill_timestamp") or row.get("exchange_timestamp") or row.get("order_timestamp"))
@@ -153,7 +155,7 @@ def fills_from_kite(rows: Iterable[Mapping[str, Any]], key_of: KeyOf) -> list[Fi
             side=Side(str(row["transaction_type"]).upper()),
             quantity=int(row["quantity"]),
             price=_float(row.get("average_price")),
-            ts=moment or datetime.min.replace(tzinfo=IST),
+            ts=moment or received_at,
         ))
     return fills
 
@@ -222,3 +224,18 @@ def exits_from_gtts(rows: Iterable[Mapping[str, Any]], key_of: KeyOf) -> list[Ex
         except (KeyError, ValueError) as error:
             raise OrderRejected(f"unreadable GTT {row.get('id')}: {error}") from error
     return exits
+
+
+def funds_from_margins(data: Mapping[str, Any]) -> float | None:
+    """Cash free to trade from `GET /user/margins/equity` (or `/user/margins`, whose `equity`
+    segment is used): the segment's `net`, what is left after today's debits, else its
+    `available.live_balance`. None when the segment is disabled or reports neither."""
+    segment = data.get("equity", data) if isinstance(data, Mapping) else {}
+    if not isinstance(segment, Mapping) or segment.get("enabled") is False:
+        return None
+    available = segment.get("available")
+    live_balance = available.get("live_balance") if isinstance(available, Mapping) else None
+    for value in (segment.get("net"), live_balance):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return None

@@ -17,6 +17,7 @@ from engine.data.importer import ImportReport, gap_days, import_path
 from engine.storage.bars import BarStore
 
 RESOURCES = Path(__file__).parent / "resources"
+TODAY = date(2024, 12, 2)  # the importer's clock: later dates are rejected
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def _by_reason(report: ImportReport, reason: str) -> list[str]:
 
 def test_raw_nse_file_duplicates_follow_the_prevclose_chain(tmp_path: Path, calendar: NseCalendar) -> None:
     store = BarStore(tmp_path)
-    report = import_path(RESOURCES / "SBIN_raw_excerpt.csv", store, calendar)
+    report = import_path(RESOURCES / "SBIN_raw_excerpt.csv", store, calendar, today=TODAY)
     bars = store.read("SBIN", "1d").set_index(store.read("SBIN", "1d")["ts"].dt.date)
     assert bars.loc[date(2024, 3, 28), "volume"] == 21_705_116  # not the 16-share T+0 row
     assert bars.loc[date(2022, 11, 14), "close"] == 592.55  # PrevClose 601.30 = 2022-11-11 close
@@ -47,7 +48,7 @@ def test_raw_nse_file_duplicates_follow_the_prevclose_chain(tmp_path: Path, cale
 
 
 def test_ohlc_inconsistent_1990s_rows_are_rejected(tmp_path: Path, calendar: NseCalendar) -> None:
-    report = import_path(RESOURCES / "ITC_raw_1996_excerpt.csv", BarStore(tmp_path), calendar)
+    report = import_path(RESOURCES / "ITC_raw_1996_excerpt.csv", BarStore(tmp_path), calendar, today=TODAY)
     assert _by_reason(report, "ohlc_inconsistent") == ["1996-03-08", "1996-03-11", "1996-03-12", "1996-03-13",
                                                        "1996-03-22"]
     detail = next(r.detail for r in report.rejected if r.date == "1996-03-22")
@@ -58,7 +59,7 @@ def test_ohlc_inconsistent_1990s_rows_are_rejected(tmp_path: Path, calendar: Nse
 
 def test_plain_daily_file_every_kind_of_rejection(tmp_path: Path, calendar: NseCalendar) -> None:
     store = BarStore(tmp_path)
-    report = import_path(RESOURCES / "plain" / "INFY.csv", store, calendar)
+    report = import_path(RESOURCES / "plain" / "INFY.csv", store, calendar, today=TODAY)
     assert _by_reason(report, "unparseable") == ["2024-11-21", "2024-13-28"]
     assert _by_reason(report, "not_a_trading_day") == ["2024-11-20"]
     assert _by_reason(report, "ohlc_inconsistent") == ["2024-11-25"]
@@ -81,7 +82,7 @@ def test_non_finite_numbers_are_rejected_not_stored(tmp_path: Path, calendar: Ns
         "2024-11-21,10,11,9,10,Infinity\n"
     )
     store = BarStore(tmp_path / "bars")
-    report = import_path(source, store, calendar)
+    report = import_path(source, store, calendar, today=TODAY)
     assert _by_reason(report, "unparseable") == ["2024-11-19", "2024-11-21"]
     assert [ts.day for ts in store.read("TCS", "1d")["ts"]] == [18]
 
@@ -91,16 +92,18 @@ def test_empty_or_headerless_file_is_reported_not_a_crash(tmp_path: Path, calend
     folder.mkdir()
     (folder / "EMPTY.csv").write_text("")
     (folder / "WIPRO.csv").write_text("date,open,high,low,close,volume\n2024-11-18,10,11,9,10,100\n")
-    report = import_path(folder, BarStore(tmp_path / "bars"), calendar)
+    report = import_path(folder, BarStore(tmp_path / "bars"), calendar, today=TODAY)
     assert list(report.failed_files) == ["EMPTY.csv"]
     assert report.loaded == {"WIPRO": 1}
 
 
 def test_plain_5min_file_is_detected(tmp_path: Path, calendar: NseCalendar) -> None:
-    store = BarStore(tmp_path)
-    report = import_path(RESOURCES / "plain" / "TCS_5min.csv", store, calendar)
-    assert report.timeframes == {"TCS_5MIN": "5min"}
-    assert len(store.read("TCS_5MIN", "5min")) == 12
+    source = tmp_path / "TCS.csv"  # the file name is the symbol: TCS_5MIN would not be one (no "_" at NSE)
+    shutil.copy(RESOURCES / "plain" / "TCS_5min.csv", source)
+    store = BarStore(tmp_path / "bars")
+    report = import_path(source, store, calendar, today=TODAY)
+    assert report.timeframes == {"TCS": "5min"}
+    assert len(store.read("TCS", "5min")) == 12
     assert report.rejected == []
 
 
@@ -108,7 +111,7 @@ def test_missing_5min_bars_are_reported_as_gaps(tmp_path: Path, calendar: NseCal
     source = tmp_path / "TCS.csv"
     lines = (RESOURCES / "plain" / "TCS_5min.csv").read_text().splitlines()
     source.write_text("\n".join(lines[:4] + lines[6:]) + "\n")  # drop the 09:30 and 09:35 bars
-    report = import_path(source, BarStore(tmp_path / "bars"), calendar)
+    report = import_path(source, BarStore(tmp_path / "bars"), calendar, today=TODAY)
     assert [r.date for r in report.gaps] == ["2024-06-03T09:30:00+05:30", "2024-06-03T09:35:00+05:30"]
 
 
@@ -116,11 +119,14 @@ def test_folder_import_reports_unsupported_files_and_merges(tmp_path: Path, cale
     folder = tmp_path / "in"
     shutil.copytree(RESOURCES / "plain", folder)
     store = BarStore(tmp_path / "bars")
-    first = import_path(folder, store, calendar)
+    first = import_path(folder, store, calendar, today=TODAY)
     assert "not_bars.csv" in first.failed_files
     assert "unsupported columns" in first.failed_files["not_bars.csv"]
-    assert set(first.loaded) == {"INFY", "TCS_5MIN"}
-    again = import_path(folder / "INFY.csv", store, calendar)
+    assert set(first.loaded) == {"INFY"}
+    named_by_file = [r for r in first.rejected if r.file == "TCS_5min.csv"]
+    assert len(named_by_file) == 12
+    assert {(r.reason, r.symbol) for r in named_by_file} == {("invalid_symbol", "TCS_5MIN")}
+    again = import_path(folder / "INFY.csv", store, calendar, today=TODAY)
     assert again.rows_loaded == 6
     assert len(store.read("INFY", "1d")) == 6  # merged, not duplicated
 

@@ -49,9 +49,8 @@ def test_reconcile_table_and_a_clear_error_for_missing_credentials(
     assert "KITE_API_KEY" in result.output
 
 
-def test_reconcile_against_the_embedded_kite_sandbox(database: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AUTOTRADER_BROKER", "zerodha")
-    monkeypatch.setenv("KITE_ROOT_URL", "sandbox")
+def test_reconcile_refuses_the_embedded_kite_sandbox(database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTOTRADER_BROKER", "zerodha-sandbox")  # an empty sandbox is not the truth
     result = CliRunner().invoke(app, ["reconcile", "--json"])
-    assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["broker"] == "zerodha"
+    assert result.exit_code == 2
+    assert "reconcile refuses AUTOTRADER_BROKER=zerodha-sandbox" in result.output

@@ -1,4 +1,4 @@
-"""Whole replayed days with AUTOTRADER_BROKER=zerodha against the loopback Kite server: the real
+"""Whole replayed days with AUTOTRADER_BROKER=zerodha-sandbox against the loopback Kite server: the real
 live session (replay feed, strategy, risk, portfolio) on the real Zerodha adapter and `kiteconnect`
 client, the sandbox's book carried from one day (process) to the next through its state file."""
 
@@ -42,8 +42,7 @@ async def _run_day(day: str, database_url: str) -> tuple[dict[str, object], list
 async def test_two_replayed_days_against_the_loopback_kite_server(
     shipped_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("AUTOTRADER_BROKER", "zerodha")
-    monkeypatch.setenv("KITE_ROOT_URL", "sandbox")
+    monkeypatch.setenv("AUTOTRADER_BROKER", "zerodha-sandbox")
     database_url = f"sqlite:///{tmp_path / 'days.db'}"
     first, kinds, broker = await _run_day("2024-06-06", database_url)
     assert kinds == []

@@ -7,6 +7,7 @@ import asyncio
 import gc
 import itertools
 import json
+import os
 import threading
 import time as wall
 import types
@@ -435,10 +436,12 @@ async def test_cli_feed_serve_prints_its_urls_and_serves(replay_data_dir: Path) 
 
     command = [
         str(Path(sys.executable).with_name("autotrader")), "feed", "serve", "--port", "0", "--date", "2024-06-04",
-        "--data-dir", str(replay_data_dir), "--start", "09:14:30", "--speed", "100", "--token", REPLAY_TOKEN,
+        "--data-dir", str(replay_data_dir), "--start", "09:14:30", "--speed", "100", "--require-token",
         "--duplicate-rate", "0.5", "--seed", "7",
     ]
-    process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, env={**os.environ, "AUTOTRADER_FEED_SERVE_TOKEN": REPLAY_TOKEN}
+    )
     try:
         assert process.stdout is not None
         lines = {}
@@ -497,10 +500,11 @@ async def test_cli_feed_record_writes_frames_the_server_replays(
     out = tmp_path / "recorded.frames"
     command = [
         str(Path(sys.executable).with_name("autotrader")), "feed", "record", "--out", str(out), "--key", KEY,
-        "--mode", "full", "--duration", "3", "--api-url", server.api_url, "--token", REPLAY_TOKEN,
+        "--mode", "full", "--duration", "3", "--api-url", server.api_url,
     ]
     process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE,
-                                                   stderr=asyncio.subprocess.PIPE)
+                                                   stderr=asyncio.subprocess.PIPE,
+                                                   env={**os.environ, "UPSTOX_ACCESS_TOKEN": REPLAY_TOKEN})
     _, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, stderr.decode()
     recorded = list(read_frames(out))
