@@ -6,6 +6,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.markup import escape
 
 from cli.common import console, fail, print_json
 
@@ -28,6 +29,8 @@ def calendar_payload(day: date, calendar: NseCalendar) -> dict[str, Any]:
         "holiday": calendar.holiday_name(day),
         "note": session.note if session else "",
         "timezone": "Asia/Kolkata",
+        # true past every source (shipped list, broker holidays, your file): weekday rule + fixed holidays
+        "provisional": calendar.is_provisional(day),
     }
     return payload
 
@@ -37,8 +40,10 @@ def calendar_command(
     json_output: bool = typer.Option(False, "--json", help="Print JSON (date, trading_day, session_open, ...)."),
 ) -> None:
     """Is DATE an NSE trading day, and what are its session times (IST)? Covers holidays, Muhurat
-    and Saturday/DR-drill sessions from the shipped calendar (plus your calendar_file)."""
-    from engine.calendar import CalendarError, CalendarRangeError, load_calendar
+    and Saturday/DR-drill sessions from the shipped calendar, the holidays the last pre-open fetched
+    from the broker, and your calendar_file. Past all of them the answer is provisional: weekdays
+    trade except the fixed-date national holidays (26 Jan, 1 May, 15 Aug, 2 Oct, 25 Dec)."""
+    from engine.calendar import CalendarError, holidays_cache_file, load_calendar
     from engine.settings import SettingsError, load_settings
 
     try:
@@ -46,17 +51,19 @@ def calendar_command(
     except ValueError:
         raise fail(f"{day!r} is not a date: use YYYY-MM-DD, e.g. 2024-11-20") from None
     try:
-        calendar = load_calendar(load_settings().calendar_file)
+        settings = load_settings()
+        calendar = load_calendar(settings.calendar_file, holidays_cache_file(settings.database_url))
         payload = calendar_payload(parsed, calendar)
-    except (CalendarRangeError, CalendarError, SettingsError) as exc:
+    except (CalendarError, SettingsError) as exc:
         raise fail(str(exc)) from None
     if json_output:
         print_json(payload)
         return
     weekday = parsed.strftime("%A")
+    provisional = " [yellow](provisional)[/]" if payload["provisional"] else ""
     if not payload["trading_day"]:
         reason = payload["holiday"] or ("weekend" if parsed.weekday() >= 5 else "closed")
-        console.print(f"{payload['date']} ({weekday}): [bold red]closed[/] ({reason})")
+        console.print(f"{payload['date']} ({weekday}): [bold red]closed[/] ({escape(reason)}){provisional}")
         return
     line = (
         f"{payload['date']} ({weekday}): [bold green]open[/] {payload['kind']} session "
@@ -67,8 +74,8 @@ def calendar_command(
     for start, end in payload["breaks"]:
         line += f", break {start}-{end}"
     if payload["note"]:
-        line += f" ({payload['note']})"
-    console.print(line)
+        line += f" ({escape(payload['note'])})"
+    console.print(line + provisional)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,26 +1,40 @@
 """NSE equity trading calendar: trading days, session times, holidays and special sessions.
 
-The calendar is a shipped list (`config/nse_calendar.toml`, built from `../shared/data/nse/holidays/`
-by `engine.data.build`) because maintained packages get NSE wrong (pandas_market_calendars misses
-2024-01-22, 2024-11-20, …). A trading day is a weekday that is not a listed holiday, or a date with a
-listed special session (Muhurat, Saturday/Sunday sessions, DR drills). A user file (setting
-`calendar_file`, env `AUTOTRADER_CALENDAR_FILE`) is merged on top: its holidays are added and its
-sessions replace the shipped ones of the same date (a session on a holiday date reopens it).
+Three sources, each layered over the one before (a later layer's holiday or session on a date
+replaces the earlier layers' entries for that date):
 
-Dates outside the covered years raise `CalendarRangeError` rather than guessing."""
+1. the shipped list (`config/nse_calendar.toml`, built from `../shared/data/nse/holidays/` by
+   `engine.data.build`), because maintained packages get NSE wrong (pandas_market_calendars misses
+   2024-01-22, 2024-11-20, …);
+2. the broker's holidays, fetched at pre-open (`engine.session.day.refresh_calendar`, Upstox's
+   market-holidays API) and kept in a JSON file beside the database (`holidays_cache_file`);
+3. the user's file (setting `calendar_file`, env `AUTOTRADER_CALENDAR_FILE`), which always wins: its
+   holidays are added, its sessions replace the others of the same date (a session on a holiday date
+   reopens it), and its first_day/last_day may extend the covered years.
+
+A trading day is a weekday that is not a holiday, or a date with a special session (Muhurat,
+Saturday/Sunday sessions, DR drills). A day is *known* when a source covers its year range or lists
+it. Any other day (past every source) gets a *provisional* answer rather than an error: the weekday
+rule plus the fixed-date national holidays (`FIXED_HOLIDAYS`); `is_provisional` tells them apart."""
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 from engine.models import IST
+from engine.resources import config_file
 
-DEFAULT_CALENDAR_FILE = Path(__file__).resolve().parent.parent / "config" / "nse_calendar.toml"
+log = logging.getLogger(__name__)
+
+DEFAULT_CALENDAR_FILE = config_file("nse_calendar.toml")
 
 SessionKind = Literal["normal", "muhurat", "special"]
 SESSION_KINDS: tuple[str, ...] = ("normal", "muhurat", "special")
@@ -32,6 +46,16 @@ NORMAL_CLOSE = time(15, 30)
 # Special sessions without published pre-open times: pre-open runs 15 to 7 minutes before the open.
 PRE_OPEN_LEAD = timedelta(minutes=15)
 PRE_OPEN_LENGTH = timedelta(minutes=8)
+# National holidays on fixed dates, when NSE has always closed on a weekday: what a provisional day
+# (past every source) assumes. Movable festivals (Holi, Diwali, …) cannot be guessed.
+FIXED_HOLIDAYS: dict[tuple[int, int], str] = {
+    (1, 26): "Republic Day",
+    (5, 1): "Maharashtra Day",
+    (8, 15): "Independence Day",
+    (10, 2): "Mahatma Gandhi Jayanti",
+    (12, 25): "Christmas",
+}
+HOLIDAYS_CACHE_NAME = "nse_holidays.json"
 
 
 class CalendarError(ValueError):
@@ -39,7 +63,8 @@ class CalendarError(ValueError):
 
 
 class CalendarRangeError(ValueError):
-    """A date outside the years the calendar covers."""
+    """A date outside the years the calendar covers. The calendar itself no longer raises it (such
+    days get provisional answers); kept for callers that catch it."""
 
 
 def _at(day: date, clock_time: time) -> datetime:
@@ -161,6 +186,38 @@ class CalendarData:
     last_day: date | None
     holidays: dict[date, str] = field(default_factory=dict)
     sessions: dict[date, SessionSpec] = field(default_factory=dict)
+    covered: list[tuple[date, date]] = field(default_factory=list)  # extra known ranges (broker years)
+
+    def dates(self) -> set[date]:
+        """Every date this source says something about."""
+        return set(self.holidays) | set(self.sessions)
+
+    def layer(self, top: CalendarData) -> None:
+        """Put `top` over this data: its entries replace ours on their dates; its ranges add to ours."""
+        for day in top.dates():
+            self.holidays.pop(day, None)
+            self.sessions.pop(day, None)
+        self.holidays.update(top.holidays)
+        self.sessions.update(top.sessions)
+        self.covered.extend(top.covered)
+
+
+def parse_calendar(raw: dict[str, Any], source: str) -> CalendarData:
+    """A calendar document (TOML or the JSON holidays cache): `first_day`, `last_day`, `covered`
+    ([[first, last], …]), `holidays` {date: name}, `sessions` [{date, kind, open, close, …}]."""
+    data = CalendarData(
+        first_day=_parse_date(raw["first_day"], f"{source}: first_day") if "first_day" in raw else None,
+        last_day=_parse_date(raw["last_day"], f"{source}: last_day") if "last_day" in raw else None,
+    )
+    for pair in raw.get("covered", []):
+        first, last = (_parse_date(value, f"{source}: covered") for value in pair)
+        data.covered.append((first, last))
+    for key, name in raw.get("holidays", {}).items():
+        data.holidays[_parse_date(key, f"{source}: holiday")] = str(name)
+    for entry in raw.get("sessions", []):
+        spec = _parse_session(entry, source)
+        data.sessions[spec.day] = spec
+    return data
 
 
 def read_calendar_file(path: Path) -> CalendarData:
@@ -171,17 +228,104 @@ def read_calendar_file(path: Path) -> CalendarData:
         raise CalendarError(f"calendar file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise CalendarError(f"calendar file {path} is not valid TOML: {exc}") from None
-    source = str(path)
-    data = CalendarData(
-        first_day=_parse_date(raw["first_day"], f"{source}: first_day") if "first_day" in raw else None,
-        last_day=_parse_date(raw["last_day"], f"{source}: last_day") if "last_day" in raw else None,
+    return parse_calendar(raw, str(path))
+
+
+# ---------------------------------------------------------------- the broker's holidays, cached
+
+
+def holidays_cache_file(database_url: str) -> Path:
+    """Where the fetched holidays are kept: beside a SQLite database file (a fresh database starts
+    from the shipped calendar), else under var/ (see `files_dir`)."""
+    return files_dir(database_url) / HOLIDAYS_CACHE_NAME
+
+
+def files_dir(database_url: str) -> Path:
+    """The directory of a run's files: the SQLite database's own, else var/."""
+    on_disk = database_url.startswith("sqlite:///") and ":memory:" not in database_url
+    return Path(database_url.removeprefix("sqlite:///")).parent if on_disk else Path("var")
+
+
+def _hhmm(value: time) -> str:
+    return value.strftime("%H:%M")
+
+
+def _session_document(spec: SessionSpec) -> dict[str, Any]:
+    document: dict[str, Any] = {"date": spec.day.isoformat(), "kind": spec.kind, "open": _hhmm(spec.open),
+                                "close": _hhmm(spec.close), "note": spec.note}
+    if spec.breaks:
+        document["breaks"] = [[_hhmm(start), _hhmm(end)] for start, end in spec.breaks]
+    for name in ("pre_open_start", "pre_open_end"):
+        value = getattr(spec, name)
+        if value is not None:
+            document[name] = _hhmm(value)
+    return document
+
+
+def read_holidays_cache(path: Path) -> CalendarData | None:
+    """The cached broker holidays, or None when there is no cache yet."""
+    try:
+        raw = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return None
+    except ValueError as exc:
+        raise CalendarError(f"holidays cache {path} is not JSON ({exc}): ignored until pre-open rewrites it") from None
+    if not isinstance(raw, dict):
+        raise CalendarError(f"holidays cache {path} must hold a JSON object: ignored until pre-open rewrites it")
+    try:
+        return parse_calendar(raw, str(path))
+    except (AttributeError, TypeError, ValueError) as exc:  # CalendarError included
+        raise CalendarError(f"holidays cache {path} is malformed ({exc}): ignored until pre-open rewrites it") from None
+
+
+def _cached_or_none(path: Path) -> CalendarData | None:
+    """The cache, or None (logged) when it is unreadable: it is fetched data, the next pre-open
+    rewrites it, and no run should stop over it."""
+    try:
+        return read_holidays_cache(path)
+    except CalendarError as exc:
+        log.warning("%s", exc)
+        return None
+
+
+def update_holidays_cache(path: Path, fetched: CalendarData, *, source: str, fetched_on: date) -> CalendarData:
+    """Merge a fetch into the cache file (its covered ranges replace what the cache held for them;
+    entries outside them are kept) and write it atomically. Returns the merged data."""
+    kept = _cached_or_none(path) or CalendarData(None, None)
+
+    def outside(day: date) -> bool:
+        return not any(first <= day <= last for first, last in fetched.covered)
+
+    merged = CalendarData(
+        None,
+        None,
+        holidays={day: name for day, name in kept.holidays.items() if outside(day)},
+        sessions={day: spec for day, spec in kept.sessions.items() if outside(day)},
+        covered=_merge_ranges([*kept.covered, *fetched.covered]),
     )
-    for key, name in raw.get("holidays", {}).items():
-        data.holidays[_parse_date(key, f"{source}: holiday")] = str(name)
-    for entry in raw.get("sessions", []):
-        spec = _parse_session(entry, source)
-        data.sessions[spec.day] = spec
-    return data
+    merged.layer(CalendarData(None, None, fetched.holidays, fetched.sessions))
+    document = {
+        "source": source,
+        "fetched_on": fetched_on.isoformat(),
+        "covered": [[first.isoformat(), last.isoformat()] for first, last in merged.covered],
+        "holidays": {day.isoformat(): name for day, name in sorted(merged.holidays.items())},
+        "sessions": [_session_document(spec) for _, spec in sorted(merged.sessions.items())],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(document, indent=1) + "\n")
+    os.replace(partial, path)
+    return merged
+
+
+def _merge_ranges(ranges: Iterable[tuple[date, date]]) -> list[tuple[date, date]]:
+    merged: list[tuple[date, date]] = []
+    for first, last in sorted(ranges):
+        if merged and first <= merged[-1][1] + timedelta(days=1):
+            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+        else:
+            merged.append((first, last))
+    return merged
 
 
 class NseCalendar:
@@ -194,37 +338,50 @@ class NseCalendar:
         self.last_day = data.last_day
         self.holidays = dict(data.holidays)
         self._specs = dict(data.sessions)
+        self._known_ranges = _merge_ranges([(data.first_day, data.last_day), *data.covered])
 
     @classmethod
     def load(
-        cls, override_file: Path | str | None = None, base_file: Path | str = DEFAULT_CALENDAR_FILE
+        cls,
+        override_file: Path | str | None = None,
+        base_file: Path | str = DEFAULT_CALENDAR_FILE,
+        holidays_cache: Path | str | None = None,
     ) -> NseCalendar:
-        """The shipped calendar, with `override_file` (if given) merged on top."""
+        """The shipped calendar, the cached broker holidays over it (`holidays_cache`, if the file
+        exists), and `override_file` (if given) over both."""
         data = read_calendar_file(Path(base_file))
+        if holidays_cache is not None:
+            fetched = _cached_or_none(Path(holidays_cache))
+            if fetched is not None:
+                data.layer(fetched)
         if override_file is not None:
             extra = read_calendar_file(Path(override_file))
-            data.holidays.update(extra.holidays)
-            data.sessions.update(extra.sessions)
+            data.layer(extra)
             # an override may extend the covered years, never shrink them
             data.first_day = min((day for day in (data.first_day, extra.first_day) if day is not None), default=None)
             data.last_day = max((day for day in (data.last_day, extra.last_day) if day is not None), default=None)
         return cls(data)
 
-    def _check(self, day: date) -> None:
-        if not self.first_day <= day <= self.last_day:
-            raise CalendarRangeError(
-                f"{day.isoformat()} is outside the NSE calendar ({self.first_day} .. {self.last_day}); "
-                "extend it with a calendar file (setting calendar_file)"
-            )
-
     def covers(self, day: date) -> bool:
-        return self.first_day <= day <= self.last_day
+        """True when a source covers or lists `day` (its answers are not provisional)."""
+        return day in self._specs or day in self.holidays or any(a <= day <= b for a, b in self._known_ranges)
+
+    def is_provisional(self, day: date) -> bool:
+        """True past every source: the answer is the weekday rule plus `FIXED_HOLIDAYS`."""
+        return not self.covers(day)
+
+    def first_provisional_day(self, start: date, days: int) -> date | None:
+        """The first provisional day among `days` days from `start`, or None when all are known."""
+        for offset in range(days):
+            day = start + timedelta(days=offset)
+            if self.is_provisional(day):
+                return day
+        return None
 
     def is_trading_day(self, day: date) -> bool:
-        self._check(day)
         if day in self._specs:
             return True
-        return day.weekday() < 5 and day not in self.holidays
+        return day.weekday() < 5 and self.holiday_name(day) is None
 
     def session(self, day: date) -> TradingSession | None:
         """The day's session, or None when the market is closed."""
@@ -243,7 +400,11 @@ class NseCalendar:
         )
 
     def holiday_name(self, day: date) -> str | None:
-        return self.holidays.get(day) if day not in self._specs else None
+        if day in self._specs:
+            return None
+        if self.is_provisional(day):
+            return FIXED_HOLIDAYS.get((day.month, day.day))
+        return self.holidays.get(day)
 
     def next_trading_day(self, day: date) -> date:
         """The first trading day strictly after `day`."""
@@ -271,21 +432,29 @@ class NseCalendar:
         return list(self.iter_trading_days(start, end))
 
     def special_sessions(self) -> list[TradingSession]:
-        return [spec.session() for _, spec in sorted(self._specs.items())]
+        return [spec.session() for _, spec in sorted(self._specs.items()) if spec.kind != "normal"]
 
 
-def load_calendar(calendar_file: Path | str | None = None) -> NseCalendar:
-    """The shipped calendar merged with the user's `calendar_file` (the setting of that name)."""
-    return NseCalendar.load(calendar_file)
+def load_calendar(calendar_file: Path | str | None = None, holidays_cache: Path | str | None = None) -> NseCalendar:
+    """The shipped calendar, the cached broker holidays (`holidays_cache`, see `holidays_cache_file`)
+    and the user's `calendar_file` (the setting of that name) on top."""
+    return NseCalendar.load(calendar_file, holidays_cache=holidays_cache)
 
 
 __all__ = [
     "DEFAULT_CALENDAR_FILE",
+    "FIXED_HOLIDAYS",
+    "CalendarData",
     "CalendarError",
     "CalendarRangeError",
     "NseCalendar",
     "SessionSpec",
     "TradingSession",
+    "files_dir",
+    "holidays_cache_file",
     "load_calendar",
+    "parse_calendar",
     "read_calendar_file",
+    "read_holidays_cache",
+    "update_holidays_cache",
 ]

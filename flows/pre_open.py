@@ -1,4 +1,5 @@
-"""Pre-open (08:30 IST): token check, instrument master, market caps and universe, metadata."""
+"""Pre-open (08:30 IST): NSE holidays, token check, broker funds, instrument master, market caps and universe,
+metadata."""
 
 from __future__ import annotations
 
@@ -10,22 +11,31 @@ from prefect.states import State
 from engine.session.stages import COMPLETED, PRE_OPEN, RUNNING
 from flows.common import ON_CANCELLATION, ON_FAILURE, skipped
 from tasks.day import open_trading_day, record_stage
-from tasks.pre_open import build_metadata, check_broker_token, refresh_instrument_master, refresh_universe
+from tasks.pre_open import (
+    build_metadata,
+    check_broker_token,
+    read_broker_funds,
+    refresh_calendar,
+    refresh_instrument_master,
+    refresh_universe,
+)
 
 
 @flow(name="pre-open", timeout_seconds=1800, log_prints=True,
       on_failure=ON_FAILURE, on_crashed=ON_FAILURE, on_cancellation=ON_CANCELLATION)
-async def pre_open(day: str | None = None, database_url: str | None = None) -> dict[str, Any] | State:
-    context = open_trading_day(day, database_url=database_url)
+async def pre_open(day: str | None = None) -> dict[str, Any] | State:
+    context = open_trading_day(day)
+    calendar = refresh_calendar(context)  # on closed days too: the look-ahead warning must not wait
     if context.skip_reason:
         return skipped(context)
     record_stage(context, PRE_OPEN, RUNNING)
     token = await check_broker_token(context)
+    funds = await read_broker_funds(context)
     instruments = refresh_instrument_master(context)
     universe = refresh_universe(context)
     metadata = build_metadata(context)
-    summary = {"day": context.day.isoformat(), "broker": token, "instruments": instruments,
-               "universe": len(universe), "metadata": metadata}
+    summary = {"day": context.day.isoformat(), "broker": token, "funds": funds, "instruments": instruments,
+               "universe": len(universe), "metadata": metadata, "calendar": calendar}
     record_stage(context, PRE_OPEN, COMPLETED, summary)
     return summary
 

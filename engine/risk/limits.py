@@ -8,7 +8,8 @@ quantity is then cut (whole lots) to fit the rest of the daily risk budget and t
 funds; rejected if nothing is left.
 
 Everything is priced at the WORST-CASE fill, the entry order's LIMIT price (entry +
-`limit_offset_pct` %, snapped up: the most the order can pay): size = capital × risk % ÷
+`limit_offset_pct` %, snapped down to the tick grid by `engine.data.ticks.round_for`: the most the
+order can pay, never above the intended worst price): size = capital × risk % ÷
 (limit − stop), the risk reserved in the ledger = quantity × (limit − stop), cost and charges at
 the limit. Whatever the order fills at, its actual initial risk (fill − stop) × filled and its cost
 stay within what was reserved, so the daily risk cap and the funds hold."""
@@ -18,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from engine.data.ticks import PriceRole, round_for
 from engine.models import Instrument, Setup, Side
 from engine.portfolio.charges import ChargeCalculator
 from engine.risk.sizing import size_position
@@ -110,7 +112,7 @@ def plan_entries(
         if slots_left <= 0:
             reject(candidate, f"max open positions ({risk.max_open_positions}) reached")
             continue
-        limit = instrument.round_price(setup.entry * (1 + limit_offset_pct / 100), "up")
+        limit = round_for(instrument, setup.entry * (1 + limit_offset_pct / 100), PriceRole.ENTRY_LIMIT)
         sized = size_position(instrument, limit, setup.stop, budget.capital, risk, candidate.atr)
         if sized.quantity == 0:
             reject(candidate, sized.reason)

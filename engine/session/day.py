@@ -1,12 +1,14 @@
 """Pre-open and post-close work of a trading day, one function per step (each a Prefect task).
 
-Pre-open: broker token check, instrument master refresh, market caps + universe filter, metadata.
+Pre-open: NSE holidays from the broker and the calendar's look-ahead check, broker token check,
+instrument master refresh, market caps + universe filter, metadata.
 Post-close: the day's daily bars appended to history, metadata saved, market caps refreshed from the
 close, the daily report, shutdown. Every step is idempotent, so a re-run is harmless."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,16 +16,28 @@ from typing import Any
 import pandas as pd
 from sqlmodel import select
 
+from engine.calendar import CalendarError, files_dir, holidays_cache_file, load_calendar, update_holidays_cache
 from engine.data.instruments import (
     filter_universe,
-    load_instrument_table,
     refresh_market_caps,
     sync_instruments,
+    to_instrument,
+)
+from engine.data.master import (
+    SHIPPED_SOURCE,
+    BrokerInstrument,
+    carry_changes,
+    kite_instruments,
+    load_master_as_of,
+    merge_broker_masters,
+    refresh_table,
+    save_master,
+    upstox_instruments,
 )
 from engine.indicators.metadata import build_metadata as build_indicator_metadata
 from engine.indicators.metadata import save_metadata
 from engine.indicators.multitimeframe import IndicatorConfig
-from engine.models import IST, Timeframe
+from engine.models import IST, Instrument, Timeframe
 from engine.report import daily_report as report_of_day
 from engine.session.stages import TradingDayContext
 from engine.storage import BarStore, session_scope
@@ -43,10 +57,9 @@ def bar_store(context: TradingDayContext) -> BarStore:
 
 
 def work_dir(context: TradingDayContext) -> Path:
-    """Where the day's files live (metadata, charts): next to the database for SQLite, else var/."""
-    url = context.settings.database_url
-    on_disk = url.startswith("sqlite:///") and ":memory:" not in url
-    return Path(url.removeprefix("sqlite:///")).parent if on_disk else Path("var")
+    """Where the day's files live (metadata, charts, fetched holidays): next to the database for
+    SQLite, else var/."""
+    return files_dir(context.settings.database_url)
 
 
 def metadata_dir(context: TradingDayContext) -> Path:
@@ -54,6 +67,83 @@ def metadata_dir(context: TradingDayContext) -> Path:
 
 
 # ---------------------------------------------------------------- pre-open
+
+
+CALENDAR_LOOKAHEAD_DAYS = 30
+# The stable start of the WARNING logged (and returned) when fewer days ahead are known: alerts match it.
+CALENDAR_WARNING = "NSE calendar coverage low"
+
+
+def _upstox_for_holidays(context: TradingDayContext) -> str | None:
+    """Why the day fetches no holidays from Upstox (None: it does). Only a day that uses Upstox (its
+    broker or its live feed) asks it: a replayed day must not reach a real API."""
+    settings = context.settings
+    if settings.broker == "upstox" or settings.feed.source == "upstox":
+        return None
+    return f"no Upstox connection (broker {settings.broker}, feed {settings.feed.source})"
+
+
+def _fetch_holidays(context: TradingDayContext, cache: Path) -> int:
+    """This year's holidays from Upstox into `cache`, then each day of the look-ahead that no source
+    knows yet, asked one by one (the exchange may publish next year's list before Upstox's year list
+    shows it). Returns the number of entries fetched."""
+    from engine.brokers.upstox.config import UpstoxConfig
+    from engine.brokers.upstox.holidays import UpstoxHolidays, nse_calendar_data
+    from engine.settings import load_credentials
+
+    with UpstoxHolidays(UpstoxConfig.from_credentials(load_credentials())) as upstox:
+        year_list = upstox.year_list()
+        update_holidays_cache(cache, nse_calendar_data(year_list), source="upstox", fetched_on=context.day)
+        calendar = load_calendar(context.settings.calendar_file, cache)
+        ahead = [context.day + timedelta(days=n) for n in range(1, CALENDAR_LOOKAHEAD_DAYS + 1)]
+        day_entries = [entry for day in ahead if calendar.is_provisional(day) for entry in upstox.on(day)]
+    if day_entries:
+        update_holidays_cache(cache, nse_calendar_data([], day_entries), source="upstox", fetched_on=context.day)
+    return len(year_list) + len(day_entries)
+
+
+def refresh_calendar(context: TradingDayContext) -> dict[str, Any]:
+    """Fetch NSE holidays from Upstox into the cache beside the database (read by every later
+    `open_trading_day`), then check that the next CALENDAR_LOOKAHEAD_DAYS days are known (not
+    provisional). Never raises: a failed fetch is reported, and only warned about (with the
+    CALENDAR_WARNING prefix) when the known calendar no longer covers the look-ahead.
+
+    Returns {"fetched" (entries, None when not fetched), "not_refreshed" (why, or None),
+    "known_days_ahead", "provisional_from" (ISO date or None), "warning" (or None)}."""
+    cache = holidays_cache_file(context.settings.database_url)
+    fetched: int | None = None
+    not_refreshed = _upstox_for_holidays(context)
+    if not_refreshed is None:
+        try:
+            fetched = _fetch_holidays(context, cache)
+        except Exception as exc:  # network, token, a bad answer, a full disk: never a reason to fail the day
+            not_refreshed = f"fetching holidays from Upstox failed: {type(exc).__name__}: {exc}"
+    try:
+        calendar = load_calendar(context.settings.calendar_file, cache)
+    except CalendarError as exc:  # the user's file went bad since the day opened
+        calendar, not_refreshed = context.calendar, f"{not_refreshed}; {exc}" if not_refreshed else str(exc)
+    start = context.day + timedelta(days=1)
+    first_unknown = calendar.first_provisional_day(start, CALENDAR_LOOKAHEAD_DAYS)
+    known = CALENDAR_LOOKAHEAD_DAYS if first_unknown is None else (first_unknown - start).days
+    warning = None
+    if first_unknown is not None:
+        remedy = (
+            f"not refreshed: {not_refreshed}. Add the exchange's holidays to your calendar_file "
+            "(AUTOTRADER_CALENDAR_FILE), or let pre-open fetch them (AUTOTRADER_FEED__SOURCE=upstox)"
+            if not_refreshed
+            else "Upstox lists none further yet. Add the exchange's holidays to your calendar_file "
+            "(AUTOTRADER_CALENDAR_FILE) once NSE publishes them"
+        )
+        warning = (
+            f"{CALENDAR_WARNING}: only {known} of the {CALENDAR_LOOKAHEAD_DAYS} days after {context.day} are known; "
+            f"from {first_unknown} the calendar is provisional (weekdays trade except the fixed national holidays); "
+            f"{remedy}."
+        )
+        log.warning(warning)
+    elif not_refreshed:
+        log.info("holidays not refreshed (%s); the calendar still knows the next %d days", not_refreshed, known)
+    return {"fetched": fetched, "not_refreshed": not_refreshed, "known_days_ahead": known,
+            "provisional_from": first_unknown.isoformat() if first_unknown else None, "warning": warning}
 
 
 async def check_broker_token(context: TradingDayContext) -> str:
@@ -74,10 +164,118 @@ async def check_broker_token(context: TradingDayContext) -> str:
     return f"broker {broker.name} connected; feed {context.settings.feed.source}"
 
 
-def refresh_instrument_master(context: TradingDayContext) -> int:
-    """Upsert the instrument master (shipped `instruments.parquet`) into the database."""
-    table = load_instrument_table(Path(context.settings.data_dir))
-    return sync_instruments(context.db, table, updated_on=context.day)
+async def read_broker_funds(context: TradingDayContext) -> dict[str, Any]:
+    """The broker's cash at pre-open and the capital the risk engine may use from it (the smaller of
+    `capital` and the cash, `engine.risk.funds.usable_capital`). A read that fails for a temporary
+    reason is reported (cash None: the settings' capital stands), never raised; a rejected token is."""
+    from engine.brokers.base import TemporaryBrokerError
+    from engine.brokers.factory import make_broker
+    from engine.clock import LiveClock
+    from engine.risk.funds import usable_capital
+    from engine.settings import load_credentials
+
+    broker = make_broker(context.settings, load_credentials(), clock=LiveClock(), db=context.db)
+    cash: float | None = None
+    problem = ""
+    try:
+        await broker.connect()
+        cash = await broker.funds()
+    except TemporaryBrokerError as error:
+        problem = f"; funds not read ({error})"
+    finally:
+        await broker.close()
+    usable = usable_capital(context.settings.capital, cash)
+    log.info("broker %s: %s%s", broker.name, usable.reason, problem)
+    return {"broker": broker.name, "cash": cash, "settings_capital": context.settings.capital,
+            "usable_capital": usable.amount, "limited_by": usable.limited_by, "reason": usable.reason + problem}
+
+
+def instrument_table(context: TradingDayContext) -> pd.DataFrame:
+    """The instrument table the day trades with: the master its pre-open refreshed (the newest on or
+    before the day), else the shipped `instruments.parquet`."""
+    return load_master_as_of(Path(context.settings.data_dir), work_dir(context), context.day)
+
+
+def day_instruments(context: TradingDayContext) -> list[Instrument]:
+    return [to_instrument(row) for _, row in instrument_table(context).iterrows()]
+
+
+def _is_live(context: TradingDayContext) -> bool:
+    """Whether the day trades the live market (the Upstox feed); a replayed day reads no network, even
+    with a real broker's adapter (which a replay allows only on loopback)."""
+    return context.settings.feed.source == "upstox"
+
+
+def _read_broker_master(context: TradingDayContext) -> tuple[list[BrokerInstrument] | None, dict[str, str]]:
+    """The broker's NSE equities (Upstox's published master and Kite's, merged), or None when none
+    could be read, and per source what was read or why not. Never raises: a failed download falls
+    back to the band rule."""
+    from engine.brokers.upstox.instruments import fetch_upstox_master
+    from engine.brokers.zerodha.config import ZerodhaConfig
+    from engine.brokers.zerodha.instruments import fetch_kite_instruments
+    from engine.secrets import redact
+    from engine.settings import load_credentials
+
+    settings = context.settings
+    if not _is_live(context):
+        return None, {"broker": f"not read: replayed day (broker {settings.broker}, feed {settings.feed.source}), "
+                                "band rule at its prices"}
+    timeout = settings.instruments.fetch_timeout_seconds
+    credentials = load_credentials()
+    sources: dict[str, str] = {}
+    read: dict[str, list[BrokerInstrument]] = {}
+
+    def attempt(name: str, fetch: Callable[[], list[BrokerInstrument]]) -> None:
+        try:
+            rows = fetch()
+        except Exception as exc:  # network, token, a malformed file: the band rule still gives the ticks
+            sources[name] = redact(f"failed: {type(exc).__name__}: {exc}")
+            return
+        if rows:
+            read[name], sources[name] = rows, f"{len(rows)} equities"
+        else:
+            sources[name] = "failed: no NSE equity in the master"
+
+    url = settings.instruments.upstox_master_url
+    if url:
+        attempt("upstox", lambda: upstox_instruments(fetch_upstox_master(url, timeout=timeout)))
+    else:
+        sources["upstox"] = "not read: instruments.upstox_master_url is empty"
+    if credentials.kite_api_key and credentials.kite_access_token:
+        config = ZerodhaConfig.from_credentials  # inside attempt: a bad KITE_ROOT_URL is reported, not raised
+        attempt("kite", lambda: kite_instruments(fetch_kite_instruments(config(credentials, timeout=timeout))))
+    else:
+        sources["kite"] = "not read: KITE_API_KEY / KITE_ACCESS_TOKEN not set"
+    if not read:
+        return None, sources
+    return merge_broker_masters(read.get("upstox", []), read.get("kite", [])), sources
+
+
+def refresh_instrument_master(context: TradingDayContext) -> dict[str, Any]:
+    """The day's instrument master (engine/data/master.py): the broker's masters on a live day, the
+    previous master on a replayed one, ticks cross-checked with the NSE band rule at the last close;
+    renames and ISIN changes carried to open positions and the bar store; saved for the day and
+    upserted into the database. Returns the refresh result (sources, renames, isin_changes,
+    tick_changes, tick_disagreements, not_in_master, carried, warnings)."""
+    previous = instrument_table(context)
+    broker, sources = _read_broker_master(context)
+    closes = _last_closes(context, list(previous["symbol"]), before=True)
+    refresh = refresh_table(previous, broker, closes, context.day, source=SHIPPED_SOURCE)
+    refresh.sources = sources
+    if broker is None and _is_live(context):
+        refresh.warnings.insert(0, "no broker master could be read (" + "; ".join(
+            f"{name}: {why}" for name, why in sources.items()) + "): ticks from the NSE band rule at the last close")
+    refresh.carried = carry_changes(context.db, bar_store(context).root, refresh)
+    save_master(work_dir(context), refresh)
+    sync_instruments(context.db, refresh.table, updated_on=context.day)
+    for change in refresh.renames:
+        log.warning("instrument renamed: %s -> %s (ISIN %s)", change["old_symbol"], change["new_symbol"],
+                    change["isin"])
+    for change in refresh.isin_changes:
+        log.warning("ISIN changed: %s %s -> %s", change["symbol"], change["old_isin"], change["new_isin"])
+    for warning in refresh.warnings:
+        log.warning(warning)
+    return refresh.result()
 
 
 def _last_closes(context: TradingDayContext, symbols: list[str], before: bool) -> dict[str, float]:
@@ -95,7 +293,7 @@ def _last_closes(context: TradingDayContext, symbols: list[str], before: bool) -
 def refresh_universe(context: TradingDayContext) -> list[str]:
     """Market caps from the previous close, then the universe filter; marks `in_universe` in the
     database and returns the universe's symbols (largest market cap first)."""
-    table = load_instrument_table(Path(context.settings.data_dir))
+    table = instrument_table(context)
     table = refresh_market_caps(table, _last_closes(context, list(table["symbol"]), before=True))
     universe = filter_universe(
         table,
@@ -116,7 +314,7 @@ def universe_symbols(context: TradingDayContext) -> list[str]:
 
 
 def _save_metadata(context: TradingDayContext, symbols: list[str], asof: date, path: Path) -> str:
-    keys = dict(zip(*load_instrument_table(Path(context.settings.data_dir))[["symbol", "instrument_key"]].T.values,
+    keys = dict(zip(*instrument_table(context)[["symbol", "instrument_key"]].T.values,
                     strict=True))
     built = build_indicator_metadata(bar_store(context), symbols, asof=asof, config=indicator_config(context),
                                      instrument_keys=keys)
@@ -213,7 +411,7 @@ def save_day_metadata(context: TradingDayContext) -> str:
 
 def refresh_market_caps_from_close(context: TradingDayContext) -> int:
     """Market caps from today's closes into the database; returns how many were refreshed."""
-    table = load_instrument_table(Path(context.settings.data_dir))
+    table = instrument_table(context)
     closes = _last_closes(context, list(table["symbol"]), before=False)
     with session_scope(context.db) as session:
         rows = {r.symbol: r for r in session.exec(select(InstrumentRow)).all()}

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from engine.calendar import CalendarError, CalendarRangeError, NseCalendar
+from engine.calendar import CalendarError, NseCalendar
 from engine.models import IST
 from engine.storage.bars import BarStore
 
@@ -97,9 +97,18 @@ def test_trading_days_june_2024_matches_the_replay_days(calendar: NseCalendar) -
     assert date(2024, 6, 17) not in days  # Bakri Id
 
 
-def test_out_of_range_dates_raise(calendar: NseCalendar) -> None:
-    with pytest.raises(CalendarRangeError, match="outside the NSE calendar"):
-        calendar.is_trading_day(date(2030, 1, 1))
+def test_past_every_source_the_answer_is_provisional_weekdays_and_fixed_holidays(calendar: NseCalendar) -> None:
+    assert not calendar.is_provisional(date(2026, 12, 31)) and calendar.is_provisional(date(2027, 1, 1))
+    assert calendar.is_provisional(date(2017, 12, 29))  # before the shipped years too
+    assert calendar.is_trading_day(date(2030, 1, 1))  # a Tuesday
+    assert not calendar.is_trading_day(date(2027, 1, 2))  # a Saturday
+    fixed = [date(2027, 1, 26), date(2027, 5, 1), date(2028, 8, 15), date(2028, 10, 2), date(2028, 12, 25)]
+    assert [calendar.holiday_name(day) for day in fixed] == [
+        "Republic Day", "Maharashtra Day", "Independence Day", "Mahatma Gandhi Jayanti", "Christmas"]
+    assert not any(calendar.is_trading_day(day) for day in fixed)
+    assert calendar.next_trading_day(date(2027, 1, 25)) == date(2027, 1, 27)
+    assert calendar.first_provisional_day(date(2026, 12, 4), 30) == date(2027, 1, 1)
+    assert calendar.first_provisional_day(date(2026, 11, 1), 30) is None
 
 
 def test_user_file_overrides_and_extends(tmp_path: Path) -> None:
@@ -162,6 +171,27 @@ def test_cli_trading_day_json(day: str, open_hhmm: str, close_hhmm: str) -> None
     payload = _json(day)
     assert payload["trading_day"] is True
     assert (payload["session_open"], payload["session_close"]) == (open_hhmm, close_hhmm)
+
+
+def test_cli_2027_01_04_past_the_shipped_calendar_is_a_provisional_normal_day() -> None:
+    assert _json("2027-01-04") == {
+        "date": "2027-01-04", "trading_day": True, "session_open": "09:15", "session_close": "15:30",
+        "kind": "normal", "pre_open_start": "09:00", "pre_open_end": "09:08", "breaks": [], "holiday": None,
+        "note": "", "timezone": "Asia/Kolkata", "provisional": True,
+    }
+
+
+def test_cli_2027_01_26_is_a_provisional_holiday() -> None:
+    payload = _json("2027-01-26")
+    assert {k: payload[k] for k in ("trading_day", "holiday", "provisional")} == {
+        "trading_day": False, "holiday": "Republic Day", "provisional": True}
+    result = runner.invoke(app, ["calendar", "2027-01-26"])
+    assert result.exit_code == 0
+    assert "closed (Republic Day) (provisional)" in result.stdout
+
+
+def test_cli_known_days_are_not_provisional() -> None:
+    assert [_json(day)["provisional"] for day in ("2024-11-20", "2024-11-01", "2026-12-31")] == [False] * 3
 
 
 def test_cli_2026_01_26_closed_and_readable_output() -> None:

@@ -134,7 +134,7 @@ def test_limits_are_never_exceeded(
     assert len(keys) == len(set(keys)) and not set(keys) & held
     assert len(approved) <= max(0, max_open - open_positions)
     for d in approved:
-        assert d.limit_price == d.instrument.round_price(d.setup.entry * (1 + offset / 100), "up") >= d.setup.entry
+        assert d.limit_price == d.instrument.round_price(d.setup.entry * (1 + offset / 100), "down") >= d.setup.entry
         assert abs(d.risk - d.quantity * (d.limit_price - d.setup.stop)) < 1e-6  # reserved at the worst fill
         assert d.cost == d.quantity * d.limit_price
         assert abs(d.charges - CHARGES.order(Side.BUY, d.quantity, d.limit_price).total) < 1e-9
