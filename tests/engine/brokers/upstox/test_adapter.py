@@ -169,7 +169,8 @@ def test_from_settings_reads_hosts_token_product_and_gtt_offset(clock: SteppedCl
         upstox_api_url="http://127.0.0.1:1/",
         upstox_order_url="http://127.0.0.1:2",
     )
-    settings = load_settings(execution={"product": "MIS", "gtt_limit_offset_pct": 1.0})
+    settings = load_settings(execution={"product": "MIS", "gtt_limit_offset_pct": 1.0},
+                             entry_windows=["14:50-15:05"])  # MIS must end before the square-off
     broker = UpstoxBroker.from_settings(settings, credentials, clock=clock)
     assert broker.config.api_url == "http://127.0.0.1:1" and broker.config.order_url == "http://127.0.0.1:2"
     assert broker.config.product is Product.MIS and broker.config.limit_offset_pct == 1.0
