@@ -11,7 +11,8 @@ from prefect import task
 from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from engine.session.chart import pnl_chart_markdown, pnl_chart_png
+from engine.secrets import redact_errors
+from engine.session.chart import chart_trades, pnl_chart_markdown, pnl_chart_png
 from engine.session.day import work_dir
 from engine.session.stages import TradingDayContext
 
@@ -54,6 +55,7 @@ def pnl_markdown(day: str, report: dict[str, Any], chart_path: Path | None) -> s
 
 
 @task(name="publish-artifacts", cache_policy=NO_CACHE, timeout_seconds=120, retries=1)
+@redact_errors
 def publish_day_artifacts(context: TradingDayContext, report: dict[str, Any]) -> dict[str, str]:
     """Tables (setups, orders, positions, trades) and the P&L markdown for `context.day`; returns keys."""
     day = context.day.isoformat()
@@ -62,15 +64,19 @@ def publish_day_artifacts(context: TradingDayContext, report: dict[str, Any]) ->
         key = f"{name}-{day}"
         create_table_artifact(table=_rows(report, name), key=key, description=f"autotrader {name} of {day}")
         keys[name] = key
-    net = [float(t.get("net_pnl") or 0.0) for t in report.get("trades") or []]
     chart_path = work_dir(context) / "reports" / day / "pnl.png"
     chart_path.parent.mkdir(parents=True, exist_ok=True)
-    chart_path.write_bytes(pnl_chart_png(net))
+    session = context.session
+    chart_path.write_bytes(pnl_chart_png(
+        chart_trades(report.get("trades") or []), day=context.day,
+        capital=float((report.get("risk") or {}).get("capital") or context.settings.capital),
+        start=session.open if session else None, end=session.close if session else None,
+    ))
     keys["pnl"] = f"pnl-{day}"
     create_markdown_artifact(markdown=pnl_markdown(day, report, chart_path.resolve()), key=keys["pnl"],
                              description=f"autotrader P&L of {day}")
     # Inline (data URL) so the UI shows the chart without serving files.
     png_url = "data:image/png;base64," + base64.b64encode(chart_path.read_bytes()).decode()
-    create_image_artifact(image_url=png_url, key=f"pnl-chart-{day}", description=f"cumulative net P&L of {day}")
+    create_image_artifact(image_url=png_url, key=f"pnl-chart-{day}", description=f"equity and net P&L of {day}")
     keys["pnl_chart"] = f"pnl-chart-{day}"
     return keys

@@ -36,6 +36,8 @@ DHAN_MASTER = "instruments/dhan_scrip_master_NSE_EQ_2026-05.csv"
 MARKET_CAP = "market_cap/nse_mcap_2024-03-28__tradebook.csv"
 CONSTITUENTS_DIR = "index_constituents"
 HOLIDAYS_DIR = "holidays"
+NIFTY_INDEX = "index_daily/NIFTY_index_day_full.csv"
+INDEX_FIRST_DAY = date(2015, 1, 1)  # enough for any backtest on the shipped bars (2018 on)
 MARKET_CAP_DATE = date(2024, 3, 28)
 
 # Symbols of June 2024 that later sources know under another name (same company, same ISIN),
@@ -537,6 +539,17 @@ def build_symbol(
     return report, close_on_snapshot
 
 
+def build_index(source: Path, out: Path) -> Path:
+    """NIFTY 50 daily OHLC from INDEX_FIRST_DAY, for backtest benchmarks: `out/index/NIFTY50.parquet`."""
+    frame = pd.read_csv(source / NIFTY_INDEX)
+    frame["date"] = pd.to_datetime(frame["date"].str[:10]).dt.date
+    frame = frame[frame["date"] >= INDEX_FIRST_DAY][["date", "open", "high", "low", "close"]]
+    target = out / "index" / "NIFTY50.parquet"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(target, index=False)
+    return target
+
+
 def build(source: Path, out: Path, calendar_file: Path, progress: Progress = _noop_progress) -> BuildReport:
     """Build `out/` (bars, instruments.parquet) and the calendar file from the shared source folder."""
     source = Path(source)
@@ -577,6 +590,7 @@ def build(source: Path, out: Path, calendar_file: Path, progress: Progress = _no
         progress("symbols", done, len(symbols))
     table = pd.DataFrame(rows)[INSTRUMENT_COLUMNS]
     write_instrument_table(table, out)
+    build_index(source, out)
     report.symbols = len(symbols)
     report.bytes_written = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     log.info("built %d symbols into %s (%d bytes)", report.symbols, out, report.bytes_written)

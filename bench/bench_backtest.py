@@ -1,0 +1,115 @@
+"""Backtest speed against backtrader (issue 14), on the same shipped daily bars in one run.
+
+Ours: `autotrader backtest`'s engine (the live decision path: strategy, risk, portfolio, order manager,
+paper broker) over 2021-01-01 .. 2025-09-30. backtrader: a comparable rule (daily close above SMA-200,
+a pullback to SMA-9 and a bounce above it and the open; stop at the 10-day swing low, target 2R, a
+bracket order sized at 1 % risk), event-driven and with `runonce`. bars/s = daily bars in the range
+over wall time (data loading included for both). Target: ours >= 2x backtrader's runonce bars/s.
+
+Run: .venv/bin/python bench/bench_backtest.py [--all-symbols]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import pandas as pd  # noqa: E402
+
+from engine.backtest import run_backtest  # noqa: E402
+from engine.data.instruments import filter_universe, load_instrument_table  # noqa: E402
+from engine.settings import load_settings  # noqa: E402
+from engine.storage import BarStore  # noqa: E402
+
+START, END = date(2021, 1, 1), date(2025, 9, 30)
+TARGET_RATIO = 2.0
+
+
+def _symbols(all_symbols: bool) -> list[str]:
+    settings = load_settings()
+    table = load_instrument_table(Path(settings.data_dir))
+    if all_symbols:
+        return sorted(table["symbol"])
+    universe = settings.universe
+    return sorted(filter_universe(table, universe.min_market_cap_cr, universe.max_instruments,
+                                  universe.require_complete_history)["symbol"])
+
+
+def _bars_in_range(store: BarStore, symbols: list[str]) -> int:
+    total = 0
+    for symbol in symbols:
+        days = store.read(symbol, "1d")["ts"].dt.date
+        total += int(((days >= START) & (days <= END)).sum())
+    return total
+
+
+def ours(symbols: list[str]) -> float:
+    settings = load_settings()
+    began = time.perf_counter()
+    asyncio.run(run_backtest(settings, START, END, symbols))
+    return time.perf_counter() - began
+
+
+def backtrader_seconds(store: BarStore, symbols: list[str], runonce: bool) -> float:
+    import backtrader as bt
+
+    class PullbackBracket(bt.Strategy):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.fast = {d: bt.indicators.SMA(d.close, period=9) for d in self.datas}
+            self.slow = {d: bt.indicators.SMA(d.close, period=200) for d in self.datas}
+            self.swing = {d: bt.indicators.Lowest(d.low, period=10) for d in self.datas}
+
+        def next(self) -> None:
+            for data in self.datas:
+                if self.getposition(data).size or len(data) < 200:
+                    continue
+                close, fast = data.close[0], self.fast[data][0]
+                if not (close > self.slow[data][0] and data.low[0] <= fast * 1.01 and close > fast
+                        and close > data.open[0]):
+                    continue
+                stop = self.swing[data][0]
+                if stop >= close:
+                    continue
+                size = int(self.broker.getvalue() * 0.01 / (close - stop))
+                if size > 0:
+                    self.buy_bracket(data=data, size=size, exectype=bt.Order.Market, stopprice=stop,
+                                     limitprice=close + 2 * (close - stop))
+
+    began = time.perf_counter()
+    cerebro = bt.Cerebro(runonce=runonce, stdstats=False)
+    cerebro.broker.setcash(1_000_000.0)
+    for symbol in symbols:
+        frame = store.read(symbol, "1d")
+        frame = frame[(frame["ts"].dt.date >= date(2020, 1, 1)) & (frame["ts"].dt.date <= END)].copy()
+        frame.index = pd.DatetimeIndex(frame["ts"].dt.tz_localize(None))
+        cerebro.adddata(bt.feeds.PandasData(dataname=frame[["open", "high", "low", "close", "volume"]],
+                                            fromdate=pd.Timestamp(START).to_pydatetime()), name=symbol)
+    cerebro.addstrategy(PullbackBracket)
+    cerebro.run()
+    return time.perf_counter() - began
+
+
+def main() -> None:
+    logging.disable(logging.CRITICAL)  # the engine logs every kill switch and fill
+    symbols = _symbols("--all-symbols" in sys.argv)
+    store = BarStore(Path(load_settings().data_dir) / "bars")
+    bars = _bars_in_range(store, symbols)
+    print(f"{len(symbols)} symbols, {START} .. {END}: {bars:,} daily bars")
+    rows = [("autotrader", ours(symbols)), ("backtrader (event-driven)", backtrader_seconds(store, symbols, False)),
+            ("backtrader (runonce)", backtrader_seconds(store, symbols, True))]
+    for label, seconds in rows:
+        print(f"{label:>26}: {seconds:7.2f} s  {bars / seconds:10,.0f} bars/s")
+    ratio = (bars / rows[0][1]) / (bars / rows[2][1])
+    verdict = "OK" if ratio >= TARGET_RATIO else "MISSED"
+    print(f"autotrader / backtrader runonce bars/s: ratio {ratio:.2f} vs target {TARGET_RATIO:.1f} -> {verdict}")
+
+
+if __name__ == "__main__":
+    main()

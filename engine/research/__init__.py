@@ -1,0 +1,1 @@
+"""Research on the live decision path: backtest statistics, reports and parameter sweeps."""

@@ -1,0 +1,1 @@
+"""Operator scripts run from the checkout (`make server`)."""
