@@ -308,3 +308,16 @@ def test_feed_record_reports_an_unreadable_secret_block(
     assert result.exit_code == 2
     assert "upstox-access-token could not be read" in output and "unreachable" in output
     assert recorded == {}
+
+
+def test_the_standalone_upstox_sandbox_takes_its_token_from_the_environment_only(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from engine.brokers.upstox import sandbox
+
+    with pytest.raises(SystemExit):
+        sandbox.main(["--token", "argv-token-123456"], environ={})
+    with pytest.raises(SystemExit) as missing:
+        sandbox.main([], environ={})
+    assert missing.value.code == 2
+    assert "set UPSTOX_ACCESS_TOKEN" in capsys.readouterr().err

@@ -39,10 +39,11 @@ import argparse
 import enum
 import json
 import math
+import os
 import re
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler
@@ -882,15 +883,19 @@ class SandboxUpstoxBroker(UpstoxBroker):
         self.sandbox.stop()
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ) -> None:
     """Run the sandbox on its own: point UPSTOX_API_URL and UPSTOX_ORDER_URL at it, and feed prices
-    with POST /sandbox/last-price {"instrument_key": ..., "price": ...}."""
+    with POST /sandbox/last-price {"instrument_key": ..., "price": ...}. It accepts the token in
+    UPSTOX_ACCESS_TOKEN (never from argv, never printed)."""
     parser = argparse.ArgumentParser(description="Upstox-compatible loopback REST server")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--token", default="sandbox-token", help="the access token it accepts")
     args = parser.parse_args(argv)
-    sandbox = UpstoxSandbox(access_token=args.token, port=args.port).start()
-    print(f"UPSTOX_API_URL={sandbox.url}\nUPSTOX_ORDER_URL={sandbox.url}\nUPSTOX_ACCESS_TOKEN={args.token}", flush=True)
+    token = environ.get("UPSTOX_ACCESS_TOKEN", "")
+    if not token:
+        parser.exit(2, "error: set UPSTOX_ACCESS_TOKEN to the token the sandbox should accept\n")
+    sandbox = UpstoxSandbox(access_token=token, port=args.port).start()
+    print(f"UPSTOX_API_URL={sandbox.url}\nUPSTOX_ORDER_URL={sandbox.url}\n"
+          "(it accepts the token in UPSTOX_ACCESS_TOKEN)", flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
