@@ -13,12 +13,12 @@ from prefect import flow
 from prefect.states import State
 
 from engine.session.stages import LIVE_SESSION
-from flows.common import ON_CANCELLATION, ON_FAILURE, skipped
+from flows.common import ON_CANCELLATION, ON_FAILURE, run_name, skipped
 from tasks.day import open_trading_day
 from tasks.live import close_live_session, execute_entry_window, open_live_session, stream_until_close
 
 
-@flow(name="live-session", timeout_seconds=7 * 3600,
+@flow(name="live-session", flow_run_name=run_name("live-session"), timeout_seconds=7 * 3600,
       on_failure=ON_FAILURE, on_crashed=ON_FAILURE, on_cancellation=ON_CANCELLATION)
 async def live_session(
     day: str | None = None, replay: bool | None = None, speed: float | None = None

@@ -8,13 +8,13 @@ from prefect import flow
 from prefect.states import State
 
 from engine.session.stages import COMPLETED, POST_CLOSE, RUNNING
-from flows.common import ON_CANCELLATION, ON_FAILURE, skipped
+from flows.common import ON_CANCELLATION, ON_FAILURE, run_name, skipped
 from tasks.artifacts import publish_day_artifacts
 from tasks.day import open_trading_day, record_stage
 from tasks.post_close import append_daily_bars, daily_report, refresh_market_caps, save_metadata, shutdown
 
 
-@flow(name="post-close", timeout_seconds=3600,
+@flow(name="post-close", flow_run_name=run_name("post-close"), timeout_seconds=3600,
       on_failure=ON_FAILURE, on_crashed=ON_FAILURE, on_cancellation=ON_CANCELLATION)
 def post_close(day: str | None = None) -> dict[str, Any] | State:
     context = open_trading_day(day)

@@ -9,7 +9,7 @@ from prefect import flow
 from prefect.states import State
 
 from engine.session.stages import COMPLETED, PRE_OPEN, RUNNING
-from flows.common import ON_CANCELLATION, ON_FAILURE, skipped
+from flows.common import ON_CANCELLATION, ON_FAILURE, run_name, skipped
 from tasks.day import open_trading_day, record_stage
 from tasks.pre_open import (
     build_metadata,
@@ -21,7 +21,7 @@ from tasks.pre_open import (
 )
 
 
-@flow(name="pre-open", timeout_seconds=1800, log_prints=True,
+@flow(name="pre-open", flow_run_name=run_name("pre-open"), timeout_seconds=1800, log_prints=True,
       on_failure=ON_FAILURE, on_crashed=ON_FAILURE, on_cancellation=ON_CANCELLATION)
 async def pre_open(day: str | None = None) -> dict[str, Any] | State:
     context = open_trading_day(day)

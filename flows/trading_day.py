@@ -10,14 +10,14 @@ from typing import Any
 from prefect import flow
 from prefect.states import State
 
-from flows.common import ON_CANCELLATION, ON_FAILURE, skipped
+from flows.common import ON_CANCELLATION, ON_FAILURE, run_name, skipped
 from flows.live_session import live_session
 from flows.post_close import post_close
 from flows.pre_open import pre_open
 from tasks.day import check_venue, open_trading_day
 
 
-@flow(name="trading-day", timeout_seconds=8 * 3600,
+@flow(name="trading-day", flow_run_name=run_name("trading-day"), timeout_seconds=8 * 3600,
       on_failure=ON_FAILURE, on_crashed=ON_FAILURE, on_cancellation=ON_CANCELLATION)
 async def trading_day(
     day: str | None = None, replay: bool | None = None, speed: float | None = None

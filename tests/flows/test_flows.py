@@ -57,7 +57,15 @@ async def test_every_stage_completes_as_skipped_with_the_reason_when_the_exchang
         assert state.is_completed(), flow.name
         assert state.name == "Skipped", flow.name
         assert state.message == reason
+        assert await _run_name(state) == f"{flow.name} {day}"  # the Runs list reads as a calendar
     assert stage_log(init_db(database_url), date.fromisoformat(day)) == {}
+
+
+async def _run_name(state: Any) -> str:
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        return str((await client.read_flow_run(state.state_details.flow_run_id)).name)
 
 
 async def test_a_bad_day_fails_the_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
