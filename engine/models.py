@@ -271,6 +271,7 @@ class ExitOrder:
     updated_at: datetime | None = None
     triggered_order_id: str | None = None  # broker order the triggered leg placed
     exit_price: float | None = None  # average fill price of that order, once known
+    message: str = ""  # why the broker refused it, e.g. the reason a fired leg's order was rejected
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from engine.secrets import redact_errors
 from engine.session.live import LiveSession
 from engine.session.stages import TradingDayContext
 from tasks.hooks import retry_unless_permanent, task_failed
+from tasks.token_blocks import secret_block_loader
 
 SESSION_TIMEOUT_SECONDS = 7 * 3600  # 09:10 -> 15:45 IST with margin
 
@@ -27,7 +28,8 @@ SESSION_TIMEOUT_SECONDS = 7 * 3600  # 09:10 -> 15:45 IST with margin
 async def open_live_session(context: TradingDayContext, replay: bool | None, speed: float | None) -> LiveSession:
     """Broker, reconciliation, indicators and strategy, the feed (replay server or Upstox); resumes
     what the database holds for the day. A replay runs in lockstep unless `speed` paces it."""
-    return await LiveSession.open(context, replay=replay, speed=speed)
+    return await LiveSession.open(context, replay=replay, speed=speed,
+                                  feed_token_loader=secret_block_loader("upstox-access-token"))
 
 
 @task(

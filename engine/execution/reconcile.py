@@ -4,7 +4,7 @@ Run at start and periodically (`settings.execution.reconcile_interval_seconds`).
 is reported as a `Difference(kind, key, db, broker, resolution)` and resolved by this table, never
 by guessing. The broker is the source of truth for what happened (fills, positions, whether an
 exit fired); the database is the source of truth for what we meant (intents, which exits belong
-to which position). Nothing unknown is adopted.
+to which position) and for how much of a holding is ours. Nothing unknown is adopted.
 
 Rules (kind: condition -> resolution):
 - ORDER_STATUS: journal order not terminal, broker shows another status/fill -> broker's view applied.
@@ -22,14 +22,19 @@ Rules (kind: condition -> resolution):
   -> settled as `sync_exits` does; listed in `settled_exits` for the portfolio.
 - EXIT_MISMATCH: both ACTIVE, quantity or triggers differ -> reported; the journal (intent) is kept.
 - UNKNOWN_EXIT: ACTIVE broker exit not in the journal -> reported, not adopted.
-- POSITION_BY_EXIT: journal position OPEN, broker holds none, its exit settled -> none here: the
-  portfolio records the trade from `settled_exits`; its exit fired but cannot settle yet (the
-  leg's order not readable) -> none yet: settled by a later sync, never "closed by hand".
+- POSITION_BY_EXIT: journal position OPEN, its exit settled -> none here: the portfolio records the
+  trade from `settled_exits` (what the broker still holds is not this position's); its exit fired
+  but cannot settle yet (the leg's order not readable) -> none yet: settled by a later sync, never
+  "closed by hand".
 - POSITION_CLOSED: journal position OPEN, broker holds none, no exit explains it (closed by hand)
   -> position CLOSED, its ACTIVE exit cancelled.
-- POSITION_QUANTITY: both hold it, quantities differ -> journal quantity set to the broker's.
+- POSITION_QUANTITY: both hold it, the broker fewer than our journal (sold by hand in part) -> journal
+  quantity set to the broker's.
+- POSITION_SURPLUS: the broker holds more than our journal's open quantity (bought by hand, or what is
+  left after our exit sold ours) -> reported ("surplus at broker, not ours"), not adopted: our
+  position keeps the quantity its journal bought, so our exits never sell the surplus.
 - POSITION_UNRECORDED: broker position with no journal position, but our filled entry order for it
-  (it filled while we were down) -> reported for the portfolio to open from that order.
+  that opened no position yet (it filled while we were down) -> reported for the portfolio to open from that order.
 - UNKNOWN_POSITION: broker position with no journal position and no entry of ours -> reported,
   not adopted.
 """
@@ -207,38 +212,49 @@ async def _reconcile_positions(manager: OrderManager, report: ReconcileReport, f
     settled_by_instrument = {e.instrument_key: e for e in report.settled_exits if e.status in FIRED}
     with session_scope(manager.db) as session:
         open_rows = list(session.exec(select(PositionRow).where(PositionRow.status == "OPEN")).all())
-    mine: dict[str, int] = {}
-    for row in open_rows:
-        mine[row.instrument_key] = mine.get(row.instrument_key, 0) + row.quantity
-    report.positions_checked = len(set(mine) | set(at_broker))
+    report.positions_checked = len({row.instrument_key for row in open_rows} | set(at_broker))
+    ours: dict[str, int] = {}  # per instrument, the quantity our journal expects the broker to hold
     for row in open_rows:
         broker_position = at_broker.get(row.instrument_key)
-        if broker_position is None:
-            if row.instrument_key in settled_by_instrument:
-                report.differences.append(Difference(
-                    "POSITION_BY_EXIT", row.instrument_key, f"OPEN {row.quantity}", "none",
-                    "none here: the portfolio records the trade from settled_exits"))
-                continue
-            if row.exit_id in fired_exit_ids:  # sold by its own exit, whose order is not readable yet
-                report.differences.append(Difference(
-                    "POSITION_BY_EXIT", row.instrument_key, f"OPEN {row.quantity}", f"none; exit {row.exit_id} fired",
-                    "none yet: the exit settles on a later sync, then the portfolio records the trade"))
-                continue
+        if row.instrument_key in settled_by_instrument or row.exit_id in fired_exit_ids:
+            # sold by its own exit (its order maybe not readable yet): the portfolio records the trade
+            # from settled_exits; whatever the broker still holds is not this position's
+            settled = row.instrument_key in settled_by_instrument
+            if not settled and broker_position is not None:  # its leg may still be working: not a surplus yet
+                ours[row.instrument_key] = ours.get(row.instrument_key, 0) + row.quantity
+            report.differences.append(Difference(
+                "POSITION_BY_EXIT", row.instrument_key, f"OPEN {row.quantity}",
+                "exit settled" if settled else f"exit {row.exit_id} fired",
+                "none here: the portfolio records the trade from settled_exits" if settled
+                else "none yet: the exit settles on a later sync, then the portfolio records the trade"))
+            continue
+        held = broker_position.quantity - ours.get(row.instrument_key, 0) if broker_position is not None else 0
+        if held <= 0:
             await _close_by_hand(manager, row, report)
-        elif broker_position.quantity != mine[row.instrument_key]:
+            continue
+        if held < row.quantity:  # sold by hand in part: we hold what is left
             with session_scope(manager.db) as session:
                 stored = session.get(PositionRow, row.id)
                 if stored is not None:
-                    stored.quantity = broker_position.quantity
+                    stored.quantity = held
                     session.add(stored)
             report.differences.append(Difference("POSITION_QUANTITY", row.instrument_key, str(row.quantity),
-                                                 str(broker_position.quantity), "journal quantity set to the broker's"))
+                                                 str(held), "journal quantity set to the broker's"))
+        ours[row.instrument_key] = ours.get(row.instrument_key, 0) + min(held, row.quantity)
+    journaled = {row.instrument_key for row in open_rows}
+    with session_scope(manager.db) as session:  # entries whose position exists (open or closed) explain nothing new
+        opened = set(session.exec(select(PositionRow.entry_client_order_id)).all())
     filled_entries: dict[str, list[str]] = {}
     for order in manager.journal.orders(statuses=(OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED)):
-        if order.purpose == "ENTRY" and order.side == "BUY":
+        if order.purpose == "ENTRY" and order.side == "BUY" and order.client_order_id not in opened:
             filled_entries.setdefault(order.instrument_key, []).append(order.client_order_id)
     for instrument_key, position in at_broker.items():
-        if instrument_key in mine:
+        if instrument_key in journaled:
+            surplus = position.quantity - ours.get(instrument_key, 0)
+            if surplus > 0:
+                report.differences.append(Difference(
+                    "POSITION_SURPLUS", instrument_key, f"OPEN {ours.get(instrument_key, 0)}", str(position.quantity),
+                    f"surplus at broker, not ours: {surplus} reported, not adopted; our exits sell only ours"))
             continue
         entries = filled_entries.get(instrument_key)
         if entries:

@@ -41,7 +41,7 @@ from engine.models import IST, Instrument, Timeframe
 from engine.report import daily_report as report_of_day
 from engine.session.stages import TradingDayContext
 from engine.storage import BarStore, session_scope
-from engine.storage.tables import InstrumentRow
+from engine.storage.tables import InstrumentRow, PositionRow
 from engine.strategy import load_strategy
 from engine.trader import required_indicator_config
 
@@ -313,6 +313,24 @@ def universe_symbols(context: TradingDayContext) -> list[str]:
         return [r.symbol for r in sorted(rows, key=lambda r: -(r.market_cap_cr or 0.0))]
 
 
+def held_positions(context: TradingDayContext) -> dict[str, str]:
+    """{instrument_key: symbol} of every OPEN position in the database, in today's universe or not."""
+    with session_scope(context.db) as session:
+        rows = session.exec(select(PositionRow).where(PositionRow.status == "OPEN")).all()
+        return {r.instrument_key: r.symbol for r in rows}
+
+
+def with_held_symbols(context: TradingDayContext, universe: list[str]) -> list[str]:
+    """`universe`, then the symbols of open positions outside it: every position is watched, marked
+    and protected every day, so its indicators and daily bars are kept too."""
+    return universe + sorted(set(held_positions(context).values()) - set(universe))
+
+
+def session_symbols(context: TradingDayContext) -> list[str]:
+    """What the day's session streams: the universe (largest market cap first) and the held symbols."""
+    return with_held_symbols(context, universe_symbols(context) or refresh_universe(context))
+
+
 def _save_metadata(context: TradingDayContext, symbols: list[str], asof: date, path: Path) -> str:
     keys = dict(zip(*instrument_table(context)[["symbol", "instrument_key"]].T.values,
                     strict=True))
@@ -334,8 +352,9 @@ def premarket_metadata_path(context: TradingDayContext) -> Path:
 
 
 def build_metadata(context: TradingDayContext) -> str:
-    """Indicator state of the universe as of the previous close, saved for the live session."""
-    symbols = universe_symbols(context) or refresh_universe(context)
+    """Indicator state of the universe and of the open positions as of the previous close, saved for
+    the live session."""
+    symbols = session_symbols(context)
     return _save_metadata(context, symbols, context.day - timedelta(days=1), premarket_metadata_path(context))
 
 
@@ -385,14 +404,14 @@ def _daily_bar_of(context: TradingDayContext, symbol: str, session_bars: pd.Data
 
 
 def append_daily_bars(context: TradingDayContext) -> int:
-    """Append the day's daily bar to the history of every universe symbol that lacks it: from the
+    """Append the day's daily bar to the history of every universe or held symbol that lacks it: from the
     day's 5-minute bars in the store, else from the bars the live session built from ticks. History
     that already has the day is left alone (append-only). Returns the number of bars appended."""
     store = bar_store(context)
     path = session_bars_path(context)
     session_bars = pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=["symbol"])
     appended = 0
-    for symbol in universe_symbols(context):
+    for symbol in with_held_symbols(context, universe_symbols(context)):
         if len(store.read(symbol, Timeframe.DAY, start=context.day, end=context.day + timedelta(days=1))):
             continue
         daily = _daily_bar_of(context, symbol, session_bars)
@@ -406,7 +425,7 @@ def append_daily_bars(context: TradingDayContext) -> int:
 def save_day_metadata(context: TradingDayContext) -> str:
     """Indicator state as of this day's close, ready for the next pre-open."""
     path = metadata_dir(context) / f"close-{context.day.isoformat()}.parquet"
-    return _save_metadata(context, universe_symbols(context), context.day, path)
+    return _save_metadata(context, with_held_symbols(context, universe_symbols(context)), context.day, path)
 
 
 def refresh_market_caps_from_close(context: TradingDayContext) -> int:

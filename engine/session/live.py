@@ -1,6 +1,7 @@
 """The live session: feed (replayed or live Upstox) → TradingEngine, until the market closes.
 
-    LiveSession.open()          broker + reconciliation, universe, indicators (pre-open metadata),
+    LiveSession.open()          broker + reconciliation, universe plus the instruments of open positions
+                                outside it (watched, never entered), indicators (pre-open metadata),
                                 strategy, TradingEngine.resume() from the database, the feed client
                                 (and, for a replayed day, the in-process replay server on the same clock)
     stream_until_close()        one long-running coroutine: ticks flow into the engine until the close
@@ -35,6 +36,7 @@ from typing import Any
 
 from engine.brokers.base import Broker
 from engine.brokers.factory import make_broker
+from engine.brokers.login import TokenProvider
 from engine.calendar import TradingSession
 from engine.clock import Clock, LiveClock, Lockstep, ReplayClock, VirtualClock
 from engine.execution.manager import OrderManager
@@ -42,7 +44,7 @@ from engine.feed.client import FeedState, MarketDataClient
 from engine.feed.replay import ReplayServer
 from engine.indicators.metadata import build_metadata, read_metadata
 from engine.indicators.multitimeframe import InstrumentIndicators
-from engine.models import MarketStatus, Tick
+from engine.models import Instrument, MarketStatus, Tick
 from engine.session import day as day_work
 from engine.session.stages import COMPLETED, INTERRUPTED, LIVE_SESSION, RUNNING, TradingDayContext, record_stage
 from engine.settings import load_credentials
@@ -133,11 +135,14 @@ class LiveSession:
         speed: float | None = None,
         clock: Clock | None = None,
         lockstep: bool | None = None,
+        feed_token_loader: Callable[[], str | None] | None = None,
     ) -> LiveSession:
         """Everything the session needs, resumed from the database. `replay` (default: the
         `feed.source` setting) replays the day from the Parquet store: in lockstep (the default without a `speed`,
         unless `clock` is not a VirtualClock; `lockstep` decides explicitly), else paced on a simulated
-        clock at `speed` (default `feed.replay_speed`). Otherwise the live Upstox feed on the real clock."""
+        clock at `speed` (default `feed.replay_speed`). Otherwise the live Upstox feed on the real clock, its
+        token re-read on every reconnect from `feed_token_loader` (a Secret block reader the flow passes),
+        the environment or `.env`, so a token renewed with `autotrader login` is picked up mid-session."""
         session = context.session
         if session is None:
             raise ValueError(f"no trading session on {context.day}: {context.skip_reason}")
@@ -156,8 +161,9 @@ class LiveSession:
                 clock = ReplayClock(session.open - REPLAY_LEAD, speed or settings.feed.replay_speed)
             else:
                 clock = LiveClock()
-        instruments = _universe_instruments(context)
+        instruments, watch_only = _session_instruments(context)
         indicators = _indicators(context, [i.symbol for i in instruments])
+        _watch_without_history(context, instruments, indicators)
         instruments = [i for i in instruments if i.symbol in indicators]
         if replay:
             _check_replayable(context, [i.symbol for i in instruments])
@@ -170,7 +176,7 @@ class LiveSession:
             log.info("reconciled %s with the broker: %s", context.day, reconciled)
             engine = TradingEngine(
                 settings, clock, instruments, indicators, load_strategy(settings), orders, context.db, context.day,
-                broker, session=session, concurrent=in_lockstep is None,
+                broker, session=session, concurrent=in_lockstep is None, watch_only=watch_only,
             )
             await engine.resume()
             keys = [i.instrument_key for i in instruments]
@@ -178,12 +184,8 @@ class LiveSession:
                 replay_server = await _start_replay_server(context, clock, in_lockstep)
                 api_url, token_provider = replay_server.api_url, _constant(REPLAY_TOKEN)
             else:
-                credentials = load_credentials()
-                api_url = credentials.upstox_api_url
-
-                def token_provider() -> str:  # re-read on every reconnect: a refreshed token is picked up
-                    token = load_credentials().upstox_access_token
-                    return token.get_secret_value() if token is not None else ""
+                api_url = load_credentials().upstox_api_url
+                token_provider = TokenProvider("UPSTOX_ACCESS_TOKEN", loader=feed_token_loader)
 
             live = cls(context, clock, broker, orders, engine, keys, api_url, token_provider,
                        replay_server, in_lockstep)
@@ -358,27 +360,56 @@ def _constant(value: str) -> Callable[[], str]:
     return provide
 
 
-def _universe_instruments(context: TradingDayContext) -> list[Any]:
-    symbols = day_work.universe_symbols(context) or day_work.refresh_universe(context)
+def _session_instruments(context: TradingDayContext) -> tuple[list[Instrument], frozenset[str]]:
+    """The universe, then every instrument of an open position outside it (subscribed, marked and
+    protected, never entered: returned as the second value); one missing from the day's master still
+    streams under its instrument key."""
     by_symbol = {i.symbol: i for i in day_work.day_instruments(context)}  # the pre-open's refreshed master
-    return [by_symbol[s] for s in symbols if s in by_symbol]
+    instruments = [by_symbol[s] for s in day_work.session_symbols(context) if s in by_symbol]
+    universe = {by_symbol[s].instrument_key for s in day_work.universe_symbols(context) if s in by_symbol}
+    known = {i.instrument_key for i in instruments}
+    for key, symbol in day_work.held_positions(context).items():
+        if key not in known:
+            log.warning("open position %s (%s) is not in the day's instrument master: watched by its key",
+                        symbol, key)
+            instruments.append(Instrument(key, symbol, ""))
+    return instruments, frozenset(i.instrument_key for i in instruments) - universe
 
 
 def _indicators(context: TradingDayContext, symbols: list[str]) -> dict[str, InstrumentIndicators]:
-    """The day's pre-open metadata when it exists and fits (symbols, indicator periods), else built
-    now from the history."""
+    """The day's pre-open metadata where it has the symbol and fits (indicator periods); the others
+    built now from the history."""
     path = day_work.premarket_metadata_path(context)
     config = day_work.indicator_config(context)
+    found: dict[str, InstrumentIndicators] = {}
     if path.exists():
         try:
             metadata = read_metadata(path)
-            if metadata.config == config and set(symbols) <= set(metadata.instruments):
-                return {s: metadata.instruments[s] for s in symbols}
-            log.warning("metadata %s does not fit the session (symbols or periods); rebuilding", path)
+            if metadata.config == config:
+                found = {s: metadata.instruments[s] for s in symbols if s in metadata.instruments}
+            else:
+                log.warning("metadata %s does not fit the session (indicator periods); rebuilding", path)
         except ValueError as error:
             log.warning("metadata %s unusable (%s); rebuilding", path, error)
-    built = build_metadata(day_work.bar_store(context), symbols, asof=context.day - timedelta(days=1), config=config)
-    return built.instruments
+    missing = [s for s in symbols if s not in found]
+    if missing:
+        built = build_metadata(day_work.bar_store(context), missing, asof=context.day - timedelta(days=1),
+                               config=config)
+        found.update(built.instruments)
+    return {s: found[s] for s in symbols if s in found}
+
+
+def _watch_without_history(context: TradingDayContext, instruments: list[Instrument],
+                           indicators: dict[str, InstrumentIndicators]) -> None:
+    """An open position's instrument with no daily history still gets (empty) indicators: a universe
+    instrument without history is dropped, but a position is marked and guarded from its ticks."""
+    held = day_work.held_positions(context)
+    for instrument in instruments:
+        if instrument.instrument_key in held and instrument.symbol not in indicators:
+            log.warning("no daily history for %s: its open position is watched from its ticks alone",
+                        instrument.symbol)
+            indicators[instrument.symbol] = InstrumentIndicators(
+                instrument.symbol, day_work.indicator_config(context), instrument.instrument_key)
 
 
 class NothingToReplay(ValueError):

@@ -52,13 +52,17 @@ _CLOSED_MARKET = {MarketStatus.NORMAL_CLOSE, MarketStatus.CLOSING_START, MarketS
 class TradingEngine(EventOwner):
     """See the module docstring. `indicators` is keyed by symbol; `session` (the day's
     `engine.calendar.TradingSession`, or anything with `open`/`close`) defaults to the NSE
-    calendar's session of `trading_day`. `concurrent`: see `engine.trading.owner`."""
+    calendar's session of `trading_day`. `concurrent`: see `engine.trading.owner`. `watch_only`:
+    instrument keys whose positions are marked and guarded but which are never entered (held, but
+    outside today's universe)."""
 
     def __init__(self, settings: Settings, clock: Clock, instruments: list[Instrument],
                  indicators: dict[str, InstrumentIndicators], strategy: Strategy, order_manager: OrderManagerLike,
                  db: Engine, trading_day: date, broker: Broker | None = None, *, session: SessionLike | None = None,
-                 exits_at_broker: bool | None = None, poll_seconds: float = 1.0, concurrent: bool = False) -> None:
+                 exits_at_broker: bool | None = None, poll_seconds: float = 1.0, concurrent: bool = False,
+                 watch_only: frozenset[str] = frozenset()) -> None:
         super().__init__(concurrent=concurrent)
+        self.watch_only = watch_only
         self.settings, self.clock, self.db, self.trading_day = settings, clock, db, trading_day
         self.instruments = {i.instrument_key: i for i in instruments}
         self.indicators = indicators
@@ -235,7 +239,8 @@ class TradingEngine(EventOwner):
             position = self.positions.open.get(tick.instrument_key)
             if position is not None:
                 await self.guard.watch(position, tick, indicators)
-            elif looking and tick.instrument_key not in self.entries.entered_today:  # one entry per day
+            elif looking and tick.instrument_key not in self.entries.entered_today \
+                    and tick.instrument_key not in self.watch_only:  # one entry per day, in the universe only
                 self.entries.refresh_candidate(instrument, tick, indicators.snapshot())
         await self._orders_due()
         await self._check_kill_switch()

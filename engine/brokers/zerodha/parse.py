@@ -146,7 +146,8 @@ def fills_from_kite(rows: Iterable[Mapping[str, Any]], key_of: KeyOf, *, receive
     """Trade-book rows as fills; a row without any timestamp is dated `received_at` (the clock's now)."""
     fills = []
     for row in rows:
-        moment = parse_time(row.get("fill_timestamp") or row.get("exchange_timestamp") or row.get("order_timestamp"))
+        # not the trade book's `order_timestamp`: it is a time of day ("09:16:39"), without the date
+        moment = parse_time(row.get("fill_timestamp") or row.get("exchange_timestamp"))
         fills.append(Fill(
             fill_id=str(row["trade_id"]),
             client_order_id="",
@@ -183,18 +184,24 @@ def trigger_id(data: Mapping[str, Any]) -> str:
 
 
 def exit_from_gtt(row: Mapping[str, Any], key_of: KeyOf) -> ExitOrder:
-    """A two-leg Kite GTT as an ExitOrder; which leg fired is the one with a `result`."""
+    """A two-leg Kite GTT as an ExitOrder; which leg fired is the one with a `result`. A fired leg
+    whose order Kite failed to place (`order_result.status` "failed", no order id) makes the exit
+    REJECTED, with Kite's `rejection_reason` as its message."""
     condition = row.get("condition") or {}
     triggers = [*(float(v) for v in condition.get("trigger_values", [])), 0.0, 0.0]
     legs = [*(row.get("orders") or []), {}, {}]
     status_text = str(row.get("status", "")).lower()
     status = ExitStatus.ACTIVE
     triggered_order: str | None = None
+    message = ""
     if status_text == "triggered":
         fired = next((i for i in (0, 1) if legs[i].get("result")), 0)
         status = ExitStatus.TRIGGERED_STOP if fired == 0 else ExitStatus.TRIGGERED_TARGET
         order_result = (legs[fired].get("result") or {}).get("order_result") or {}
         triggered_order = str(order_result["order_id"]) if order_result.get("order_id") else None
+        if str(order_result.get("status", "")).lower() == "failed" and triggered_order is None:
+            status = ExitStatus.REJECTED
+            message = f"{('stop', 'target')[fired]} leg rejected: {order_result.get('rejection_reason') or 'no reason'}"
     elif status_text in ("cancelled", "deleted", "disabled", "expired"):
         status = ExitStatus.CANCELLED
     elif status_text == "rejected":
@@ -210,6 +217,7 @@ def exit_from_gtt(row: Mapping[str, Any], key_of: KeyOf) -> ExitOrder:
         status=status,
         updated_at=parse_time(row.get("updated_at")),
         triggered_order_id=triggered_order,
+        message=message,
     )
 
 

@@ -8,7 +8,9 @@ with Kite's HTTP codes, the `X-Kite-Version: 3` header and `Authorization: token
 GET /orders/{id}, /orders/{id}/trades, /trades, /portfolio/positions, /portfolio/holdings,
 /user/profile,
 /gtt/triggers (POST, GET, PUT, DELETE), and from `sandbox_account.py` GET /user/margins[/segment] and
-POST /session/token (the login's token exchange, the one route without a token).
+POST /session/token (the login's token exchange, the one route without a token). Its answers have
+the field names and JSON types of Zerodha's published responses (kiteconnect-mocks; checked by
+tests/engine/brokers/zerodha/test_sandbox_shapes.py).
 
 Its book is the simulated exchange (`engine.sim`, the one the paper broker and the Upstox sandbox
 use; this module is Kite's wire codec over it), fed with `set_last_price` or `on_tick`: orders fill
@@ -237,6 +239,11 @@ class KiteSandbox:
     def _stamp(moment: datetime | None) -> str | None:
         return moment.strftime("%Y-%m-%d %H:%M:%S") if moment is not None else None
 
+    def _token(self, symbol: str) -> int:
+        """Kite's `instrument_token` of `symbol` (0 when the instrument master did not give one)."""
+        known = self.exchange.instruments.get(symbol)
+        return (known.kite_token or 0) if known is not None else 0
+
     def _place(self, form: dict[str, str], tag: str | None = None) -> SimOrder:
         order = self.exchange.place_order(
             form["tradingsymbol"], Side(form["transaction_type"]), int(form["quantity"]),
@@ -248,18 +255,20 @@ class KiteSandbox:
 
     def _order_row(self, order: SimOrder) -> dict[str, Any]:
         filled = self._stamp(order.updated_at) if order.filled_quantity else None
+        message = _KITE_REJECTIONS.get(order.reject_code, order.reason) if order.reject_code else None
         return {
             "order_id": order.order_id, "exchange_order_id": f"1{order.order_id}" if order.filled_quantity else None,
             "parent_order_id": None, "variety": self._varieties.get(order.order_id, "regular"),
             "status": _KITE_STATUS.get(order.status, "OPEN"),
-            "status_message": _KITE_REJECTIONS.get(order.reject_code, order.reason) if order.reject_code else None,
-            "tradingsymbol": order.instrument_key, "exchange": "NSE", "instrument_token": 0,
+            "status_message": message, "status_message_raw": message, "modified": False,
+            "tradingsymbol": order.instrument_key, "exchange": "NSE",
+            "instrument_token": self._token(order.instrument_key),
             "transaction_type": order.side.value, "order_type": order.order_type.value, "product": order.product,
             "validity": "DAY", "quantity": order.quantity, "disclosed_quantity": 0, "price": order.price or 0.0,
             "trigger_price": order.trigger_price or 0.0, "average_price": order.average_price,
             "filled_quantity": order.filled_quantity, "pending_quantity": order.pending_quantity,
-            "cancelled_quantity": order.cancelled_quantity, "tag": order.tag,
-            "tags": [order.tag] if order.tag else None,
+            "cancelled_quantity": order.cancelled_quantity, "market_protection": order.market_protection or 0,
+            "meta": {}, "tag": order.tag, **({"tags": [order.tag]} if order.tag else {}),  # Kite omits `tags` untagged
             "order_timestamp": self._stamp(order.placed_at), "exchange_timestamp": filled,
             "exchange_update_timestamp": filled or (self._stamp(order.updated_at)
                                                     if order.status is OrderStatus.CANCELLED else None),
@@ -274,9 +283,11 @@ class KiteSandbox:
         return {  # the first fill of an order is T<order id>, a later partial fill T<order id>-<n>
             "trade_id": f"T{fill.order_id}" + (f"-{part + 1}" if part else ""), "order_id": fill.order_id,
             "exchange_order_id": f"1{fill.order_id}",
-            "tradingsymbol": fill.instrument_key, "exchange": "NSE", "instrument_token": 0, "product": fill.product,
+            "tradingsymbol": fill.instrument_key, "exchange": "NSE",
+            "instrument_token": self._token(fill.instrument_key), "product": fill.product,
             "transaction_type": fill.side.value, "quantity": fill.quantity, "average_price": fill.price,
-            "fill_timestamp": stamp, "order_timestamp": self._stamp(order.placed_at), "exchange_timestamp": stamp,
+            "fill_timestamp": stamp, "exchange_timestamp": stamp,
+            "order_timestamp": order.placed_at.strftime("%H:%M:%S"),  # the trade book's is a time of day
         }
 
     def _gtt_row(self, gtt: SimGtt) -> dict[str, Any]:
@@ -298,7 +309,8 @@ class KiteSandbox:
                                  if rejected and order is not None and order.reject_code else ""},
             }
         status = "deleted" if gtt.deleted else "triggered" if fired is not None else "active"
-        return {"type": "two-leg", "condition": spec["condition"], "orders": orders, "id": int(gtt.gtt_id),
+        condition = {**spec["condition"], "instrument_token": self._token(spec["condition"]["tradingsymbol"])}
+        return {"type": "two-leg", "condition": condition, "orders": orders, "id": int(gtt.gtt_id),
                 "user_id": "SB0001", "parent_trigger": None, "status": status,
                 "created_at": self._stamp(gtt.created_at), "updated_at": self._stamp(gtt.updated_at), "meta": None,
                 "expires_at": self._stamp(gtt.created_at + timedelta(days=365))}
@@ -318,8 +330,11 @@ class KiteSandbox:
     def _route(self, method: str, path: str, form: dict[str, str]) -> tuple[str, Any]:
         parts = [p for p in path.split("/") if p]
         if method == "GET" and parts == ["user", "profile"]:
-            return "profile", {"user_id": "SB0001", "user_name": "Kite Sandbox", "broker": "ZERODHA",
-                               "exchanges": ["NSE"], "products": ["CNC", "MIS"]}
+            return "profile", {"user_id": "SB0001", "user_type": "individual", "email": "sandbox@example.com",
+                               "user_name": "Kite Sandbox", "user_shortname": "Sandbox", "broker": "ZERODHA",
+                               "exchanges": ["NSE"], "products": ["CNC", "MIS"],
+                               "order_types": ["MARKET", "LIMIT", "SL", "SL-M"], "avatar_url": None,
+                               "meta": {"demat_consent": "physical"}}
         if parts[:1] == ["orders"]:
             return self._orders_api(method, parts, form)
         if method == "GET" and parts == ["trades"]:
@@ -391,19 +406,48 @@ class KiteSandbox:
         """Today's positions (a sale of a holding shows as a negative quantity, as at Kite)."""
         net = []
         for symbol, product, quantity, average in self.exchange.net_positions(carried=False):
-            net.append({"tradingsymbol": symbol, "exchange": "NSE", "instrument_token": 0, "product": product,
-                        "quantity": quantity, "overnight_quantity": 0, "multiplier": 1,
-                        "average_price": average, "last_price": self.exchange.last_price(symbol) or 0.0})
+            last = self.exchange.last_price(symbol) or 0.0
+            totals = self._traded_totals(symbol, product)
+            value = totals["sell_value"] - totals["buy_value"]
+            pnl = round(value + quantity * last, 2)  # Kite: (sell value - buy value) + quantity × last price
+            net.append({"tradingsymbol": symbol, "exchange": "NSE", "instrument_token": self._token(symbol),
+                        "product": product, "quantity": quantity, "overnight_quantity": 0, "multiplier": 1,
+                        "average_price": average, "close_price": 0.0, "last_price": last, "value": value,
+                        "pnl": pnl, "m2m": pnl, "unrealised": pnl, "realised": 0, **totals})
         return {"net": net, "day": [dict(p) for p in net]}
+
+    def _traded_totals(self, symbol: str, product: str) -> dict[str, Any]:
+        """A position's `buy_*` / `sell_*` and `day_buy_*` / `day_sell_*` fields (all today's: nothing carried)."""
+        totals: dict[str, Any] = {}
+        for side in Side:
+            fills = [f for f in self.exchange.fills if (f.instrument_key, f.product, f.side) == (symbol, product, side)]
+            quantity = sum(f.quantity for f in fills)
+            value = round(sum(f.quantity * f.price for f in fills), 2)
+            price = round(value / quantity, 4) if quantity else 0.0
+            name = side.value.lower()
+            totals |= {f"{name}_quantity": quantity, f"{name}_price": price, f"{name}_value": value,
+                       f"{name}_m2m": value, f"day_{name}_quantity": quantity, f"day_{name}_price": price,
+                       f"day_{name}_value": value}
+        return totals
 
     def _holdings(self) -> list[dict[str, Any]]:
         """Positions carried from earlier days, as Kite moves delivered CNC buys to holdings."""
         rows = []
+        today = self.clock.now().strftime("%Y-%m-%d 00:00:00")
         for (symbol, product), holding in self.exchange.holdings.items():
-            rows.append({"tradingsymbol": symbol, "exchange": "NSE", "instrument_token": 0, "isin": "",
-                         "product": product, "quantity": holding.quantity, "t1_quantity": 0, "used_quantity": 0,
-                         "average_price": holding.average_price,
-                         "last_price": self.exchange.last_price(symbol) or 0.0})
+            last = self.exchange.last_price(symbol) or 0.0
+            known = self.exchange.instruments.get(symbol)
+            rows.append({"tradingsymbol": symbol, "exchange": "NSE", "instrument_token": self._token(symbol),
+                         "isin": known.isin if known is not None else "", "product": product, "price": 0,
+                         "quantity": holding.quantity, "used_quantity": 0, "t1_quantity": 0,
+                         "realised_quantity": holding.quantity, "authorised_quantity": 0, "authorised_date": today,
+                         "authorisation": {}, "opening_quantity": holding.quantity, "short_quantity": 0,
+                         "collateral_quantity": 0, "collateral_type": "", "discrepancy": False,
+                         "average_price": holding.average_price, "last_price": last, "close_price": last,
+                         "pnl": round((last - holding.average_price) * holding.quantity, 2), "day_change": 0.0,
+                         "day_change_percentage": 0.0,
+                         "mtf": {"quantity": 0, "used_quantity": 0, "average_price": 0, "value": 0,
+                                 "initial_margin": 0}})
         return rows
 
     def _gtt_api(self, method: str, rest: list[str], form: dict[str, str]) -> tuple[str, Any]:

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
 
+from engine.brokers.paper import PaperBroker
+from engine.brokers.zerodha.execution import ZerodhaBroker
 from engine.brokers.zerodha.sandbox import KiteSandbox
 from engine.clock import SteppedClock
 from engine.execution import OrderManager, exit_request_for, make_client_order_id
 from engine.execution.ids import triggered_order_id
-from engine.models import ExitStatus, Instrument, OrderIntent, OrderStatus, OrderType, Side
+from engine.models import ExitStatus, Instrument, OrderIntent, OrderStatus, OrderType, Side, Tick
+from engine.settings import load_settings
 from engine.storage.db import session_scope
-from engine.storage.tables import PositionRow
+from engine.storage.tables import PositionRow, TradeRow
+from engine.strategy.window import SessionHours
+from engine.trader import TradingEngine
 from tests.engine.execution.conftest import FAST_RETRY, TRADING_DAY, kite_broker, open_position
+from tests.engine.strategy.support import AlwaysLong, seeded_indicators
 
 
 def _entry(instrument: Instrument, key: str = "setup-1", **kwargs: object) -> OrderIntent:
@@ -169,3 +176,80 @@ async def test_exit_changed_at_the_broker_is_reported_and_the_intent_kept(
     report = await kite_manager.reconcile()
     assert report.kinds() == ["EXIT_MISMATCH"]
     assert kite_manager.journal.gtt(exit_id).stop_trigger == 2850.0  # type: ignore[union-attr]
+
+
+# ---- shares bought by hand are not ours (the paper broker and the Kite sandbox alike) ---------------
+
+class Venue:
+    """One broker to trade RELIANCE on, with a way to buy outside autotrader and to move the price."""
+
+    def __init__(self, broker: PaperBroker | ZerodhaBroker, clock: SteppedClock, instrument: Instrument,
+                 sandbox: KiteSandbox | None = None) -> None:
+        self.broker, self.clock, self.instrument, self.sandbox = broker, clock, instrument, sandbox
+
+    async def price(self, price: float) -> Tick:
+        """The market trades at `price` (the paper broker fills its working orders on this tick)."""
+        self.clock.advance(2)
+        tick = Tick(self.instrument.instrument_key, price, self.clock.now_ms())
+        if self.sandbox is not None:
+            self.sandbox.set_last_price(self.instrument.symbol, price)
+        else:
+            await self.broker.on_tick(tick)
+        return tick
+
+    async def buy_by_hand(self, quantity: int) -> None:
+        if self.sandbox is not None:
+            self.sandbox.place_manual_order(self.instrument.symbol, "BUY", quantity)
+        else:  # a tag the journal never wrote: an order placed outside autotrader
+            await self.broker.place_order(OrderIntent("BYHAND1", self.instrument, Side.BUY, quantity))
+        await self.price(100.0)
+
+    async def held(self) -> int:
+        key = self.instrument.instrument_key
+        return sum(p.quantity for p in await self.broker.positions() if p.instrument_key == key)
+
+
+@pytest.fixture(params=["paper", "kite-sandbox"])
+def venue(request: pytest.FixtureRequest, clock: SteppedClock, instrument: Instrument) -> Venue:
+    if request.param == "paper":
+        return Venue(request.getfixturevalue("paper"), clock, instrument)
+    return Venue(request.getfixturevalue("kite"), clock, instrument, request.getfixturevalue("sandbox"))
+
+
+async def test_shares_bought_by_hand_are_reported_as_surplus_never_adopted_and_a_stop_exit_sells_only_ours(
+    venue: Venue, db: Engine, clock: SteppedClock, instrument: Instrument
+) -> None:
+    manager = OrderManager(venue.broker, db, clock, trading_day=TRADING_DAY, retry=FAST_RETRY)
+    await venue.price(100.0)
+    entry = await manager.submit(_entry(instrument))
+    await venue.price(100.0)
+    assert (await manager.refresh(entry.client_order_id)).status is OrderStatus.FILLED
+    open_position(db, instrument, 10, client_order_id=entry.client_order_id)  # stop 95, no GTT: the engine watches
+    await venue.buy_by_hand(10)
+    assert await venue.held() == 20
+
+    report = await manager.reconcile()
+    assert sorted(report.kinds()) == ["POSITION_SURPLUS", "UNKNOWN_ORDER"]
+    surplus = next(d for d in report.differences if d.kind == "POSITION_SURPLUS")
+    assert (surplus.key, surplus.db, surplus.broker) == (instrument.instrument_key, "OPEN 10", "20")
+    assert "surplus at broker, not ours" in surplus.resolution and "not adopted" in surplus.resolution
+    with session_scope(db) as session:
+        assert [(r.status, r.quantity) for r in session.exec(select(PositionRow))] == [("OPEN", 10)]
+
+    engine = TradingEngine(load_settings(), clock, [instrument], {instrument.symbol: seeded_indicators(
+        instrument, TRADING_DAY)}, AlwaysLong(), manager, db, TRADING_DAY, venue.broker,
+        session=SessionHours(clock.now().replace(hour=9, minute=15), clock.now().replace(hour=15, minute=30)),
+        exits_at_broker=False)
+    await engine.resume()
+    assert engine.positions.open[instrument.instrument_key].quantity == 10
+    for _ in range(3):  # the stop is hit; the exit order fills (the paper broker on the next tick)
+        await engine.on_ticks([await venue.price(94.0)])
+    assert engine.positions.open == {}
+    exits = [o for o in manager.journal.orders() if o.purpose == "EXIT"]
+    assert [(o.side, o.quantity, o.status) for o in exits] == [("SELL", 10, "FILLED")]
+    with session_scope(db) as session:
+        assert [(t.quantity, t.exit_reason) for t in session.exec(select(TradeRow))] == [(10, "stop")]
+    assert await venue.held() == 10  # the shares bought by hand are still there
+    after = await manager.reconcile()  # none of ours left: the rest was never ours
+    assert sorted(after.kinds()) == ["UNKNOWN_ORDER", "UNKNOWN_POSITION"]
+    assert next(d for d in after.differences if d.kind == "UNKNOWN_POSITION").broker.startswith("10 @")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +19,9 @@ from sqlmodel import select
 from engine.brokers.base import Broker
 from engine.brokers.factory import make_broker
 from engine.clock import LiveClock
-from engine.models import IST
+from engine.execution import make_client_order_id
+from engine.models import IST, Instrument
+from engine.portfolio.times import to_db
 from engine.session import day as day_work
 from engine.session.live import FeedTokenExpired, LiveSession
 from engine.session.stages import TradingDayContext, open_trading_day, stage_state
@@ -242,3 +244,60 @@ async def test_closing_mid_stream_ends_the_stream_as_stopped_early(
     assert live.clock.now() < datetime.combine(context.day, time(15, 30), IST)
     state = stage_state(context.db, context.day, "live_session")
     assert state is not None and state[0] == "INTERRUPTED"
+
+
+def _held_since_yesterday(context: TradingDayContext, instrument: Instrument, quantity: int, price: float, *,
+                          stop: float, target: float) -> None:
+    """A position the engine bought on the paper broker the day before (its filled entry, fill and row)."""
+    bought_at = datetime.combine(context.day - timedelta(days=1), time(15, 12), IST)
+    client_order_id = make_client_order_id(bought_at.date(), f"held|{instrument.instrument_key}")
+    with session_scope(context.db) as session:
+        session.add(OrderRow(client_order_id=client_order_id, trading_day=bought_at.date(), broker="paper",
+                             broker_order_id="PO-HELD", instrument_key=instrument.instrument_key,
+                             symbol=instrument.symbol, side="BUY", quantity=quantity, order_type="MARKET",
+                             status="FILLED", filled_quantity=quantity, average_price=price,
+                             created_at=to_db(bought_at), updated_at=to_db(bought_at)))
+        session.add(FillRow(fill_id="F-HELD", client_order_id=client_order_id, broker_order_id="PO-HELD",
+                            instrument_key=instrument.instrument_key, side="BUY", quantity=quantity, price=price,
+                            ts=to_db(bought_at)))
+        session.add(PositionRow(instrument_key=instrument.instrument_key, symbol=instrument.symbol, quantity=quantity,
+                                average_price=price, stop=stop, target=target, opened_at=to_db(bought_at),
+                                entry_client_order_id=client_order_id, initial_risk=quantity * (price - stop)))
+
+
+async def test_an_open_position_outside_the_days_universe_is_subscribed_marked_and_closed_at_its_stop(
+    context: TradingDayContext,
+) -> None:
+    wipro = next(i for i in day_work.day_instruments(context) if i.symbol == "WIPRO")
+    assert "WIPRO" not in day_work.universe_symbols(context)  # 12 largest caps only
+    # 2024-06-04: WIPRO opens at 445.90 and trades down to 417.00 (12:25): the stop at 430 is hit
+    _held_since_yesterday(context, wipro, 10, 440.0, stop=430.0, target=480.0)
+    assert day_work.session_symbols(context)[-1] == "WIPRO"  # after the universe: pre-open metadata covers it
+    live = await LiveSession.open(context, replay=True)  # the fixture's metadata predates it: built here
+    assert wipro.instrument_key in live.instrument_keys and "WIPRO" in live.engine.indicators
+    marks: list[float] = []
+
+    async def mark_at(hh: int, mm: int) -> None:
+        await live.clock.sleep_until(datetime.combine(context.day, time(hh, mm), IST))
+        position = live.engine.positions.open.get(wipro.instrument_key)
+        marks.append(position.last_price if position is not None else 0.0)
+
+    watcher = asyncio.ensure_future(mark_at(9, 30))
+    try:
+        await asyncio.gather(live.stream_until_close(), live.run_entry_window())
+    finally:
+        closed = await live.close()
+        watcher.cancel()
+    assert closed["status"] == "COMPLETED"
+    bars = day_work.day_bars(context, "WIPRO")
+    morning = bars[bars["ts"] < pd.Timestamp(datetime.combine(context.day, time(9, 30), IST))]
+    assert len(marks) == 1 and morning["low"].min() <= marks[0] <= morning["high"].max()  # marked by its ticks
+    with session_scope(context.db) as session:
+        trades = [(t.symbol, t.quantity, t.exit_reason, t.exit_price) for t in session.exec(select(TradeRow))
+                  if t.symbol == "WIPRO"]
+        position = session.exec(select(PositionRow).where(PositionRow.symbol == "WIPRO")).one()
+        wipro_setups = list(session.exec(select(SetupRow).where(SetupRow.symbol == "WIPRO")))
+    assert position.status == "CLOSED"
+    assert wipro_setups == [] and wipro.instrument_key in live.engine.watch_only  # held, never entered
+    [(symbol, quantity, reason, price)] = trades
+    assert (symbol, quantity, reason) == ("WIPRO", 10, "stop (GTT)") and price <= 430.0

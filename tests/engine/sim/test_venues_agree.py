@@ -119,14 +119,22 @@ async def test_paper_and_both_sandboxes_fill_one_replayed_day_alike(tmp_path: Pa
     assert reports["upstox-sandbox"] == paper
 
 
-def _demo(venue: str) -> dict[str, Any]:
-    environment = {**os.environ, "AUTOTRADER_BROKER": venue}
-    done = subprocess.run([sys.executable, "-m", "cli.main", "demo", "--from", "2024-06-03", "--to", "2024-06-05",
-                           "--json"], cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, timeout=600,
-                          check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    summary: dict[str, Any] = json.loads(done.stdout)  # JSON alone on stdout
-    return summary
+def _demos(venues: list[str], tmp_path: Path) -> dict[str, dict[str, Any]]:
+    """`autotrader demo --json` once per venue, side by side: each with its own database and Prefect home."""
+    runs = {}
+    for venue in venues:
+        environment = {**os.environ, "AUTOTRADER_BROKER": venue,
+                       "AUTOTRADER_DATABASE_URL": f"sqlite:///{tmp_path / venue}.db",
+                       "PREFECT_HOME": str(tmp_path / f"prefect-{venue}")}
+        runs[venue] = subprocess.Popen([sys.executable, "-m", "cli.main", "demo", "--from", "2024-06-03", "--to",
+                                        "2024-06-05", "--json"], cwd=PROJECT_ROOT, env=environment, text=True,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    summaries = {}
+    for venue, run in runs.items():
+        stdout, stderr = run.communicate(timeout=1200)
+        assert run.returncode == 0, stderr[-2000:]
+        summaries[venue] = json.loads(stdout)  # JSON alone on stdout
+    return summaries
 
 
 def _outcome(summary: dict[str, Any]) -> dict[str, Any]:
@@ -138,9 +146,9 @@ def _outcome(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.e2e
-@pytest.mark.timeout(1500)  # three demo runs of about a minute each, more on a loaded machine
-def test_the_demo_reports_the_same_trades_and_positions_on_every_simulated_venue() -> None:
-    outcomes = {venue: _outcome(_demo(venue)) for venue in VENUES}
+@pytest.mark.timeout(1500)  # three demo runs of about a minute each, side by side on two cores
+def test_the_demo_reports_the_same_trades_and_positions_on_every_simulated_venue(tmp_path: Path) -> None:
+    outcomes = {venue: _outcome(summary) for venue, summary in _demos(VENUES, tmp_path).items()}
     assert outcomes["paper"]["trades"], "the demo days close some trades"
     assert outcomes["zerodha-sandbox"] == outcomes["paper"]
     assert outcomes["upstox-sandbox"] == outcomes["paper"]

@@ -3,10 +3,6 @@ adapter against the sandbox's `GET /user/margins/equity`."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 import pytest
 
 from engine.brokers.sim_account import account_of
@@ -14,23 +10,15 @@ from engine.brokers.zerodha.execution import ZerodhaBroker
 from engine.brokers.zerodha.parse import funds_from_margins
 from engine.brokers.zerodha.sandbox import KiteSandbox
 from engine.models import Instrument, OrderIntent, OrderType, Product, Side
-
-MOCKS = Path(__file__).resolve().parents[4].parent / "shared" / "data" / "kiteconnect-mocks"
-
-
-def _mock(name: str) -> Any:
-    path = MOCKS / name
-    if not path.exists():
-        pytest.skip(f"{path} is not available")
-    return json.loads(path.read_text())["data"]
+from tests.engine.brokers.zerodha.kite_mocks import mock_data
 
 
 def test_equity_margins_payload_gives_the_net_cash() -> None:
-    assert funds_from_margins(_mock("margins_equity.json")) == pytest.approx(99725.05)
+    assert funds_from_margins(mock_data("margins_equity.json")) == pytest.approx(99725.05)
 
 
 def test_all_segments_payload_uses_the_equity_segment() -> None:
-    assert funds_from_margins(_mock("margins.json")) == pytest.approx(99725.05)
+    assert funds_from_margins(mock_data("margins.json")) == pytest.approx(99725.05)
 
 
 def test_a_disabled_or_empty_segment_reports_no_cash() -> None:
