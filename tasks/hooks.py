@@ -33,7 +33,7 @@ def _record(flow_name: str, parameters: dict[str, Any], status: str, message: st
     if stage is None:
         return
     try:
-        context = open_trading_day(parameters.get("day"), LiveClock(), database_url=parameters.get("database_url"))
+        context = open_trading_day(parameters.get("day"), LiveClock())  # the database: from settings, never a parameter
         record_stage(context.db, context.day, stage, status, LiveClock(), {"error": message})
     except Exception as exc:  # never let bookkeeping hide the original failure
         _logger().warning("could not record %s of %s: %s", status, flow_name, exc)
