@@ -6,10 +6,8 @@ codes (for the token exchange of `autotrader login`). One `SimAccount` per sandb
 from __future__ import annotations
 
 import secrets
-import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from engine.models import Side
 from engine.sim import SimFill
@@ -56,12 +54,3 @@ class SimAccount:
         return self.opening_balance - bought + sold, bought, sold
 
 
-_ACCOUNTS: weakref.WeakKeyDictionary[Any, SimAccount] = weakref.WeakKeyDictionary()
-
-
-def account_of(sandbox: Any) -> SimAccount:
-    """The account behind `sandbox` (created with the defaults on first use)."""
-    account = _ACCOUNTS.get(sandbox)
-    if account is None:
-        account = _ACCOUNTS[sandbox] = SimAccount()
-    return account

@@ -17,7 +17,6 @@ from urllib.parse import parse_qs, urlencode, urlparse
 import httpx
 import pytest
 
-from engine.brokers.sim_account import account_of
 from engine.brokers.upstox.sandbox import UpstoxSandbox
 from engine.brokers.upstox.sandbox_account import CLIENT_ID
 from engine.brokers.zerodha.sandbox import KiteSandbox
@@ -80,14 +79,14 @@ def _environment(**variables: str) -> dict[str, str]:
 @pytest.fixture
 def kite() -> Iterator[KiteSandbox]:
     with KiteSandbox(access_token=KITE_TOKEN) as sandbox:
-        account_of(sandbox).app_secret = APP_SECRET
+        sandbox.account.app_secret = APP_SECRET
         yield sandbox
 
 
 @pytest.fixture
 def upstox() -> Iterator[UpstoxSandbox]:
     with UpstoxSandbox(access_token=UPSTOX_TOKEN) as sandbox:
-        account_of(sandbox).app_secret = APP_SECRET
+        sandbox.account.app_secret = APP_SECRET
         yield sandbox
 
 
@@ -111,7 +110,7 @@ def _kite_login(kite: KiteSandbox, tmp_path: Path, args: list[str], request_toke
 def test_kite_login_stores_the_token_in_the_env_file_and_never_prints_it(kite: KiteSandbox, tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
     env_file.write_text("KITE_API_KEY=kept\nKITE_ACCESS_TOKEN=yesterdays-token\nAUTOTRADER_BROKER=zerodha\n")
-    code = account_of(kite).issue_code()
+    code = kite.account.issue_code()
     login, exit_code = _kite_login(kite, tmp_path, ["--env-file", str(env_file)], code)
     assert exit_code == 0, login.output
     assert env_file.read_text().splitlines() == ["KITE_API_KEY=kept", f"KITE_ACCESS_TOKEN={KITE_TOKEN}",
@@ -120,7 +119,7 @@ def test_kite_login_stores_the_token_in_the_env_file_and_never_prints_it(kite: K
     assert "stored in" in login.output
     for secret in (KITE_TOKEN, APP_SECRET, code):
         assert secret not in login.output
-    assert account_of(kite).codes == set()  # the request token was exchanged (and cannot be again)
+    assert kite.account.codes == set()  # the request token was exchanged (and cannot be again)
 
 
 def test_kite_login_with_a_wrong_request_token_fails_clearly(kite: KiteSandbox, tmp_path: Path) -> None:
@@ -134,7 +133,7 @@ def test_kite_login_with_a_wrong_request_token_fails_clearly(kite: KiteSandbox, 
 def test_upstox_login_stores_the_token_in_the_env_file(upstox: UpstoxSandbox, tmp_path: Path) -> None:
     env_file = tmp_path / "live.env"
     env = _environment(UPSTOX_API_KEY=CLIENT_ID, UPSTOX_API_SECRET=APP_SECRET, UPSTOX_API_URL=upstox.url)
-    code = account_of(upstox).issue_code()
+    code = upstox.account.issue_code()
     login = LoginProcess(["upstox", "--env-file", str(env_file)], env, tmp_path)
     try:
         forwarded = httpx.get(login.start_url(), follow_redirects=False, timeout=10)
@@ -179,7 +178,7 @@ def test_kite_login_stores_the_token_in_the_prefect_secret_block(kite: KiteSandb
     from engine.brokers.login import TokenProvider
     from tasks.token_blocks import secret_block_loader
 
-    code = account_of(kite).issue_code()
+    code = kite.account.issue_code()
     login, exit_code = _kite_login(kite, tmp_path, [], code, PREFECT_API_URL=str(PREFECT_API_URL.value()))
     assert exit_code == 0, login.output
     assert Secret.load("kite-access-token").get() == KITE_TOKEN

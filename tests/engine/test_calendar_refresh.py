@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from engine.brokers.upstox.holidays import HolidayFormatError, UpstoxHolidays, nse_calendar_data
 from engine.brokers.upstox.sandbox import UpstoxSandbox
-from engine.brokers.upstox.sandbox_holidays import holiday_entry, holidays_of, session_entry
+from engine.brokers.upstox.sandbox_holidays import holiday_entry, session_entry
 from engine.calendar import holidays_cache_file, load_calendar
 from engine.clock import SteppedClock
 from engine.models import IST
@@ -74,7 +74,7 @@ def _cli(day: str) -> dict[str, Any]:
 
 
 def _publish_2027(sandbox: UpstoxSandbox) -> None:
-    book = holidays_of(sandbox)
+    book = sandbox.holidays
     book.put(holiday_entry(date(2027, 1, 26), "Republic Day"))
     book.put(holiday_entry(date(2027, 3, 22), "Holi"))
     book.put(session_entry(date(2027, 1, 31), "Union Budget, Sunday", [(time(9, 15), time(15, 30))]))
@@ -128,7 +128,7 @@ def test_a_weekend_special_session_from_the_source_is_a_trading_day(
 
 def test_days_past_the_year_list_are_asked_date_by_date(upstox_at: StartUpstox, database_url: str) -> None:
     sandbox = upstox_at(date(2026, 12, 4))
-    holidays_of(sandbox).put(holiday_entry(date(2027, 1, 1), "New Year special closure"))
+    sandbox.holidays.put(holiday_entry(date(2027, 1, 1), "New Year special closure"))
 
     result = _pre_open(date(2026, 12, 4))  # the year list is 2026's: 2027-01-01..03 asked one by one
 

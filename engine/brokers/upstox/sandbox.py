@@ -52,10 +52,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from engine.brokers.loopback import JsonHandler, LoopbackListener
+from engine.brokers.sim_account import SimAccount
 from engine.brokers.upstox.config import UpstoxConfig
 from engine.brokers.upstox.execution import UpstoxBroker
 from engine.brokers.upstox.sandbox_account import LOGIN_PATH, funds_route, token_answer
-from engine.brokers.upstox.sandbox_holidays import HOLIDAYS_PATH, holidays_route
+from engine.brokers.upstox.sandbox_holidays import HOLIDAYS_PATH, SandboxHolidays, holidays_route
 from engine.clock import Clock, LiveClock
 from engine.models import IST, Instrument, OrderStatus, OrderType, Product, Side, Tick
 from engine.sim import FillModel, GttLeg, SimFill, SimGtt, SimOrder, SimulatedExchange, TriggerDirection, VenueRules
@@ -164,6 +165,8 @@ class UpstoxSandbox:
         self._release = threading.Event()
         self._listeners: list[LoopbackListener] = []
         self._faults: list[_FaultRule] = []
+        self.account = SimAccount()  # cash, login codes
+        self.holidays = SandboxHolidays()  # the shipped calendar until a test changes it
         self.exchange = SimulatedExchange(
             self.clock, fill_model=fill_model, rules=rules, instruments=instruments, delivery_products=("D",),
             order_id=lambda sequence, now: f"{now.astimezone(IST):%y%m%d}{sequence:09d}",

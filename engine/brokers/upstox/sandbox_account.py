@@ -5,7 +5,7 @@
 
 Cash is the account's opening balance less today's buys plus today's sales (`SimAccount`). The
 token exchange takes the form Upstox documents (code, client_id, client_secret, redirect_uri,
-grant_type=authorization_code), accepts a one-time code issued by `account_of(sandbox).issue_code()`
+grant_type=authorization_code), accepts a one-time code issued by `sandbox.account.issue_code()`
 and answers the sandbox's access token, as Upstox answers: the bare object, not `{"status", "data"}`.
 Error codes other than UDAPI100036 (invalid input) are illustrative."""
 
@@ -14,8 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
-
-from engine.brokers.sim_account import account_of
 
 if TYPE_CHECKING:
     from engine.brokers.upstox.sandbox import UpstoxSandbox
@@ -39,7 +37,7 @@ def funds_route(method: str, path: str) -> Callable[[UpstoxSandbox, dict[str, st
     def serve(sandbox: UpstoxSandbox, query: dict[str, str], body: Any) -> Any:
         from engine.brokers.upstox.sandbox import ApiError
 
-        cash, bought, _sold = account_of(sandbox).available(sandbox.exchange.fills)
+        cash, bought, _sold = sandbox.account.available(sandbox.exchange.fills)
         segments = {"equity": _fund_margin(cash, bought), "commodity": _fund_margin(0.0, 0.0)}
         segment = query.get("segment")
         if segment is None:
@@ -56,7 +54,7 @@ def token_answer(sandbox: UpstoxSandbox, raw: bytes) -> tuple[int, dict[str, Any
     from engine.brokers.upstox.sandbox import ApiError
 
     form = {name: values[-1] for name, values in parse_qs(raw.decode("utf-8", "replace")).items()}
-    account = account_of(sandbox)
+    account = sandbox.account
     missing = [name for name in ("code", "client_id", "client_secret", "redirect_uri", "grant_type")
                if not form.get(name)]
     if missing:

@@ -4,11 +4,10 @@ GET /v2/market/holidays/{date}. Public, as at Upstox: no token needed.
 
 The data starts as the shipped NSE calendar (holidays as TRADING_HOLIDAY with every exchange closed;
 special sessions as SPECIAL_TIMING with NSE and BSE open, one timing per piece between breaks);
-tests change it per sandbox with `holidays_of(sandbox).put(entry)` / `.remove(day)`."""
+tests change it per sandbox with `sandbox.holidays.put(entry)` / `.remove(day)`."""
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 from datetime import date, datetime, time
 from functools import lru_cache
@@ -74,15 +73,6 @@ class SandboxHolidays:
         return [self.entries[day]] if day in self.entries else []
 
 
-_BOOKS: weakref.WeakKeyDictionary[UpstoxSandbox, SandboxHolidays] = weakref.WeakKeyDictionary()
-
-
-def holidays_of(sandbox: UpstoxSandbox) -> SandboxHolidays:
-    """The holiday entries `sandbox` serves (the shipped calendar until changed)."""
-    book = _BOOKS.get(sandbox)
-    if book is None:
-        book = _BOOKS[sandbox] = SandboxHolidays()
-    return book
 
 
 def holidays_route(method: str, path: str) -> Callable[[UpstoxSandbox, dict[str, str], Any], Any] | None:
@@ -92,7 +82,7 @@ def holidays_route(method: str, path: str) -> Callable[[UpstoxSandbox, dict[str,
     wanted = path.removeprefix(HOLIDAYS_PATH).strip("/")
 
     def serve(sandbox: UpstoxSandbox, query: dict[str, str], body: Any) -> Any:
-        book = holidays_of(sandbox)
+        book = sandbox.holidays
         if not wanted:
             return book.year_list(sandbox.clock.today().year)
         try:

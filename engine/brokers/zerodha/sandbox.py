@@ -40,6 +40,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from engine.brokers.loopback import JsonHandler, LoopbackListener
+from engine.brokers.sim_account import SimAccount
 from engine.brokers.zerodha import sandbox_account
 from engine.brokers.zerodha.config import ZerodhaConfig
 from engine.brokers.zerodha.execution import ZerodhaBroker
@@ -119,6 +120,7 @@ class KiteSandbox:
         self.timeout_fault_seconds = timeout_fault_seconds
         self.symbols = dict(symbols or {})  # instrument_key -> tradingsymbol, for on_tick
         self.handled: list[HandledRequest] = []
+        self.account = SimAccount()  # cash, login codes
         self.state_path = state_path
         self.exchange = SimulatedExchange(
             self.clock, fill_model=fill_model, rules=rules, delivery_products=("CNC",),

@@ -6,14 +6,12 @@ margins.json, generate_session.json):
 
 Cash is the account's opening balance less today's buys plus today's sales (`SimAccount`); the
 session exchange checks `checksum = sha256(api_key + request_token + api_secret)` and a one-time
-request token issued by `account_of(sandbox).issue_code()`, and answers the sandbox's access token."""
+request token issued by `sandbox.account.issue_code()`, and answers the sandbox's access token."""
 
 from __future__ import annotations
 
 import hashlib
 from typing import TYPE_CHECKING, Any
-
-from engine.brokers.sim_account import account_of
 
 if TYPE_CHECKING:
     from engine.brokers.zerodha.sandbox import KiteSandbox
@@ -36,7 +34,7 @@ def margins(sandbox: KiteSandbox, segment: str | None) -> dict[str, Any]:
     """The answer of `GET /user/margins[/segment]` (call under the sandbox's lock)."""
     from engine.brokers.zerodha.sandbox import KiteError
 
-    account = account_of(sandbox)
+    account = sandbox.account
     net, debits, sales = account.available(sandbox.exchange.fills)
     segments = {"equity": _segment(account.opening_balance, net, debits, sales, enabled=True),
                 "commodity": _segment(0.0, 0.0, 0.0, 0.0, enabled=False)}
@@ -51,7 +49,7 @@ def session_token(sandbox: KiteSandbox, form: dict[str, str]) -> dict[str, Any]:
     """The answer of `POST /session/token`; TokenException (403) for a wrong key, checksum or token."""
     from engine.brokers.zerodha.sandbox import KiteError
 
-    account = account_of(sandbox)
+    account = sandbox.account
     api_key, request_token = form.get("api_key", ""), form.get("request_token", "")
     expected = hashlib.sha256((api_key + request_token + account.app_secret).encode()).hexdigest()
     if api_key != sandbox.api_key or form.get("checksum") != expected:

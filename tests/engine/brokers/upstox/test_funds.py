@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from engine.brokers.sim_account import account_of
 from engine.brokers.upstox import UpstoxBroker
 from engine.brokers.upstox.parse import funds_from_payload, unwrap
 from engine.brokers.upstox.sandbox import UpstoxSandbox
@@ -26,7 +25,7 @@ def test_a_payload_without_the_number_reports_no_cash() -> None:
 async def test_the_adapter_reads_the_sandbox_cash_after_a_buy(
     broker: UpstoxBroker, sandbox: UpstoxSandbox, instrument: Instrument
 ) -> None:
-    account_of(sandbox).opening_balance = 300_000.0
+    sandbox.account.opening_balance = 300_000.0
     assert await broker.funds() == 300_000.0
     sandbox.set_last_price(instrument.instrument_key, 2000.0)
     intent = OrderIntent(client_order_id="ATFUNDS0002", instrument=instrument, side=Side.BUY, quantity=10,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from engine.brokers.sim_account import account_of
 from engine.brokers.zerodha.execution import ZerodhaBroker
 from engine.brokers.zerodha.parse import funds_from_margins
 from engine.brokers.zerodha.sandbox import KiteSandbox
@@ -31,7 +30,7 @@ def test_a_disabled_or_empty_segment_reports_no_cash() -> None:
 async def test_the_adapter_reads_the_sandbox_cash_after_a_buy(
     broker: ZerodhaBroker, sandbox: KiteSandbox, instrument: Instrument
 ) -> None:
-    account_of(sandbox).opening_balance = 200_000.0
+    sandbox.account.opening_balance = 200_000.0
     assert await broker.funds() == 200_000.0
     sandbox.set_last_price(instrument.symbol, 1000.0)
     intent = OrderIntent(client_order_id="ATFUNDS0001", instrument=instrument, side=Side.BUY, quantity=50,

@@ -14,7 +14,6 @@ from urllib.parse import urlencode
 
 import pytest
 
-from engine.brokers.sim_account import account_of
 from engine.brokers.zerodha.execution import ZerodhaBroker
 from engine.brokers.zerodha.sandbox import KiteSandbox
 from engine.clock import SteppedClock
@@ -188,7 +187,7 @@ def test_write_answers_have_kites_fields(traded_sandbox: tuple[KiteSandbox, _Wir
 
 def test_session_answer_has_kites_fields(clock: SteppedClock) -> None:
     with KiteSandbox(clock=clock) as sandbox:
-        account = account_of(sandbox)
+        account = sandbox.account
         request_token = account.issue_code()
         checksum = hashlib.sha256((sandbox.api_key + request_token + account.app_secret).encode()).hexdigest()
         status, answer = request_json(sandbox.url + "/session/token", "POST", urlencode(
