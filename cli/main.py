@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
 import sys
@@ -45,19 +44,16 @@ def _redacted_excepthook(kind: type[BaseException], error: BaseException, trace:
 @app.callback()
 def main() -> None:
     """autotrader: an automated NSE equity trading engine orchestrated by Prefect."""
-    # Before any command prints or logs: broker credentials and the database password are registered
-    # secrets, redacted from every log record, error and output line (engine/secrets.py).
+    # Before any command prints or logs: broker credentials are registered secrets, redacted from every
+    # log record, error and output line (engine/secrets.py); load_settings registers the database password.
     from engine.logging import configure_logging
-    from engine.secrets import register_url_password
-    from engine.settings import SettingsError, load_credentials, load_settings
+    from engine.settings import load_credentials
 
     # Quiet by default (commands print their own output); AUTOTRADER_LOG_LEVEL turns engine logs on.
     level = os.environ.get("AUTOTRADER_LOG_LEVEL", "WARNING").upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         level = "WARNING"  # the settings loader reports the bad value when a command loads settings
     configure_logging(level, load_credentials().secret_values())
-    with contextlib.suppress(SettingsError):  # the command that loads the settings reports it
-        register_url_password(load_settings().database_url)
     sys.excepthook = _redacted_excepthook  # after Typer installed its own
 
 

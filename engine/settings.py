@@ -42,7 +42,7 @@ from pydantic_settings import (
 from pydantic_settings import SettingsError as SourceParseError
 
 from engine.resources import config_file, shipped_data_dir
-from engine.secrets import register_secrets
+from engine.secrets import register_secrets, register_url_password
 
 DEFAULT_CONFIG = config_file("default.toml")
 DOTENV_FILE = Path(".env")  # in the working directory
@@ -487,11 +487,13 @@ def _describe_unparsable(exc: SourceParseError) -> str:
 def load_settings(**overrides: Any) -> Settings:
     """Load and validate settings; raise `SettingsError` naming each bad key, value and rule."""
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         raise SettingsError("; ".join(_describe(e) for e in exc.errors())) from None
     except SourceParseError as exc:
         raise SettingsError(_describe_unparsable(exc)) from None
+    register_url_password(settings.database_url)  # a PostgreSQL password never reaches any text
+    return settings
 
 
 def load_credentials() -> Credentials:

@@ -62,8 +62,7 @@ def open_trading_day(day: str | None, **overrides: Any) -> TradingDayContext:
 def check_venue(context: TradingDayContext, replay: bool | None) -> str:
     """The venue the day trades with. A replayed day (`replay`, default `feed.source` = "replay")
     with a real broker fails here, before any stage sends a request."""
-    replayed = context.settings.feed.source == "replay" if replay is None else replay
-    return check_venue_allowed(context.settings, load_credentials(), replay=replayed)
+    return check_venue_allowed(context.settings, load_credentials(), replay=replay)
 
 
 @task(name="record-stage", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2, timeout_seconds=60)

@@ -65,10 +65,14 @@ def describe_venue(settings: Settings, urls: dict[str, str]) -> str:
     return f"trading with {name} at {where} ({kind})"
 
 
-def check_venue_allowed(settings: Settings, credentials: Credentials | None = None, *, replay: bool) -> str:
+def check_venue_allowed(settings: Settings, credentials: Credentials | None = None, *,
+                        replay: bool | None = None) -> str:
     """The venue's description (see `describe_venue`); `VenueRefused` when `replay` (a replayed or
-    backtested day) would trade with a real broker: orders priced from the past must never reach one.
+    backtested day; default: `feed.source` is "replay") would trade with a real broker: orders priced
+    from the past must never reach one.
     Raises ConfigError for a bad broker URL (plain http to a remote host, the old "sandbox" value)."""
+    if replay is None:
+        replay = settings.feed.source == "replay"
     urls: dict[str, str] = {}
     if settings.broker in VENUE_URLS:
         if credentials is None:
@@ -120,8 +124,6 @@ def make_broker(
     before anything is sent. Logs the venue once."""
     name = settings.broker
     instruments = list(instruments)
-    if replay is None:
-        replay = settings.feed.source == "replay"
     if credentials is None and name in VENUE_URLS:
         from engine.settings import load_credentials
 

@@ -129,7 +129,6 @@ class ChargeCalculator:
 
     def __init__(self, overrides: ChargesSettings, *, venue: str = "zerodha", product: Product | str = Product.CNC,
                  trading_day: date | None = None) -> None:
-        self.rates = overrides
         self.venue = venue_of(venue)
         self.product = Product(product)
         self.trading_day = trading_day

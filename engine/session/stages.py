@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from engine.calendar import NseCalendar, TradingSession, holidays_cache_file, load_calendar
 from engine.clock import Clock
-from engine.secrets import redact_payload, register_url_password
+from engine.secrets import redact_payload
 from engine.settings import Settings, load_settings
 from engine.storage import init_db, session_scope
 from engine.storage.tables import SessionStateRow
@@ -73,7 +73,6 @@ class TradingDayContext:
 def open_trading_day(day: str | date | None, clock: Clock, **overrides: Any) -> TradingDayContext:
     """Settings (with `overrides`, e.g. database_url), calendar and session of `day`."""
     settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
-    register_url_password(settings.database_url)  # a PostgreSQL password never reaches any text
     calendar = load_calendar(getattr(settings, "calendar_file", None), holidays_cache_file(settings.database_url))
     resolved = parse_day(day, clock)
     session = calendar.session(resolved)

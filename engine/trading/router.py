@@ -248,8 +248,8 @@ class TradingEngine(EventOwner):
     async def _orders_due(self, *, force: bool = False) -> None:
         """The timer of working orders (every `poll_seconds`) and of the GTT sync."""
         now = self.clock.now()
-        if (self.entries.pending or self.positions.exiting()) and (
-                force or self._last_poll is None or (now - self._last_poll).total_seconds() >= self.poll_seconds):
+        due = force or self._last_poll is None or (now - self._last_poll).total_seconds() >= self.poll_seconds
+        if due and (self.entries.pending or self.positions.exiting()):
             self._last_poll = now
             await self.entries.poll(self.window_open())
             await self.guard.poll()
