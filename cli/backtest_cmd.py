@@ -12,8 +12,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from cli.common import compact_table, console, fail, print_json
-from cli.report_cmd import _parse_day, _settings
+from cli.common import compact_table, console, fail, parse_day, print_json, settings_or_fail
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -95,8 +94,8 @@ def backtest_command(
     from engine.research.summary import backtest_summary
     from engine.strategy.base import StrategyConfigError
 
-    settings = _settings()
-    start, end = _parse_day(from_day, "--from"), _parse_day(to_day, "--to")
+    settings = settings_or_fail()
+    start, end = parse_day(from_day, "--from"), parse_day(to_day, "--to")
     chosen = [s.strip().upper() for s in symbols.split(",") if s.strip()] if symbols else None
     try:
         report = asyncio.run(run_backtest(settings, start, end, chosen))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
-from typing import Any
+from datetime import date
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -15,6 +16,9 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.secrets import redact, redact_payload
+
+if TYPE_CHECKING:
+    from engine.settings import Settings
 
 
 class RedactingConsole(Console):
@@ -59,3 +63,21 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     Exit to raise."""
     err_console.print(f"[bold red]error:[/] {escape(redact(message))}", soft_wrap=True)  # unbroken paths
     return typer.Exit(code)
+
+
+def parse_day(text: str, flag: str) -> date:
+    """A YYYY-MM-DD option value, or a clear error naming the flag."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise fail(f"{flag} {text!r} is not a date: use YYYY-MM-DD, e.g. 2024-06-04") from None
+
+
+def settings_or_fail() -> Settings:
+    """The settings, or the loader's message (key, value, rule) and exit code 2."""
+    from engine.settings import SettingsError, load_settings
+
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise fail(str(exc)) from None

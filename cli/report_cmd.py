@@ -2,33 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
 from rich.table import Table
 
-from cli.common import console, fail, print_json
-
-if TYPE_CHECKING:
-    from engine.settings import Settings
-
-
-def _parse_day(text: str, flag: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise fail(f"{flag} {text!r} is not a date: use YYYY-MM-DD, e.g. 2024-06-04") from None
-
-
-def _settings() -> Settings:
-    from engine.settings import SettingsError, load_settings
-
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        raise fail(str(exc)) from None
+from cli.common import console, fail, parse_day, print_json, settings_or_fail
 
 
 def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
@@ -55,8 +35,8 @@ def report_command(
     from engine.report import daily_report
     from engine.storage import init_db
 
-    settings = _settings()
-    parsed = _parse_day(day, "--date") if day else LiveClock().today()
+    settings = settings_or_fail()
+    parsed = parse_day(day, "--date") if day else LiveClock().today()
     url = database_url or settings.database_url
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         raise fail(f"database {url} does not exist yet: nothing has been traded with these settings")

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.common import console, fail, print_json
+from cli.common import console, fail, parse_day, print_json
 
 
 def _print_results(payload: dict[str, Any]) -> None:
@@ -64,15 +64,10 @@ def sweep_command(
 ) -> None:
     """Backtest every combination of the --param values on the live decision path, as the Prefect flow
     `parameter-sweep` on a Dask cluster; the flow run keeps a heatmap artifact."""
-    from datetime import date
-
     from cli.demo_cmd import prefect_environment
     from engine.research import sweep
 
-    try:
-        start, end = date.fromisoformat(from_day), date.fromisoformat(to_day)
-    except ValueError:
-        raise fail(f"--from/--to must be dates (YYYY-MM-DD), got {from_day!r} and {to_day!r}") from None
+    start, end = parse_day(from_day, "--from"), parse_day(to_day, "--to")
     if end < start:
         raise fail("--to must be on or after --from")
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,16 +25,18 @@ def objective_grid(results: Sequence[dict[str, Any]], objective: str) -> tuple[s
 
 
 def heatmap_png(results: Sequence[dict[str, Any]], objective: str, title: str) -> bytes:
-    """A labelled PNG heatmap (matplotlib, no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """A labelled PNG heatmap, drawn off-screen like the P&L chart (no pyplot, no display)."""
     import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from engine.session.chart import figure_png
 
     row_key, rows, column_key, columns, cells = objective_grid(results, objective)
     values = np.array([[np.nan if c is None else c for c in row] for row in cells], dtype=float)
-    figure, axes = plt.subplots(figsize=(1.6 + 1.1 * len(columns), 1.4 + 0.6 * len(rows)), dpi=110)
+    figure = Figure(figsize=(1.6 + 1.1 * len(columns), 1.4 + 0.6 * len(rows)), dpi=110, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
     image = axes.imshow(values, cmap="RdYlGn", aspect="auto")
     axes.set_xticks(range(len(columns)), labels=columns)
     axes.set_yticks(range(len(rows)), labels=rows)
@@ -47,8 +48,4 @@ def heatmap_png(results: Sequence[dict[str, Any]], objective: str, title: str) -
                       fontsize=9)
     figure.colorbar(image, ax=axes, label=objective)
     axes.set_title(title)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    return buffer.getvalue()
+    return figure_png(figure)

@@ -4,28 +4,12 @@ own, so the pre-open's download (`instruments.upstox_master_url`) can be tested 
 
 from __future__ import annotations
 
-import gzip
 import json
-from collections.abc import Iterable
-from typing import Any
 from urllib.parse import urlparse
 
 from engine.brokers.loopback import JsonHandler, LoopbackServer
-from engine.models import Instrument
 
 MASTER_PATH = "/NSE.json.gz"
-
-
-def upstox_master_records(instruments: Iterable[Instrument]) -> list[dict[str, Any]]:
-    """Upstox's NSE_EQ records of `instruments` (tick_size in paise, as Upstox publishes it)."""
-    return [{"segment": "NSE_EQ", "name": i.name, "exchange": "NSE", "isin": i.isin, "instrument_type": "EQ",
-             "instrument_key": i.instrument_key, "lot_size": i.lot_size, "exchange_token": i.exchange_token or "",
-             "tick_size": round(i.tick_size * 100, 4), "trading_symbol": i.symbol, "security_type": "NORMAL"}
-            for i in instruments]
-
-
-def gzipped_master(records: list[dict[str, Any]]) -> bytes:
-    return gzip.compress(json.dumps(records).encode())
 
 
 class _Handler(JsonHandler):

@@ -5,29 +5,11 @@ tests and demos read a master through the real SDK call (`instruments("NSE")`)."
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlparse
 
 from engine.brokers.loopback import JsonHandler, LoopbackServer
-from engine.models import Instrument
-
-KITE_CSV_COLUMNS = ["instrument_token", "exchange_token", "tradingsymbol", "name", "last_price", "expiry", "strike",
-                    "tick_size", "lot_size", "instrument_type", "segment", "exchange"]
-
-
-def kite_instruments_csv(instruments: Iterable[Instrument]) -> str:
-    """Kite's NSE master CSV of `instruments` (those without a Kite token get none)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(KITE_CSV_COLUMNS)
-    for i in instruments:
-        writer.writerow([i.kite_token or 0, i.exchange_token or "", i.symbol, i.name, 0.0, "", 0.0, i.tick_size,
-                         i.lot_size, "EQ", "NSE", "NSE"])
-    return out.getvalue()
 
 
 class _Handler(JsonHandler):
