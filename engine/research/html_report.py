@@ -10,7 +10,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.research.statistics import monthly_returns
+from engine.research.statistics import drawdowns_pct, monthly_returns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,10 +35,7 @@ def equity_figure(capital: float, equity: Sequence[tuple[date, float]],
             shown = [day for day in days if day in benchmark_closes]
             figure.add_scatter(x=shown, y=[capital * benchmark_closes[day] / base for day in shown],
                                name="NIFTY 50 buy-and-hold", line={"color": "#7f7f7f", "dash": "dot"}, row=1, col=1)
-    peak, drawdown = capital, []
-    for value in values:
-        peak = max(peak, value)
-        drawdown.append(-100 * (peak - value) / peak if peak > 0 else 0.0)
+    drawdown = [-fall for fall in drawdowns_pct(capital, values)]
     figure.add_scatter(x=days, y=drawdown, name="drawdown", fill="tozeroy", line={"color": "#d62728"}, row=2, col=1)
     figure.update_yaxes(title_text="equity (₹)", row=1, col=1)
     figure.update_yaxes(title_text="drawdown (%)", row=2, col=1)

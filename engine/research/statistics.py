@@ -64,13 +64,17 @@ def cagr_pct(capital: float, final: float, first_day: date, last_day: date) -> f
     return 100 * ((final / capital) ** (365.25 / days) - 1)
 
 
-def max_drawdown_pct(capital: float, equity: Iterable[float]) -> float:
-    peak, worst = capital, 0.0
+def drawdowns_pct(capital: float, equity: Iterable[float]) -> list[float]:
+    """Each day's fall from the highest equity so far (the capital included), in % (>= 0)."""
+    peak, falls = capital, []
     for value in equity:
         peak = max(peak, value)
-        if peak > 0:
-            worst = max(worst, (peak - value) / peak)
-    return 100 * worst
+        falls.append(100 * (peak - value) / peak if peak > 0 else 0.0)
+    return falls
+
+
+def max_drawdown_pct(capital: float, equity: Iterable[float]) -> float:
+    return max(drawdowns_pct(capital, equity), default=0.0)
 
 
 def profit_factor(trades: Iterable[Mapping[str, Any]]) -> float | None:

@@ -8,7 +8,7 @@ close, the daily report, shutdown. Every step is idempotent, so a re-run is harm
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -320,15 +320,15 @@ def held_positions(context: TradingDayContext) -> dict[str, str]:
         return {r.instrument_key: r.symbol for r in rows}
 
 
-def with_held_symbols(context: TradingDayContext, universe: list[str]) -> list[str]:
-    """`universe`, then the symbols of open positions outside it: every position is watched, marked
-    and protected every day, so its indicators and daily bars are kept too."""
-    return universe + sorted(set(held_positions(context).values()) - set(universe))
+def with_held_symbols(universe: list[str], held: Iterable[str]) -> list[str]:
+    """`universe`, then the `held` symbols (of open positions) outside it: every position is watched,
+    marked and protected every day, so its indicators and daily bars are kept too."""
+    return universe + sorted(set(held) - set(universe))
 
 
 def session_symbols(context: TradingDayContext) -> list[str]:
     """What the day's session streams: the universe (largest market cap first) and the held symbols."""
-    return with_held_symbols(context, universe_symbols(context) or refresh_universe(context))
+    return with_held_symbols(universe_symbols(context) or refresh_universe(context), held_positions(context).values())
 
 
 def _save_metadata(context: TradingDayContext, symbols: list[str], asof: date, path: Path) -> str:
@@ -411,7 +411,7 @@ def append_daily_bars(context: TradingDayContext) -> int:
     path = session_bars_path(context)
     session_bars = pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=["symbol"])
     appended = 0
-    for symbol in with_held_symbols(context, universe_symbols(context)):
+    for symbol in with_held_symbols(universe_symbols(context), held_positions(context).values()):
         if len(store.read(symbol, Timeframe.DAY, start=context.day, end=context.day + timedelta(days=1))):
             continue
         daily = _daily_bar_of(context, symbol, session_bars)
@@ -425,7 +425,8 @@ def append_daily_bars(context: TradingDayContext) -> int:
 def save_day_metadata(context: TradingDayContext) -> str:
     """Indicator state as of this day's close, ready for the next pre-open."""
     path = metadata_dir(context) / f"close-{context.day.isoformat()}.parquet"
-    return _save_metadata(context, with_held_symbols(context, universe_symbols(context)), context.day, path)
+    symbols = with_held_symbols(universe_symbols(context), held_positions(context).values())
+    return _save_metadata(context, symbols, context.day, path)
 
 
 def refresh_market_caps_from_close(context: TradingDayContext) -> int:

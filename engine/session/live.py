@@ -161,9 +161,10 @@ class LiveSession:
                 clock = ReplayClock(session.open - REPLAY_LEAD, speed or settings.feed.replay_speed)
             else:
                 clock = LiveClock()
-        instruments, watch_only = _session_instruments(context)
+        held = day_work.held_positions(context)
+        instruments, watch_only = _session_instruments(context, held)
         indicators = _indicators(context, [i.symbol for i in instruments])
-        _watch_without_history(context, instruments, indicators)
+        _watch_without_history(context, instruments, held, indicators)
         instruments = [i for i in instruments if i.symbol in indicators]
         if replay:
             _check_replayable(context, [i.symbol for i in instruments])
@@ -360,15 +361,17 @@ def _constant(value: str) -> Callable[[], str]:
     return provide
 
 
-def _session_instruments(context: TradingDayContext) -> tuple[list[Instrument], frozenset[str]]:
-    """The universe, then every instrument of an open position outside it (subscribed, marked and
-    protected, never entered: returned as the second value); one missing from the day's master still
-    streams under its instrument key."""
+def _session_instruments(context: TradingDayContext, held: dict[str, str]) -> tuple[list[Instrument], frozenset[str]]:
+    """The universe, then every instrument of an open position (`held`) outside it (subscribed, marked
+    and protected, never entered: returned as the second value); one missing from the day's master
+    still streams under its instrument key."""
     by_symbol = {i.symbol: i for i in day_work.day_instruments(context)}  # the pre-open's refreshed master
-    instruments = [by_symbol[s] for s in day_work.session_symbols(context) if s in by_symbol]
-    universe = {by_symbol[s].instrument_key for s in day_work.universe_symbols(context) if s in by_symbol}
+    universe_symbols = day_work.universe_symbols(context) or day_work.refresh_universe(context)
+    symbols = day_work.with_held_symbols(universe_symbols, held.values())
+    instruments = [by_symbol[s] for s in symbols if s in by_symbol]
+    universe = {by_symbol[s].instrument_key for s in universe_symbols if s in by_symbol}
     known = {i.instrument_key for i in instruments}
-    for key, symbol in day_work.held_positions(context).items():
+    for key, symbol in held.items():
         if key not in known:
             log.warning("open position %s (%s) is not in the day's instrument master: watched by its key",
                         symbol, key)
@@ -399,17 +402,15 @@ def _indicators(context: TradingDayContext, symbols: list[str]) -> dict[str, Ins
     return {s: found[s] for s in symbols if s in found}
 
 
-def _watch_without_history(context: TradingDayContext, instruments: list[Instrument],
+def _watch_without_history(context: TradingDayContext, instruments: list[Instrument], held: dict[str, str],
                            indicators: dict[str, InstrumentIndicators]) -> None:
     """An open position's instrument with no daily history still gets (empty) indicators: a universe
     instrument without history is dropped, but a position is marked and guarded from its ticks."""
-    held = day_work.held_positions(context)
-    for instrument in instruments:
-        if instrument.instrument_key in held and instrument.symbol not in indicators:
-            log.warning("no daily history for %s: its open position is watched from its ticks alone",
-                        instrument.symbol)
-            indicators[instrument.symbol] = InstrumentIndicators(
-                instrument.symbol, day_work.indicator_config(context), instrument.instrument_key)
+    unwatched = [i for i in instruments if i.instrument_key in held and i.symbol not in indicators]
+    config = day_work.indicator_config(context) if unwatched else None
+    for instrument in unwatched:
+        log.warning("no daily history for %s: its open position is watched from its ticks alone", instrument.symbol)
+        indicators[instrument.symbol] = InstrumentIndicators(instrument.symbol, config, instrument.instrument_key)
 
 
 class NothingToReplay(ValueError):
