@@ -12,6 +12,9 @@ from typing import Any
 from engine.secrets import REDACTED, redact, register_secrets, registered_secrets
 
 
+_REDACTED_MARK = "autotrader_redacted"  # set on a record once redacted: each record is redacted once
+
+
 class SecretRedactingFilter(logging.Filter):
     """Redacts the record (`engine.secrets.redact`). Attach to handlers (so records from every logger
     are covered) — `configure_logging` does. `secrets` join the process-wide registry."""
@@ -31,6 +34,8 @@ class SecretRedactingFilter(logging.Filter):
         return redact(text)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, _REDACTED_MARK, False):  # the record factory did it already
+            return True
         # Render the message once so secrets inside args are redacted whatever their type.
         try:
             message = record.getMessage()
@@ -45,6 +50,7 @@ class SecretRedactingFilter(logging.Filter):
             record.exc_info = None  # the formatted (redacted) text is used instead
         if record.stack_info:
             record.stack_info = self.redact(record.stack_info)
+        setattr(record, _REDACTED_MARK, True)
         return True
 
 

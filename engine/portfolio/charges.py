@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import date
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from engine.brokers.venue_rules import VENUES, venue_of
@@ -94,6 +95,7 @@ def _as_of(changes: RateChanges, day: date | None) -> dict[str, float]:
     return rates
 
 
+@lru_cache(maxsize=256)  # the tables are constants; a backtest asks once per order otherwise
 def published_rates(venue: str, product: Product, day: date | None = None) -> RateCard:
     """The table's rates of `venue` ("zerodha" | "upstox") and `product` on `day` (today's when None)."""
     if venue not in VENUES:
