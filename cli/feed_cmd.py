@@ -140,15 +140,9 @@ def serve_command(
 def _token_from_secret_block() -> str | None:
     """The Prefect Secret block `upstox-access-token`, None when there is no such block. Raises when Prefect's API
     cannot be reached."""
-    from prefect.blocks.system import Secret
+    from tasks.token_blocks import read_secret_block
 
-    try:
-        block = Secret.load(UPSTOX_TOKEN_BLOCK)
-    except ValueError:  # Prefect: no block document of that name
-        return None
-    if not isinstance(block, Secret):  # Prefect hands back a coroutine only inside an event loop
-        raise TypeError("Secret.load ran inside an event loop")
-    return str(block.get()).strip() or None
+    return read_secret_block(UPSTOX_TOKEN_BLOCK)
 
 
 def _upstox_access_token() -> str:

@@ -6,10 +6,7 @@ import os
 from typing import Any
 
 from prefect import task
-from prefect.blocks.system import Secret
 from prefect.cache_policies import NO_CACHE
-from prefect.client.orchestration import get_client
-from prefect.exceptions import ObjectNotFound
 
 from engine.brokers.factory import check_venue_allowed
 from engine.clock import LiveClock
@@ -19,6 +16,7 @@ from engine.session import stages
 from engine.session.stages import TradingDayContext
 from engine.settings import load_credentials
 from tasks.hooks import route_engine_logs, task_failed
+from tasks.token_blocks import read_secret_block
 
 # Broker credentials may live in Prefect Secret blocks of these names (read at run time, so a token
 # refreshed in the morning is picked up); the environment and .env win when they set the variable.
@@ -32,16 +30,12 @@ SECRET_BLOCKS = {
 def load_secret_blocks() -> list[str]:
     """Put credentials from Prefect Secret blocks into the environment; returns the variables set."""
     loaded: list[str] = []
-    wanted = {variable: name for variable, name in SECRET_BLOCKS.items() if not os.environ.get(variable)}
-    if not wanted:
-        return loaded
-    with get_client(sync_client=True) as client:
-        for variable, block_name in wanted.items():
-            try:
-                document = client.read_block_document_by_name(block_name, block_type_slug="secret")
-            except ObjectNotFound:
-                continue
-            os.environ[variable] = str(Secret.model_validate(document.data).get())
+    for variable, block_name in SECRET_BLOCKS.items():
+        if os.environ.get(variable):
+            continue
+        value = read_secret_block(block_name)
+        if value is not None:
+            os.environ[variable] = value
             loaded.append(variable)
     return loaded
 
