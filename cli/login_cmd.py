@@ -12,13 +12,17 @@ from __future__ import annotations
 import enum
 import secrets
 import webbrowser
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.common import console, fail
+
+if TYPE_CHECKING:
+    from engine.settings import Credentials
 
 
 class LoginBroker(enum.StrEnum):
@@ -32,18 +36,29 @@ class _Venue:
     block: str  # the Prefect Secret block the flows read
     parameter: str  # the redirect's query parameter holding the one-time code
     needs: tuple[str, str]  # the variables of the app's key and secret
+    checks_state: bool  # the broker echoes our `state` (Upstox): a redirect without it is refused
+    login_page: Callable[[str, str, str], str]  # (api key, redirect URL, state) -> the broker's login URL
+    exchange: Callable[[str, str, str, str], str]  # (code, api key, api secret, redirect URL) -> access token
 
 
-def _venue(broker: LoginBroker) -> _Venue:
+def _venue(broker: LoginBroker, credentials: Credentials) -> _Venue:
     if broker is LoginBroker.zerodha:
         from engine.brokers.zerodha import login as kite
 
         return _Venue(kite.TOKEN_VARIABLE, kite.SECRET_BLOCK, kite.REDIRECT_PARAMETER,
-                      ("KITE_API_KEY", "KITE_API_SECRET"))
+                      ("KITE_API_KEY", "KITE_API_SECRET"), checks_state=False,
+                      login_page=lambda key, _redirect, _state: kite.login_url(key),
+                      exchange=lambda code, key, secret, _redirect: kite.exchange_request_token(
+                          code, api_key=key, api_secret=secret, root_url=credentials.kite_root_url))
     from engine.brokers.upstox import login as upstox
 
     return _Venue(upstox.TOKEN_VARIABLE, upstox.SECRET_BLOCK, upstox.REDIRECT_PARAMETER,
-                  ("UPSTOX_API_KEY", "UPSTOX_API_SECRET"))
+                  ("UPSTOX_API_KEY", "UPSTOX_API_SECRET"), checks_state=True,
+                  login_page=lambda key, redirect, state: upstox.login_url(
+                      key, redirect, state, api_url=credentials.upstox_api_url),
+                  exchange=lambda code, key, secret, redirect: upstox.exchange_code(
+                      code, client_id=key, client_secret=secret, redirect_uri=redirect,
+                      api_url=credentials.upstox_api_url))
 
 
 def _store_in_secret_block(block: str, token: str) -> None:
@@ -73,8 +88,8 @@ def login_command(
     from engine.secrets import register_secret
     from engine.settings import load_credentials
 
-    venue = _venue(broker)
     credentials = load_credentials()
+    venue = _venue(broker, credentials)
     key_field, secret_field = (name.lower() for name in venue.needs)
     key, secret = getattr(credentials, key_field), getattr(credentials, secret_field)
     missing = [name for name, value in zip(venue.needs, (key, secret), strict=True) if value is None]
@@ -84,36 +99,19 @@ def login_command(
     api_key, api_secret = key.get_secret_value(), secret.get_secret_value()
     state = secrets.token_urlsafe(16)
     try:
-        listener = RedirectListener(venue.parameter, port=port,
-                                    expected={"state": state} if broker is LoginBroker.upstox else None)
+        expected = {"state": state} if venue.checks_state else None
+        listener = RedirectListener(venue.parameter, port=port, expected=expected)
     except OSError as error:
         raise fail(f"login {broker}: cannot listen on 127.0.0.1:{port}: {error.strerror or error}") from None
     with listener:
-        if broker is LoginBroker.zerodha:
-            from engine.brokers.zerodha.login import login_url as kite_login_url
-
-            listener.login_page = kite_login_url(api_key)
-        else:
-            from engine.brokers.upstox.login import login_url as upstox_login_url
-
-            listener.login_page = upstox_login_url(api_key, listener.url, state, api_url=credentials.upstox_api_url)
+        listener.login_page = venue.login_page(api_key, listener.url, state)
         console.print(f"Open {listener.start_url} in a browser and log in to {broker}.", soft_wrap=True)
         console.print(f"Waiting up to {timeout:.0f} s for the redirect to {listener.url} "
                       "(the app's redirect URL must be exactly this).", soft_wrap=True)
         if open_browser:
             webbrowser.open(listener.start_url)
         try:
-            code = listener.wait(timeout)
-            if broker is LoginBroker.zerodha:
-                from engine.brokers.zerodha.login import exchange_request_token
-
-                token = exchange_request_token(code, api_key=api_key, api_secret=api_secret,
-                                               root_url=credentials.kite_root_url)
-            else:
-                from engine.brokers.upstox.login import exchange_code
-
-                token = exchange_code(code, client_id=api_key, client_secret=api_secret, redirect_uri=listener.url,
-                                      api_url=credentials.upstox_api_url)
+            token = venue.exchange(listener.wait(timeout), api_key, api_secret, listener.url)
         except (LoginError, ConfigError) as error:
             raise fail(f"login {broker} failed: {error}") from None
     register_secret(token)
