@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.secrets import redact
-from tests.flows.prefect_processes import (
+from scripts.processes import (
     PROJECT_ROOT,
     ManagedProcess,
     PostgresCluster,
