@@ -41,8 +41,8 @@ def build_command(
     calendar_out: Path = typer.Option(Path("config/nse_calendar.toml"), help="Where to write the NSE calendar."),
     json_output: bool = typer.Option(False, "--json", help="Print a machine-readable summary."),
 ) -> None:
-    """Build data/ (June-2024 5-minute bars, daily history on the same price basis, the instrument
-    table) and the NSE calendar from the shared source folder. See data/README.md."""
+    """Build data/ (5-minute bars: June 2024 for 181 symbols, a year for 15; daily history on the same
+    price basis; the instrument table) and the NSE calendar from the shared source folder. See data/README.md."""
     from engine.data.build import build
 
     if not source.is_dir():

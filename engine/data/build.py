@@ -19,15 +19,22 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from engine.calendar import NseCalendar, read_calendar_file
 from engine.data.instruments import INSTRUMENT_COLUMNS, write_instrument_table
 from engine.models import IST, Timeframe
-from engine.storage.bars import BarStore
+from engine.storage.bars import BAR_SCHEMA, BarStore
 
 log = logging.getLogger(__name__)
 
 FIVE_MIN_DIR = "intraday_5min_2023-07_2024-06/all_fno_stocks_2024-06"
+# The same vendor's 5-minute bars of 15 symbols for 2023-07-03 .. 2024-06-28: they replace those
+# symbols' June-only files (whose rows they contain, checked at build time).
+FULL_YEAR_DIR = "intraday_5min_2023-07_2024-06/full_year"
+# The first replay day (of FIVE_MIN_DIR): every daily series is rebased to the 5-minute prices of the
+# days from here on, so a longer 5-minute history does not move any price factor.
+BASIS_FIRST_DAY = date(2024, 6, 3)
 ADJUSTED_DIR = "daily_nifty50_2020_2025_adjusted"
 UNADJUSTED_DIR = "daily_nifty500_2018_2024_unadjusted"
 UPSTOX_MASTER = "instruments/upstox_NSE_instruments_2025-01.json"
@@ -55,6 +62,12 @@ FACTOR_TOLERANCE = 0.005
 SPLIT_JUMP_THRESHOLD = 0.7
 SPLIT_SNAP_TOLERANCE = 0.06
 USUAL_SPLIT_RATIOS = (1 / 2, 1 / 3, 2 / 3, 1 / 4, 1 / 5, 1 / 10)
+
+# Parquet encoding of the shipped bars (see `write_compact`).
+COMPACT_ZSTD_LEVEL = 19
+COMPACT_ENCODING = {"ts": "DELTA_BINARY_PACKED", "volume": "DELTA_BINARY_PACKED"} | {
+    column: "BYTE_STREAM_SPLIT" for column in ("open", "high", "low", "close")
+}
 
 CALENDAR_FIRST_DAY = date(2018, 1, 1)
 CALENDAR_LAST_DAY = date(2026, 12, 31)
@@ -196,6 +209,19 @@ def read_5min(path: Path) -> pd.DataFrame:
     frame = pd.read_csv(path)
     frame["ts"] = pd.to_datetime(frame["date"]).dt.tz_convert(IST)
     return frame[["ts", "open", "high", "low", "close", "volume"]].sort_values("ts").reset_index(drop=True)
+
+
+def read_symbol_5min(source: Path, symbol: str) -> pd.DataFrame:
+    """The symbol's 5-minute bars: the full year where `FULL_YEAR_DIR` has it, else June 2024. The
+    year must hold the June file's rows unchanged (the replay days stay as they were)."""
+    june = read_5min(source / FIVE_MIN_DIR / f"{symbol}.csv")
+    year_file = source / FULL_YEAR_DIR / f"{symbol}.csv"
+    if not year_file.exists():
+        return june
+    year = read_5min(year_file)
+    if not year[year["ts"] >= june["ts"].iloc[0]].reset_index(drop=True).equals(june):
+        raise ValueError(f"{symbol}: {FULL_YEAR_DIR} differs from {FIVE_MIN_DIR} on the June-2024 days")
+    return year
 
 
 def repair_open_outside_range(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
@@ -469,11 +495,10 @@ def build_symbol(
 ) -> tuple[SymbolReport, float | None]:
     """Write one symbol's 5-minute and daily bars; return its report and its 2024-03-28 close
     (on the June-2024 price basis) for shares outstanding."""
-    five = read_5min(source / FIVE_MIN_DIR / f"{symbol}.csv")
-    five, repaired = repair_open_outside_range(five)
-    store.write(symbol, Timeframe.MIN5, five, merge=False)
-    june = aggregate_daily(five)
-    june_days = [ts.date() for ts in june["ts"]]
+    five, repaired = repair_open_outside_range(read_symbol_5min(source, symbol))
+    write_compact(store, symbol, Timeframe.MIN5, five)
+    five_daily = aggregate_daily(five)
+    june = five_daily[five_daily["ts"] >= pd.Timestamp(BASIS_FIRST_DAY, tz=IST)].reset_index(drop=True)
     notes: list[str] = []
     actions: list[CorporateAction] = []
     if symbol in adjusted_files:
@@ -486,7 +511,7 @@ def build_symbol(
             notes.append(f"rebased to the June-2024 basis: prices x {factor:g}, volume / {factor:g}")
     elif not (source / UNADJUSTED_DIR / f"{EARLIER_NAMES.get(symbol, symbol)}.csv").exists():
         factor = 1.0
-        daily = june
+        daily = five_daily
         daily_source = "5min_june2024"
         notes.append("no daily history in the sources; only June 2024 aggregated from 5-minute bars")
     else:
@@ -505,13 +530,13 @@ def build_symbol(
         daily = rebase(raw[["ts", "open", "high", "low", "close", "volume"]], factor)
         if factor != 1.0:
             notes.append(f"basis change between 2024-03-28 and 2024-06-03 assumed: prices x {factor:g}")
-        daily = pd.concat([daily, june], ignore_index=True)
+        daily = pd.concat([daily, five_daily], ignore_index=True)
         daily_source = "nifty500_unadjusted+5min_june2024"
         notes.append("June 2024 daily bars aggregated from 5-minute bars (close = last trade)")
         if EARLIER_NAMES.get(symbol):
             notes.append(f"daily history under former symbol {EARLIER_NAMES[symbol]}")
     daily = daily.drop_duplicates("ts", keep="first").sort_values("ts").reset_index(drop=True)
-    store.write(symbol, Timeframe.DAY, daily, merge=False)
+    write_compact(store, symbol, Timeframe.DAY, daily)
     days = [ts.date() for ts in daily["ts"]]
     start, end = days[0], days[-1]
     missing = _missing_days(days, calendar, start, end)
@@ -521,8 +546,7 @@ def build_symbol(
     gap_note = _describe_gaps(missing)
     if gap_note:
         notes.insert(0, gap_note)
-    if len(june_days) != 19:
-        notes.append(f"{len(june_days)} June-2024 5-minute days (expected 19)")
+    notes.extend(_five_minute_notes(symbol, [ts.date() for ts in five_daily["ts"]], calendar))
     close_row = daily.loc[daily["ts"].dt.date == MARKET_CAP_DATE, "close"]
     close_on_snapshot = float(close_row.iloc[0]) if len(close_row) else None
     report = SymbolReport(
@@ -537,6 +561,34 @@ def build_symbol(
         corporate_actions=actions,
     )
     return report, close_on_snapshot
+
+
+def _five_minute_notes(symbol: str, days: list[date], calendar: NseCalendar) -> list[str]:
+    """What the history note says of the 5-minute bars: their span when it reaches before June 2024,
+    and trading days missing inside it. Raises on a 5-minute day the calendar does not trade."""
+    extra = [d for d in days if not calendar.is_trading_day(d)]
+    if extra:
+        raise ValueError(f"{symbol}: 5-minute bars on non-trading days {extra[:5]}")
+    notes = []
+    if days[0] < BASIS_FIRST_DAY:
+        notes.append(f"5-minute bars {days[0]}..{days[-1]} ({len(days)} days)")
+    missing = _missing_days(days, calendar, days[0], days[-1])
+    if missing:
+        notes.append(f"{len(missing)} trading days without 5-minute bars (e.g. {missing[0]})")
+    return notes
+
+
+def write_compact(store: BarStore, symbol: str, timeframe: Timeframe, frame: pd.DataFrame) -> None:
+    """Write bars through the store, then re-encode the file for size (same schema and values):
+    delta-coded times and volumes, byte-split prices, zstd level 19 — about half the size of the
+    store's default, which keeps a year of 5-minute bars for 15 symbols inside the 20 MB budget."""
+    store.write(symbol, timeframe, frame, merge=False)
+    path = store.path(symbol, timeframe)
+    table = pq.read_table(path, schema=BAR_SCHEMA)
+    tmp = path.with_suffix(".tmp")
+    pq.write_table(table, tmp, compression="zstd", compression_level=COMPACT_ZSTD_LEVEL, use_dictionary=False,
+                   column_encoding=COMPACT_ENCODING)
+    tmp.replace(path)
 
 
 def build_index(source: Path, out: Path) -> Path:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, time
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
+from engine.data.build import FIVE_MIN_DIR, FULL_YEAR_DIR, read_symbol_5min
 from engine.data.instruments import load_instrument_table, load_instruments
 from engine.storage.bars import BarStore
 
@@ -30,9 +32,14 @@ def test_size_and_layout(shipped_data_dir: Path, store: BarStore) -> None:
     assert (shipped_data_dir / "README.md").exists()
 
 
+FULL_YEAR = ["AXISBANK", "BAJFINANCE", "BHARTIARTL", "HDFCBANK", "ICICIBANK", "INFY", "ITC", "KOTAKBANK", "LT",
+             "RELIANCE", "SBIN", "SUNPHARMA", "TATAMOTORS", "TATASTEEL", "TCS"]
+JUNE_START = date(2024, 6, 3)
+
+
 def test_june_5min_bars_are_complete_and_consistent(store: BarStore) -> None:
     for symbol in ("RELIANCE", "CANBK", "ZYDUSLIFE"):
-        bars = store.read(symbol, "5min")
+        bars = store.read(symbol, "5min", start=JUNE_START)
         assert len(bars) == 19 * 75
         assert bars["ts"].iloc[0] == pd.Timestamp("2024-06-03 09:15", tz="Asia/Kolkata")
         assert bars["ts"].iloc[-1] == pd.Timestamp("2024-06-28 15:25", tz="Asia/Kolkata")
@@ -40,21 +47,54 @@ def test_june_5min_bars_are_complete_and_consistent(store: BarStore) -> None:
         assert (bars["low"] <= bars[["open", "close"]].min(axis=1)).all()
 
 
+def test_a_year_of_5min_bars_for_15_symbols_and_june_for_the_rest(store: BarStore) -> None:
+    """2023-07-03 .. 2024-06-28, 247 days, with NSE's special sessions as they were traded."""
+    for symbol in store.symbols("5min"):
+        first_day = store.read(symbol, "5min", end=date(2024, 6, 4))["ts"].iloc[0].date()
+        assert first_day == (date(2023, 7, 3) if symbol in FULL_YEAR else JUNE_START), symbol
+    for symbol in FULL_YEAR:
+        bars = store.read(symbol, "5min")
+        per_day = bars.groupby(bars["ts"].dt.date)["ts"]
+        assert per_day.ngroups == 247 and len(bars) == (18_345 if symbol == "RELIANCE" else 18_354), symbol
+        assert per_day.size()[date(2023, 11, 12)] == 12  # Muhurat, 18:15 .. 19:10
+        assert per_day.size()[date(2024, 3, 2)] == 21  # Saturday DR drill: 09:15-10:00 and 11:30-12:30
+        assert (bars["high"] >= bars[["open", "close", "low"]].max(axis=1)).all()
+        assert (bars["low"] <= bars[["open", "close"]].min(axis=1)).all()
+    jio_demerger = store.read("RELIANCE", "5min", start=date(2023, 7, 20), end=date(2023, 7, 21))
+    assert len(jio_demerger) == 66 and jio_demerger["ts"].iloc[0].time() == time(10, 0)
+
+
 def test_open_outside_range_repair_is_counted(table: pd.DataFrame) -> None:
     assert table["repaired_5min_bars"].sum() == 27
 
 
 def test_daily_and_5min_are_on_the_same_price_basis(store: BarStore) -> None:
-    """June-2024 daily close vs the day's last 5-minute close, every symbol: the typical day within 1%
-    (NSE's official close is a 30-minute VWAP, so single days differ a little more: 2024-06-04)."""
+    """Every day of a symbol's 5-minute bars (the year for 15 symbols) has a daily bar whose close is the
+    day's last 5-minute close within 2.5% (NSE's official close is a 30-minute VWAP, so single days differ:
+    2024-06-04), the typical day within 0.2% — TATASTEEL within 1% (see the next test)."""
     for symbol in store.symbols("1d"):
-        daily = store.read(symbol, "1d", start=date(2024, 6, 3), end=date(2024, 6, 29))
         five = store.read(symbol, "5min")
         last_5min_close = five.groupby(five["ts"].dt.date)["close"].last()
-        assert len(daily) == 19, symbol
+        daily = store.read(symbol, "1d", start=last_5min_close.index[0], end=date(2024, 6, 29))
+        assert list(daily["ts"].dt.date) == list(last_5min_close.index), symbol
         ratio = daily["close"].to_numpy() / last_5min_close.to_numpy()
-        assert abs(float(pd.Series(ratio).median()) - 1) < 0.01, symbol
+        assert abs(float(pd.Series(ratio).median()) - 1) < (0.01 if symbol == "TATASTEEL" else 0.002), symbol
         assert abs(ratio - 1).max() < 0.025, symbol
+
+
+def test_tatasteel_5min_vendor_prices_are_the_traded_ones_less_the_fy24_dividend(
+    store: BarStore, table: pd.DataFrame
+) -> None:
+    """The 5-minute vendor subtracted the Rs 3.60 dividend (ex-date 2024-06-21) from every earlier bar; the
+    daily bars keep one factor fitted on June 2024 (so the replay days stay as shipped), which leaves
+    daily close / last 5-minute close between 0.977 and 1.017 over the year."""
+    factor = float(table.set_index("symbol").loc["TATASTEEL", "price_factor"])
+    five = store.read("TATASTEEL", "5min")
+    first_open = five.groupby(five["ts"].dt.date)["open"].first()
+    daily = store.read("TATASTEEL", "1d", start=date(2023, 7, 3), end=date(2024, 6, 29))
+    offset = pd.Series(daily["open"].to_numpy() / factor - first_open.to_numpy(), index=first_open.index).round(2)
+    assert (offset[offset.index < date(2024, 6, 21)] == 3.60).mean() > 0.9
+    assert (offset[offset.index >= date(2024, 6, 21)] == 0).all()
 
 
 def test_price_factors_of_known_corporate_actions(table: pd.DataFrame) -> None:
@@ -96,3 +136,27 @@ def test_instrument_identity(table: pd.DataFrame, shipped_data_dir: Path) -> Non
     assert len(instruments) == 181
     reliance = next(i for i in instruments if i.symbol == "RELIANCE")
     assert reliance.kite_token == 738561 and reliance.round_price(2950.03) == 2950.05
+
+
+def test_the_build_takes_the_year_only_if_its_june_rows_are_the_june_files(tmp_path: Path) -> None:
+    june_dir, year_dir = tmp_path / FIVE_MIN_DIR, tmp_path / FULL_YEAR_DIR
+    june_dir.mkdir(parents=True)
+    year_dir.mkdir(parents=True)
+    header = "date,open,high,low,close,volume\n"
+    june_row = "2024-06-03 09:15:00+05:30,10,11,9,10.5,100\n"
+    (june_dir / "ONLYJUNE.csv").write_text(header + june_row)
+    (june_dir / "YEAR.csv").write_text(header + june_row)
+    (year_dir / "YEAR.csv").write_text(header + "2023-07-03 09:15:00+05:30,8,9,7,8.5,50\n" + june_row)
+    assert len(read_symbol_5min(tmp_path, "ONLYJUNE")) == 1
+    assert list(read_symbol_5min(tmp_path, "YEAR")["open"]) == [8, 10]
+    (year_dir / "YEAR.csv").write_text(header + june_row.replace("10.5", "10.4"))
+    with pytest.raises(ValueError, match=r"YEAR: .*full_year differs from .* on the June-2024 days"):
+        read_symbol_5min(tmp_path, "YEAR")
+
+
+def test_shipped_bars_are_written_compact(store: BarStore) -> None:
+    """zstd level 19, delta-coded times, byte-split prices: what keeps the year inside 20 MB."""
+    row_group = pq.ParquetFile(store.path("RELIANCE", "5min")).metadata.row_group(0)
+    columns = {row_group.column(i).path_in_schema: row_group.column(i) for i in range(row_group.num_columns)}
+    assert "DELTA_BINARY_PACKED" in columns["ts"].encodings and "BYTE_STREAM_SPLIT" in columns["close"].encodings
+    assert {column.compression for column in columns.values()} == {"ZSTD"}
