@@ -1,5 +1,6 @@
-"""`autotrader backtest`: the live decision path over historical daily bars, with the statistics traders
-read (engine/research/statistics.py), tables that fit 80 columns and an optional HTML report."""
+"""`autotrader backtest`: the live decision path over historical daily or 5-minute bars (or recorded feed
+frames), with the statistics traders read (engine/research/statistics.py), tables that fit 80 columns and
+an optional HTML report."""
 
 from __future__ import annotations
 
@@ -75,9 +76,13 @@ def per_symbol_table(rows: list[dict[str, Any]], limit: int = 10) -> Table:
 
 
 def backtest_command(
-    from_day: str = typer.Option(..., "--from", help="First day, YYYY-MM-DD."),
-    to_day: str = typer.Option(..., "--to", help="Last day, YYYY-MM-DD."),
+    from_day: str = typer.Option(None, "--from", help="First day, YYYY-MM-DD (with --frames: default its first day)."),
+    to_day: str = typer.Option(None, "--to", help="Last day, YYYY-MM-DD (with --frames: default its last day)."),
     symbols: str = typer.Option(None, "--symbols", help="Comma-separated symbols (default: the configured universe)."),
+    timeframe: str = typer.Option("1d", "--timeframe", help="Bars the ticks are derived from: 1d (daily, long "
+                                  "history) or 5min (intraday, the entry windows at their real times)."),
+    frames: Path = typer.Option(None, "--frames", help="Replay a frame file written by the recorder instead of "
+                                "bars (its ticks at their receive times)."),
     json_output: bool = typer.Option(False, "--json", help="Print trades, summary (with statistics) and the equity "
                                      "curve as JSON."),
     html: Path = typer.Option(None, "--html", help="Also write a self-contained HTML report (plotly) to this file."),
@@ -85,9 +90,9 @@ def backtest_command(
                                     "its price (default: the most traded)."),
 ) -> None:
     """Run the configured strategy with the live risk, portfolio and paper-execution code over the
-    daily bars in data/ (ticks derived from each bar's open/high/low/close, inside the bar). The summary
-    adds CAGR, Sharpe, Sortino, drawdown, profit factor, exposure, average R and the NIFTY 50
-    buy-and-hold return over the same days (formulas in docs/strategy.md)."""
+    bars in data/ (ticks derived from each daily or 5-minute bar, inside the bar) or over recorded feed
+    frames. The summary adds CAGR, Sharpe, Sortino, drawdown, profit factor, exposure, average R and the
+    NIFTY 50 buy-and-hold return over the same days (formulas in docs/strategy.md)."""
     from engine.backtest import BacktestError, run_backtest
     from engine.brokers.base import ConfigError
     from engine.data.instruments import InstrumentTableError
@@ -95,10 +100,15 @@ def backtest_command(
     from engine.strategy.base import StrategyConfigError
 
     settings = settings_or_fail()
-    start, end = parse_day(from_day, "--from"), parse_day(to_day, "--to")
+    if frames is None and (from_day is None or to_day is None):
+        raise fail("--from and --to are needed (unless --frames gives the days)")
+    if frames is not None and timeframe != "1d":
+        raise fail("--frames replays recorded ticks: it takes no --timeframe")
+    start = parse_day(from_day, "--from") if from_day is not None else None
+    end = parse_day(to_day, "--to") if to_day is not None else None
     chosen = [s.strip().upper() for s in symbols.split(",") if s.strip()] if symbols else None
     try:
-        report = asyncio.run(run_backtest(settings, start, end, chosen))
+        report = asyncio.run(run_backtest(settings, start, end, chosen, timeframe=timeframe, frames=frames))
     except (BacktestError, ConfigError, InstrumentTableError, StrategyConfigError) as exc:
         raise fail(str(exc)) from None
     payload = report.as_dict()
@@ -109,8 +119,8 @@ def backtest_command(
         print_json(payload)
         return
     console.print(trades_table(payload["trades"]))
-    console.print(summary_table(f"Backtest {payload['start']} .. {payload['end']}, {payload['symbols']} symbols, "
-                                f"{payload['trading_days']} days", payload["summary"]))
+    console.print(summary_table(f"Backtest {payload['start']} .. {payload['end']} ({payload['timeframe']}), "
+                                f"{payload['symbols']} symbols, {payload['trading_days']} days", payload["summary"]))
     if payload["summary"].get("monthly_returns_pct"):
         console.print(monthly_table(payload["summary"]["monthly_returns_pct"]))
     if payload["summary"].get("per_symbol"):
@@ -129,10 +139,11 @@ def _write_html(path: Path, payload: dict[str, Any], report: Any, data_dir: Path
         symbol = Counter(t["symbol"] for t in report.trades).most_common(1)[0][0]
     bars = None
     if symbol is not None:
-        frame = BarStore(data_dir / "bars").read(symbol, "1d")
+        timeframe = "5min" if report.timeframe == "5min" else "1d"  # trades on the bars they were run over
+        frame = BarStore(data_dir / "bars").read(symbol, timeframe)
         bars = frame[(frame["ts"].dt.date >= report.start) & (frame["ts"].dt.date <= report.end)]
         if bars.empty:
-            raise fail(f"--plot-symbol {symbol}: no daily bars between {report.start} and {report.end}")
+            raise fail(f"--plot-symbol {symbol}: no {timeframe} bars between {report.start} and {report.end}")
     try:
         write_html_report(path, title=f"autotrader backtest {payload['start']} .. {payload['end']}",
                           capital=report.capital, equity=report.equity, trades=report.trades,

@@ -1,18 +1,33 @@
 """Backtest: the live decision path (`TradingEngine`, the configured strategy, risk and
-portfolio code, the real `OrderManager` and the paper broker) run over historical DAILY bars.
+portfolio code, the real `OrderManager` and the paper broker) run over historical bars or recorded
+feed frames, on a `SteppedClock`, one day after another. Three sources of ticks (`timeframe`):
 
-Ticks are not in the data: each daily bar becomes a few ticks along a path that stays inside the
-bar's real open/high/low/close — open at 09:15, then low and high (high first on a down day) at
-11:00 and 13:00, and the close at 15:10, 15:15 and 15:29 — on a `SteppedClock`. The entry window
-is executed at 15:10:30 (when the default window 15:10–15:25 is open), so market entries fill on
-the 15:15 close tick with the paper broker's slippage; GTT exits fire when a later bar's path
-crosses the stop or the target. Indicators are warmed up on the history before `start`."""
+* "1d" (long history): each DAILY bar becomes a few ticks along a path that stays inside the bar's
+  real open/high/low/close — open at 09:15, then low and high (high first on a down day) at 11:00
+  and 13:00, and the close at 15:10, 15:15 and 15:29. The entry window is executed once, at
+  15:10:30 (when the default window 15:10–15:25 is open), so market entries fill on the 15:15 close
+  tick with the paper broker's slippage; GTT exits fire when a later bar's path crosses the stop or
+  the target.
+* "5min" (intraday): the ticks the replay server derives from each 5-minute bar (`engine.feed.synth`:
+  seven points per bar, inside its real range) at their real times. The configured entry windows
+  (`entry_windows`) are executed at their real times, as the live session does: at each window's
+  open and every `ENTRY_POLL` while it stays open; GTT exits trigger on the 5-minute path.
+* "frames": a frame file written by the recorder (`engine.feed.recorder`), its ticks and market
+  status handed to the engine at their receive times (out-of-order and repeated ticks dropped, as
+  the feed client does); entry windows as in "5min".
+
+In every mode the daily indicators are warmed up on the daily history before the first day (as the
+live pre-open metadata is) and each day's bar then builds up from that day's ticks."""
 
 from __future__ import annotations
 
 import logging
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -25,28 +40,47 @@ from engine.calendar import load_calendar
 from engine.clock import SteppedClock
 from engine.data.instruments import filter_universe, load_instrument_table, to_instrument
 from engine.execution.manager import OrderManager
+from engine.feed.decoder import FrameDecodeError, decode_frame
+from engine.feed.framefile import FrameFileError
+from engine.feed.replay import FrameTape, ReplayError
+from engine.feed.synth import day_ticks
+from engine.indicators.metadata import READ_THREADS, build_metadata
 from engine.indicators.multitimeframe import InstrumentIndicators
-from engine.models import IST, Bar, Instrument, Tick, Timeframe
+from engine.models import IST, Bar, Instrument, MarketStatus, Tick, Timeframe
 from engine.portfolio.times import row_as_json
+from engine.session.live import ENTRY_POLL, FEED_SEGMENT
 from engine.settings import Settings
 from engine.storage import BarStore, init_db, session_scope
 from engine.storage.tables import PositionRow, TradeRow
 from engine.strategy.base import Strategy
 from engine.strategy.registry import load_strategy
-from engine.strategy.window import SessionLike, normal_session
+from engine.strategy.window import EntryWindow, SessionLike, normal_session
 from engine.trader import DaySummary, TradingEngine, required_indicator_config
 
 log = logging.getLogger(__name__)
 
+DAILY, FIVE_MINUTES, FRAMES = "1d", "5min", "frames"
+TIMEFRAMES = (DAILY, FIVE_MINUTES)  # what --timeframe accepts; FRAMES is chosen by --frames
+# The daily path's close tick: what a rule that signals "on the close" acts on (the window runs after it).
+DAILY_CLOSE_AT = time(15, 10)
 # when each price of `bar_path` trades, then the close again so entries and exits can settle
-_PATH_TIMES = (time(9, 15), time(11, 0), time(13, 0), time(15, 10))
+_PATH_TIMES = (time(9, 15), time(11, 0), time(13, 0), DAILY_CLOSE_AT)
 _SETTLE_TIMES = (time(15, 15), time(15, 29))
 _VOLUME_SHARES = (0.05, 0.35, 0.65, 0.95, 1.0, 1.0)  # fraction of the day's volume traded by each tick
 _WINDOW_AT = time(15, 10, 30)
 
 
 class BacktestError(ValueError):
-    """Bad backtest input (dates, symbols, missing data)."""
+    """Bad backtest input (dates, symbols, timeframe, missing data)."""
+
+
+@dataclass(slots=True)
+class Step:
+    """What reaches the engine at one moment of a backtested day: ticks, or the feed's market status."""
+
+    at: datetime
+    ticks: list[Tick] = field(default_factory=list)
+    status: MarketStatus | None = None
 
 
 def bar_path(bar: Bar) -> list[float]:
@@ -66,6 +100,7 @@ class BacktestReport:
     trades: list[dict[str, Any]] = field(default_factory=list)
     equity: list[tuple[date, float]] = field(default_factory=list)  # marked to the day's closes
     open_positions: int = 0
+    timeframe: str = DAILY
 
     @property
     def net_pnl(self) -> float:
@@ -106,6 +141,7 @@ class BacktestReport:
         return {
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
+            "timeframe": self.timeframe,
             "symbols": len(self.symbols),
             "trading_days": len(self.days),
             "capital": self.capital,
@@ -129,42 +165,102 @@ class BacktestReport:
         }
 
 
-def _frame_bars(symbol: str, frame: pd.DataFrame) -> list[Bar]:
+def _frame_bars(symbol: str, frame: pd.DataFrame, timeframe: Timeframe) -> list[Bar]:
     return [
-        Bar(symbol, ts.to_pydatetime(), float(o), float(h), float(lo), float(c), int(v), Timeframe.DAY)
+        Bar(symbol, ts.to_pydatetime(), float(o), float(h), float(lo), float(c), int(v), timeframe)
         for ts, o, h, lo, c, v in zip(frame["ts"], frame["open"], frame["high"], frame["low"], frame["close"],
                                       frame["volume"], strict=True)
     ]
 
 
-def _ticks(instrument: Instrument, bar: Bar, previous_close: float, day: date) -> list[tuple[datetime, Tick]]:
+def _listed(items: Iterable[object], limit: int) -> str:
+    """The first `limit` items, then how many more."""
+    shown = [str(item) for item in items]
+    more = f" and {len(shown) - limit} more" if len(shown) > limit else ""
+    return ", ".join(shown[:limit]) + more
+
+
+def _daily_ticks(instrument: Instrument, bar: Bar, previous_close: float) -> list[Tick]:
     prices = bar_path(bar) + [bar.close] * len(_SETTLE_TIMES)
-    result = []
-    for when, price, share in zip(_PATH_TIMES + _SETTLE_TIMES, prices, _VOLUME_SHARES, strict=True):
-        moment = datetime.combine(day, when, tzinfo=IST)
-        result.append((moment, Tick(instrument.instrument_key, price, int(moment.timestamp() * 1000),
-                                    volume=int(bar.volume * share), close_prev=previous_close)))
-    return result
+    return [Tick(instrument.instrument_key, price, int(datetime.combine(bar.day, when, tzinfo=IST).timestamp() * 1000),
+                 volume=int(bar.volume * share), close_prev=previous_close)
+            for when, price, share in zip(_PATH_TIMES + _SETTLE_TIMES, prices, _VOLUME_SHARES, strict=True)]
+
+
+def _steps_by_time(ticks: Iterable[Tick]) -> list[Step]:
+    """One step per tick time, in time order; a step's ticks in instrument-key order (as the live session
+    sorts a frame's ticks), so fills and their ties are the same whatever order the instruments came in."""
+    by_time: dict[int, list[Tick]] = {}
+    for tick in ticks:
+        by_time.setdefault(tick.ltt_ms, []).append(tick)
+    return [Step(_ms_time(ms), sorted(by_time[ms], key=attrgetter("instrument_key"))) for ms in sorted(by_time)]
+
+
+def _ms_time(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, IST)
+
+
+def _frame_steps(path: Path) -> dict[date, list[Step]]:
+    """A recorded frame file as steps by day: each frame at its receive time, its ticks (in live order,
+    without the out-of-order and repeated ones the feed client drops) and any change of the NSE_EQ status;
+    malformed frames are skipped."""
+    try:
+        tape = FrameTape(path)
+    except (OSError, FrameFileError, ReplayError) as exc:
+        raise BacktestError(f"--frames {path}: {exc}") from None
+    last: dict[str, Tick] = {}
+    days: dict[date, list[Step]] = {}
+    for recv_ms, data in tape.frames:
+        try:
+            frame = decode_frame(data)
+        except FrameDecodeError:
+            continue
+        status = (frame.market_status or {}).get(FEED_SEGMENT)
+        fresh = []
+        for tick in sorted(frame.ticks, key=attrgetter("ltt_ms", "instrument_key")):
+            seen = last.get(tick.instrument_key)
+            if seen is not None and (tick.ltt_ms < seen.ltt_ms or
+                                     (tick.ltt_ms == seen.ltt_ms and tick.volume <= seen.volume)):
+                continue
+            last[tick.instrument_key] = tick
+            fresh.append(tick)
+        if fresh or status is not None:
+            moment = _ms_time(recv_ms)
+            days.setdefault(moment.date(), []).append(Step(moment, fresh, status))
+    return days
 
 
 class Backtest:
-    """One run over [start, end]. `symbols` None: the configured universe from the instrument table."""
+    """One run over [start, end]. `symbols` None: the configured universe from the instrument table.
+    `timeframe` "1d" or "5min"; `frames` (a recorded frame file) replaces the bars, and `start`/`end`
+    default to its first and last day."""
 
     def __init__(
         self,
         settings: Settings,
-        start: date,
-        end: date,
+        start: date | None,
+        end: date | None,
         symbols: list[str] | None = None,
         *,
         data_dir: Path | None = None,
         strategy: Strategy | None = None,
         database_url: str = "sqlite://",
+        timeframe: str = DAILY,
+        frames: Path | None = None,
     ) -> None:
+        if timeframe not in TIMEFRAMES:
+            raise BacktestError(f"--timeframe {timeframe!r} is not supported: use {' or '.join(TIMEFRAMES)}")
+        self.frame_days = _frame_steps(Path(frames)) if frames is not None else None
+        if self.frame_days is not None:
+            start = start or min(self.frame_days)
+            end = end or max(self.frame_days)
+        if start is None or end is None:
+            raise BacktestError("--from and --to are needed (unless --frames gives the days)")
         if end < start:
             raise BacktestError(f"--to {end} is before --from {start}")
         self.settings = settings
         self.start, self.end = start, end
+        self.timeframe = FRAMES if frames is not None else timeframe
         self.data_dir = Path(data_dir or settings.data_dir)
         self.strategy = strategy or load_strategy(settings)
         self.database_url = database_url
@@ -182,77 +278,167 @@ class Backtest:
         self.table = table
         self.instruments = [to_instrument(row) for _, row in table.iterrows()]
         self.history_complete = {str(r["symbol"]): bool(r.get("history_complete", True)) for _, r in table.iterrows()}
+        self.store = BarStore(self.data_dir / "bars")
+        self.last_price: dict[str, float] = {}  # instrument_key -> the last price seen (marks equity, close_prev)
 
     def _load(self) -> tuple[dict[str, InstrumentIndicators], dict[str, dict[date, Bar]]]:
-        store = BarStore(self.data_dir / "bars")
+        """Indicators as the live pre-open builds them from the daily bars before `start` (a symbol without
+        history starts empty), and the daily bars of [start, end]."""
         config = required_indicator_config(self.settings, self.strategy)
+        symbols = [i.symbol for i in self.instruments]
+        keys = {i.symbol: i.instrument_key for i in self.instruments}
+        warmed = build_metadata(self.store, symbols, asof=self.start - timedelta(days=1), config=config,
+                                instrument_keys=keys, history_complete=self.history_complete).instruments
         indicators: dict[str, InstrumentIndicators] = {}
         bars: dict[str, dict[date, Bar]] = {}
-        for instrument in self.instruments:
-            symbol = instrument.symbol
-            history = _frame_bars(symbol, store.read(symbol, Timeframe.DAY, end=self.end + timedelta(days=1)))
-            ind = InstrumentIndicators(symbol, config, instrument.instrument_key, self.history_complete[symbol])
-            for bar in history:
-                if bar.day < self.start:
-                    ind.on_bar(bar)
-            indicators[symbol] = ind
-            bars[symbol] = {bar.day: bar for bar in history if bar.day >= self.start}
+        for symbol in symbols:
+            indicators[symbol] = warmed.get(symbol) or InstrumentIndicators(symbol, config, keys[symbol],
+                                                                            self.history_complete[symbol])
+            if indicators[symbol].last_day is not None:  # the previous close: the first day's close_prev
+                self.last_price[keys[symbol]] = indicators[symbol].snapshot().daily.close
+            frame = self.store.read(symbol, Timeframe.DAY, self.start, self.end + timedelta(days=1))
+            bars[symbol] = {bar.day: bar for bar in _frame_bars(symbol, frame, Timeframe.DAY)}
         return indicators, bars
 
-    def _sessions(self, days: list[date]) -> dict[date, SessionLike | None]:
+    def _intraday_bars(self) -> dict[str, dict[date, list[Bar]]]:
+        """Each instrument's 5-minute bars in [start, end], by day (Parquet reads release the GIL: on threads)."""
+        def read(instrument: Instrument) -> pd.DataFrame:
+            return self.store.read(instrument.symbol, Timeframe.MIN5, self.start, self.end + timedelta(days=1))
+
+        result: dict[str, dict[date, list[Bar]]] = {}
+        with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+            for instrument, frame in zip(self.instruments, pool.map(read, self.instruments), strict=True):
+                by_day: dict[date, list[Bar]] = {}
+                for bar in _frame_bars(instrument.symbol, frame, Timeframe.MIN5):
+                    by_day.setdefault(bar.day, []).append(bar)
+                result[instrument.instrument_key] = by_day
+        return result
+
+    def _sessions(self) -> Callable[[date], SessionLike | None]:
+        """The day's session from the NSE calendar (NSE's normal hours on a day it does not cover)."""
         try:
             calendar = load_calendar(self.settings.calendar_file)
-            return {day: calendar.session(day) if calendar.covers(day) else normal_session(day) for day in days}
         except (OSError, ValueError):
-            return {day: normal_session(day) for day in days}
+            return normal_session
+
+        def session(day: date) -> SessionLike | None:
+            try:
+                return calendar.session(day) if calendar.covers(day) else normal_session(day)
+            except ValueError:
+                return normal_session(day)
+
+        return session
+
+    def _daily_steps(self, bars: dict[str, dict[date, Bar]]) -> Iterator[tuple[date, list[Step]]]:
+        days = sorted({day for by_day in bars.values() for day in by_day if day <= self.end})
+        if not days:
+            raise BacktestError(f"no daily bars between {self.start} and {self.end} for the chosen symbols")
+        for day in days:
+            todays = [(i, bars[i.symbol][day]) for i in self.instruments if day in bars[i.symbol]]
+            yield day, _steps_by_time(tick for instrument, bar in todays for tick in _daily_ticks(
+                instrument, bar, self.last_price.get(instrument.instrument_key, bar.open)))
+
+    def _intraday_steps(self, bars: dict[str, dict[date, Bar]]) -> Iterator[tuple[date, list[Step]]]:
+        """The 5-minute days one at a time (a day's ticks are built just before it runs: memory stays one day's)."""
+        intraday = self._intraday_bars()
+        lacking = {i.symbol: [day for day in sorted(bars[i.symbol]) if day not in intraday[i.instrument_key]]
+                   for i in self.instruments}
+        if any(lacking.values()):
+            raise BacktestError(self._coverage_error({symbol: days for symbol, days in lacking.items() if days}))
+        available = {day for by_day in intraday.values() for day in by_day}
+        if not available:
+            raise BacktestError(f"no 5-minute bars between {self.start} and {self.end} for the chosen symbols")
+        for day in sorted(available):
+            yield day, _steps_by_time(self._intraday_ticks(day, intraday))
+
+    def _coverage_error(self, lacking: dict[str, list[date]]) -> str:
+        """The days each symbol has daily but no 5-minute bars, and the span of every chosen symbol's 5-minute
+        bars (they differ per symbol: the shipped data has a year for some symbols, a month for the rest)."""
+        days = sorted({day for missing in lacking.values() for day in missing})
+        spans: dict[str, list[str]] = {}
+        for instrument in self.instruments:
+            ts = self.store.read(instrument.symbol, Timeframe.MIN5)["ts"]
+            span = f"{ts.iloc[0].date()} .. {ts.iloc[-1].date()}" if len(ts) else "no days"
+            spans.setdefault(span, []).append(instrument.symbol)
+        covered = "; ".join(f"{span} for {_listed(symbols, 20)}" for span, symbols in sorted(spans.items()))
+        return (f"--timeframe 5min: no 5-minute bars on {_listed(days, 3)} for {_listed(sorted(lacking), 10)} "
+                f"(the 5-minute bars cover {covered})")
+
+    def _intraday_ticks(self, day: date, intraday: dict[str, dict[date, list[Bar]]]) -> Iterator[Tick]:
+        for instrument in self.instruments:
+            key = instrument.instrument_key
+            bars = intraday[key].get(day)
+            if bars:
+                yield from day_ticks(key, bars, close_prev=self.last_price.get(key, bars[0].open),
+                                     tick_size=instrument.tick_size)
+
+    def _days(self, bars: dict[str, dict[date, Bar]]) -> Iterator[tuple[date, list[Step]]]:
+        if self.frame_days is not None:
+            days = [day for day in sorted(self.frame_days) if self.start <= day <= self.end]
+            if not days:
+                raise BacktestError(f"the frame file has no frames between {self.start} and {self.end}")
+            for day in days:
+                yield day, self.frame_days[day]
+        elif self.timeframe == FIVE_MINUTES:
+            yield from self._intraday_steps(bars)
+        else:
+            yield from self._daily_steps(bars)
+
+    def _window_times(self, day: date, session: SessionLike | None) -> deque[datetime]:
+        """When the entry window is executed: 15:10:30 on the daily path; at the windows' real times
+        otherwise (each window's open, then every ENTRY_POLL while it is open, as the live session)."""
+        if self.timeframe == DAILY:
+            return deque([datetime.combine(day, _WINDOW_AT, tzinfo=IST)])
+        times: deque[datetime] = deque()
+        for opens, closes in EntryWindow(self.settings.entry_windows).intervals(day, session):
+            moment = opens
+            while moment < closes:
+                times.append(moment)
+                moment += ENTRY_POLL
+        return times
 
     async def run(self) -> BacktestReport:
         indicators, bars = self._load()
-        days = sorted({day for by_day in bars.values() for day in by_day if self.start <= day <= self.end})
-        if not days:
-            raise BacktestError(f"no daily bars between {self.start} and {self.end} for the chosen symbols")
-        sessions = self._sessions(days)
         check_venue_allowed(self.settings, replay=True)  # refuses a real broker's settings (VenueRefused)
-        log.info("backtest %s .. %s: paper broker (simulated)", self.start, self.end)
+        log.info("backtest %s .. %s (%s): paper broker (simulated)", self.start, self.end, self.timeframe)
         db = init_db(self.database_url)
-        clock = SteppedClock(datetime.combine(days[0], time(9, 0), tzinfo=IST))
+        clock = SteppedClock(datetime.combine(self.start, time(9, 0), tzinfo=IST))
         broker = PaperBroker.from_settings(self.settings, clock, instruments=self.instruments, db=db)
-        report = BacktestReport(self.start, self.end, [i.symbol for i in self.instruments], self.settings.capital)
-        last_close: dict[str, float] = {}
-        for day in days:
+        report = BacktestReport(self.start, self.end, [i.symbol for i in self.instruments], self.settings.capital,
+                                timeframe=self.timeframe)
+        session_of = self._sessions()
+        for day, steps in self._days(bars):
+            session = session_of(day)
             clock.set(datetime.combine(day, time(9, 0), tzinfo=IST))
             manager = OrderManager(broker, db, clock, trading_day=day)
             engine = TradingEngine(self.settings, clock, self.instruments, indicators, self.strategy, manager, db, day,
-                                   broker, session=sessions[day])
+                                   broker, session=session)
             await engine.resume()
-            timeline: dict[datetime, list[Tick]] = {}
-            for instrument in self.instruments:
-                bar = bars[instrument.symbol].get(day)
-                if bar is None:
-                    continue
-                for moment, tick in _ticks(instrument, bar, last_close.get(instrument.symbol, bar.open), day):
-                    timeline.setdefault(moment, []).append(tick)
-                last_close[instrument.symbol] = bar.close
-            window_at = datetime.combine(day, _WINDOW_AT, tzinfo=IST)
-            window_done = False
-            for moment in sorted(timeline):
-                if not window_done and moment > window_at:
-                    clock.set(window_at)
+            windows = self._window_times(day, session)
+            for step in steps:
+                while windows and windows[0] <= step.at:
+                    clock.set(windows.popleft())
                     await engine.execute_entry_window()
-                    window_done = True
+                clock.set(step.at)
+                if step.status is not None:
+                    await engine.on_market_status(step.status)
+                if step.ticks:
+                    await engine.on_ticks(step.ticks)
+                    self.last_price.update((tick.instrument_key, tick.ltp) for tick in step.ticks)
+            for moment in windows:  # a frame file that ends before the window
                 clock.set(moment)
-                await engine.on_ticks(timeline[moment])
+                await engine.execute_entry_window()
             summary = await engine.end_of_day()
             report.days.append(summary)
             equity = self.settings.capital + sum(d.net_pnl for d in report.days) + sum(
-                p.quantity * (last_close.get(p.instrument.symbol, p.average_price) - p.average_price)
-                for p in engine.positions.open.values()
+                p.quantity * (self.last_price.get(key, p.average_price) - p.average_price)
+                for key, p in engine.positions.open.items()
             )
             report.equity.append((day, equity))
             report.open_positions = summary.open_positions
-        with session_scope(db) as session:
-            rows = session.exec(select(TradeRow).order_by(TradeRow.exit_time)).all()  # type: ignore[arg-type]
-            risks = {p.id: p.initial_risk for p in session.exec(select(PositionRow)).all()}
+        with session_scope(db) as session_db:
+            rows = session_db.exec(select(TradeRow).order_by(TradeRow.exit_time)).all()  # type: ignore[arg-type]
+            risks = {p.id: p.initial_risk for p in session_db.exec(select(PositionRow)).all()}
             report.trades = [_trade_dict(row, risks.get(row.position_id)) for row in rows]
         return report
 
@@ -268,14 +454,18 @@ def _trade_dict(row: TradeRow, initial_risk: float | None) -> dict[str, Any]:
 
 async def run_backtest(
     settings: Settings,
-    start: date,
-    end: date,
+    start: date | None,
+    end: date | None,
     symbols: list[str] | None = None,
     *,
     data_dir: Path | None = None,
     strategy: Strategy | None = None,
+    timeframe: str = DAILY,
+    frames: Path | None = None,
 ) -> BacktestReport:
-    return await Backtest(settings, start, end, symbols, data_dir=data_dir, strategy=strategy).run()
+    return await Backtest(settings, start, end, symbols, data_dir=data_dir, strategy=strategy, timeframe=timeframe,
+                          frames=frames).run()
 
 
-__all__ = ["Backtest", "BacktestError", "BacktestReport", "bar_path", "run_backtest"]
+__all__ = ["DAILY", "DAILY_CLOSE_AT", "FIVE_MINUTES", "FRAMES", "TIMEFRAMES", "Backtest", "BacktestError",
+           "BacktestReport", "bar_path", "run_backtest"]

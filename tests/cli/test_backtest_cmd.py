@@ -6,6 +6,7 @@ import io
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from typer.testing import CliRunner
@@ -32,7 +33,7 @@ def test_tables_fit_80_columns_with_one_line_per_trade() -> None:
     assert max(len(line) for line in lines) <= 80
     assert len(lines) == 2 + 3  # title, header, one line per trade: nothing wraps
     assert "2024-06-03" in lines[2] and "25" in lines[2].split()  # held 25 days
-    summary = {"trades": 3, "net_pnl": -1_234_567.0, "sharpe": None, "monthly_returns_pct": {}}
+    summary: dict[str, Any] = {"trades": 3, "net_pnl": -1_234_567.0, "sharpe": None, "monthly_returns_pct": {}}
     monthly = {f"2024-{m:02d}": -12.3 for m in range(1, 13)}
     per_symbol = [{"symbol": f"S{i}", "trades": 1, "wins": 0, "net_pnl": -1.0 * i} for i in range(20)]
     for table in (summary_table("Backtest", summary), monthly_table(monthly), per_symbol_table(per_symbol)):
@@ -53,3 +54,19 @@ def test_json_summary_carries_the_statistics_and_html_is_written(tmp_path: Path)
         assert all(t["initial_risk"] > 0 for t in payload["trades"])
     text = html.read_text(encoding="utf-8")
     assert "Equity and drawdown" in text and "Monthly returns" in text
+
+
+def test_timeframe_5min_and_the_errors_of_the_new_options(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["backtest", "--from", "2024-06-04", "--to", "2024-06-04", "--symbols", "SBIN",
+                                      "--timeframe", "5min", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["timeframe"] == "5min" and payload["trading_days"] == 1 and len(payload["equity"]) == 1
+    for arguments, message in (
+        (["--from", "2024-06-04", "--to", "2024-06-04", "--timeframe", "1h"], "'1h' is not supported: use 1d or 5min"),
+        (["--from", "2023-06-30", "--to", "2023-07-03", "--timeframe", "5min"], "no 5-minute bars"),
+        (["--to", "2024-06-04"], "--from and --to are needed"),
+        (["--frames", str(tmp_path / "none.frames")], "--frames"),
+    ):
+        refused = CliRunner().invoke(app, ["backtest", "--symbols", "SBIN", *arguments])
+        assert refused.exit_code == 2 and message in refused.output, refused.output

@@ -74,7 +74,8 @@ def test_backtest_command_prints_json() -> None:
                                       "RELIANCE,TCS", "--json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
-    assert set(payload) == {"start", "end", "symbols", "trading_days", "capital", "trades", "summary", "equity"}
-    assert payload["trading_days"] == 2
+    assert set(payload) == {"start", "end", "timeframe", "symbols", "trading_days", "capital", "trades", "summary",
+                            "equity"}
+    assert payload["trading_days"] == 2 and payload["timeframe"] == "1d"
     bad = CliRunner().invoke(app, ["backtest", "--from", "2024-06-03", "--to", "2024-06-04", "--symbols", "NOPE"])
     assert bad.exit_code == 2 and "unknown symbol(s) NOPE" in bad.output
