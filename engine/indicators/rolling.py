@@ -4,7 +4,9 @@ Every indicator keeps COMMITTED state built from closed bars only (`push`) and a
 - `value`: the value as of the last closed bar (None until `initialized`);
 - `prev_value`: the value as of the closed bar before that;
 - `value_with(x)`: the value if a forming bar with input `x` closed now, in O(1), without touching
-  the committed state (so a tick costs nothing here; the forming bar is just an argument).
+  the committed state (so a tick costs nothing here; the forming bar is just an argument);
+- `frozen()`: `value_with` bound to the committed state as it is now: a later `push` does not change
+  what it returns (lazy snapshots keep it and compute a value only when it is read).
 
 `update(bar)` is the STYLE entry point (a closed `Bar`); `push(...)` takes plain floats (hot path,
 metadata restore). Updates are O(1): deques and running sums. Window sums use Neumaier compensated
@@ -25,11 +27,25 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from engine.models import Bar
 
 EXACT_RECOMPUTE_EVERY = 4096
+
+WithInput = Callable[[float], float | None]  # the value with a forming bar's input
+WithRange = Callable[[float, float], float | None]  # the value with a forming bar's high and low
+
+
+def _not_yet(*_: float) -> None:
+    """The value with a forming bar while history is too short."""
+    return None
+
+
+def _true_range(high: float, low: float, prev_close: float | None) -> float:
+    if prev_close is None:
+        return high - low
+    return max(high - low, abs(high - prev_close), abs(low - prev_close))
 
 
 def _check_period(period: int) -> int:
@@ -114,9 +130,13 @@ class SMA(_Indicator):
 
     def value_with(self, x: float) -> float | None:
         """The value including a forming input `x` (needs period-1 closed inputs)."""
+        return self.frozen()(x)
+
+    def frozen(self) -> WithInput:
         if self._count < self.period - 1:
-            return None
-        return (self._head + self._comp + x) / self.period
+            return _not_yet
+        total, period = self._head + self._comp, self.period
+        return lambda x: (total + x) / period
 
     def restore(self, tail: Sequence[float], count: int) -> None:
         """Rebuild from the last closed inputs (`tail`, oldest first, at least min(count, period+1)
@@ -173,11 +193,15 @@ class EMA(_Indicator):
         self.push(bar.close)
 
     def value_with(self, x: float) -> float | None:
-        if self.value is not None:
-            return self.value + self.alpha * (x - self.value)
-        if self._count == self.period - 1:
-            return (self._seed + x) / self.period
-        return None
+        return self.frozen()(x)
+
+    def frozen(self) -> WithInput:
+        value, alpha, seed, period = self.value, self.alpha, self._seed, self.period
+        if value is not None:
+            return lambda x: value + alpha * (x - value)
+        if self._count == period - 1:
+            return lambda x: (seed + x) / period
+        return _not_yet
 
     def state(self) -> tuple[float | None, float | None, int, float]:
         return self.value, self.prev_value, self._count, self._seed
@@ -207,10 +231,7 @@ class ATR(_Indicator):
         return self.value is not None
 
     def true_range(self, high: float, low: float) -> float:
-        prev = self.last_close
-        if prev is None:
-            return high - low
-        return max(high - low, abs(high - prev), abs(low - prev))
+        return _true_range(high, low, self.last_close)
 
     def push(self, high: float, low: float, close: float) -> None:
         tr = self.true_range(high, low)
@@ -228,12 +249,15 @@ class ATR(_Indicator):
         self.push(bar.high, bar.low, bar.close)
 
     def value_with(self, high: float, low: float) -> float | None:
-        tr = self.true_range(high, low)
-        if self.value is not None:
-            return self.value + (tr - self.value) / self.period
-        if self._count == self.period - 1:
-            return (self._seed + tr) / self.period
-        return None
+        return self.frozen()(high, low)
+
+    def frozen(self) -> WithRange:
+        value, seed, period, prev = self.value, self._seed, self.period, self.last_close
+        if value is not None:
+            return lambda high, low: value + (_true_range(high, low, prev) - value) / period
+        if self._count == period - 1:
+            return lambda high, low: (seed + _true_range(high, low, prev)) / period
+        return _not_yet
 
     def state(self) -> tuple[float | None, float | None, int, float, float | None]:
         return self.value, self.prev_value, self._count, self._seed, self.last_close
@@ -294,11 +318,15 @@ class _Extreme(_Indicator):
         return self.sign * (oldest if head is None or oldest > head else head)
 
     def value_with(self, x: float) -> float | None:
+        return self.frozen()(x)
+
+    def frozen(self) -> WithInput:
         if self._count < self.period - 1:
-            return None
-        head = self._head()
-        key = self.sign * x
-        return self.sign * (key if head is None or key > head else head)
+            return _not_yet
+        head, sign = self._head(), self.sign
+        if head is None:  # period 1: the forming input alone
+            return lambda x: sign * (sign * x)
+        return lambda x: sign * (sign * x if sign * x > head else head)
 
     def restore(self, tail: Sequence[float], count: int) -> None:
         """Rebuild from the last closed inputs (see `SMA.restore`)."""

@@ -91,18 +91,39 @@ class SimulatedExchange:
         return core.last_price if core is not None else None
 
     def on_tick(self, tick: Tick) -> None:
-        self.on_price(tick.instrument_key, tick.ltp)
+        self.on_price(tick.instrument_key, tick.ltp, at_ms=tick.ltt_ms)
 
-    def on_price(self, key: str, price: float) -> None:
-        """A traded price of `key`: its working orders fill when they can, its GTTs fire."""
+    def on_price(self, key: str, price: float, *, at_ms: int | None = None) -> None:
+        """A traded price of `key` (traded at `at_ms`, epoch ms, when known): its working orders fill
+        when they can, its GTTs fire."""
         self.roll_day()
-        core = self.core(key)
+        self._price_today(key, price, at_ms)
+
+    def tick_feed(self) -> Callable[[Tick], None]:
+        """`on_tick` for a batch of ticks that arrived at one time: the day is checked once, here,
+        not on each tick (the hot path of a simulated venue)."""
+        self.roll_day()
+        return self._on_tick_today
+
+    def _on_tick_today(self, tick: Tick) -> None:
+        self._price_today(tick.instrument_key, tick.ltp, tick.ltt_ms)
+
+    def _price_today(self, key: str, price: float, at_ms: int | None) -> None:
+        """`on_price` once `roll_day` has run for the clock's current day. A price traded before an
+        order was placed (or a GTT created) never fills (or fires) it: a backfilled minute arrives
+        after the orders sent meanwhile. `at_ms` None or 0: the trade time is unknown."""
+        core = self.cores.get(key) or self.core(key)
         core.last_price = price
-        for order in list(core.working.values()):
-            order.armed = True
-            self._match(core, order, price)
-        for gtt in list(core.gtts.values()):
-            self._advance(core, gtt)
+        # most instruments have nothing working: no copy of their empty books on each tick
+        if core.working:
+            for order in list(core.working.values()):
+                if not at_ms or not _later(order.placed_at, at_ms):
+                    order.armed = True
+                    self._match(core, order, price)
+        if core.gtts:
+            for gtt in list(core.gtts.values()):
+                if not at_ms or not _later(gtt.created_at, at_ms):
+                    self._advance(core, gtt)
 
     # days ---------------------------------------------------------------------------------------
     def roll_day(self) -> None:
@@ -166,9 +187,18 @@ class SimulatedExchange:
                 return RejectCode.INSUFFICIENT_HOLDINGS, (
                     f"{self.rules.insufficient_holdings_message} {max(available, 0)} available to sell, "
                     f"{order.quantity} ordered")
-        if not self.rate_limit.allow(order.placed_at):
+        # a fired GTT's leg is the venue's own order, not a request: it never counts against the rate
+        if order.gtt_id is None and not self.rate_limit.allow(order.placed_at):
             return RejectCode.RATE_LIMIT, self.rules.rate_limit_message
         return None
+
+    def withdraw(self, order_id: str) -> None:
+        """Forget a REJECTED order: a venue that refuses a request before booking it (Kite's HTTP 400
+        and 429 answers) shows it in no order book."""
+        if self.order(order_id).status is not OrderStatus.REJECTED:
+            raise SimulatorError(f"order {order_id} was not rejected: only a refusal is withdrawn")
+        del self.orders[order_id]
+        self.revision += 1
 
     def order(self, order_id: str) -> SimOrder:
         order = self.orders.get(order_id)
@@ -440,3 +470,7 @@ def _gtt(row: dict[str, Any]) -> SimGtt:
                       "state": LegState(leg["state"])}) for leg in row["legs"]]
     return SimGtt(**{**row, "legs": legs, "created_at": _time(row["created_at"]),
                      "updated_at": _time(row.get("updated_at"))})
+
+
+def _later(moment: datetime, at_ms: int) -> bool:
+    return moment.timestamp() * 1000 > at_ms

@@ -92,12 +92,12 @@ class VenueRules:
     """What differs between venues, kept switchable.
 
     - `require_market_protection`: a MARKET or SL-M order without `market_protection` is REJECTED
-      with `market_protection_message` (Kite's rule since 2025; off by default).
+      with `market_protection_message` (Kite's rule since 1 April 2026; off by default).
     - `daily_books`: on a new day (by the clock) working orders expire, the order and trade books
       start empty and delivery positions move to holdings (Kite and Upstox do; the paper venue keeps
       one book for its whole life).
-    - `orders_per_second`: the order-rate limit (None: unlimited); an order beyond it is REJECTED
-      with `rate_limit_message`.
+    - `orders_per_second`: the order-rate limit over requests (None: unlimited; a fired GTT's leg is
+      not a request); an order beyond it is REJECTED with `rate_limit_message`.
     """
 
     require_market_protection: bool = False

@@ -13,10 +13,13 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from engine.indicators.snapshot import IndicatorSnapshot
 from engine.models import Instrument, RuleResult, Setup, Tick, Timeframe
-from engine.settings import ValidatorSettings
+
+if TYPE_CHECKING:  # settings parses conditions with this module: no import back at run time
+    from engine.settings import ValidatorSettings
 
 
 @dataclass(slots=True)

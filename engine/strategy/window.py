@@ -65,17 +65,23 @@ class EntryWindow:
         self.windows = sorted(w if isinstance(w, TimeWindow) else parse_window(w) for w in windows)
         if not self.windows:
             raise ValueError("at least one entry window is needed")
+        # the last (day, session, intervals): asked on every tick batch, the same all day
+        self._last: tuple[date, SessionLike | None, list[tuple[datetime, datetime]]] | None = None
 
     def intervals(self, day: date, session: SessionLike | None) -> list[tuple[datetime, datetime]]:
         """The day's windows as datetimes, clipped to the session; none when there is no session."""
         if session is None:
             return []
+        last = self._last
+        if last is not None and last[0] == day and last[1] is session:
+            return last[2]
         result = []
         for window in self.windows:
             start = max(datetime.combine(day, window.start, tzinfo=IST), session.open)
             end = min(datetime.combine(day, window.end, tzinfo=IST), session.close)
             if start < end:
                 result.append((start, end))
+        self._last = (day, session, result)
         return result
 
     def is_open(self, now: datetime, session: SessionLike | None) -> bool:

@@ -2,6 +2,15 @@
 risk budget) → submissions (entry orders, followed to their fills). A filled entry opens a position,
 which the router hands to the position guard.
 
+Candidates are refreshed lazily: an instrument's setup is looked for on its first tick of each
+`REFRESH_MS` slice of time (slices staggered across instruments, so no frame pays for all of them),
+and its later ticks in the slice are only remembered. Before anything reads the candidates (the entry
+window's decision, a view) the remembered ticks are evaluated on the snapshot they arrived with, so
+the decision is the one a refresh on every tick would make.
+
+It also keeps the entry windows (`window`, the day's `session`) and the market's status: candidates
+are looked for while entries are allowed, the market is not closed and a window is still to come.
+
 Restart safety: entry order ids are deterministic per (day, instrument), and every instrument with
 an entry order in today's journal or an open position is skipped."""
 
@@ -9,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -23,6 +33,7 @@ from engine.models import (
     IST,
     Bar,
     Instrument,
+    MarketStatus,
     Order,
     OrderIntent,
     OrderPurpose,
@@ -40,11 +51,18 @@ from engine.settings import Settings
 from engine.storage.tables import OrderRow, SetupRow
 from engine.strategy.base import GuardedStrategy
 from engine.strategy.validator import RuleContext, validator_from_settings
+from engine.strategy.window import EntryWindow, SessionLike
 from engine.trading.events import Command, EntryAnswered, Event, FundsAnswered, Issue, OrderManagerLike
+from engine.trading.requirements import default_session
 from engine.trading.risk_control import RiskController
 from engine.trading.setups import SetupStore
 
 log = logging.getLogger(__name__)
+
+CLOSED_MARKET = frozenset({MarketStatus.NORMAL_CLOSE, MarketStatus.CLOSING_START, MarketStatus.CLOSING_END})
+
+# A replay's derived ticks come at least 42 s apart, so replays and backtests still evaluate every tick.
+REFRESH_MS = 30_000
 
 
 @dataclass(slots=True)
@@ -59,10 +77,14 @@ class PendingEntry:
 
 
 class Entries:
-    def __init__(self, settings: Settings, clock: Clock, trading_day: date, instruments: dict[str, Instrument],
-                 strategy: GuardedStrategy, orders: OrderManagerLike, positions: PositionBook, risk: RiskController,
-                 setups: SetupStore, charges: ChargeCalculator, issue: Issue) -> None:
+    def __init__(self, settings: Settings, clock: Clock, trading_day: date, session: SessionLike | None,
+                 instruments: dict[str, Instrument], strategy: GuardedStrategy, orders: OrderManagerLike,
+                 positions: PositionBook, risk: RiskController, setups: SetupStore, charges: ChargeCalculator,
+                 issue: Issue) -> None:
         self.settings = settings
+        self.session = session if session is not None else default_session(settings, trading_day)
+        self.window = EntryWindow(settings.entry_windows)
+        self.market_status: MarketStatus | None = None
         self.clock = clock
         self.trading_day = trading_day
         self.instruments = instruments
@@ -77,8 +99,11 @@ class Entries:
         self.validator = validator_from_settings(settings.strategy.validator)
         # instrument_key -> the latest setup with what it was found on; validated when recorded and
         # when the entry window runs, not on every tick
-        self.candidates: dict[str, RuleContext] = {}
-        self.setup_ids: dict[str, int] = {}  # instrument_key -> today's setups row
+        self._candidates: dict[str, RuleContext] = {}
+        self._refresh_due: dict[str, int] = {}  # instrument_key -> when (epoch ms) its next slice starts
+        self._phase: dict[str, int] = {}  # instrument_key -> offset (ms) of its slices
+        # instrument_key -> its latest tick not evaluated yet (its indicators have not moved since)
+        self._unseen: dict[str, tuple[Instrument, Tick, InstrumentIndicators]] = {}
         self.pending: dict[str, PendingEntry] = {}  # client_order_id -> entry awaiting its fill
         self.entered_today: set[str] = set()  # instrument keys with an entry order today
         self._awaiting: set[str] = set()  # client_order_ids with a broker call under way
@@ -88,12 +113,17 @@ class Entries:
         pending = {p.instrument.instrument_key for p in self.pending.values()}
         return frozenset(self.positions.open.keys() | pending | self.entered_today)
 
+    def resume(self) -> None:
+        """After a restart: today's setups rows and entry orders, the positions opened (load them first)."""
+        setups, entry_orders = self.setups.todays_setups_and_entries()
+        self.restore(setups, entry_orders, self.positions.entry_order_ids())
+
     def restore(self, setups: Sequence[SetupRow], entries: Sequence[OrderRow], with_positions: set[str]) -> None:
         """Today's setups rows and entry orders after a restart: pending ones are followed again."""
         by_order = {s.client_order_id: s for s in setups if s.client_order_id}
         for row in setups:
             assert row.id is not None
-            self.setup_ids[row.instrument_key] = row.id
+            self.setups.ids[row.instrument_key] = row.id
         for order_row in entries:
             self.entered_today.add(order_row.instrument_key)
             instrument = self.instruments.get(order_row.instrument_key)
@@ -105,18 +135,91 @@ class Entries:
                 setup.stop, setup.target, setup.id,
             )
 
+    # ---- the entry window ------------------------------------------------------------------------
+    def window_open(self) -> bool:
+        return self.window.is_open(self.clock.now(), self.session)
+
+    def looking(self, now: datetime) -> bool:
+        """Whether candidates are looked for now: entries allowed, the market not closed and an entry
+        window still to come today."""
+        return (self.risk.entries_allowed and self.market_status not in CLOSED_MARKET
+                and self.window.next_open(now, self.session) is not None)
+
+    def on_market_status(self, status: MarketStatus) -> None:
+        """Segment status from the feed: after the close no candidate is refreshed."""
+        self.market_status = status
+        if status in CLOSED_MARKET:
+            self.clear_candidates()
+
+    async def window_due(self, broker: Broker | None, reply: asyncio.Future[list[EntryDecision]]) -> None:
+        """The window's first step, when it is open: the funds the broker reports (an answer
+        `FundsAnswered`). Outside a window the reply is no decision."""
+        if not self.window_open():
+            log.info("entry window %s is not open at %s", self.window, self.clock.now())
+            reply.set_result([])
+            return
+
+        async def funds() -> FundsAnswered:
+            return FundsAnswered(funds=await broker.funds() if broker is not None else None, reply=reply)
+
+        await self.issue(Command("funds", funds, partial(_no_funds, reply)))
+
     # ---- candidates ------------------------------------------------------------------------------
+    @property
+    def candidates(self) -> dict[str, RuleContext]:
+        """The current candidates (every tick seen so far evaluated)."""
+        self.catch_up()
+        return self._candidates
+
+    def on_tick(self, instrument: Instrument, tick: Tick, indicators: InstrumentIndicators) -> None:
+        """A tick of an instrument that may be entered, just folded into its indicators. The caller
+        must `settle` the instrument before its indicators take a tick that does not come here."""
+        key = instrument.instrument_key
+        due = self._refresh_due.get(key)
+        if due is not None and tick.ltt_ms < due:
+            self._unseen[key] = (instrument, tick, indicators)
+            return
+        self._unseen.pop(key, None)
+        phase = self._phase.get(key)
+        if phase is None:
+            phase = self._phase[key] = zlib.crc32(key.encode()) % REFRESH_MS  # staggers the instruments' slices
+        self._refresh_due[key] = tick.ltt_ms + REFRESH_MS - (tick.ltt_ms + phase) % REFRESH_MS
+        self.refresh_candidate(instrument, tick, indicators.snapshot())
+
+    def settle(self, instrument_key: str) -> None:
+        """Evaluate the instrument's remembered tick, if any (its indicators are about to move on)."""
+        unseen = self._unseen.pop(instrument_key, None)
+        if unseen is not None:
+            instrument, tick, indicators = unseen
+            self.refresh_candidate(instrument, tick, indicators.snapshot())
+
+    def catch_up(self) -> None:
+        """Evaluate every remembered tick."""
+        for key in list(self._unseen):
+            self.settle(key)
+
+    def clear_candidates(self) -> None:
+        """No candidate is looked for any more today (the kill switch, the market's close, the day's
+        end). The remembered ticks are evaluated first: the rows of setups they found are kept."""
+        self.catch_up()
+        self._candidates.clear()
+
     def refresh_candidate(self, instrument: Instrument, tick: Tick, snapshot: IndicatorSnapshot) -> None:
         key = instrument.instrument_key
         setup = self.strategy.on_tick(instrument, tick, snapshot) if self.strategy.is_warmed_up(snapshot) else None
         if setup is None or self.stops.apply(setup, instrument, snapshot) is not None:
-            self.candidates.pop(key, None)
+            self._candidates.pop(key, None)
             return
         context = RuleContext(setup, instrument, tick, snapshot)
-        self.candidates[key] = context
-        if key not in self.setup_ids:
+        self._candidates[key] = context
+        if not self.setups.known(key):
             self.validator.validate(context)
-            self.setup_ids[key] = self.setups.save(setup, status="CANDIDATE")
+            self.setups.stage_candidate(setup)
+
+    def halt(self, reason: str) -> None:
+        """No entry any more today (the kill switch): the candidates' rows are SKIPPED with `reason`."""
+        self.clear_candidates()
+        self.expire_others(reason, status="SKIPPED")  # as plan_entries says
 
     def expire_others(self, reason: str, status: str = "EXPIRED") -> None:
         """Setups rows still CANDIDATE whose instrument is not a candidate now end the day."""
@@ -140,24 +243,17 @@ class Entries:
                       daily.low, daily.close, int(daily.volume))
             setup = self.strategy.on_bar(instrument, bar, snapshot)
             if setup is not None and self.stops.apply(setup, instrument, snapshot) is None:
-                self.setups.save(setup, status="EXPIRED", reason="found on the closed daily bar, after the window")
+                self.setups.record(setup, status="EXPIRED", reason="found on the closed daily bar, after the window")
 
     def end_day(self, indicators: dict[str, InstrumentIndicators]) -> None:
         """After the close: setups on the closed bars recorded, every candidate left ends the day."""
+        self.clear_candidates()
         self.record_closing_setups(indicators)
-        self.candidates.clear()
         if self.risk.kill_switch:  # rows a crash left CANDIDATE after the kill: the kill is why they ended
             self.expire_others(f"kill switch on: {self.risk.kill_reason}", status="SKIPPED")
         self.expire_others("not executed: no entry window ran after it was found")
 
     # ---- decisions and submissions ---------------------------------------------------------------
-    async def ask_funds(self, broker: Broker | None, reply: asyncio.Future[list[EntryDecision]]) -> None:
-        """The window's first step: the funds the broker reports (an answer `FundsAnswered`)."""
-        async def funds() -> FundsAnswered:
-            return FundsAnswered(funds=await broker.funds() if broker is not None else None, reply=reply)
-
-        await self.issue(Command("funds", funds, partial(_no_funds, reply)))
-
     async def on_funds(self, answer: FundsAnswered) -> None:
         """Decide and submit; the window's caller gets the decisions (none when the funds call failed:
         the next call of the window retries)."""
@@ -172,14 +268,11 @@ class Entries:
         decisions = plan_entries(candidates, budget, self.settings.risk, self.charges,
                                  limit_offset_pct=self.settings.execution.entry_limit_offset_pct)
         for decision in decisions:
-            key = decision.setup.instrument_key
-            self.candidates.pop(key, None)
-            setup_id = self.setup_ids.get(key)
+            self._candidates.pop(decision.setup.instrument_key, None)
             if decision.approved:
-                await self._enter(decision, setup_id)
+                await self._enter(decision)
             else:
-                self.setup_ids[key] = self.setups.save(decision.setup, status="SKIPPED", reason=decision.reason,
-                                                       setup_id=setup_id)
+                self.setups.save(decision.setup, status="SKIPPED", reason=decision.reason)
         self.expire_others(f"conditions no longer held when the entry window ran at {self.clock.now():%H:%M:%S}")
         return decisions
 
@@ -188,12 +281,11 @@ class Entries:
         self.validator.validate(context)
         return Candidate(context.setup, context.instrument, context.snapshot.daily.get(self.stops.atr_indicator))
 
-    async def _enter(self, decision: EntryDecision, setup_id: int | None) -> None:
+    async def _enter(self, decision: EntryDecision) -> None:
         setup, instrument = decision.setup, decision.instrument
         client_order_id = make_client_order_id(self.trading_day, instrument.instrument_key, OrderPurpose.ENTRY)
         setup_id = self.setups.save(setup, status="EXECUTED", reason=decision.reason, quantity=decision.quantity,
-                                    client_order_id=client_order_id, setup_id=setup_id)
-        self.setup_ids[setup.instrument_key] = setup_id
+                                    client_order_id=client_order_id)
         self.entered_today.add(setup.instrument_key)
         self.risk.ledger.add_entry(decision.risk)  # reserved at the LIMIT price before the order leaves
         pending = PendingEntry(client_order_id, instrument, decision.quantity, decision.limit_price, setup.stop,

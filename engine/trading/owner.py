@@ -14,16 +14,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from typing import TypeVar
 
 from engine.brokers.base import BrokerError
 from engine.trading.events import Answer, Command, Event
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 
 class EventOwner:
-    def __init__(self, *, concurrent: bool) -> None:
+    """`opening`: the event handled before any other (posted with the first input, or by `open`)."""
+
+    def __init__(self, *, concurrent: bool, opening: Event) -> None:
         self.concurrent = concurrent
+        self._opening = opening
+        self._opened = False
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self._consumer: asyncio.Task[None] | None = None
         self._commands: set[asyncio.Task[None]] = set()
@@ -39,7 +47,10 @@ class EventOwner:
         """A command's broker call failed (after the order manager's own retries)."""
 
     def post(self, event: Event) -> None:
-        """Queue an event; in concurrent mode the consumer task handles it."""
+        """Queue an event (after the opening one); in concurrent mode the consumer task handles it."""
+        if not self._opened:
+            self._opened = True
+            self._queue.put_nowait(self._opening)
         self._queue.put_nowait(event)
         if self.concurrent and (self._consumer is None or self._consumer.done()):
             self._consumer = asyncio.get_running_loop().create_task(self._own())
@@ -47,6 +58,12 @@ class EventOwner:
     @property
     def idle(self) -> bool:
         return self._queue.empty() and not self._owned and not self._commands
+
+    async def open(self) -> None:
+        """Post the opening event (again, if an input brought it already) and handle it now."""
+        self._opened = True
+        self.post(self._opening)
+        await self.drain()
 
     async def drain(self) -> None:
         """Return once every event posted so far, and every answer it led to, has been handled."""
@@ -56,6 +73,14 @@ class EventOwner:
         while not self.idle:
             self._settled.clear()
             await self._settled.wait()
+
+    async def _request(self, make: Callable[[asyncio.Future[T]], Event], *, drain: bool = True) -> T:
+        """Post the event `make` builds around a reply future and wait for the reply (after draining the
+        queue, or, with `drain=False`, after settling it as an input does)."""
+        reply: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self.post(make(reply))
+        await (self.drain() if drain else self._settle())
+        return await reply
 
     async def _settle(self) -> None:
         """After posting an input: stepped, handle it now unless an owner is at work (it will)."""

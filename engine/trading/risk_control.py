@@ -10,6 +10,7 @@ from datetime import date
 from sqlalchemy import Engine
 from sqlmodel import select
 
+from engine.brokers.base import BrokerError, TokenExpired
 from engine.clock import Clock
 from engine.models import OrderStatus, Side
 from engine.portfolio.charges import ChargeCalculator
@@ -47,6 +48,11 @@ class RiskController:
 
     def halt_entries(self, reason: str) -> None:
         self.entries_halted_reason = reason
+
+    def on_broker_error(self, error: BrokerError) -> None:
+        """A broker call failed (after the order manager's retries): an expired token halts entries."""
+        if isinstance(error, TokenExpired):
+            self.halt_entries(f"broker token expired: {error}")
 
     @property
     def entries_allowed(self) -> bool:

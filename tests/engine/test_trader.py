@@ -247,8 +247,8 @@ class Exploding(AlwaysLong):
 async def test_strategy_errors_are_counted_and_the_session_goes_on(tmp_path: Path) -> None:
     rig = make_rig(tmp_path, strategy=Exploding())
     engine = rig.engine()
-    for second in range(3):
-        await feed(engine, rig.clock, 15, 10, second, (RELIANCE, 100.0))
+    for minute in range(3):  # a minute apart: the strategy is asked once per instrument and 30-second slice
+        await feed(engine, rig.clock, 15, 10 + minute, 0, (RELIANCE, 100.0))
     assert engine.strategy_errors == 3
     assert await engine.execute_entry_window() == []
     summary = await engine.end_of_day()

@@ -17,10 +17,17 @@ lost with the process: the paper venue lives in memory. Deterministic; times com
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from engine.brokers.base import Broker, BrokerCapabilities, OrderRejected, check_exit_request, check_order_intent
+from engine.brokers.base import (
+    Broker,
+    BrokerCapabilities,
+    OrderRejected,
+    check_exit_request,
+    check_order_intent,
+    market_protection_of,
+)
 from engine.clock import Clock
 from engine.models import (
     BrokerPosition,
@@ -31,10 +38,12 @@ from engine.models import (
     Instrument,
     Order,
     OrderIntent,
+    OrderStatus,
     Product,
     Side,
     Tick,
 )
+from engine.settings import DEFAULT_MARKET_PROTECTION_PCT
 from engine.sim import FillModel, GttLeg, LegState, SimGtt, SimOrder, SimulatedExchange, SimulatorError
 from engine.sim import TriggerDirection as Direction
 
@@ -65,14 +74,18 @@ class PaperBroker(Broker):
         fill_model: FillModel | None = None,
         instruments: Iterable[Instrument] = (),
         db: Engine | None = None,
+        market_protection: float = DEFAULT_MARKET_PROTECTION_PCT,
     ) -> None:
         """`fill_model`, when given, replaces `slippage_bps` and `partial_fill_ratio` (next-tick fills
-        by default, as `FillModel.from_settings` gives every simulated venue)."""
+        by default, as `FillModel.from_settings` gives every simulated venue). MARKET / SL-M orders
+        without a `market_protection` of their own get `market_protection` (percent), as the Zerodha
+        adapter sends them: paper fills like the venue it imitates."""
         if fill_model is None:
             fill_model = FillModel(slippage_bps=slippage_bps, partial_fill_ratio=partial_fill_ratio,
                                    fills_at_next_tick=True)
         self.clock = clock
         self.db = db
+        self.market_protection = market_protection
         prefix = f"{clock.now():%y%m%d%H%M%S}"
         self._id_prefix = prefix
         self.exchange = SimulatedExchange(
@@ -84,7 +97,8 @@ class PaperBroker(Broker):
     def from_settings(
         cls, settings: Settings, clock: Clock, *, instruments: Iterable[Instrument] = (), db: Engine | None = None
     ) -> PaperBroker:
-        return cls(clock, fill_model=FillModel.from_settings(settings.paper), instruments=instruments, db=db)
+        return cls(clock, fill_model=FillModel.from_settings(settings.paper), instruments=instruments, db=db,
+                   market_protection=settings.execution.market_protection)
 
     def last_price(self, instrument_key: str) -> float | None:
         return self.exchange.last_price(instrument_key)
@@ -136,6 +150,9 @@ class PaperBroker(Broker):
     async def on_tick(self, tick: Tick) -> None:
         self.exchange.on_tick(tick)
 
+    def tick_feed(self) -> Callable[[Tick], None] | None:
+        return self.exchange.tick_feed()
+
     # orders -----------------------------------------------------------------------------------
     def _order(self, order: SimOrder) -> Order:
         return Order(client_order_id=order.tag or "", instrument_key=order.instrument_key, side=order.side,
@@ -150,7 +167,9 @@ class PaperBroker(Broker):
         self.exchange.instruments.setdefault(instrument.instrument_key, instrument)
         order = self.exchange.place_order(
             instrument.instrument_key, intent.side, intent.quantity, intent.order_type, intent.product,
-            price=intent.price, trigger_price=intent.trigger_price, tag=intent.client_order_id)
+            price=intent.price, trigger_price=intent.trigger_price,
+            market_protection=market_protection_of(intent, self.market_protection),
+            tag=intent.client_order_id)
         return self._order(order)
 
     async def find_order(self, client_order_id: str) -> Order | None:
@@ -191,8 +210,10 @@ class PaperBroker(Broker):
         stop, target = gtt.legs
         fired = gtt.fired_leg
         status = ExitStatus.ACTIVE
-        if fired is not None and fired.state is LegState.FAILED:
-            status = ExitStatus.REJECTED
+        leg_order = self.exchange.orders.get(fired.order_id or "") if fired is not None else None
+        if fired is not None and fired.state is LegState.FAILED and (
+                leg_order is None or leg_order.status is OrderStatus.REJECTED):
+            status = ExitStatus.REJECTED  # a leg cancelled after it fired (a chase) still fired
         elif fired is not None:
             status = ExitStatus.TRIGGERED_STOP if fired.name == STOP else ExitStatus.TRIGGERED_TARGET
         elif not gtt.active:

@@ -4,12 +4,13 @@ per-instrument index, determinism and persistence."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 
 import pytest
 
 from engine.clock import SteppedClock
-from engine.models import IST, Instrument, OrderStatus, OrderType, Side
+from engine.models import IST, Instrument, OrderStatus, OrderType, Side, Tick
 from engine.sim import (
     FillModel,
     GttLeg,
@@ -17,6 +18,7 @@ from engine.sim import (
     MatchingCore,
     RejectCode,
     SimulatedExchange,
+    SimulatorError,
     TriggerDirection,
     TurnoverFees,
     VenueRules,
@@ -138,6 +140,40 @@ def test_gtt_leg_that_gapped_below_its_limit_stays_open_until_the_price_allows(c
     assert exchange.held(A, "CNC") == 0
 
 
+def test_a_gtt_leg_fills_in_part_then_rests_and_a_chase_cancels_the_rest(clock: SteppedClock) -> None:
+    exchange = _exchange(clock, fill_model=FillModel(partial_fill_ratio=0.5))
+    exchange.set_holding(A, "CNC", 10, 100.0)
+    exchange.on_price(A, 100.0)
+    gtt = exchange.place_gtt(A, 10, "CNC", _exit_legs())
+    exchange.on_price(A, 94.9)  # fires the stop: its LIMIT 94.5 fills half at once
+    stop = gtt.legs[0]
+    leg_order = exchange.orders[stop.order_id or ""]
+    assert (leg_order.status, leg_order.filled_quantity, stop.state) == (
+        OrderStatus.PARTIALLY_FILLED, 5, LegState.TRIGGERED)
+    exchange.on_price(A, 90.0)  # gaps below the limit: the other half rests
+    assert (leg_order.filled_quantity, exchange.held(A, "CNC")) == (5, 5)
+    exchange.cancel_order(leg_order.order_id)  # chased
+    exchange.on_price(A, 90.0)
+    assert (leg_order.status, leg_order.filled_quantity, stop.state) == (OrderStatus.CANCELLED, 5, LegState.FAILED)
+    assert exchange.held(A, "CNC") == 5  # what it did not sell is still held
+
+
+def test_fired_gtt_legs_are_not_requests_and_never_hit_the_rate_limit(clock: SteppedClock) -> None:
+    exchange = _exchange(clock, rules=VenueRules(orders_per_second=1))
+    exchange.set_holding(A, "CNC", 10, 100.0)
+    exchange.on_price(A, 100.0)
+    gtt = exchange.place_gtt(A, 10, "CNC", _exit_legs())
+    assert exchange.place_order(B, Side.BUY, 1, OrderType.LIMIT, "CNC", price=1.0).reject_code is None
+    exchange.on_price(A, 94.9)  # in the same second as the request: the leg is placed all the same
+    assert exchange.orders[gtt.legs[0].order_id or ""].status is OrderStatus.FILLED
+    refused = exchange.place_order(B, Side.BUY, 1, OrderType.LIMIT, "CNC", price=1.0)
+    assert refused.reject_code is RejectCode.RATE_LIMIT
+    exchange.withdraw(refused.order_id)  # a venue that answers 429 books nothing
+    assert refused.order_id not in exchange.orders
+    with pytest.raises(SimulatorError, match="only a refusal is withdrawn"):
+        exchange.withdraw(gtt.legs[0].order_id or "")
+
+
 def test_gtt_entry_leg_arms_its_exits_once_filled(clock: SteppedClock) -> None:
     exchange = _exchange(clock)
     exchange.on_price(A, 8.0)
@@ -230,3 +266,47 @@ def test_daily_books_move_positions_to_holdings_and_the_snapshot_restores(clock:
     assert [o.gtt_id for o in restored.orders.values()] == [gtt.gtt_id]
     assert restored.gtts[gtt.gtt_id].legs[0].state is LegState.COMPLETED
     assert restored.held(A, "CNC") == 0
+
+
+
+def test_a_tick_feed_fills_and_fires_as_on_tick_does_checking_the_day_once(clock: SteppedClock) -> None:
+    """A batch's feed: the same fills and GTT legs as `on_tick` per tick, with the day checked once
+    per batch (at `tick_feed`) instead of on every tick."""
+    results = []
+    for batched in (False, True):
+        exchange = _exchange(clock, fill_model=FillModel(slippage_bps=10, fills_at_next_tick=True))
+        exchange.on_price(A, 100.0)
+        exchange.place_order(A, Side.BUY, 10, OrderType.MARKET, "CNC")
+        gtt = exchange.place_gtt(A, 10, "CNC", _exit_legs())
+        day_checks = 0
+        roll_day = exchange.roll_day
+
+        def counted_roll_day(roll_day: Callable[[], None] = roll_day) -> None:
+            nonlocal day_checks
+            day_checks += 1
+            roll_day()
+
+        exchange.roll_day = counted_roll_day  # type: ignore[method-assign]
+        ticks = [Tick(A, price, 0) for price in (100.5, 96.0, 94.8)] + [Tick(B, 50.0, 0)]
+        feed = exchange.tick_feed() if batched else exchange.on_tick
+        for tick in ticks:
+            feed(tick)
+        results.append((exchange.snapshot(), gtt.legs[0].state, day_checks))
+    (per_tick, per_tick_stop, per_tick_checks), (batch, batch_stop, batch_checks) = results
+    assert batch == per_tick and batch_stop is per_tick_stop is LegState.COMPLETED
+    assert batch["prices"] == {A: 94.8, B: 50.0} and [f["price"] for f in batch["fills"]] == [100.65, 94.7]
+    assert (per_tick_checks, batch_checks) == (5, 2)  # one per tick, or one per batch; and the fired leg's order
+
+
+def test_a_price_traded_before_an_order_never_fills_it(clock: SteppedClock) -> None:
+    """A backfilled minute can arrive after an order sent meanwhile: its prices are older than the order."""
+    exchange = _exchange(clock)
+    exchange.on_price(A, 100.0)
+    placed = clock.now()
+    order = exchange.place_order(A, Side.BUY, 10, OrderType.LIMIT, "CNC", price=99.0)
+    gtt = exchange.place_gtt(A, 10, "CNC", _exit_legs())
+    before_ms = int(placed.timestamp() * 1000) - 60_000
+    exchange.on_tick(Tick(A, 94.0, before_ms))  # below the limit and the stop, but a minute before them
+    assert order.status is OrderStatus.OPEN and gtt.legs[0].state is LegState.SCHEDULED
+    exchange.on_tick(Tick(A, 94.0, before_ms + 120_000))  # the same price after them: the order fills, the stop fires
+    assert order.status is OrderStatus.FILLED and gtt.legs[0].state is not LegState.SCHEDULED
