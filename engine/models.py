@@ -211,6 +211,9 @@ class OrderIntent:
     trigger_price: float | None = None
     product: Product = Product.CNC
     purpose: OrderPurpose = OrderPurpose.ENTRY
+    # percent: a MARKET / SL-M order fills no worse than the last price ± this (Kite requires it since
+    # April 2026); None lets the broker adapter apply its configured default
+    market_protection: float | None = None
 
 
 @dataclass(slots=True)
@@ -271,6 +274,7 @@ class ExitOrder:
     updated_at: datetime | None = None
     triggered_order_id: str | None = None  # broker order the triggered leg placed
     exit_price: float | None = None  # average fill price of that order, once known
+    exit_quantity: int | None = None  # what that order sold, once known (less than `quantity`: partly filled)
     message: str = ""  # why the broker refused it, e.g. the reason a fired leg's order was rejected
 
 

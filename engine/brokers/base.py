@@ -12,6 +12,7 @@
 | list_exits        | yes      | all exits (GTTs) with their status                              |
 | connect / close   | optional | open/close sessions; default no-op                              |
 | on_tick           | optional | price updates (the paper broker fills against them)             |
+| tick_feed         | optional | per tick batch: a synchronous on_tick for its ticks, or None    |
 | funds             | optional | available cash; None when the broker cannot tell                |
 | fills             | optional | today's executions (trade book); None when the broker cannot    |
 | find_exit         | optional | the ACTIVE exit an earlier attempt of a request created         |
@@ -28,6 +29,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlparse
@@ -141,6 +143,15 @@ def check_order_intent(intent: OrderIntent) -> None:
         raise OrderRejected(f"order {intent.client_order_id}: a {intent.order_type} order needs a trigger price")
 
 
+def market_protection_of(intent: OrderIntent, default: float) -> float | None:
+    """The `market_protection` percent an order is sent with: the intent's own, else `default` (the
+    adapter's configured percent), for a MARKET or SL-M order (Kite refuses them without one since
+    April 2026); None for LIMIT and SL orders, which their price bounds."""
+    if intent.order_type not in (OrderType.MARKET, OrderType.SL_M):
+        return None
+    return intent.market_protection if intent.market_protection is not None else default
+
+
 def check_exit_request(request: ExitRequest) -> None:
     """Refuse a long's exit whose triggers do not straddle the last price (as Kite does)."""
     if request.quantity <= 0:
@@ -179,6 +190,12 @@ class Broker(ABC):
 
     async def on_tick(self, tick: Tick) -> None:  # noqa: B027 - optional hook
         """Price update. Optional; the paper broker fills and triggers exits from it."""
+
+    def tick_feed(self) -> Callable[[Tick], None] | None:
+        """Once per batch of ticks: a plain (not async) `on_tick` for that batch's ticks, or None
+        (the default) to have `on_tick` awaited per tick. A simulated venue offers one: its day is
+        checked once per batch and no coroutine is made per tick."""
+        return None
 
     async def funds(self) -> float | None:
         """Available cash, or None when unknown. Optional."""

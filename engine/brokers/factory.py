@@ -138,14 +138,16 @@ def make_broker(
 
         return SandboxZerodhaBroker.start(clock, instruments=instruments, product=Product(settings.execution.product),
                                           state_path=sandbox_state_path(settings.database_url),
-                                          fill_model=FillModel.from_settings(settings.paper))
+                                          fill_model=FillModel.from_settings(settings.paper),
+                                          market_protection=settings.execution.market_protection)
     if name == "upstox-sandbox":
         from engine.brokers.upstox.sandbox import SandboxUpstoxBroker
 
         return SandboxUpstoxBroker.start(clock, instruments=instruments, product=Product(settings.execution.product),
                                          limit_offset_pct=settings.execution.gtt_limit_offset_pct,
                                          state_path=sandbox_state_path(settings.database_url, "upstox"),
-                                         fill_model=FillModel.from_settings(settings.paper))
+                                         fill_model=FillModel.from_settings(settings.paper),
+                                         market_protection=settings.execution.market_protection)
     if name not in VENUE_URLS or credentials is None:  # credentials: loaded above for every real venue
         raise ConfigError(f"setting 'broker': value {name!r} is invalid: expected one of {', '.join(BROKERS)}")
     _warn_about_hosts(settings, credentials)

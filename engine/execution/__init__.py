@@ -22,7 +22,9 @@ The contract the trading engine relies on (implemented by `OrderManager` in `man
         async def cancel_exit(self, exit_id: str) -> None
         async def sync_exits(self) -> list[ExitOrder]
             # refreshes the gtts table from the broker; returns exits that became terminal since
-            # the last call (TRIGGERED_STOP / TRIGGERED_TARGET with exit_price / CANCELLED)
+            # the last call (TRIGGERED_STOP / TRIGGERED_TARGET with exit_price and exit_quantity /
+            # CANCELLED / REJECTED with the broker's message); a fired leg's order is journaled
+            # (GTT<exit_id>) while it still works, so the guard can chase it
         async def reconcile(self) -> ReconcileReport
             # database vs broker orders, positions and GTTs, resolved by the documented rules
 

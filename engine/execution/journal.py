@@ -177,7 +177,8 @@ class OrderJournal:
             "created_at": now, "updated_at": now,
         }
         detail = {"side": intent.side.value, "quantity": intent.quantity, "order_type": intent.order_type.value,
-                  "price": intent.price, "trigger_price": intent.trigger_price, "purpose": intent.purpose.value}
+                  "price": intent.price, "trigger_price": intent.trigger_price, "purpose": intent.purpose.value,
+                  "market_protection": intent.market_protection}
         return self._insert_order(values, self._event(intent.client_order_id, "INTENT", detail, now))
 
     def record_external(self, order: Order, *, symbol: str, purpose: str, product: str = "CNC") -> OrderRow:

@@ -98,7 +98,7 @@ class OrderManager:
         if self.on_alert is not None:
             self.on_alert(self.halt_reason)
 
-    async def _call(self, key: str, call: Callable[[], Awaitable[T]]) -> T:
+    async def call_broker(self, key: str, call: Callable[[], Awaitable[T]]) -> T:
         """An idempotent broker call (look-ups, modify, cancel) with retries of temporary errors."""
         try:
             async for attempt in self._retrying():
@@ -121,7 +121,7 @@ class OrderManager:
             raise
         return result, round((time.perf_counter() - started) * 1000, 3)
 
-    async def _absorb(
+    async def absorb(
         self, client_order_id: str, order: Order, *, event: tuple[str, dict[str, Any]] | None = None,
         trade_book: TradeBook | None = None,
     ) -> Order:
@@ -202,7 +202,7 @@ class OrderManager:
                         found = await self.broker.find_order(client_order_id)
                         lookup = ("LOOKUP", {"attempt": attempts, "found": found.broker_order_id if found else None})
                         if found is not None:
-                            return await self._absorb(client_order_id, found, event=lookup)
+                            return await self.absorb(client_order_id, found, event=lookup)
                         self.journal.event(client_order_id, lookup[0], **lookup[1])
                     await self.rate_limiter.acquire()
                     self.journal.transition(client_order_id, OrderStatus.SUBMITTED,
@@ -211,7 +211,7 @@ class OrderManager:
                         client_order_id, attempts, lambda: self.broker.place_order(intent))
                     response = {"attempt": attempts, "broker_order_id": order.broker_order_id,
                                 "status": order.status.value, "elapsed_ms": elapsed_ms}
-                    return await self._absorb(client_order_id, order, event=("RESPONSE", response))
+                    return await self.absorb(client_order_id, order, event=("RESPONSE", response))
         except OrderRejected as error:
             self.journal.event(client_order_id, "ERROR", attempt=attempts, error="OrderRejected", message=str(error),
                                retry=False)
@@ -239,12 +239,12 @@ class OrderManager:
             return row_to_order(row)
         if row.broker_order_id:  # by broker id: also finds orders we did not tag (fired GTT legs)
             broker_order_id = row.broker_order_id
-            found = await self._call(client_order_id, lambda: self.broker.get_order(broker_order_id))
+            found = await self.call_broker(client_order_id, lambda: self.broker.get_order(broker_order_id))
         else:
-            found = await self._call(client_order_id, lambda: self.broker.find_order(client_order_id))
+            found = await self.call_broker(client_order_id, lambda: self.broker.find_order(client_order_id))
         if found is None:
             return row_to_order(row)
-        return await self._absorb(client_order_id, found)
+        return await self.absorb(client_order_id, found)
 
     async def open_orders(self) -> list[Order]:
         """Today's orders not yet terminal, refreshed from the broker's order book in one call (the
@@ -253,7 +253,7 @@ class OrderManager:
         if not rows:
             return []
         try:
-            book = await self._call("open_orders", self.broker.list_orders)
+            book = await self.call_broker("open_orders", self.broker.list_orders)
         except TemporaryBrokerError:
             return [row_to_order(row) for row in rows]
         by_tag = {o.client_order_id: o for o in book if o.client_order_id}
@@ -262,7 +262,7 @@ class OrderManager:
         result = []
         for row in rows:
             found = by_tag.get(row.client_order_id) or (by_id.get(row.broker_order_id) if row.broker_order_id else None)
-            order = (await self._absorb(row.client_order_id, found, trade_book=trade_book) if found is not None
+            order = (await self.absorb(row.client_order_id, found, trade_book=trade_book) if found is not None
                      else row_to_order(row))
             if not order.status.is_terminal:
                 result.append(order)
@@ -286,7 +286,7 @@ class OrderManager:
             broker_order_id = row.broker_order_id
             self.journal.event(client_order_id, "CANCEL", broker_order_id=broker_order_id)
             try:
-                await self._call(client_order_id, lambda: self.broker.cancel_order(broker_order_id))
+                await self.call_broker(client_order_id, lambda: self.broker.cancel_order(broker_order_id))
             except OrderRejected as error:  # already filled or cancelled: the refresh tells which
                 self.journal.event(client_order_id, "ERROR", error="OrderRejected", message=str(error))
         return await self.refresh(client_order_id)
@@ -350,7 +350,7 @@ class OrderManager:
         self.journal.event(tag, "EXIT_MODIFY", exit_id=exit_id, stop_trigger=request.stop_trigger,
                            target_trigger=request.target_trigger, quantity=request.quantity)
         try:
-            exit_order = await self._call(tag, lambda: self.broker.modify_exit(exit_id, request))
+            exit_order = await self.call_broker(tag, lambda: self.broker.modify_exit(exit_id, request))
         except OrderRejected as error:
             self.journal.event(tag, "ERROR", error="OrderRejected", message=str(error), retry=False)
             raise
@@ -366,10 +366,10 @@ class OrderManager:
         tag = row.tag if row is not None else exit_id
         self.journal.event(tag, "EXIT_CANCEL", exit_id=exit_id)
         try:
-            await self._call(tag, lambda: self.broker.cancel_exit(exit_id))
+            await self.call_broker(tag, lambda: self.broker.cancel_exit(exit_id))
         except OrderRejected as error:
             self.journal.event(tag, "ERROR", error="OrderRejected", message=str(error), retry=False)
-            exits = await self._call(tag, self.broker.list_exits)
+            exits = await self.call_broker(tag, self.broker.list_exits)
             current = next((e for e in exits if e.exit_id == exit_id), None)
             if current is not None and current.status is not ExitStatus.CANCELLED:
                 raise
@@ -378,16 +378,18 @@ class OrderManager:
     async def sync_exits(self) -> list[ExitOrder]:
         """Refresh the gtts table from the broker; return the exits settled since the last call.
 
-        A triggered exit is settled once the order its leg placed is terminal: that order is
-        journaled (id `GTT<exit_id>`) with its fills and `exit_price` is its average price (None
-        if it did not fill: the position is then still open and unprotected). An exit the broker no
-        longer lists is settled as CANCELLED."""
+        The order a triggered exit's leg placed is journaled (id `GTT<exit_id>`) as soon as it is
+        seen, working or not (a working one is chased by the position guard). The exit is settled
+        once that order is terminal: `exit_price` is its average price and `exit_quantity` what it
+        sold (None and 0 if it did not fill: the position is then still open and unprotected; less
+        than the quantity if it filled in part). An exit the broker no longer lists is settled as
+        CANCELLED; the broker's `message` (a leg's rejection reason) is journaled and logged."""
         active = self.journal.gtts(active_only=True)
         if not active:
             return []
-        return await self._settle_exits(active, await self._call("sync_exits", self.broker.list_exits))
+        return await self.settle_exits(active, await self.call_broker("sync_exits", self.broker.list_exits))
 
-    async def _settle_exits(
+    async def settle_exits(
         self, active: list[GttRow], exits: list[ExitOrder], orders: list[Order] | None = None
     ) -> list[ExitOrder]:
         """`sync_exits` on the broker's `exits`; `orders` is the order book when the caller has it
@@ -406,17 +408,24 @@ class OrderManager:
                 if current.triggered_order_id is None:
                     continue  # fired but its order not yet visible: settle on a later call
                 if book is None:
-                    orders = await self._call("sync_exits", self.broker.list_orders)
+                    orders = await self.call_broker("sync_exits", self.broker.list_orders)
                     book = {o.broker_order_id: o for o in orders if o.broker_order_id}
                 leg = book.get(current.triggered_order_id)
-                if leg is None or not leg.status.is_terminal:
+                if leg is None:
                     continue
+                # journaled while it works too: a leg that gapped through its limit is chased from there
                 leg_order = await self._journal_triggered_leg(row.exit_id, leg)
+                if not leg_order.status.is_terminal:
+                    continue
                 current.exit_price = leg_order.average_price if leg_order.filled_quantity else None
+                current.exit_quantity = leg_order.filled_quantity
             current.tag = row.tag
             self.journal.save_gtt(current, tag=row.tag)
             self.journal.event(row.tag, "EXIT_SETTLED", exit_id=row.exit_id, status=current.status.value,
-                               exit_price=current.exit_price)
+                               exit_price=current.exit_price, exit_quantity=current.exit_quantity,
+                               message=current.message)
+            if current.message:  # e.g. why Kite refused to place the fired leg's order
+                log.warning("exit %s (%s) settled %s: %s", row.exit_id, row.tag, current.status, current.message)
             settled.append(current)
         return settled
 
@@ -427,7 +436,7 @@ class OrderManager:
                                           filled_quantity=0, average_price=0.0)
             symbol = self._symbol_of(leg.instrument_key)
             self.journal.record_external(adopted, symbol=symbol, purpose=OrderPurpose.EXIT.value)
-        return await self._absorb(client_order_id, leg)
+        return await self.absorb(client_order_id, leg)
 
     def _symbol_of(self, instrument_key: str) -> str:
         with session_scope(self.db) as session:

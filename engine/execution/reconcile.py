@@ -115,8 +115,8 @@ def _age_seconds(manager: OrderManager, row: OrderRow) -> float:
 async def reconcile(manager: OrderManager) -> ReconcileReport:
     report = ReconcileReport(at=manager.clock.now(), broker=manager.broker.name)
     # exits before the order book, as in `sync_exits`: an exit seen fired finds its leg in the book
-    exits = await manager._call("reconcile", manager.broker.list_exits)
-    book = await manager._call("reconcile", manager.broker.list_orders)
+    exits = await manager.call_broker("reconcile", manager.broker.list_exits)
+    book = await manager.call_broker("reconcile", manager.broker.list_orders)
     legs = await _reconcile_exits(manager, report, exits, book)
     await _reconcile_orders(manager, report, book, legs)
     await _reconcile_positions(manager, report, {e.exit_id for e in exits if e.status in FIRED})
@@ -141,7 +141,7 @@ async def _reconcile_orders(
         key = row.client_order_id
         if found is not None:
             if (found.status, found.filled_quantity) != (status, row.filled_quantity):
-                after = await manager._absorb(key, found, trade_book=trade_book)
+                after = await manager.absorb(key, found, trade_book=trade_book)
                 report.differences.append(Difference("ORDER_STATUS", key, _describe(row), _describe(found),
                                                      f"broker's view applied: {_describe(after)}"))
             continue
@@ -180,7 +180,7 @@ async def _reconcile_exits(
     """Settle fired exits; return the broker ids of the orders fired exits placed."""
     journal = manager.journal
     active = journal.gtts(active_only=True)
-    settled = await manager._settle_exits(active, at_broker, book) if active else []
+    settled = await manager.settle_exits(active, at_broker, book) if active else []
     report.settled_exits.extend(settled)
     for exit_order in settled:
         report.differences.append(Difference("EXIT_SETTLED", exit_order.exit_id, ExitStatus.ACTIVE.value,
@@ -207,7 +207,7 @@ async def _reconcile_exits(
 
 
 async def _reconcile_positions(manager: OrderManager, report: ReconcileReport, fired_exit_ids: set[str]) -> None:
-    at_broker = {p.instrument_key: p for p in await manager._call("reconcile", manager.broker.positions)
+    at_broker = {p.instrument_key: p for p in await manager.call_broker("reconcile", manager.broker.positions)
                  if p.quantity != 0}
     settled_by_instrument = {e.instrument_key: e for e in report.settled_exits if e.status in FIRED}
     with session_scope(manager.db) as session:

@@ -3,8 +3,8 @@
 `PositionBook` is the in-memory view of the open positions, loaded from the database at start
 (so a restart knows what it holds) and written through on every change. It is the only code that
 changes an `OpenPosition` or the `open` map: the trading engine calls its methods (mark, begin or
-fail an exit, set the GTT, close, drop). Closing a position writes a `trades` row with gross and
-net P&L after charges."""
+fail an exit, set the GTT, reduce, close, drop). Closing a position writes a `trades` row with
+gross and net P&L after charges; so does reducing it (an exit that sold part of it), for the part sold."""
 
 from __future__ import annotations
 
@@ -130,9 +130,9 @@ class PositionBook:
             position.reference_price = reference_price
         position.last_price = last_price
 
-    def begin_exit(self, position: OpenPosition, client_order_id: str, reason: str) -> None:
-        """An exit order of our own is on its way (each attempt under its own id)."""
-        position.exit_attempts += 1
+    def begin_exit(self, position: OpenPosition, client_order_id: str, reason: str, *, attempt: int) -> None:
+        """Exit order number `attempt` of our own is on its way (each attempt under its own id)."""
+        position.exit_attempts = attempt
         position.exit_client_order_id = client_order_id
         position.exit_reason = reason
 
@@ -193,15 +193,47 @@ class PositionBook:
         self, position: OpenPosition, exit_price: float, exit_time: datetime, reason: str, trading_day: date
     ) -> Trade:
         """Close the position at `exit_price`: mark it CLOSED and log the trade with P&L."""
+        trade = self._trade(position, position.quantity, exit_price, exit_time, reason)
+        with session_scope(self.db) as session:
+            row = session.get(PositionRow, position.id)
+            if row is not None:
+                row.status = "CLOSED"
+                row.closed_at = to_db(exit_time)
+                session.add(row)
+            session.add(_trade_row(trade, position.id, trading_day))
+        self.open.pop(position.key, None)
+        return trade
+
+    def reduce(
+        self, position: OpenPosition, sold: int, exit_price: float, exit_time: datetime, reason: str,
+        trading_day: date,
+    ) -> Trade:
+        """An exit sold `sold` shares of the position (fewer than it holds) at `exit_price`: log that
+        trade and keep the rest open, its quantity and initial risk reduced."""
+        if not 0 < sold < position.quantity:
+            raise ValueError(f"{position.instrument.symbol}: a reduction sells 1..{position.quantity - 1}, got {sold}")
+        trade = self._trade(position, sold, exit_price, exit_time, reason)
+        position.initial_risk = round(position.initial_risk * (position.quantity - sold) / position.quantity, 2)
+        position.quantity -= sold
+        with session_scope(self.db) as session:
+            row = session.get(PositionRow, position.id)
+            if row is not None:
+                row.quantity, row.initial_risk = position.quantity, position.initial_risk
+                session.add(row)
+            session.add(_trade_row(trade, position.id, trading_day))
+        return trade
+
+    def _trade(self, position: OpenPosition, quantity: int, exit_price: float, exit_time: datetime,
+               reason: str) -> Trade:
         # Dated: the day's rates, intraday rates for a same-day round trip, a DP charge for a later sell.
-        gross, charges, net = self.charges.trade_pnl(position.quantity, position.average_price, exit_price,
+        gross, charges, net = self.charges.trade_pnl(quantity, position.average_price, exit_price,
                                                      entry_day=position.opened_at.astimezone(IST).date(),
                                                      exit_day=exit_time.astimezone(IST).date())
-        trade = Trade(
+        return Trade(
             instrument_key=position.key,
             symbol=position.instrument.symbol,
             side=Side.BUY,
-            quantity=position.quantity,
+            quantity=quantity,
             entry_time=position.opened_at,
             entry_price=position.average_price,
             exit_time=exit_time,
@@ -211,32 +243,6 @@ class PositionBook:
             net_pnl=net,
             exit_reason=reason,
         )
-        with session_scope(self.db) as session:
-            row = session.get(PositionRow, position.id)
-            if row is not None:
-                row.status = "CLOSED"
-                row.closed_at = to_db(exit_time)
-                session.add(row)
-            session.add(
-                TradeRow(
-                    position_id=position.id,
-                    instrument_key=trade.instrument_key,
-                    symbol=trade.symbol,
-                    side=trade.side.value,
-                    quantity=trade.quantity,
-                    entry_time=to_db(trade.entry_time),
-                    entry_price=trade.entry_price,
-                    exit_time=to_db(trade.exit_time),
-                    exit_price=trade.exit_price,
-                    gross_pnl=trade.gross_pnl,
-                    charges=trade.charges,
-                    net_pnl=trade.net_pnl,
-                    exit_reason=trade.exit_reason,
-                    trading_day=trading_day,
-                )
-            )
-        self.open.pop(position.key, None)
-        return trade
 
     def trades_of(self, trading_day: date) -> list[Trade]:
         """The trades closed on `trading_day` (also those of an earlier process that day)."""
@@ -250,3 +256,11 @@ class PositionBook:
                   row.exit_reason)
             for row in rows
         ]
+
+
+def _trade_row(trade: Trade, position_id: int, trading_day: date) -> TradeRow:
+    return TradeRow(position_id=position_id, instrument_key=trade.instrument_key, symbol=trade.symbol,
+                    side=trade.side.value, quantity=trade.quantity, entry_time=to_db(trade.entry_time),
+                    entry_price=trade.entry_price, exit_time=to_db(trade.exit_time), exit_price=trade.exit_price,
+                    gross_pnl=trade.gross_pnl, charges=trade.charges, net_pnl=trade.net_pnl,
+                    exit_reason=trade.exit_reason, trading_day=trading_day)

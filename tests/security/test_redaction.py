@@ -119,6 +119,7 @@ def venue(gateway: HostileGateway, monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
         monkeypatch.setenv("UPSTOX_API_URL", gateway.url)
         monkeypatch.setenv("UPSTOX_ORDER_URL", gateway.url)
         monkeypatch.setenv("UPSTOX_ACCESS_TOKEN", credentials.access_token)
+        monkeypatch.setenv("AUTOTRADER_UPSTOX__ALGO_NAME", "autotrader-tests")  # a live Upstox venue needs one
         credentials.api_key = credentials.access_token  # Upstox has no API key on the wire
     return credentials
 

@@ -1,21 +1,33 @@
-"""Upstox adapter configuration: hosts, token, timeouts and the broker's capabilities."""
+"""Upstox adapter configuration: hosts, token, timeouts, the algo name, order rates and the
+broker's capabilities."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from engine.brokers.base import BrokerCapabilities, ConfigError, check_http_url
 from engine.models import Product
-from engine.settings import Credentials
+from engine.settings import DEFAULT_MARKET_PROTECTION_PCT, Credentials
 
-# Upstox's standard limits are 50 requests/s and 500/min per user; order APIs share them.
+# Upstox's order APIs (place, modify, cancel, GTT place/modify/cancel), each per user: 10/s and
+# 500/min for an algo not registered with the exchange (50/s once registered); HTTP 429 beyond.
 UPSTOX_CAPABILITIES = BrokerCapabilities(
     gtt=True,
     bracket_orders=False,
-    orders_per_second=50.0,
+    orders_per_second=10.0,
     orders_per_minute=500,
     max_tag_length=20,
 )
+MAX_ORDERS_PER_SECOND = 50.0  # the registered-algo tier
+# `market_protection` on MARKET / SL-M orders: -1 lets Upstox choose, else a percent from 0 (none) to 25
+AUTO_MARKET_PROTECTION = -1.0
+MAX_MARKET_PROTECTION = 25.0
+
+
+def valid_market_protection(value: float) -> bool:
+    """Whether Upstox accepts `value` as `market_protection` (its Market Price Protection rules)."""
+    return value == AUTO_MARKET_PROTECTION or 0 <= value <= MAX_MARKET_PROTECTION
 
 # Upstox product codes: D = delivery (our CNC), I = intraday (our MIS).
 PRODUCT_CODES: dict[Product, str] = {Product.CNC: "D", Product.MIS: "I"}
@@ -33,7 +45,10 @@ class UpstoxConfig:
     read_timeout: float = 7.0  # seconds; a timed-out order is looked up by tag, never blindly resent
     product: Product = Product.CNC
     limit_offset_pct: float = 0.5  # GTT SELL limits sit this far below their triggers (market protection)
-    algo_name: str | None = None  # X-Algo-Name header, only for exchange-registered algos
+    algo_name: str | None = None  # X-Algo-Name header of every order request: the app's Algo Name in My Apps
+    orders_per_second: float = UPSTOX_CAPABILITIES.orders_per_second  # per order API
+    orders_per_minute: int = UPSTOX_CAPABILITIES.orders_per_minute
+    market_protection: float = DEFAULT_MARKET_PROTECTION_PCT  # percent (-1: Upstox's own) on MARKET / SL-M orders
 
     def __post_init__(self) -> None:
         if not self.access_token or not self.access_token.strip():
@@ -51,20 +66,34 @@ class UpstoxConfig:
             raise ConfigError(
                 f"Upstox timeouts must be positive, got connect={self.connect_timeout} read={self.read_timeout}"
             )
+        if not 0 < self.orders_per_second <= MAX_ORDERS_PER_SECOND or self.orders_per_minute < 1:
+            raise ConfigError(
+                f"Upstox order rates must be in (0, {MAX_ORDERS_PER_SECOND:g}] per second and >= 1 per minute, "
+                f"got {self.orders_per_second}/s and {self.orders_per_minute}/min"
+            )
+        if not valid_market_protection(self.market_protection):
+            raise ConfigError(
+                f"Upstox accepts market_protection {AUTO_MARKET_PROTECTION:g} (automatic) or 0 to "
+                f"{MAX_MARKET_PROTECTION:g} percent, got {self.market_protection}"
+            )
 
     @classmethod
-    def from_credentials(
-        cls, credentials: Credentials, *, product: Product = Product.CNC, limit_offset_pct: float = 0.5
-    ) -> UpstoxConfig:
+    def from_credentials(cls, credentials: Credentials, **settings: Any) -> UpstoxConfig:
+        """The token and hosts from `credentials`, everything else from `settings` (field names)."""
         token = credentials.upstox_access_token
         return cls(
             access_token=token.get_secret_value() if token is not None else "",
             api_url=credentials.upstox_api_url,
             order_url=credentials.upstox_order_url,
-            product=product,
-            limit_offset_pct=limit_offset_pct,
+            **settings,
         )
 
     @property
     def product_code(self) -> str:
         return PRODUCT_CODES[self.product]
+
+    @property
+    def capabilities(self) -> BrokerCapabilities:
+        """`UPSTOX_CAPABILITIES` at this configuration's order rates."""
+        return replace(UPSTOX_CAPABILITIES, orders_per_second=self.orders_per_second,
+                       orders_per_minute=self.orders_per_minute)

@@ -10,6 +10,11 @@ Exits are two SINGLE GTTs (see parse.py for why). The OCO is enforced here: when
 waiting one, so an exit is never half alive. Between two such calls both legs can fire (a gap
 through both triggers); for CNC the second SELL is refused for lack of holdings, for MIS it
 would open a short, which is why the order manager polls `list_exits` (sync_exits) often.
+
+Upstox's order rules of 2026: every order request (place, cancel, GTT place/modify/cancel) carries
+the app's Algo Name in the `X-Algo-Name` header (`upstox.algo_name`), and each of those APIs takes
+at most `upstox.orders_per_second` (and `orders_per_minute`) requests, paced here on the clock;
+MARKET and SL-M orders carry the intent's `market_protection`, else `execution.market_protection`.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from engine.brokers.base import (
     Broker,
+    ConfigError,
     OrderRejected,
     TemporaryBrokerError,
     acknowledged_order,
@@ -52,6 +58,7 @@ from engine.brokers.upstox.parse import (
     split_exit_id,
 )
 from engine.clock import Clock
+from engine.execution.ratelimit import RateLimiter
 from engine.models import (
     BrokerPosition,
     ExitOrder,
@@ -89,7 +96,7 @@ def _waiting(leg: GttLeg | None) -> bool:
 
 class UpstoxBroker(Broker):
     name = "upstox"
-    capabilities = UPSTOX_CAPABILITIES
+    capabilities = UPSTOX_CAPABILITIES  # the default; an instance's carry its configured order rates
 
     def __init__(self, config: UpstoxConfig, clock: Clock, *, instruments: Iterable[Instrument] = ()) -> None:
         """`instruments` supply tick sizes (for the GTT limits `list_exits` reports); unknown
@@ -97,20 +104,42 @@ class UpstoxBroker(Broker):
         self.config = config
         self.clock = clock
         self.client = UpstoxClient(config)
+        self.capabilities = config.capabilities
         self._instruments = {i.instrument_key: i for i in instruments}
         self._sent_tags: set[str] = set()
+        # Upstox counts each order API on its own, GTT calls included (the order manager paces only placing)
+        self._order_rates = {
+            call: RateLimiter.for_capabilities(clock, self.capabilities)
+            for call in (self.client.place_order, self.client.cancel_order, self.client.place_gtt,
+                         self.client.modify_gtt, self.client.cancel_gtt)
+        }
 
     @classmethod
     def from_settings(
         cls, settings: Settings, credentials: Credentials, *, clock: Clock, instruments: Iterable[Instrument] = ()
     ) -> UpstoxBroker:
-        """From UPSTOX_ACCESS_TOKEN / UPSTOX_API_URL / UPSTOX_ORDER_URL, `execution.product` and
-        `execution.gtt_limit_offset_pct` (`AUTOTRADER_BROKER=upstox-sandbox` is chosen in the factory)."""
-        config = UpstoxConfig.from_credentials(credentials, product=Product(settings.execution.product),
-                                               limit_offset_pct=settings.execution.gtt_limit_offset_pct)
+        """From UPSTOX_ACCESS_TOKEN / UPSTOX_API_URL / UPSTOX_ORDER_URL, `execution.product`,
+        `execution.gtt_limit_offset_pct`, `execution.market_protection` and the `[upstox]` settings
+        (`AUTOTRADER_BROKER=upstox-sandbox` is chosen in the factory). Upstox refuses orders without
+        the app's Algo Name, so an empty `upstox.algo_name` is a ConfigError before anything is sent."""
+        upstox = settings.upstox
+        config = UpstoxConfig.from_credentials(
+            credentials, product=Product(settings.execution.product),
+            limit_offset_pct=settings.execution.gtt_limit_offset_pct,
+            market_protection=settings.execution.market_protection,
+            algo_name=upstox.algo_name.strip() or None, orders_per_second=upstox.orders_per_second,
+            orders_per_minute=upstox.orders_per_minute)
+        if config.algo_name is None:
+            raise ConfigError(
+                "setting 'upstox.algo_name' is empty: Upstox refuses orders without the X-Algo-Name header; "
+                "set it (or AUTOTRADER_UPSTOX__ALGO_NAME) to the Algo Name of your app in Upstox My Apps"
+            )
         return cls(config, clock, instruments=instruments)
 
     async def _run(self, call: Callable[..., T], *args: Any) -> T:
+        limiter = self._order_rates.get(call)
+        if limiter is not None:
+            await limiter.acquire()
         return await asyncio.to_thread(call, *args)
 
     async def connect(self) -> None:
@@ -127,7 +156,7 @@ class UpstoxBroker(Broker):
             existing = await self.find_order(intent.client_order_id)
             if existing is not None:
                 return existing
-        body = place_order_body(intent, PRODUCT_CODES[intent.product])
+        body = place_order_body(intent, PRODUCT_CODES[intent.product], self.config.market_protection)
         self._sent_tags.add(intent.client_order_id)
         order_id = placed_order_id(await self._run(self.client.place_order, body))
         return acknowledged_order(intent, order_id, self.clock.now())
@@ -151,13 +180,9 @@ class UpstoxBroker(Broker):
     async def fills(self) -> list[Fill]:
         """Today's trades; the trade book has no tag, so the order book supplies it."""
         trades, book = await asyncio.gather(self._run(self.client.trades), self.list_orders())
-        tags = {order.broker_order_id: order.client_order_id for order in book}
+        tags = {order.broker_order_id: order.client_order_id for order in book if order.broker_order_id}
         received_at = self.clock.now()
-        fills = [fill_from_trade(row, received_at=received_at) for row in trades or []]
-        return [
-            fill if fill.client_order_id else replace(fill, client_order_id=tags.get(fill.broker_order_id, ""))
-            for fill in fills
-        ]
+        return [fill_from_trade(row, received_at=received_at, tags=tags) for row in trades or []]
 
     # --- exits ----------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import enum
 import json
 import math
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,7 @@ from engine.brokers.base import (
     TemporaryBrokerError,
     TokenExpired,
     check_order_intent,
+    market_protection_of,
 )
 from engine.models import (
     IST,
@@ -139,10 +141,14 @@ def _number(value: Any) -> float:
         return 0.0
 
 
-def place_order_body(intent: OrderIntent, product_code: str) -> dict[str, Any]:
+def place_order_body(intent: OrderIntent, product_code: str, market_protection: float) -> dict[str, Any]:
     """Keyword arguments of the SDK's `PlaceOrderV3Request` for `intent` (tag = client_order_id).
-    `slice` is off: one intent must be exactly one broker order, findable by its tag."""
+    `slice` is off: one intent must be exactly one broker order, findable by its tag.
+    MARKET and SL-M orders carry the intent's `market_protection`, else `market_protection` (percent,
+    or -1 for Upstox's automatic one); LIMIT and SL orders none (Upstox ignores it on them)."""
     check_order_intent(intent)
+    percent = market_protection_of(intent, market_protection)
+    protection = {"market_protection": float(percent)} if percent is not None else {}
     return {
         "quantity": intent.quantity,
         "product": product_code,
@@ -156,6 +162,7 @@ def place_order_body(intent: OrderIntent, product_code: str) -> dict[str, Any]:
         "trigger_price": float(intent.trigger_price or 0.0),
         "is_amo": False,
         "slice": False,
+        **protection,
     }
 
 
@@ -218,14 +225,16 @@ def positions_from_payload(position_rows: Any, holding_rows: Any = ()) -> list[B
     return result
 
 
-def fill_from_trade(row: dict[str, Any], *, received_at: datetime) -> Fill:
+def fill_from_trade(row: dict[str, Any], *, received_at: datetime, tags: Mapping[str, str] | None = None) -> Fill:
     """A row of the trade book (`/v2/order/trades/get-trades-for-day`); a row without a readable
-    timestamp is dated `received_at` (the clock's now), not refused on every poll."""
+    timestamp is dated `received_at` (the clock's now), not refused on every poll. Trade rows carry
+    no tag (the SDK's `TradeData` has none): `tags` maps order ids to our client_order_ids."""
     ts = parse_time(row.get("exchange_timestamp")) or parse_time(row.get("order_timestamp")) or received_at
+    order_id = str(row.get("order_id") or "")
     return Fill(
         fill_id=str(row.get("trade_id") or ""),
-        client_order_id=str(row.get("tag") or ""),
-        broker_order_id=str(row.get("order_id") or ""),
+        client_order_id=(tags or {}).get(order_id, ""),
+        broker_order_id=order_id,
         instrument_key=str(row.get("instrument_token") or ""),
         side=Side(str(row.get("transaction_type") or "BUY").upper()),
         quantity=int(row.get("quantity") or 0),

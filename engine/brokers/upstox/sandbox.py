@@ -28,6 +28,13 @@ a MULTIPLE GTT arms its TARGET and STOPLOSS once the ENTRY order filled, and one
 other. Error codes for business refusals other than the documented common ones (UDAPI100036
 invalid input, UDAPI100050 token, UDAPI10005 rate limit, UDAPI100500 server) are illustrative.
 
+Upstox's order rules of 2026, on its order APIs (place/modify/cancel order, GTT place/modify/cancel):
+each takes at most `orders_per_second` requests per second of the clock (beyond: HTTP 429 UDAPI10005,
+not acted on), and each must carry the app's Algo Name in the `X-Algo-Name` header (missing or another
+name: refused with HTTP 400). `market_protection` (MARKET / SL-M orders, GTT rules) is optional, as
+Upstox documents it: 0 or absent (none), up to 25 percent, or -1 (automatic: Upstox's percent for the
+price band of the last or trigger price, `_AUTO_PROTECTION_BANDS`); anything else is refused.
+
 Faults (`inject_fault`): HTTP 429, HTTP 500 (both refuse the request without acting on it), a
 timeout after accepting (acts, then holds the answer until the client gave up) and a dropped
 response (acts, then closes the connection without answering).
@@ -43,7 +50,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler
@@ -53,19 +60,48 @@ from urllib.parse import parse_qs, urlparse
 
 from engine.brokers.loopback import JsonHandler, LoopbackListener
 from engine.brokers.sim_account import SimAccount
-from engine.brokers.upstox.config import UpstoxConfig
+from engine.brokers.upstox.config import (
+    AUTO_MARKET_PROTECTION,
+    MAX_MARKET_PROTECTION,
+    UPSTOX_CAPABILITIES,
+    UpstoxConfig,
+    valid_market_protection,
+)
 from engine.brokers.upstox.execution import UpstoxBroker
 from engine.brokers.upstox.sandbox_account import LOGIN_PATH, funds_route, token_answer
+from engine.brokers.upstox.sandbox_errors import ApiError
+from engine.brokers.upstox.sandbox_history import history_route
 from engine.brokers.upstox.sandbox_holidays import HOLIDAYS_PATH, SandboxHolidays, holidays_route
 from engine.clock import Clock, LiveClock
+from engine.data.daybars import CandleBook
 from engine.models import IST, Instrument, OrderStatus, OrderType, Product, Side, Tick
-from engine.sim import FillModel, GttLeg, SimFill, SimGtt, SimOrder, SimulatedExchange, TriggerDirection, VenueRules
+from engine.settings import DEFAULT_MARKET_PROTECTION_PCT
+from engine.sim import (
+    FillModel,
+    GttLeg,
+    OrderRateLimit,
+    SimFill,
+    SimGtt,
+    SimOrder,
+    SimulatedExchange,
+    TriggerDirection,
+    VenueRules,
+)
 
 _INSTRUMENT_KEY = re.compile(r"^[A-Z_]+\|[A-Za-z0-9 _\-&.]+$")
 _ORDER_TYPES = ("MARKET", "LIMIT", "SL", "SL-M")
 _PRODUCTS = ("I", "D", "MTF")
 _SIDES = ("BUY", "SELL")
 _TRIGGER_TYPES = ("ABOVE", "BELOW", "IMMEDIATE")
+ALGO_NAME_HEADER = "X-Algo-Name"
+SANDBOX_ALGO_NAME = "autotrader-sandbox"  # the Algo Name the sandbox's app is registered with
+# Upstox's automatic protection (`market_protection` -1) of equity orders by price: (below, percent),
+# from Upstox's MPP table (community.upstox.com, "Market Price Protection (MPP) on Upstox")
+_AUTO_PROTECTION_BANDS = ((50.0, 3.0), (500.0, 2.0), (10_000.0, 1.0), (math.inf, 0.5))
+# Upstox's order APIs: rate-limited each on its own, and refused without the algo name
+ORDER_APIS = frozenset({("POST", "/v3/order/place"), ("PUT", "/v3/order/modify"), ("DELETE", "/v3/order/cancel"),
+                        ("POST", "/v3/order/gtt/place"), ("PUT", "/v3/order/gtt/modify"),
+                        ("DELETE", "/v3/order/gtt/cancel")})
 
 
 class Fault(enum.StrEnum):
@@ -73,26 +109,6 @@ class Fault(enum.StrEnum):
     SERVER_ERROR = "500"
     TIMEOUT_AFTER_ACCEPT = "timeout_after_accept"
     DROP_RESPONSE = "drop_response"
-
-
-class ApiError(Exception):
-    """An Upstox error answer: HTTP status, errorCode, message, and the offending field."""
-
-    def __init__(self, status: int, code: str, message: str, path: str | None = None, value: Any = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.path, self.value = status, code, message, path, value
-
-    def body(self) -> dict[str, Any]:
-        error = {
-            "errorCode": self.code,
-            "message": self.message,
-            "propertyPath": self.path,
-            "invalidValue": self.value,
-            "error_code": self.code,
-            "property_path": self.path,
-            "invalid_value": self.value,
-        }
-        return {"status": "error", "errors": [error]}
 
 
 def _invalid(path: str, value: Any, message: str) -> ApiError:
@@ -155,8 +171,15 @@ class UpstoxSandbox:
         rules: VenueRules = UPSTOX_RULES,
         instruments: Iterable[Instrument] = (),
         state_path: Path | None = None,
+        algo_name: str | None = SANDBOX_ALGO_NAME,
+        orders_per_second: float | None = UPSTOX_CAPABILITIES.orders_per_second,
     ) -> None:
+        """`algo_name`: the X-Algo-Name every order request must carry (None: not checked);
+        `orders_per_second`: the limit of each order API (None: unlimited)."""
         self.access_token = access_token
+        self.algo_name = algo_name
+        self.orders_per_second = orders_per_second
+        self._order_rates: dict[tuple[str, str], OrderRateLimit] = {}
         self.symbols = dict(symbols or {})  # instrument key → trading symbol shown in answers
         self.clock = clock or LiveClock()
         self.hold_seconds = hold_seconds  # how long a "timeout after accept" answer is held back
@@ -167,6 +190,7 @@ class UpstoxSandbox:
         self._faults: list[_FaultRule] = []
         self.account = SimAccount()  # cash, login codes
         self.holidays = SandboxHolidays()  # the shipped calendar until a test changes it
+        self.history = CandleBook()  # daily candles (sandbox_history.py), empty until a test fills it
         self.exchange = SimulatedExchange(
             self.clock, fill_model=fill_model, rules=rules, instruments=instruments, delivery_products=("D",),
             order_id=lambda sequence, now: f"{now.astimezone(IST):%y%m%d}{sequence:09d}",
@@ -189,9 +213,10 @@ class UpstoxSandbox:
         return self._listeners[0].url
 
     def config(self, order_url: str | None = None, **settings: Any) -> UpstoxConfig:
-        """The adapter's configuration for this sandbox: its token, both hosts on it (the order
-        host on `order_url`, e.g. from `listen()`, else the first port), plus `settings`."""
+        """The adapter's configuration for this sandbox: its token and algo name, both hosts on it
+        (the order host on `order_url`, e.g. from `listen()`, else the first port), plus `settings`."""
         settings.setdefault("access_token", self.access_token)
+        settings.setdefault("algo_name", self.algo_name)
         return UpstoxConfig(api_url=self.url, order_url=order_url or self.url, **settings)
 
     def start(self) -> UpstoxSandbox:
@@ -233,11 +258,12 @@ class UpstoxSandbox:
         with self._lock:
             self.exchange.set_holding(instrument_key, "D", quantity, average_price)
 
-    def set_last_price(self, instrument_key: str, price: float) -> None:
-        """A new traded price: fills marketable orders and fires GTT rules it crosses."""
+    def set_last_price(self, instrument_key: str, price: float, *, at_ms: int | None = None) -> None:
+        """A new traded price (traded at `at_ms`, when known): fills marketable orders and fires GTT rules it
+        crosses."""
         with self._lock:
             revision = self.exchange.revision
-            self.exchange.on_price(instrument_key, price)
+            self.exchange.on_price(instrument_key, price, at_ms=at_ms)
             if self.exchange.revision != revision:  # a price alone is not saved
                 self._save()
 
@@ -310,6 +336,21 @@ class UpstoxSandbox:
         if authorization != f"Bearer {self.access_token}":
             raise ApiError(401, "UDAPI100050", "Invalid token used to access API")
 
+    def check_order_api(self, method: str, path: str, algo_name: str | None) -> None:
+        """Upstox's rules for an order API request (module docstring): the rate limit first, as
+        Upstox's gateway counts every request, then the algo name."""
+        if (method, path) not in ORDER_APIS:
+            return
+        if self.orders_per_second is not None:
+            with self._lock:
+                rate = self._order_rates.setdefault((method, path), OrderRateLimit(self.orders_per_second))
+                if not rate.allow(self.clock.now()):
+                    raise status_error(429)
+        if self.algo_name is not None and algo_name != self.algo_name:
+            # the code is illustrative: Upstox documents the rule, not its error code
+            raise ApiError(400, "UDAPI100600", f"Orders from an algo app must carry the {ALGO_NAME_HEADER} header "
+                           "with the app's configured Algo Name", ALGO_NAME_HEADER, algo_name)
+
     def record(self, method: str, path: str, port: int) -> HandledRequest:
         entry = HandledRequest(method, path, port)
         with self._lock:
@@ -318,7 +359,8 @@ class UpstoxSandbox:
 
     def dispatch(self, method: str, path: str, query: dict[str, str], body: Any) -> Any:
         with self._lock:
-            route = _ROUTES.get((method, path)) or holidays_route(method, path) or funds_route(method, path)
+            route = (_ROUTES.get((method, path)) or holidays_route(method, path) or funds_route(method, path)
+                     or history_route(method, path))
             if route is None:
                 raise ApiError(404, "UDAPI10000", "This request is not supported by Upstox API")
             self.exchange.roll_day()
@@ -346,10 +388,16 @@ class UpstoxSandbox:
             fields["instrument_token"], Side(fields["transaction_type"]), int(fields["quantity"]),
             OrderType(fields["order_type"]), fields["product"], price=float(fields.get("price") or 0.0) or None,
             trigger_price=float(fields.get("trigger_price") or 0.0) or None,
-            market_protection=_protection(fields.get("market_protection")), tag=tag)
+            market_protection=_protection(fields.get("market_protection"), self._reference_price(fields)), tag=tag)
         self._order_fields[order.order_id] = {"validity": fields.get("validity", "DAY"),
                                               "disclosed_quantity": int(fields.get("disclosed_quantity") or 0)}
         return order
+
+    def _reference_price(self, fields: dict[str, Any]) -> float | None:
+        """The price Upstox's automatic protection is taken from: an SL-M's trigger, else the last price."""
+        if fields["order_type"] == "SL-M":
+            return float(fields["trigger_price"])
+        return self.last_prices.get(fields["instrument_token"])
 
     def _order_row(self, order: SimOrder) -> dict[str, Any]:
         key = order.instrument_key
@@ -456,7 +504,7 @@ class UpstoxSandbox:
             rises = (strategy == "TARGET") == (entry_side is Side.BUY)
             direction = TriggerDirection.ABOVE if rises else TriggerDirection.BELOW
         trigger = float(rule["trigger_price"])
-        protection = _protection(rule.get("market_protection")) or 0.0
+        protection = _protection(rule.get("market_protection"), trigger) or 0.0
         limit = None
         if protection:
             sell = side is Side.SELL
@@ -487,6 +535,7 @@ class UpstoxSandbox:
             trigger = rule.get("trigger_price")
             if not isinstance(trigger, int | float) or trigger <= 0:
                 raise _invalid("rules[].trigger_price", trigger, "trigger_price must be a positive number")
+            _check_market_protection("rules[].market_protection", rule.get("market_protection"))
             if rule["strategy"] == "ENTRY" and price is not None:
                 if rule["trigger_type"] == "ABOVE" and trigger <= price:
                     raise _invalid("rules[].trigger_price", trigger, f"trigger price must be above the LTP {price}")
@@ -518,6 +567,7 @@ class UpstoxSandbox:
             ),
         )
         _check_order_fields(fields)
+        _check_market_protection("market_protection", fields.get("market_protection"))
         tag = fields.get("tag")
         if tag is not None and (not isinstance(tag, str) or len(tag) > 40):
             raise _invalid("tag", tag, "tag must be a string of at most 40 characters")
@@ -726,14 +776,25 @@ class UpstoxSandbox:
         return {}
 
 
-def _protection(value: Any) -> float | None:
-    """A request's `market_protection` percent (None when absent; Upstox's -1 means "auto")."""
-    if value is None or isinstance(value, bool):
+def _protection(value: Any, reference: float | None) -> float | None:
+    """The percent a (validated) `market_protection` applies: None when absent or 0; for -1, Upstox's
+    automatic percent for the `reference` price (the last price, or the trigger of a triggered order)."""
+    if not value:
         return None
-    try:
-        return float(value) if float(value) > 0 else None
-    except (TypeError, ValueError):
+    if value != AUTO_MARKET_PROTECTION:
+        return float(value)
+    if reference is None:
         return None
+    return next(percent for below, percent in _AUTO_PROTECTION_BANDS if reference < below)
+
+
+def _check_market_protection(path: str, value: Any) -> None:
+    """Upstox's range for `market_protection` (absent is fine: it is optional)."""
+    if value is None:
+        return
+    if not isinstance(value, int | float) or isinstance(value, bool) or not valid_market_protection(value):
+        raise _invalid(path, value, f"market_protection must be {AUTO_MARKET_PROTECTION:g} (automatic) "
+                                    f"or from 0 to {MAX_MARKET_PROTECTION:g} percent")
 
 
 def _require(body: Any, names: tuple[str, ...]) -> dict[str, Any]:
@@ -809,6 +870,7 @@ def _make_handler(sandbox: UpstoxSandbox) -> type[BaseHTTPRequestHandler]:
             try:
                 if not url.path.startswith(("/sandbox/", HOLIDAYS_PATH)):  # holidays are public
                     sandbox.check_token(self.headers.get("Authorization"))
+                sandbox.check_order_api(method, url.path, self.headers.get(ALGO_NAME_HEADER))
                 try:
                     body = json.loads(raw) if raw.strip() else None
                 except ValueError:
@@ -855,9 +917,11 @@ class SandboxUpstoxBroker(UpstoxBroker):
         instruments: Iterable[Instrument] = (),
         product: Product = Product.CNC,
         limit_offset_pct: float = 0.5,
+        market_protection: float = DEFAULT_MARKET_PROTECTION_PCT,
     ) -> None:
         self.sandbox = sandbox
-        config = sandbox.config(product=product, limit_offset_pct=limit_offset_pct)
+        config = sandbox.config(product=product, limit_offset_pct=limit_offset_pct,
+                                market_protection=market_protection)
         super().__init__(config, clock, instruments=instruments)
 
     @classmethod
@@ -870,16 +934,25 @@ class SandboxUpstoxBroker(UpstoxBroker):
         limit_offset_pct: float = 0.5,
         fill_model: FillModel | None = None,
         state_path: Path | None = None,
+        market_protection: float = DEFAULT_MARKET_PROTECTION_PCT,
     ) -> SandboxUpstoxBroker:
         """Start an embedded sandbox (filling by `fill_model`, see `FillModel.from_settings`; its
-        book kept in `state_path`, if given) and connect to it."""
+        book kept in `state_path`, if given) and connect to it. The adapter sends the sandbox's
+        algo name and paces its order APIs at Upstox's default 10/s, which the sandbox enforces."""
         instruments = list(instruments)
         sandbox = UpstoxSandbox(clock=clock, symbols={i.instrument_key: i.symbol for i in instruments},
                                 fill_model=fill_model, instruments=instruments, state_path=state_path).start()
-        return cls(sandbox, clock, instruments=instruments, product=product, limit_offset_pct=limit_offset_pct)
+        return cls(sandbox, clock, instruments=instruments, product=product, limit_offset_pct=limit_offset_pct,
+                   market_protection=market_protection)
 
     async def on_tick(self, tick: Tick) -> None:
-        self.sandbox.set_last_price(tick.instrument_key, tick.ltp)
+        self._feed_tick(tick)
+
+    def tick_feed(self) -> Callable[[Tick], None]:
+        return self._feed_tick
+
+    def _feed_tick(self, tick: Tick) -> None:
+        self.sandbox.set_last_price(tick.instrument_key, tick.ltp, at_ms=tick.ltt_ms)
 
     async def close(self) -> None:
         await super().close()
@@ -892,12 +965,14 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ)
     UPSTOX_ACCESS_TOKEN (never from argv, never printed)."""
     parser = argparse.ArgumentParser(description="Upstox-compatible loopback REST server")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--algo-name", default=SANDBOX_ALGO_NAME, help="the X-Algo-Name order requests must carry")
     args = parser.parse_args(argv)
     token = environ.get("UPSTOX_ACCESS_TOKEN", "")
     if not token:
         parser.exit(2, "error: set UPSTOX_ACCESS_TOKEN to the token the sandbox should accept\n")
-    sandbox = UpstoxSandbox(access_token=token, port=args.port).start()
+    sandbox = UpstoxSandbox(access_token=token, port=args.port, algo_name=args.algo_name).start()
     print(f"UPSTOX_API_URL={sandbox.url}\nUPSTOX_ORDER_URL={sandbox.url}\n"
+          f"AUTOTRADER_UPSTOX__ALGO_NAME={args.algo_name}\n"
           "(it accepts the token in UPSTOX_ACCESS_TOKEN)", flush=True)
     try:
         threading.Event().wait()

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+from engine.brokers.upstox.sandbox_errors import ApiError
+
 if TYPE_CHECKING:
     from engine.brokers.upstox.sandbox import UpstoxSandbox
 
@@ -35,8 +37,6 @@ def funds_route(method: str, path: str) -> Callable[[UpstoxSandbox, dict[str, st
         return None
 
     def serve(sandbox: UpstoxSandbox, query: dict[str, str], body: Any) -> Any:
-        from engine.brokers.upstox.sandbox import ApiError
-
         cash, bought, _sold = sandbox.account.available(sandbox.exchange.fills)
         segments = {"equity": _fund_margin(cash, bought), "commodity": _fund_margin(0.0, 0.0)}
         segment = query.get("segment")
@@ -51,8 +51,6 @@ def funds_route(method: str, path: str) -> Callable[[UpstoxSandbox, dict[str, st
 
 def token_answer(sandbox: UpstoxSandbox, raw: bytes) -> tuple[int, dict[str, Any]]:
     """(HTTP status, body) of `POST /v2/login/authorization/token` with the form-encoded `raw` body."""
-    from engine.brokers.upstox.sandbox import ApiError
-
     form = {name: values[-1] for name, values in parse_qs(raw.decode("utf-8", "replace")).items()}
     account = sandbox.account
     missing = [name for name in ("code", "client_id", "client_secret", "redirect_uri", "grant_type")

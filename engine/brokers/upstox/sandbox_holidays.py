@@ -13,6 +13,7 @@ from datetime import date, datetime, time
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from engine.brokers.upstox.sandbox_errors import ApiError
 from engine.calendar import NseCalendar
 from engine.models import IST
 
@@ -55,7 +56,6 @@ def _shipped_entries() -> dict[date, dict[str, Any]]:
 
 class SandboxHolidays:
     """One sandbox's holiday entries, by date."""
-
     def __init__(self) -> None:
         self.entries = dict(_shipped_entries())
 
@@ -88,7 +88,6 @@ def holidays_route(method: str, path: str) -> Callable[[UpstoxSandbox, dict[str,
         try:
             day = date.fromisoformat(wanted)
         except ValueError:
-            from engine.brokers.upstox.sandbox import ApiError
 
             raise ApiError(400, "UDAPI1088", "Invalid date", "date", wanted) from None
         return book.on(day)

@@ -45,6 +45,12 @@ class KiteClient:
     def profile(self) -> dict[str, Any]:
         return self._call(self.kite.profile)
 
+    def instruments(self, exchange: str) -> list[dict[str, Any]]:
+        return list(self._call(self.kite.instruments, exchange))
+
+    def historical_data(self, instrument_token: int, start: str, end: str, interval: str) -> list[dict[str, Any]]:
+        return list(self._call(self.kite.historical_data, instrument_token, start, end, interval))
+
     def place_order(self, params: dict[str, Any]) -> str:
         return str(self._call(self.kite.place_order, variety=VARIETY, **params))
 

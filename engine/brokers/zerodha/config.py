@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from engine.brokers.base import BrokerCapabilities, ConfigError, check_http_url
 from engine.models import Product
-from engine.settings import Credentials
+from engine.settings import DEFAULT_MARKET_PROTECTION_PCT, Credentials
 
 # Kite Connect: 10 order requests per second, 400 per minute (per user).
 KITE_CAPABILITIES = BrokerCapabilities(
@@ -27,6 +27,7 @@ class ZerodhaConfig:
     root_url: str = "https://api.kite.trade"
     timeout: float = 7.0  # seconds; a timed-out order is looked up by tag, never blindly resent
     product: Product = Product.CNC
+    market_protection: float = DEFAULT_MARKET_PROTECTION_PCT  # percent, sent with every MARKET / SL-M order
 
     def __post_init__(self) -> None:
         if not self.api_key or not self.access_token:
@@ -35,10 +36,14 @@ class ZerodhaConfig:
                                                                   sandbox="zerodha-sandbox"))
         if self.timeout <= 0:
             raise ConfigError(f"Kite timeout must be positive, got {self.timeout}")
+        if not 0 < self.market_protection <= 100:
+            raise ConfigError(f"Kite market_protection must be a percent above 0 and at most 100, got "
+                              f"{self.market_protection}")
 
     @classmethod
     def from_credentials(
-        cls, credentials: Credentials, *, product: Product = Product.CNC, timeout: float = 7.0
+        cls, credentials: Credentials, *, product: Product = Product.CNC, timeout: float = 7.0,
+        market_protection: float = DEFAULT_MARKET_PROTECTION_PCT,
     ) -> ZerodhaConfig:
         api_key, token = credentials.kite_api_key, credentials.kite_access_token
         return cls(
@@ -47,4 +52,5 @@ class ZerodhaConfig:
             root_url=credentials.kite_root_url,
             timeout=timeout,
             product=product,
+            market_protection=market_protection,
         )

@@ -48,7 +48,8 @@ class ZerodhaBroker(Broker):
     def from_settings(
         cls, settings: Settings, credentials: Credentials, *, clock: Clock, instruments: Iterable[Instrument] = ()
     ) -> ZerodhaBroker:
-        config = ZerodhaConfig.from_credentials(credentials, product=Product(settings.execution.product))
+        config = ZerodhaConfig.from_credentials(credentials, product=Product(settings.execution.product),
+                                                market_protection=settings.execution.market_protection)
         return cls(config, clock, instruments=instruments)
 
     def key_of(self, tradingsymbol: str) -> str:
@@ -67,7 +68,7 @@ class ZerodhaBroker(Broker):
     # orders -----------------------------------------------------------------------------------
     async def place_order(self, intent: OrderIntent) -> Order:
         self._by_symbol.setdefault(intent.instrument.symbol, intent.instrument.instrument_key)
-        params = parse.place_order_params(intent, intent.product)
+        params = parse.place_order_params(intent, intent.product, self.config.market_protection)
         order_id = await self._run(self.client.place_order, params)
         return acknowledged_order(intent, order_id, self.clock.now())
 

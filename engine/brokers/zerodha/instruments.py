@@ -16,6 +16,6 @@ def fetch_kite_instruments(config: ZerodhaConfig) -> list[dict[str, Any]]:
     (`TemporaryBrokerError`, `TokenExpired`, ...), with redacted messages."""
     client = KiteClient(config)
     try:
-        return client._call(client.kite.instruments, EXCHANGE)
+        return client.instruments(EXCHANGE)
     finally:
         client.close()

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from engine.brokers.base import BrokerError, OrderRejected, TemporaryBrokerError, TokenExpired
+from engine.brokers.base import BrokerError, OrderRejected, TemporaryBrokerError, TokenExpired, market_protection_of
 from engine.brokers.zerodha.config import EXCHANGE
 from engine.models import (
     IST,
@@ -67,8 +67,9 @@ def parse_time(value: Any) -> datetime | None:
     return moment.replace(tzinfo=IST) if moment.tzinfo is None else moment.astimezone(IST)
 
 
-def place_order_params(intent: OrderIntent, product: Product) -> dict[str, Any]:
-    """Keyword arguments of `KiteConnect.place_order` (variety excluded)."""
+def place_order_params(intent: OrderIntent, product: Product, market_protection: float) -> dict[str, Any]:
+    """Keyword arguments of `KiteConnect.place_order` (variety excluded). A MARKET / SL-M order carries
+    the intent's `market_protection`, else `market_protection` (percent): Kite refuses them without."""
     params: dict[str, Any] = {
         "exchange": EXCHANGE,
         "tradingsymbol": intent.instrument.symbol,
@@ -83,6 +84,9 @@ def place_order_params(intent: OrderIntent, product: Product) -> dict[str, Any]:
         params["price"] = intent.price
     if intent.order_type in (OrderType.SL, OrderType.SL_M):
         params["trigger_price"] = intent.trigger_price
+    protection = market_protection_of(intent, market_protection)
+    if protection is not None:
+        params["market_protection"] = protection
     return params
 
 

@@ -16,8 +16,10 @@ Its book is the simulated exchange (`engine.sim`, the one the paper broker and t
 use; this module is Kite's wire codec over it), fed with `set_last_price` or `on_tick`: orders fill
 by its fill model (by default at the last price, on arrival), SL / SL-M remember a crossed
 trigger, two-leg GTTs fire when the price crosses a trigger and place their LIMIT leg, a CNC sell
-beyond the holding is REJECTED. Books are per day, as at Kite: on a new day (by its clock) working
-orders expire and positions move to holdings. With `state_path` the book is
+beyond the holding is REJECTED. Kite's 2026 rules hold (`KITE_RULES`): a MARKET / SL-M order without
+a non-zero `market_protection` is refused (HTTP 400 InputException), an order request beyond 10 a
+second too (HTTP 429 NetworkException), neither booked. Books are per day, as at Kite: on a new day
+(by its clock) working orders expire and positions move to holdings. With `state_path` the book is
 kept in a JSON file, so a replayed week survives one process per day. Faults (`inject`): HTTP 429, HTTP 500,
 a timeout after the order was accepted (recorded, then no answer until the client gave up), a
 dropped response (recorded, then the connection closed unanswered), and token rejection.
@@ -32,7 +34,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -41,11 +43,14 @@ from urllib.parse import parse_qs, urlparse
 
 from engine.brokers.loopback import JsonHandler, LoopbackListener
 from engine.brokers.sim_account import SimAccount
-from engine.brokers.zerodha import sandbox_account
-from engine.brokers.zerodha.config import ZerodhaConfig
+from engine.brokers.zerodha import sandbox_account, sandbox_history
+from engine.brokers.zerodha.config import KITE_CAPABILITIES, ZerodhaConfig
 from engine.brokers.zerodha.execution import ZerodhaBroker
+from engine.brokers.zerodha.sandbox_errors import KiteError
 from engine.clock import Clock, LiveClock
+from engine.data.daybars import CandleBook
 from engine.models import Instrument, OrderStatus, OrderType, Product, Side, Tick
+from engine.settings import DEFAULT_MARKET_PROTECTION_PCT
 from engine.sim import (
     FillModel,
     GttLeg,
@@ -67,12 +72,6 @@ class Fault(enum.StrEnum):
     TOKEN = "token"  # 403 TokenException
 
 
-class KiteError(Exception):
-    def __init__(self, status: int, error_type: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.error_type, self.message = status, error_type, message
-
-
 @dataclass(slots=True)
 class HandledRequest:
     method: str
@@ -90,11 +89,19 @@ class _Injected:
 
 _KITE_STATUS = {OrderStatus.FILLED: "COMPLETE", OrderStatus.CANCELLED: "CANCELLED", OrderStatus.REJECTED: "REJECTED"}
 _KITE_REJECTIONS = {RejectCode.INSUFFICIENT_HOLDINGS: "Insufficient holdings for a CNC sell.",
-                    RejectCode.MARKET_PROTECTION: "Market orders without market protection are not allowed. "
-                                                  "Please set market protection.",
+                    RejectCode.MARKET_PROTECTION: "Market orders without market protection are not allowed via API",
                     RejectCode.RATE_LIMIT: "Too many requests"}
-KITE_RULES = VenueRules(daily_books=True, market_protection_message=_KITE_REJECTIONS[RejectCode.MARKET_PROTECTION],
+# The rules Kite refuses before booking the order (no order id): HTTP status and error_type of each.
+_REFUSED_UNBOOKED = {RejectCode.MARKET_PROTECTION: (400, "InputException"),
+                     RejectCode.RATE_LIMIT: (429, "NetworkException")}
+# Kite since 1 April 2026 (SEBI's retail-algo rules): MARKET / SL-M only with a non-zero
+# `market_protection`, at most 10 order requests a second.
+KITE_RULES = VenueRules(daily_books=True, require_market_protection=True,
+                        market_protection_message=_KITE_REJECTIONS[RejectCode.MARKET_PROTECTION],
+                        orders_per_second=KITE_CAPABILITIES.orders_per_second,
                         rate_limit_message=_KITE_REJECTIONS[RejectCode.RATE_LIMIT])
+# What the sandbox applies for Kite's `market_protection = -1` ("automatic", by Kite's bands).
+AUTO_MARKET_PROTECTION_PCT = 2.0
 
 
 class KiteSandbox:
@@ -121,6 +128,7 @@ class KiteSandbox:
         self.symbols = dict(symbols or {})  # instrument_key -> tradingsymbol, for on_tick
         self.handled: list[HandledRequest] = []
         self.account = SimAccount()  # cash, login codes
+        self.history = CandleBook()  # daily candles (sandbox_history.py), empty until a test fills it
         self.state_path = state_path
         self.exchange = SimulatedExchange(
             self.clock, fill_model=fill_model, rules=rules, delivery_products=("CNC",),
@@ -160,10 +168,11 @@ class KiteSandbox:
             raise RuntimeError("the Kite sandbox is not started")
         return self._listener.url
 
-    def config(self, *, timeout: float = 7.0, product: Product = Product.CNC) -> ZerodhaConfig:
+    def config(self, *, timeout: float = 7.0, product: Product = Product.CNC,
+               market_protection: float = DEFAULT_MARKET_PROTECTION_PCT) -> ZerodhaConfig:
         """The adapter's configuration for this sandbox (its key, token and URL)."""
         return ZerodhaConfig(api_key=self.api_key, access_token=self.access_token, root_url=self.url, timeout=timeout,
-                             product=product)
+                             product=product, market_protection=market_protection)
 
     # control ----------------------------------------------------------------------------------
     def inject(self, fault: Fault, *, route: str = "order.place", times: int = 1) -> None:
@@ -175,11 +184,11 @@ class KiteSandbox:
     def expire_token(self) -> None:
         self.access_token = f"expired-{self.access_token}"
 
-    def set_last_price(self, symbol: str, price: float) -> None:
-        """A new traded price: fills working orders and fires GTTs of `symbol`."""
+    def set_last_price(self, symbol: str, price: float, *, at_ms: int | None = None) -> None:
+        """A new traded price (traded at `at_ms`, when known): fills working orders and fires GTTs of `symbol`."""
         with self._lock:
             revision = self.exchange.revision
-            self.exchange.on_price(symbol, price)
+            self.exchange.on_price(symbol, price, at_ms=at_ms)
             self._dirty = self._dirty or self.exchange.revision != revision  # a price alone is not saved
             self._save_if_dirty()
 
@@ -201,11 +210,12 @@ class KiteSandbox:
             self.set_last_price(symbol, tick.ltp)
 
     def place_manual_order(self, symbol: str, side: str, quantity: int, product: str = "CNC") -> str:
-        """An order placed outside autotrader (Kite web), e.g. closing a position by hand."""
+        """An order placed outside autotrader (Kite web, whose market orders are protected), e.g.
+        closing a position by hand."""
         with self._lock:
             order = self._place({"tradingsymbol": symbol, "exchange": "NSE", "transaction_type": side,
                                  "quantity": str(quantity), "product": product, "order_type": "MARKET",
-                                 "variety": "regular"})
+                                 "variety": "regular", "market_protection": "-1"})
             self._dirty = True
             self._save_if_dirty()
             return order.order_id
@@ -251,7 +261,7 @@ class KiteSandbox:
             form["tradingsymbol"], Side(form["transaction_type"]), int(form["quantity"]),
             OrderType(form["order_type"]), form["product"], price=float(form.get("price") or 0) or None,
             trigger_price=float(form.get("trigger_price") or 0) or None,
-            market_protection=float(form["market_protection"]) if form.get("market_protection") else None, tag=tag)
+            market_protection=_protection(form.get("market_protection")), tag=tag)
         self._varieties[order.order_id] = form.get("variety", "regular")
         return order
 
@@ -349,6 +359,8 @@ class KiteSandbox:
             return self._gtt_api(method, parts[2:], form)
         if method == "GET" and parts[:2] == ["user", "margins"] and len(parts) <= 3:
             return "margins", sandbox_account.margins(self, parts[2] if len(parts) == 3 else None)
+        if method == "GET" and parts[:2] == sandbox_history.HISTORY_PARTS:
+            return "market.historical", sandbox_history.historical(self, parts[2:], form)
         if method == "POST" and path == sandbox_account.SESSION_TOKEN_PATH:
             return "session.token", sandbox_account.session_token(self, form)
         raise KiteError(404, "GeneralException", f"route not found: {method} {path}")
@@ -359,6 +371,11 @@ class KiteSandbox:
         if method == "POST" and len(parts) == 2:
             self._validate_order(parts[1], form)
             order = self._place({**form, "variety": parts[1]}, tag=form.get("tag") or None)
+            if order.reject_code in _REFUSED_UNBOOKED:
+                self.exchange.withdraw(order.order_id)
+                self._varieties.pop(order.order_id, None)
+                status, error_type = _REFUSED_UNBOOKED[order.reject_code]
+                raise KiteError(status, error_type, order.reason)
             return "order.place", {"order_id": order.order_id}
         if method == "GET" and len(parts) in (2, 3):
             order = self._order(parts[1])
@@ -576,6 +593,15 @@ def _route_name(method: str, path: str) -> str:
     return "/".join(parts)
 
 
+def _protection(value: str | None) -> float | None:
+    """A request's `market_protection` percent: None when absent or 0 (none), Kite's -1 ("automatic")
+    as `AUTO_MARKET_PROTECTION_PCT`."""
+    percent = float(value) if value else 0.0
+    if percent == 0:
+        return None
+    return AUTO_MARKET_PROTECTION_PCT if percent < 0 else percent
+
+
 def sandbox_symbols(instruments: Iterable[Instrument]) -> dict[str, str]:
     """instrument_key -> tradingsymbol, for `KiteSandbox(symbols=...)`."""
     return {i.instrument_key: i.symbol for i in instruments}
@@ -586,27 +612,36 @@ class SandboxZerodhaBroker(ZerodhaBroker):
     owns: ticks given to `on_tick` become the sandbox's traded prices; `close()` stops it."""
 
     def __init__(self, sandbox: KiteSandbox, clock: Clock, *, instruments: Iterable[Instrument] = (),
-                 product: Product = Product.CNC, timeout: float = 7.0) -> None:
+                 product: Product = Product.CNC, timeout: float = 7.0,
+                 market_protection: float = DEFAULT_MARKET_PROTECTION_PCT) -> None:
         self.sandbox = sandbox
-        super().__init__(sandbox.config(timeout=timeout, product=product), clock, instruments=instruments)
+        super().__init__(sandbox.config(timeout=timeout, product=product, market_protection=market_protection), clock,
+                         instruments=instruments)
 
     @classmethod
     def start(cls, clock: Clock, *, instruments: Iterable[Instrument] = (), product: Product = Product.CNC,
-              timeout: float = 7.0, state_path: Path | None = None,
-              fill_model: FillModel | None = None) -> SandboxZerodhaBroker:
+              timeout: float = 7.0, state_path: Path | None = None, fill_model: FillModel | None = None,
+              market_protection: float = DEFAULT_MARKET_PROTECTION_PCT) -> SandboxZerodhaBroker:
         """Start an embedded sandbox (its book kept in `state_path`, if given; filling by
         `fill_model`, see `FillModel.from_settings`) and connect to it."""
         instruments = list(instruments)
         sandbox = KiteSandbox(clock=clock, symbols=sandbox_symbols(instruments), state_path=state_path,
                               fill_model=fill_model, instruments=instruments).start()
-        return cls(sandbox, clock, instruments=instruments, product=product, timeout=timeout)
+        return cls(sandbox, clock, instruments=instruments, product=product, timeout=timeout,
+                   market_protection=market_protection)
 
     async def on_tick(self, tick: Tick) -> None:
+        self._feed_tick(tick)
+
+    def tick_feed(self) -> Callable[[Tick], None]:
+        return self._feed_tick
+
+    def _feed_tick(self, tick: Tick) -> None:
         symbol = self.sandbox.symbols.get(tick.instrument_key)
         if symbol is None:
             symbol = self.key_symbol(tick.instrument_key)
         if symbol is not None:
-            self.sandbox.set_last_price(symbol, tick.ltp)
+            self.sandbox.set_last_price(symbol, tick.ltp, at_ms=tick.ltt_ms)
 
     def key_symbol(self, instrument_key: str) -> str | None:
         return next((s for s, k in self._by_symbol.items() if k == instrument_key), None)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
+from engine.brokers.zerodha.sandbox_errors import KiteError
+
 if TYPE_CHECKING:
     from engine.brokers.zerodha.sandbox import KiteSandbox
 
@@ -32,8 +34,6 @@ def _segment(opening: float, net: float, debits: float, sales: float, *, enabled
 
 def margins(sandbox: KiteSandbox, segment: str | None) -> dict[str, Any]:
     """The answer of `GET /user/margins[/segment]` (call under the sandbox's lock)."""
-    from engine.brokers.zerodha.sandbox import KiteError
-
     account = sandbox.account
     net, debits, sales = account.available(sandbox.exchange.fills)
     segments = {"equity": _segment(account.opening_balance, net, debits, sales, enabled=True),
@@ -47,8 +47,6 @@ def margins(sandbox: KiteSandbox, segment: str | None) -> dict[str, Any]:
 
 def session_token(sandbox: KiteSandbox, form: dict[str, str]) -> dict[str, Any]:
     """The answer of `POST /session/token`; TokenException (403) for a wrong key, checksum or token."""
-    from engine.brokers.zerodha.sandbox import KiteError
-
     account = sandbox.account
     api_key, request_token = form.get("api_key", ""), form.get("request_token", "")
     expected = hashlib.sha256((api_key + request_token + account.app_secret).encode()).hexdigest()

@@ -38,7 +38,8 @@ async def test_market_order_fills_at_the_next_tick_with_slippage_and_records_the
 async def test_partial_fills_go_through_partially_filled(
     db: Engine, clock: SteppedClock, instrument: Instrument
 ) -> None:
-    paper = PaperBroker(clock, slippage_bps=0.0, partial_fill_ratio=0.4)
+    # a 5 % market protection: the MARKET buy fills up to 105 (the default 2 % would stop it at 102)
+    paper = PaperBroker(clock, slippage_bps=0.0, partial_fill_ratio=0.4, market_protection=5.0)
     manager = OrderManager(paper, db, clock, trading_day=TRADING_DAY, retry=FAST_RETRY)
     order = await manager.submit(_buy(instrument, 10))
     seen = []

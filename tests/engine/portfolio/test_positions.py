@@ -58,3 +58,19 @@ def test_exit_trigger_on_stop_and_target() -> None:
     position = book(db).open_position(RELIANCE, 1, 100.0, 95.0, 110.0, at(DAY, 15, 12), "X")
     assert [exit_trigger(position, p) for p in (95.0, 94.0, 100.0, 109.95, 110.0)] == [
         "stop", "stop", None, None, "target"]
+
+
+def test_reducing_books_the_part_sold_and_keeps_the_rest_open() -> None:
+    db = init_db("sqlite://")
+    positions = book(db)
+    position = positions.open_position(RELIANCE, 100, 1000.0, 950.0, 1100.0, at(DAY, 15, 12), "ATENTRY1")
+    with pytest.raises(ValueError, match=r"a reduction sells 1\.\.99, got 100"):
+        positions.reduce(position, 100, 940.0, at(DAY, 15, 20), "stop (GTT)", DAY)
+    trade = positions.reduce(position, 40, 940.0, at(DAY, 15, 20), "stop (GTT)", DAY)
+    assert (trade.quantity, trade.exit_price, trade.gross_pnl) == (40, 940.0, -2400.0)
+    assert (position.quantity, position.initial_risk) == (60, 3000.0)  # 5000 for 100 shares, 60 left
+    assert positions.holds(RELIANCE.instrument_key)
+    [loaded] = book(db).load()  # written through: a restart sees the rest only
+    assert (loaded.quantity, loaded.initial_risk) == (60, 3000.0)
+    rest = positions.close(position, 930.0, at(DAY, 15, 25), "stop", DAY)
+    assert [t.quantity for t in positions.trades_of(DAY)] == [40, 60] and rest.quantity == 60

@@ -163,20 +163,38 @@ def test_config_needs_a_token_and_http_urls() -> None:
         UpstoxConfig.from_credentials(Credentials(upstox_access_token=None))
 
 
-def test_from_settings_reads_hosts_token_product_and_gtt_offset(clock: SteppedClock) -> None:
-    credentials = Credentials(
-        upstox_access_token="secret",  # type: ignore[arg-type]
-        upstox_api_url="http://127.0.0.1:1/",
-        upstox_order_url="http://127.0.0.1:2",
-    )
-    settings = load_settings(execution={"product": "MIS", "gtt_limit_offset_pct": 1.0},
-                             entry_windows=["14:50-15:05"])  # MIS must end before the square-off
-    broker = UpstoxBroker.from_settings(settings, credentials, clock=clock)
+LOOPBACK_CREDENTIALS = Credentials(
+    upstox_access_token="secret",  # type: ignore[arg-type]
+    upstox_api_url="http://127.0.0.1:1/",
+    upstox_order_url="http://127.0.0.1:2",
+)
+
+
+def test_from_settings_reads_hosts_token_product_gtt_offset_and_the_order_rules(clock: SteppedClock) -> None:
+    settings = load_settings(execution={"product": "MIS", "gtt_limit_offset_pct": 1.0, "market_protection": 3.0},
+                             entry_windows=["14:50-15:05"],  # MIS must end before the square-off
+                             upstox={"algo_name": " my-algo ", "orders_per_second": 50, "orders_per_minute": 900})
+    broker = UpstoxBroker.from_settings(settings, LOOPBACK_CREDENTIALS, clock=clock)
     assert broker.config.api_url == "http://127.0.0.1:1" and broker.config.order_url == "http://127.0.0.1:2"
     assert broker.config.product is Product.MIS and broker.config.limit_offset_pct == 1.0
+    assert (broker.config.algo_name, broker.config.market_protection) == ("my-algo", 3.0)
+    assert (broker.capabilities.orders_per_second, broker.capabilities.orders_per_minute) == (50.0, 900)
+    assert UpstoxBroker.capabilities.orders_per_second == 10.0  # the class default is not touched
     assert broker.client.configuration.access_token == "secret"
     assert "secret" not in repr(broker.config)
     broker.client.close()
+
+
+def test_from_settings_refuses_an_empty_algo_name_and_market_protection_beyond_upstox_range(
+    clock: SteppedClock,
+) -> None:
+    with pytest.raises(ConfigError, match=r"upstox\.algo_name.*X-Algo-Name"):
+        UpstoxBroker.from_settings(load_settings(), LOOPBACK_CREDENTIALS, clock=clock)
+    settings = load_settings(upstox={"algo_name": "a"}, execution={"market_protection": 30.0})
+    with pytest.raises(ConfigError, match="market_protection -1 \\(automatic\\) or 0 to 25 percent, got 30"):
+        UpstoxBroker.from_settings(settings, LOOPBACK_CREDENTIALS, clock=clock)
+    with pytest.raises(ConfigError, match="order rates"):
+        UpstoxConfig(access_token="t", orders_per_second=51)
 
 
 def test_capabilities_are_frozen() -> None:

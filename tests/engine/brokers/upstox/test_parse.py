@@ -156,13 +156,21 @@ def test_error_envelope_inside_a_200_is_raised() -> None:
 
 def test_place_order_body_carries_the_tag_and_no_slicing() -> None:
     intent = OrderIntent("AT240604EABCDEFGHJKM", RELIANCE, Side.BUY, 7, OrderType.LIMIT, price=2900.5)
-    body = place_order_body(intent, "D")
+    body = place_order_body(intent, "D", 2.0)
     assert body["tag"] == "AT240604EABCDEFGHJKM"
     assert (body["product"], body["order_type"], body["price"], body["slice"]) == ("D", "LIMIT", 2900.5, False)
+    assert "market_protection" not in body  # Upstox ignores it on LIMIT and SL orders
     with pytest.raises(OrderRejected, match="needs a price"):
-        place_order_body(OrderIntent("AT1", RELIANCE, Side.BUY, 1, OrderType.LIMIT), "D")
+        place_order_body(OrderIntent("AT1", RELIANCE, Side.BUY, 1, OrderType.LIMIT), "D", 2.0)
     with pytest.raises(OrderRejected, match="positive"):
-        place_order_body(OrderIntent("AT2", RELIANCE, Side.BUY, 0), "D")
+        place_order_body(OrderIntent("AT2", RELIANCE, Side.BUY, 0), "D", 2.0)
+
+
+def test_market_and_sl_m_bodies_carry_the_intents_protection_else_the_configured_one() -> None:
+    market = OrderIntent("AT3", RELIANCE, Side.SELL, 1)
+    assert place_order_body(market, "D", 2.0)["market_protection"] == 2.0
+    own = OrderIntent("AT4", RELIANCE, Side.SELL, 1, OrderType.SL_M, trigger_price=2800.0, market_protection=5.0)
+    assert place_order_body(own, "D", -1.0)["market_protection"] == 5.0
 
 
 def test_exit_legs_are_single_sell_gtts_with_market_protection_from_the_limit() -> None:

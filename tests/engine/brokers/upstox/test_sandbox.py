@@ -12,7 +12,7 @@ import pytest
 
 from engine.brokers.base import OrderRejected
 from engine.brokers.upstox.client import UpstoxClient
-from engine.brokers.upstox.sandbox import UpstoxSandbox
+from engine.brokers.upstox.sandbox import ALGO_NAME_HEADER, SANDBOX_ALGO_NAME, UpstoxSandbox
 from tests.engine.brokers.upstox.conftest import TOKEN, make_config
 from tests.engine.brokers.wire import request_json
 
@@ -44,8 +44,12 @@ def _order(side: str = "BUY", product: str = "D", quantity: int = 10, **fields: 
     return {**body, **fields}
 
 
-def _raw(url: str, method: str, body: bytes | None = None, token: str = TOKEN) -> tuple[int, Any]:
-    return request_json(url, method, body, {"Authorization": f"Bearer {token}"})
+def _raw(url: str, method: str, body: bytes | None = None, token: str = TOKEN,
+         algo_name: str | None = SANDBOX_ALGO_NAME) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {token}"}
+    if algo_name is not None:
+        headers[ALGO_NAME_HEADER] = algo_name
+    return request_json(url, method, body, headers)
 
 
 def test_multiple_gtt_arms_target_and_stoploss_after_the_entry_fills(

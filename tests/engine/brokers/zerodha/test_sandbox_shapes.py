@@ -105,10 +105,10 @@ def traded_sandbox(clock: SteppedClock, instrument: Instrument) -> Iterator[tupl
     with KiteSandbox(clock=clock, instruments=[instrument]) as sandbox:
         wire = _Wire(sandbox)
         sandbox.set_last_price("RELIANCE", 2900.0)
-        for tag, order_type, price in (("SHAPEBUY", "MARKET", None), ("SHAPELIMIT", "LIMIT", 2500.0)):
+        for tag, order_type, priced in (("SHAPEBUY", "MARKET", {"market_protection": 2}),
+                                        ("SHAPELIMIT", "LIMIT", {"price": 2500.0})):
             form = {"exchange": "NSE", "tradingsymbol": "RELIANCE", "transaction_type": "BUY", "quantity": 10,
-                    "product": "CNC", "order_type": order_type, "validity": "DAY", "tag": tag,
-                    **({"price": price} if price else {})}
+                    "product": "CNC", "order_type": order_type, "validity": "DAY", "tag": tag, **priced}
             wire("/orders/regular", "POST", form)
         for stop, target in ((2850.0, 3000.0), (2700.0, 3100.0)):
             wire("/gtt/triggers", "POST", _gtt_form(instrument, stop, target))
