@@ -18,6 +18,7 @@ from rich.text import Text
 from engine.secrets import redact, redact_payload
 
 if TYPE_CHECKING:
+    from engine.session.stages import TradingDayContext
     from engine.settings import Settings
 
 
@@ -80,4 +81,18 @@ def settings_or_fail() -> Settings:
     try:
         return load_settings()
     except SettingsError as exc:
+        raise fail(str(exc)) from None
+
+
+def trading_day_or_fail(day: str | None) -> TradingDayContext:
+    """The day's context (settings, calendar, database; today when None), or a clear error and exit code 2."""
+    from engine.clock import LiveClock
+    from engine.session.stages import open_trading_day
+    from engine.settings import SettingsError
+
+    if day is not None:
+        parse_day(day, "--date")
+    try:
+        return open_trading_day(day, LiveClock())
+    except (SettingsError, ValueError) as exc:
         raise fail(str(exc)) from None

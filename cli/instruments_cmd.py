@@ -3,37 +3,20 @@
 from __future__ import annotations
 
 import difflib
-from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
 
-from cli.common import console, fail, print_json
+from cli.common import console, fail, print_json, trading_day_or_fail
 
 if TYPE_CHECKING:
-    from engine.session.stages import TradingDayContext
+    pass
 
 instruments_app = typer.Typer(help="The instrument master: refresh it from the broker, show one instrument.",
                               no_args_is_help=True)
 
 DATE_HELP = "Trading day as YYYY-MM-DD (default: today). A replayed day's master reads no network."
-
-
-def _context(day: str | None) -> TradingDayContext:
-    from engine.clock import LiveClock
-    from engine.session.stages import open_trading_day
-    from engine.settings import SettingsError
-
-    if day is not None:
-        try:
-            date.fromisoformat(day)
-        except ValueError:
-            raise fail(f"--date {day!r} is not a date: use YYYY-MM-DD, e.g. 2025-09-30") from None
-    try:
-        return open_trading_day(day, LiveClock())
-    except (SettingsError, ValueError) as exc:
-        raise fail(str(exc)) from None
 
 
 def _print_refresh(result: dict[str, Any]) -> None:
@@ -66,7 +49,7 @@ def refresh_command(
     from engine.data.instruments import InstrumentTableError
     from engine.session import day as day_work
 
-    context = _context(day)
+    context = trading_day_or_fail(day)
     try:
         result = day_work.refresh_instrument_master(context)
     except (InstrumentTableError, OSError) as exc:
@@ -88,7 +71,7 @@ def show_command(
     from engine.data.master import instrument_json
     from engine.session import day as day_work
 
-    context = _context(day)
+    context = trading_day_or_fail(day)
     try:
         table = day_work.instrument_table(context)
     except InstrumentTableError as exc:

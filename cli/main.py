@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "cli.calendar_cmd",  # autotrader calendar
     "cli.data_cmd",  # autotrader data import|build
     "cli.instruments_cmd",  # autotrader instruments refresh|show
+    "cli.corporate_actions_cmd",  # autotrader corporate-actions show|apply
     "cli.feed_cmd",  # autotrader feed serve|record
     "cli.indicators_cmd",  # autotrader metadata build, autotrader indicators
     "cli.report_cmd",  # autotrader report

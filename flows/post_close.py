@@ -11,7 +11,15 @@ from engine.session.stages import COMPLETED, POST_CLOSE, RUNNING
 from flows.common import ON_CANCELLATION, ON_FAILURE, run_name, skipped
 from tasks.artifacts import publish_day_artifacts
 from tasks.day import open_trading_day, record_stage
-from tasks.post_close import append_daily_bars, daily_report, refresh_market_caps, save_metadata, shutdown
+from tasks.notify import notify_day_summary
+from tasks.post_close import (
+    append_daily_bars,
+    daily_report,
+    publish_day_bar_quality,
+    refresh_market_caps,
+    save_metadata,
+    shutdown,
+)
 
 
 @flow(name="post-close", flow_run_name=run_name("post-close"), timeout_seconds=3600,
@@ -22,12 +30,15 @@ def post_close(day: str | None = None) -> dict[str, Any] | State:
         return skipped(context)
     record_stage(context, POST_CLOSE, RUNNING)
     bars = append_daily_bars(context)
+    bar_quality = publish_day_bar_quality(context)
     metadata = save_metadata(context)
     market_caps = refresh_market_caps(context)
     report = daily_report(context)
     artifacts = publish_day_artifacts(context, report)
-    summary = {"day": context.day.isoformat(), "daily_bars": bars, "metadata": metadata,
-               "market_caps": market_caps, "artifacts": artifacts, "report": report}
+    notifications = notify_day_summary(context)
+    summary = {"day": context.day.isoformat(), "daily_bars": bars, "daily_bar_quality": bar_quality,
+               "metadata": metadata, "market_caps": market_caps, "artifacts": artifacts, "notifications": notifications,
+               "report": report}
     record_stage(context, POST_CLOSE, COMPLETED, {k: v for k, v in summary.items() if k != "report"})
     shutdown(context)
     return summary

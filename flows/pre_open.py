@@ -1,5 +1,5 @@
-"""Pre-open (08:30 IST): NSE holidays, token check, broker funds, instrument master, market caps and universe,
-metadata."""
+"""Pre-open (08:30 IST): NSE holidays, token check, broker funds, instrument master, corporate actions, market caps
+and universe, metadata."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from engine.session.stages import COMPLETED, PRE_OPEN, RUNNING
 from flows.common import ON_CANCELLATION, ON_FAILURE, run_name, skipped
 from tasks.day import open_trading_day, record_stage
 from tasks.pre_open import (
+    apply_corporate_actions,
     build_metadata,
     check_broker_token,
     read_broker_funds,
@@ -32,10 +33,12 @@ async def pre_open(day: str | None = None) -> dict[str, Any] | State:
     token = await check_broker_token(context)
     funds = await read_broker_funds(context)
     instruments = refresh_instrument_master(context)
+    corporate_actions = await apply_corporate_actions(context)  # history and positions rebased before the metadata
     universe = refresh_universe(context)
     metadata = build_metadata(context)
     summary = {"day": context.day.isoformat(), "broker": token, "funds": funds, "instruments": instruments,
-               "universe": len(universe), "metadata": metadata, "calendar": calendar}
+               "corporate_actions": corporate_actions, "universe": len(universe), "metadata": metadata,
+               "calendar": calendar}
     record_stage(context, PRE_OPEN, COMPLETED, summary)
     return summary
 

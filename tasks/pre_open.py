@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import acreate_markdown_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from engine.data.corporate_actions import corporate_actions_for_day
 from engine.secrets import redact_errors
 from engine.session import day as day_work
 from engine.session.stages import TradingDayContext
 from tasks.hooks import IDEMPOTENT_RETRY, retry_unless_permanent, task_failed
+from tasks.notify import TOKEN_PROBLEMS, notify_stale_token
 
 
 @task(name="refresh-calendar", cache_policy=NO_CACHE, timeout_seconds=300)
@@ -30,7 +32,12 @@ def refresh_calendar(context: TradingDayContext) -> dict[str, Any]:
       retries=3, **IDEMPOTENT_RETRY, retry_condition_fn=retry_unless_permanent)
 @redact_errors
 async def check_broker_token(context: TradingDayContext) -> str:
-    return await day_work.check_broker_token(context)
+    """The broker (and live feed) login works; one that does not is also notified (once a day)."""
+    try:
+        return await day_work.check_broker_token(context)
+    except TOKEN_PROBLEMS as error:
+        await notify_stale_token(context, error)
+        raise
 
 
 @task(name="read-broker-funds", cache_policy=NO_CACHE, timeout_seconds=60, on_failure=[task_failed],
@@ -54,6 +61,23 @@ def refresh_instrument_master(context: TradingDayContext) -> dict[str, Any]:
     if notes:
         create_markdown_artifact(markdown="\n".join(notes), key="instrument-master",
                                  description=f"Instrument master changes at the pre-open of {context.day}")
+    return result
+
+
+@task(name="apply-corporate-actions", cache_policy=NO_CACHE, timeout_seconds=600, on_failure=[task_failed],
+      retries=3, **IDEMPOTENT_RETRY, retry_condition_fn=retry_unless_permanent)
+@redact_errors
+async def apply_corporate_actions(context: TradingDayContext) -> dict[str, Any]:
+    """Splits and bonuses applied once, journaled (engine/data/corporate_actions.py): stored history, share
+    counts, open positions and their GTTs rebased before the metadata build; what was applied and every warning
+    also go to a "corporate-actions" artifact."""
+    result = await corporate_actions_for_day(context)
+    notes = [f"- {a['status'].lower()}: {a['symbol']} x{a['factor']:g} (ex-date {a['ex_date']}, {a['source']})"
+             for a in result["applied"] + result["pending"]]
+    notes += [f"- {warning}" for warning in result["warnings"]]
+    if notes:
+        await acreate_markdown_artifact(markdown="\n".join(notes), key="corporate-actions",
+                                        description=f"Corporate actions at the pre-open of {context.day}")
     return result
 
 

@@ -2,7 +2,9 @@
 tick and lot size, market cap and shares outstanding, and the daily-history quality flags.
 
 `shares_outstanding` comes from the 2024-03-28 market-cap snapshot divided by that day's close on the
-June-2024 price basis, so `refresh_market_caps` can recompute market cap from any day's closes."""
+June-2024 price basis, so `refresh_market_caps` can recompute market cap from any day's closes. A split or
+bonus multiplies it by its factor as the stored history is divided by it (`engine.data.corporate_actions`), so
+market cap = shares x price stays right."""
 
 from __future__ import annotations
 

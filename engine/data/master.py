@@ -329,14 +329,20 @@ def load_master_as_of(data_dir: Path, work_dir: Path, day: date) -> pd.DataFrame
     return table.sort_values("symbol").reset_index(drop=True)
 
 
+def write_master_table(work_dir: Path, day: date, table: pd.DataFrame) -> Path:
+    """Write (atomically) the instrument table `day` trades with: the master `load_master_as_of` finds."""
+    path = master_path(work_dir, day)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    table.to_parquet(partial, index=False)
+    partial.replace(path)
+    return path
+
+
 def save_master(work_dir: Path, refresh: MasterRefresh) -> Path:
     """Write the day's master and result, and append its renames and ISIN changes to the journal."""
     folder = master_dir(work_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = master_path(work_dir, refresh.day)
-    partial = path.with_suffix(".partial")
-    refresh.table.to_parquet(partial, index=False)
-    partial.replace(path)
+    path = write_master_table(work_dir, refresh.day, refresh.table)
     (folder / f"{refresh.day.isoformat()}.json").write_text(json.dumps(refresh.result(), default=str, indent=1))
     changes = [{"day": refresh.day.isoformat(), "kind": "rename", **r} for r in refresh.renames]
     changes += [{"day": refresh.day.isoformat(), "kind": "isin_change", **c} for c in refresh.isin_changes]
@@ -378,4 +384,5 @@ __all__ = [
     "refresh_table",
     "save_master",
     "upstox_instruments",
+    "write_master_table",
 ]

@@ -2,13 +2,17 @@
 
 Pre-open: NSE holidays from the broker and the calendar's look-ahead check, broker token check,
 instrument master refresh, market caps + universe filter, metadata.
-Post-close: the day's daily bars appended to history, metadata saved, market caps refreshed from the
-close, the daily report, shutdown. Every step is idempotent, so a re-run is harmless."""
+Post-close: the day's daily bars settled (the official daily candle, missed days filled, a data-quality
+report: `engine.data.daybars`), metadata saved, market caps refreshed from the close, the daily report,
+shutdown. Every step is idempotent, so a re-run is harmless."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +21,7 @@ import pandas as pd
 from sqlmodel import select
 
 from engine.calendar import CalendarError, files_dir, holidays_cache_file, load_calendar, update_holidays_cache
+from engine.data.daybars import DayBarSource, DayCandle, DayQuality, UpstoxDayBars, built_candle, settle_day_bars
 from engine.data.instruments import (
     filter_universe,
     refresh_market_caps,
@@ -366,60 +371,106 @@ def day_bars(context: TradingDayContext, symbol: str) -> pd.DataFrame:
     return bar_store(context).read(symbol, Timeframe.MIN5, start=start, end=start + timedelta(days=1))
 
 
-BAR_COLUMNS = ["ts", "open", "high", "low", "close", "volume"]
-
-
 def session_bars_path(context: TradingDayContext) -> Path:
     """The day's daily bars as the live session built them from ticks (one row per symbol)."""
     return work_dir(context) / "sessions" / f"{context.day.isoformat()}-daily.parquet"
 
 
 def save_session_bars(context: TradingDayContext, bars: dict[str, tuple[float, float, float, float, float]]) -> Path:
-    """Write {symbol: (open, high, low, close, volume)} of the day (from the live session's ticks)."""
+    """Write {symbol: (open, high, low, close, volume)} of the day (from the live session's ticks). An `ltpc` feed
+    carries no volume: its bars are saved volume-less (NaN), never with volume 0."""
     path = session_bars_path(context)
     path.parent.mkdir(parents=True, exist_ok=True)
     frame = pd.DataFrame(
         [(symbol, *ohlcv) for symbol, ohlcv in sorted(bars.items())],
         columns=["symbol", "open", "high", "low", "close", "volume"],
     )
+    if context.settings.feed.mode == "ltpc":
+        frame["volume"] = float("nan")
     frame.to_parquet(path, index=False)
     return path
 
 
-def _daily_bar_of(context: TradingDayContext, symbol: str, session_bars: pd.DataFrame) -> pd.DataFrame | None:
-    """The day's bar of `symbol`: from its 5-minute bars in the store, else from the session's ticks."""
-    day_start = pd.Timestamp(context.day, tz=IST)
+def _built_bar(context: TradingDayContext, symbol: str, session_bars: pd.DataFrame) -> DayCandle | None:
+    """The day's bar of `symbol` as the day built it: from its 5-minute bars in the store, else from the session's
+    ticks (volume-less from an ltpc feed)."""
     bars = day_bars(context, symbol)
     if len(bars):
-        ohlcv = (bars["open"].iloc[0], bars["high"].max(), bars["low"].min(), bars["close"].iloc[-1],
-                 bars["volume"].sum())
-    else:
-        row = session_bars[session_bars["symbol"] == symbol]
-        if row.empty:
-            return None
-        ohlcv = tuple(row.iloc[0][["open", "high", "low", "close", "volume"]])
-    frame = pd.DataFrame([(day_start, *ohlcv)], columns=BAR_COLUMNS)
-    frame["volume"] = frame["volume"].astype("int64")
-    return frame
+        return built_candle(context.day, (bars["open"].iloc[0], bars["high"].max(), bars["low"].min(),
+                                          bars["close"].iloc[-1], bars["volume"].sum()))
+    row = session_bars[session_bars["symbol"] == symbol]
+    if row.empty:
+        return None
+    return built_candle(context.day, tuple(row.iloc[0][["open", "high", "low", "close", "volume"]]))
+
+
+def day_bars_report_path(context: TradingDayContext) -> Path:
+    """The day's data-quality report of daily bars (JSON), written by `append_daily_bars`."""
+    return work_dir(context) / "reports" / context.day.isoformat() / "daybars.json"
+
+
+def _settle_with(context: TradingDayContext, source: DayBarSource | None) -> DayQuality:
+    path = session_bars_path(context)
+    session_bars = pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=["symbol"])
+    by_symbol = {i.symbol: i for i in day_instruments(context)}
+    held = held_positions(context)
+    keys = {symbol: key for key, symbol in held.items()}
+    instruments = [by_symbol.get(symbol) or Instrument(keys[symbol], symbol, "")
+                   for symbol in with_held_symbols(universe_symbols(context), held.values())]
+    built = {i.symbol: bar for i in instruments if (bar := _built_bar(context, i.symbol, session_bars)) is not None}
+    return settle_day_bars(bar_store(context), instruments, context.day, built, source,
+                           context.calendar.trading_days)
+
+
+def _settle_on_replay(context: TradingDayContext) -> DayQuality:
+    """A replayed day's official candles come from the replay server's daily route (the shipped data), asked
+    through the Upstox SDK like a live day's; the server runs on its own loop in a worker thread."""
+    from engine.clock import SteppedClock
+    from engine.feed.replay import ReplayServer
+
+    assert context.session is not None
+    after_close = SteppedClock(context.session.close + timedelta(minutes=15))
+
+    async def settle() -> DayQuality:
+        server = ReplayServer(data_dir=context.settings.data_dir, day=context.day,
+                              instruments=instrument_table(context), clock=after_close, preload=False)
+        await server.start()
+        try:
+            source = UpstoxDayBars(server.api_url, lambda: "replay-day-bars")
+            source.name = "replay server (shipped data)"
+            return await asyncio.to_thread(_settle_with, context, source)
+        finally:
+            await server.stop()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:  # a loop of its own, whatever the caller runs in
+        return pool.submit(asyncio.run, settle()).result()
 
 
 def append_daily_bars(context: TradingDayContext) -> int:
-    """Append the day's daily bar to the history of every universe or held symbol that lacks it: from the
-    day's 5-minute bars in the store, else from the bars the live session built from ticks. History
-    that already has the day is left alone (append-only). Returns the number of bars appended."""
-    store = bar_store(context)
-    path = session_bars_path(context)
-    session_bars = pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=["symbol"])
-    appended = 0
-    for symbol in with_held_symbols(universe_symbols(context), held_positions(context).values()):
-        if len(store.read(symbol, Timeframe.DAY, start=context.day, end=context.day + timedelta(days=1))):
-            continue
-        daily = _daily_bar_of(context, symbol, session_bars)
-        if daily is None:
-            continue
-        store.write(symbol, Timeframe.DAY, daily, merge=True)
-        appended += 1
-    return appended
+    """Settle the day's daily bars of every universe or held symbol (`engine.data.daybars`): the official
+    daily candle replaces the bar built from the day's 5-minute bars or the live session's ticks, days missed
+    since the last stored bar are filled, and a volume-less (ltpc) bar is never stored with volume 0. Official
+    candles come from Upstox on a live day, from the replay server's daily route on a replayed one. Writes the
+    data-quality report to `day_bars_report_path` and returns the number of bars written."""
+    if _is_live(context):
+        from engine.brokers.login import TokenProvider
+        from engine.settings import load_credentials
+
+        source = UpstoxDayBars(load_credentials().upstox_api_url, TokenProvider("UPSTOX_ACCESS_TOKEN"))
+        quality = _settle_with(context, source)
+    else:
+        quality = _settle_on_replay(context)
+    for error in quality.errors:
+        log.warning("daily bars of %s: %s", context.day, error)
+    path = day_bars_report_path(context)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(quality.as_dict(), indent=1))
+    return quality.written
+
+
+def day_bars_quality(context: TradingDayContext) -> DayQuality:
+    """The day's data-quality report of daily bars, as `append_daily_bars` saved it."""
+    return DayQuality.from_dict(json.loads(day_bars_report_path(context).read_text()))
 
 
 def save_day_metadata(context: TradingDayContext) -> str:
