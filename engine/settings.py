@@ -18,7 +18,7 @@ import re
 import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, get_origin
+from typing import Any, Literal, Self, get_origin
 
 from dotenv import dotenv_values
 from pydantic import (
@@ -42,7 +42,7 @@ from pydantic_settings import (
 from pydantic_settings import SettingsError as SourceParseError
 
 from engine.resources import config_file, shipped_data_dir
-from engine.secrets import register_secrets, register_url_password
+from engine.secrets import register_secret, register_secrets, register_url_password
 
 DEFAULT_CONFIG = config_file("default.toml")
 DOTENV_FILE = Path(".env")  # in the working directory
@@ -51,7 +51,7 @@ _WINDOW = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
 _SQLALCHEMY_URL = re.compile(r"^[A-Za-z][\w+]*://")
 _QUERY_PASSWORD = re.compile(r"(?i)([?&](?:password|passwd|pwd)=)[^&#]*")
 # A key whose name contains one of these holds a credential: errors name it but never show its value.
-_SECRET_NAME_PARTS = ("kite_", "upstox_", "token", "secret", "password", "passwd", "key", "credential")
+_SECRET_NAME_PARTS = ("kite_", "upstox_", "token", "secret", "password", "passwd", "key", "credential", "webhook")
 
 
 class SettingsError(ValueError):
@@ -73,28 +73,62 @@ def redacted_url(url: str) -> str:
     return scheme + separator + _QUERY_PASSWORD.sub(r"\1***", rest)
 
 
-class DatabaseUrl(str):
-    """A SQLAlchemy URL: the value (and `str()`) is the usable URL for the storage code, while
-    `repr()` and every settings dump (`model_dump`, `model_dump_json`) mask the password."""
+class _MaskedUrl(str):
+    """A URL holding a credential: the value (and `str()`) is the usable URL, while `repr()` and every
+    settings dump (`model_dump`, `model_dump_json`) show only `masked()`."""
 
     __slots__ = ()
 
+    def masked(self) -> str:
+        raise NotImplementedError
+
     def __repr__(self) -> str:
-        return repr(redacted_url(self))
+        return repr(self.masked())
 
     @classmethod
-    def parse(cls, value: str) -> DatabaseUrl:
-        if not _SQLALCHEMY_URL.match(value):
-            raise ValueError("must be a SQLAlchemy URL 'dialect[+driver]://...', e.g. 'sqlite:///var/autotrader.db'")
-        return cls(value)
+    def parse(cls, value: str) -> Self:
+        raise NotImplementedError
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
         return core_schema.no_info_after_validator_function(
             cls.parse,
             core_schema.str_schema(),
-            serialization=core_schema.plain_serializer_function_ser_schema(redacted_url),
+            serialization=core_schema.plain_serializer_function_ser_schema(lambda url: cls(url).masked()),
         )
+
+
+class DatabaseUrl(_MaskedUrl):
+    """A SQLAlchemy URL, its password masked."""
+
+    __slots__ = ()
+
+    def masked(self) -> str:
+        return redacted_url(self)
+
+    @classmethod
+    def parse(cls, value: str) -> Self:
+        if not _SQLALCHEMY_URL.match(value):
+            raise ValueError("must be a SQLAlchemy URL 'dialect[+driver]://...', e.g. 'sqlite:///var/autotrader.db'")
+        return cls(value)
+
+
+class WebhookUrl(_MaskedUrl):
+    """A webhook URL, a credential itself (Slack, Discord and Teams put the secret in the path): masked
+    down to its scheme and host."""
+
+    __slots__ = ()
+
+    def masked(self) -> str:
+        scheme, separator, rest = self.partition("://")
+        host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+        return f"{scheme}{separator}{host}/***" if self else ""
+
+    @classmethod
+    def parse(cls, value: str) -> Self:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s):// URL, or empty for none")
+        return cls(value)
 
 
 class _Section(BaseModel):
@@ -130,6 +164,9 @@ class FeedSettings(_Section):
     replay_speed: float = Field(100.0, gt=0)
     watchdog_seconds: float = Field(10.0, gt=0)
     reconnect_max_seconds: float = Field(30.0, gt=0)
+    # A replayed day only: feed faults injected per day (`autotrader demo --chaos N`), at moments seeded by the seed.
+    replay_chaos: int = Field(0, ge=0, le=1000)
+    replay_chaos_seed: int = 0
 
 
 class PaperSettings(_Section):
@@ -137,11 +174,29 @@ class PaperSettings(_Section):
     partial_fill_ratio: float = Field(1.0, gt=0, le=1)
 
 
+DEFAULT_MARKET_PROTECTION_PCT = 2.0
+
+
 class ExecutionSettings(_Section):
     product: Literal["CNC", "MIS"] = "CNC"
     gtt_limit_offset_pct: float = Field(0.5, ge=0, le=10)
     entry_limit_offset_pct: float = Field(0.5, ge=0, le=10)  # entry LIMIT price above the setup's entry
     reconcile_interval_seconds: float = Field(60.0, gt=0)
+    # percent around the last price a MARKET / SL-M order may fill (Kite: > 0 up to 100, required since
+    # April 2026); DEFAULT_MARKET_PROTECTION_PCT is also the brokers' own default
+    market_protection: float = Field(DEFAULT_MARKET_PROTECTION_PCT, gt=0, le=100)
+    exit_retry_max_attempts: int = Field(10, ge=1, le=100)  # our own exit orders per position per day
+    exit_retry_backoff_seconds: float = Field(2.0, gt=0, le=600)  # wait after a refused exit, doubling
+    exit_retry_max_backoff_seconds: float = Field(60.0, gt=0, le=3600)
+    gtt_chase_seconds: float = Field(30.0, gt=0, le=3600)  # a fired leg or exit still open this long is chased
+
+
+class UpstoxSettings(_Section):
+    """Upstox's order rules (engine/brokers/upstox): its X-Algo-Name header and order-API rates."""
+
+    algo_name: str = ""  # the Algo Name of your app in Upstox My Apps; live Upstox refuses orders without it
+    orders_per_second: float = Field(10.0, gt=0, le=50)  # per order API: 10 unregistered, 50 registered algos
+    orders_per_minute: int = Field(500, ge=1)
 
 
 class InstrumentsSettings(_Section):
@@ -186,6 +241,17 @@ class ValidatorSettings(_Section):
         return value
 
 
+class NotifySettings(_Section):
+    """Trade notifications (engine/notify): a webhook and/or a Prefect notification block."""
+
+    webhook_url: WebhookUrl = WebhookUrl("")  # JSON {"text", "event", ...}; a credential: never logged
+    block: str = ""  # a Prefect notification block, "<block type slug>/<block name>"
+    timeout_seconds: float = Field(5.0, gt=0, le=60)
+
+    def model_post_init(self, context: Any, /) -> None:
+        register_secret(self.webhook_url)  # redacted wherever text leaves the process
+
+
 class StrategySettings(_Section):
     name: str = "trend_pullback"
     params: dict[str, Any] = Field(default_factory=dict)
@@ -209,6 +275,7 @@ class Settings(BaseSettings):
     database_url: DatabaseUrl = DatabaseUrl("sqlite:///var/autotrader.db")
     data_dir: Path = Field(default_factory=shipped_data_dir)
     calendar_file: Path | None = None  # merged over the shipped config/nse_calendar.toml
+    corporate_actions_file: Path | None = None  # splits/bonuses (TOML or CSV) applied at pre-open
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     risk: RiskSettings = Field(default_factory=RiskSettings)  # type: ignore[arg-type]
     universe: UniverseSettings = Field(default_factory=UniverseSettings)  # type: ignore[arg-type]
@@ -217,7 +284,9 @@ class Settings(BaseSettings):
     execution: ExecutionSettings = Field(default_factory=ExecutionSettings)  # type: ignore[arg-type]
     instruments: InstrumentsSettings = Field(default_factory=InstrumentsSettings)  # type: ignore[arg-type]
     charges: ChargesSettings = Field(default_factory=ChargesSettings)  # type: ignore[arg-type]
+    upstox: UpstoxSettings = Field(default_factory=UpstoxSettings)  # type: ignore[arg-type]
     strategy: StrategySettings = Field(default_factory=StrategySettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)  # type: ignore[arg-type]
 
     @field_validator("entry_windows")
     @classmethod

@@ -1,5 +1,6 @@
-"""The runbook cannot drift from the code: every `autotrader <command>` and `make <target>` that
-docs/operations.md names exists (the CLI's registered commands, the Makefile's targets)."""
+"""The docs cannot drift from the code: every `autotrader <command>` and `make <target>` that
+docs/operations.md names exists (the CLI's registered commands, the Makefile's targets), and every
+setting is in the configuration table of docs/foundation.md."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import typer.main
+from pydantic import BaseModel
 
 from cli.main import app
+from engine.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNBOOK = ROOT / "docs" / "operations.md"
@@ -129,3 +132,20 @@ def test_makefile_targets_are_parsed() -> None:
 def test_the_runbook_is_linked() -> None:
     assert "(docs/operations.md)" in (ROOT / "README.md").read_text()
     assert "(operations.md)" in (ROOT / "docs" / "orchestration.md").read_text()
+
+
+def _setting_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    keys: list[str] = []
+    for name, field in model.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            keys += _setting_keys(field.annotation, f"{prefix}{name}.")
+        else:
+            keys.append(prefix + name)
+    return keys
+
+
+def test_every_setting_is_in_the_configuration_table() -> None:
+    table = (ROOT / "docs" / "foundation.md").read_text()
+    keys = _setting_keys(Settings)
+    assert len(keys) > 50  # the walk reached the sections
+    assert [key for key in keys if f"| `{key}` |" not in table] == []

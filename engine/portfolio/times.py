@@ -1,5 +1,5 @@
-"""Database times: written as UTC (like the order journal), read back as IST. SQLite drops the
-offset, so a naive value read from the database is UTC."""
+"""Database times: written as UTC (like the order journal), read back as IST (the column type,
+`engine.storage.columns.UTCDateTime`, hands back aware UTC on every backend)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def to_db(moment: datetime) -> datetime:
 
 
 def from_db(moment: datetime) -> datetime:
-    return (moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment).astimezone(IST)
+    return moment.astimezone(IST)
 
 
 def row_as_json(row: SQLModel) -> dict[str, Any]:

@@ -24,8 +24,18 @@ def _create_v1(connection: Connection) -> None:
     SQLModel.metadata.create_all(connection)
 
 
+def _create_v2(connection: Connection) -> None:
+    SQLModel.metadata.create_all(connection, tables=[tables.NotificationRow.__table__])  # type: ignore[attr-defined]
+
+
+def _create_v3(connection: Connection) -> None:
+    SQLModel.metadata.create_all(connection, tables=[tables.CorporateActionRow.__table__])  # type: ignore[attr-defined]
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _create_v1),
+    (2, "notifications (at most one message per event)", _create_v2),
+    (3, "corporate actions journal (splits and bonuses applied once)", _create_v3),
 ]
 
 _ = tables  # imported for its table definitions

@@ -1,12 +1,15 @@
 """Database tables (SQLModel). One schema for SQLite and PostgreSQL.
 
-Times are stored as tz-aware UTC datetimes; JSON details as text (portable across both)."""
+Instants are one column type, `UTCDateTime` (aware UTC in and out); JSON details as text (portable across both)."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
+from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+from engine.storage.columns import UTCDateTime
 
 
 class InstrumentRow(SQLModel, table=True):
@@ -30,7 +33,7 @@ class SetupRow(SQLModel, table=True):
     __tablename__ = "setups"
     id: int | None = Field(default=None, primary_key=True)
     trading_day: date = Field(index=True)
-    found_at: datetime
+    found_at: datetime = Field(sa_type=UTCDateTime)
     instrument_key: str = Field(index=True)
     symbol: str
     strategy: str
@@ -69,8 +72,8 @@ class OrderRow(SQLModel, table=True):
     average_price: float = 0.0
     message: str = ""
     setup_id: int | None = None
-    created_at: datetime
-    updated_at: datetime
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class OrderEventRow(SQLModel, table=True):
@@ -79,7 +82,7 @@ class OrderEventRow(SQLModel, table=True):
     __tablename__ = "order_events"
     id: int | None = Field(default=None, primary_key=True)
     client_order_id: str = Field(index=True)
-    ts: datetime
+    ts: datetime = Field(sa_type=UTCDateTime)
     kind: str  # INTENT | ATTEMPT | RESPONSE | ERROR | STATUS | RECONCILE
     detail_json: str = "{}"
 
@@ -93,7 +96,7 @@ class FillRow(SQLModel, table=True):
     side: str
     quantity: int
     price: float
-    ts: datetime
+    ts: datetime = Field(sa_type=UTCDateTime)
 
 
 class PositionRow(SQLModel, table=True):
@@ -106,8 +109,8 @@ class PositionRow(SQLModel, table=True):
     stop: float
     target: float
     status: str = Field(default="OPEN", index=True)  # OPEN | CLOSED
-    opened_at: datetime
-    closed_at: datetime | None = None
+    opened_at: datetime = Field(sa_type=UTCDateTime)
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     entry_client_order_id: str
     exit_id: str | None = None
     initial_risk: float = 0.0
@@ -121,9 +124,9 @@ class TradeRow(SQLModel, table=True):
     symbol: str
     side: str
     quantity: int
-    entry_time: datetime
+    entry_time: datetime = Field(sa_type=UTCDateTime)
     entry_price: float
-    exit_time: datetime
+    exit_time: datetime = Field(sa_type=UTCDateTime)
     exit_price: float
     gross_pnl: float
     charges: float
@@ -145,8 +148,8 @@ class GttRow(SQLModel, table=True):
     target_trigger: float
     target_limit: float
     status: str = "ACTIVE"
-    created_at: datetime
-    updated_at: datetime
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class RiskLedgerRow(SQLModel, table=True):
@@ -161,7 +164,7 @@ class RiskLedgerRow(SQLModel, table=True):
     entries: int = 0
     kill_switch: bool = False
     kill_reason: str = ""
-    updated_at: datetime
+    updated_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class SessionStateRow(SQLModel, table=True):
@@ -172,11 +175,40 @@ class SessionStateRow(SQLModel, table=True):
     stage: str = Field(primary_key=True)  # pre_open | live_session | post_close
     status: str  # RUNNING | COMPLETED | FAILED | SKIPPED
     checkpoint_json: str = "{}"
-    updated_at: datetime
+    updated_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class SchemaVersionRow(SQLModel, table=True):
     __tablename__ = "schema_version"
     version: int = Field(primary_key=True)
-    applied_at: datetime
+    applied_at: datetime = Field(sa_type=UTCDateTime)
     description: str
+
+
+class NotificationRow(SQLModel, table=True):
+    """One row per notification key (engine/notify): claimed before sending, so a restart never sends
+    the same event twice."""
+
+    __tablename__ = "notifications"
+    key: str = Field(primary_key=True)  # e.g. "entry:<entry client order id>", "summary:<day>"
+    sent_at: datetime = Field(sa_type=UTCDateTime)
+    channel: str  # the channels it went to, comma-separated ("webhook", "block:slack-webhook/desk")
+    status: str  # SENDING (claimed) | SENT | FAILED
+
+
+class CorporateActionRow(SQLModel, table=True):
+    """The journal of splits and bonuses (engine/data/corporate_actions.py): one row per symbol and ex-date,
+    written before anything is rebased, so an action is applied at most once and a crash resumes its steps."""
+
+    __tablename__ = "corporate_actions"
+    __table_args__ = (UniqueConstraint("symbol", "ex_date"),)
+    id: int | None = Field(default=None, primary_key=True)
+    symbol: str = Field(index=True)
+    ex_date: date
+    factor: float  # new shares per old share: prices / factor, quantities x factor
+    kind: str  # split | bonus | adjustment (seen in the broker's candles only)
+    source: str  # file | candles
+    status: str = "PENDING"  # PENDING (steps left) | APPLIED
+    detected_on: date
+    applied_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    rebased_json: str = "{}"  # what was rebased, step by step: {"done": [...], "bars": ..., "positions": ...}
