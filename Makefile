@@ -51,6 +51,14 @@ pytest: install
 bench: install
 	for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
+# Chaos day (issue 16): the three shipped demo days with 50 feed faults a day (drops, stalls, malformed frames,
+# duplicated and out-of-order ticks) for three seeds on paper and zerodha-sandbox, each against its venue's clean run:
+# the same trades and open positions, or a difference the run itself reported. Prints the recovery per fault kind.
+.PHONY: chaos
+chaos: install
+	$(BIN)/python -m tests.chaos.demos --from 2024-06-03 --to 2024-06-05 --faults 50 --seeds 1 2 3 \
+		--venues paper zerodha-sandbox
+
 # Regenerate engine/feed/proto/ from proto/MarketDataFeedV3.proto (grpcio-tools protoc + mypy-protobuf).
 proto: install
 	$(BIN)/python -m engine.feed.proto.generate

@@ -6,7 +6,11 @@ paces it instead), the paper broker (or a `*-sandbox` venue, or a broker URL on 
 never a real broker, see `engine.brokers.factory.check_venue_allowed`), a fresh SQLite database under
 var/demo (or the one AUTOTRADER_DATABASE_URL names, kept as it is) and Prefect's embedded defaults (an
 ephemeral API with its state in var/prefect, unless PREFECT_API_URL points at a server you started,
-e.g. with `make ui`). With --json, stdout carries the JSON alone; progress goes to stderr."""
+e.g. with `make ui`). With --json, stdout carries the JSON alone; progress goes to stderr.
+
+`--chaos N [--seed S]` injects N feed faults per day (drops, stalls longer than the watchdog, malformed frames,
+duplicated and out-of-order ticks) at seeded moments of the lockstep replay; each day then reports the faults
+injected, the reconnects and the recovery per fault kind (JSON: `faults_injected`, `reconnects`, `recovery`)."""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import os
 import shlex
 import shutil
 import time
+from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -143,6 +148,9 @@ def demo_command(
     keep: bool = typer.Option(False, "--keep", help="Keep var/demo's database (default: start fresh; a database "
                               "named by AUTOTRADER_DATABASE_URL is always kept)."),
     json_output: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    chaos: int = typer.Option(0, "--chaos", min=0, max=1000, help="Inject this many feed faults per day (drops, "
+                              "stalls, malformed frames, duplicated and out-of-order ticks) at seeded moments."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the --chaos moments (one seed, the same faults)."),
 ) -> None:
     """Replay real NSE days through the Prefect trading-day flow: setups, entries in the window, GTT
     exits placed and hit or carried overnight, P&L. No credentials. Honours AUTOTRADER_BROKER (paper, a
@@ -155,6 +163,8 @@ def demo_command(
         raise fail("--to must be on or after --from, at most 31 days later")
     if speed is not None and speed <= 0:
         raise fail(f"--speed must be > 0, got {speed}")
+    if chaos and speed is not None:
+        raise fail("--chaos needs the lockstep replay (deterministic): leave out --speed")
     os.environ.update(prefect_environment())
 
     from engine.brokers.base import ConfigError
@@ -173,6 +183,8 @@ def demo_command(
     # Prefect parameter, and every stage sees a replayed feed.
     os.environ[DATABASE_VARIABLE] = database_url
     os.environ["AUTOTRADER_FEED__SOURCE"] = "replay"
+    os.environ["AUTOTRADER_FEED__REPLAY_CHAOS"] = str(chaos)
+    os.environ["AUTOTRADER_FEED__REPLAY_CHAOS_SEED"] = str(seed)
 
     from engine.session.summary import summarize
     from engine.storage import init_db
@@ -181,6 +193,7 @@ def demo_command(
     out = progress_console if json_output else console
     out.print(f"[bold]venue:[/] {venue}", highlight=False)
     states: dict[str, str] = {}
+    feeds: dict[str, dict[str, Any]] = {}  # day -> what its stream reported (faults, reconnects, recovery)
     began = time.monotonic()
     for day in days:
         pace = "in lockstep" if speed is None else f"paced at {speed:g}×"
@@ -188,16 +201,89 @@ def demo_command(
         state: Any = asyncio.run(trading_day(day=day.isoformat(), replay=True, speed=speed,  # type: ignore[arg-type]
                                              return_state=True))
         states[day.isoformat()] = state.name
+        feeds[day.isoformat()] = _stream_result(state)
         out.print(f"  {day}: {state.name}{' — ' + state.message if state.message else ''}")
     summary = summarize(init_db(database_url), days)
     reports = report_commands([day for day, name in states.items() if name != "Skipped"], default_database)
     if json_output:
         _print_report_commands(progress_console, reports)
-        print_json({"states": states, **summary.as_dict(), "seconds": round(time.monotonic() - began, 1)})
+        payload = {"states": states, **summary.as_dict(), "seconds": round(time.monotonic() - began, 1)}
+        if chaos:
+            payload["chaos"] = chaos_report(payload["days"], feeds, chaos, seed)
+        print_json(payload)
     else:
         _print_summary(summary, states, time.monotonic() - began, reports)
+        if chaos:
+            _print_chaos(chaos_report([{"day": day} for day in states], feeds, chaos, seed))
     if any(name not in ("Completed", "Skipped") for name in states.values()):
         raise typer.Exit(1)
+
+
+def _stream_result(state: Any) -> dict[str, Any]:
+    """The live session's stream result inside a trading-day flow state ({} for a skipped or failed day)."""
+    try:
+        result = state.result(raise_on_failure=False)
+    except Exception:  # a result that was not kept: the day reports no feed figures
+        return {}
+    session = result.get("live_session") if isinstance(result, dict) else None
+    stream = session.get("stream") if isinstance(session, dict) else None
+    return stream if isinstance(stream, dict) else {}
+
+
+def chaos_report(days: list[dict[str, Any]], feeds: dict[str, dict[str, Any]], chaos: int, seed: int
+                 ) -> dict[str, Any]:
+    """Adds `faults_injected`, `reconnects`, `recovery` and `feed_notes` to each day line of `days`; returns the
+    run's totals: the faults asked per day, the seed, the faults and reconnects summed, the recovery per fault kind
+    over the days (counts and minutes summed, maxima the largest, means weighted by the counts) and every note of an
+    outage the trading could not be shielded from (where a difference from the clean run is possible)."""
+    injected: Counter[str] = Counter()
+    reconnects = 0
+    recovery: dict[str, dict[str, float]] = {}
+    notes: list[str] = []
+    for line in days:
+        stream = feeds.get(line["day"], {})
+        line.update(faults_injected=stream.get("faults_injected", {}), reconnects=stream.get("reconnects", 0),
+                    recovery=stream.get("recovery", {}), feed_notes=stream.get("feed_notes", []))
+        injected.update(line["faults_injected"])
+        reconnects += line["reconnects"]
+        notes += [f"{line['day']}: {note}" for note in line["feed_notes"]]
+        for kind, figures in line["recovery"].items():
+            total = recovery.setdefault(kind, dict.fromkeys(figures, 0.0))
+            count = total["count"] + figures["count"]
+            for name, value in figures.items():
+                if name.endswith("_mean"):
+                    total[name] = (total[name] * total["count"] + value * figures["count"]) / max(count, 1)
+                elif name.endswith("_max"):
+                    total[name] = max(total[name], value)
+            total["minutes_backfilled"] += figures["minutes_backfilled"]
+            total["count"] = count
+    return {"faults_per_day": chaos, "seed": seed, "faults_injected": dict(sorted(injected.items())),
+            "reconnects": reconnects, "recovery": {kind: _rounded(recovery[kind]) for kind in sorted(recovery)},
+            "notes": notes}
+
+
+def _rounded(figures: dict[str, float]) -> dict[str, float | int]:
+    return {name: int(value) if name in ("count", "minutes_backfilled") else round(value, 4)
+            for name, value in figures.items()}
+
+
+def _print_chaos(report: dict[str, Any]) -> None:
+    console.print(f"chaos: {report['faults_per_day']} faults a day (seed {report['seed']}); injected "
+                  f"{report['faults_injected']}; reconnects: {report['reconnects']}", highlight=False)
+    table = compact_table("recovery per fault kind: fault → first tick processed again")
+    for column in ("fault", "count", "session s (mean/max)", "wall ms (mean/max)", "minutes backfilled"):
+        table.add_column(column, no_wrap=True)
+    for kind, figures in report["recovery"].items():
+        table.add_row(kind, str(figures["count"]),
+                      f"{figures['session_seconds_mean']:.1f} / {figures['session_seconds_max']:.1f}",
+                      f"{figures['wall_seconds_mean'] * 1000:.1f} / {figures['wall_seconds_max'] * 1000:.1f}",
+                      str(figures["minutes_backfilled"]))
+    console.print(table)
+    notes = report["notes"]
+    console.print("Outages the trading could not be shielded from (the outcome may differ from a clean run):" if notes
+                  else "No outage reached the trading: no entry was decided on a stale feed, none lasted to the close.")
+    for note in notes:
+        console.print(f"  {note}", markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:

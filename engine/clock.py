@@ -11,12 +11,18 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from engine.models import IST
 
 _log = logging.getLogger(__name__)
+
+
+def wall_seconds() -> float:
+    """Monotonic wall-clock seconds, for measuring how long something took in real time (never a time of day)."""
+    return time.monotonic()
 
 
 class Clock(ABC):
@@ -39,6 +45,11 @@ class Clock(ABC):
         delay = (when - self.now()).total_seconds()
         if delay > 0:
             await self.sleep(delay)
+
+    def hold(self) -> AbstractContextManager[None]:
+        """Work that must finish before time moves on (a reconnect, a backfill): only a driven clock
+        (`VirtualClock`) waits for it; any other clock runs on regardless."""
+        return contextlib.nullcontext()
 
     async def sleep_until_or(self, when: datetime, event: asyncio.Event) -> None:
         """Sleep until `when` on this clock, or until `event` is set, whichever comes first."""

@@ -1,5 +1,6 @@
 """Live session (09:10 IST until the close): one long-running streaming task and the entry window
-as its own task, side by side in one event loop. Re-runs resume from the database.
+as its own task, side by side in one event loop, with the live view (progress, positions, setups and
+P&L artifacts updated every session minute) beside them. Re-runs resume from the database.
 
 A replayed day (`replay`, or `feed.source = "replay"`) runs in lockstep unless `speed` is given:
 deterministic and as fast as the CPU allows. With `speed` it is paced at speed× the wall clock."""
@@ -15,7 +16,8 @@ from prefect.states import State
 from engine.session.stages import LIVE_SESSION
 from flows.common import ON_CANCELLATION, ON_FAILURE, run_name, skipped
 from tasks.day import open_trading_day
-from tasks.live import close_live_session, execute_entry_window, open_live_session, stream_until_close
+from tasks.live import close_live_session, execute_entry_window, live_view, open_live_session, stream_until_close
+from tasks.recovery import publish_recovery
 
 
 @flow(name="live-session", flow_run_name=run_name("live-session"), timeout_seconds=7 * 3600,
@@ -28,11 +30,13 @@ async def live_session(
         return skipped(context)
     session = await open_live_session(context, replay, speed)
     try:
-        streamed, entries = await asyncio.gather(stream_until_close(session), execute_entry_window(session))
+        streamed, entries, viewed = await asyncio.gather(
+            stream_until_close(session), execute_entry_window(session), live_view(session))
     finally:
         closed = await close_live_session(session)
+    publish_recovery(context.day.isoformat(), streamed)
     return {"day": context.day.isoformat(), "stage": LIVE_SESSION, "stream": streamed, "entries": entries,
-            "close": closed}
+            "live_view": viewed, "close": closed}
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.demos.kill_day import KillDay, run_kill_day
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_DATA_DIR = PROJECT_ROOT / "data"
 
@@ -27,3 +29,9 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def kill_day(tmp_path_factory: pytest.TempPathFactory) -> KillDay:
+    """The replayed kill-switch demo of tests/demos/kill_day.py, run once per test session."""
+    return run_kill_day(tmp_path_factory.mktemp("kill-day"))

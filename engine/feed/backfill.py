@@ -6,7 +6,10 @@ subscribed key, and turns each missed 1-minute candle into a few ticks. These ti
 traded prints: they visit the candle's open, low/high and close (in the order the candle's direction implies),
 never leave its real open/high/low/close, and are placed strictly inside the missed part of the minute, after
 the last tick seen before the outage and before the first tick seen after it. So the engine's one tick path
-rebuilds every bar it would have built from the live feed, and indicators do not drift.
+rebuilds every bar it would have built from the live feed, and indicators do not drift. A minute seen in part keeps
+only what was missed, as far as its path tells: the start of the path when it is what was seen in that minute
+before the gap (else a first point at the price of the last tick seen), and the end of the path when it is what came
+live in that minute after the gap.
 
 Volume: only candles missed in full carry volume — their close tick has `ltq` = the candle's volume and moves
 the cumulative `volume` on by it. Minutes seen in part carry none (their seen part is already counted).
@@ -95,17 +98,32 @@ def _price_path(candle: Candle, *, with_open: bool) -> list[float]:
     return deduped
 
 
+def _unseen_part(candle: Candle, path: list[float], seen_prices: Sequence[float], template: Tick | None) -> list[float]:
+    """The part of a minute's path after what was seen of it (`path`: the path without its open)."""
+    seen = list(seen_prices)
+    whole = _price_path(candle, with_open=True)
+    if seen and whole[: len(seen)] == seen:
+        return whole[len(seen):]
+    if template is not None and path and path[0] == template.ltp:
+        return path[1:]  # the minute's part before the gap ended at this price: seen already
+    return path
+
+
 def synthesize_ticks(
     candles: Sequence[Candle],
     *,
     after_ms: int,
     before_ms: int,
     template: Tick | None = None,
+    seen_prices: Sequence[float] = (),
+    live_prices: Sequence[float] = (),
 ) -> list[Tick]:
     """Ticks for the parts of `candles` strictly between `after_ms` and `before_ms` (exclusive), ltt increasing.
 
     `template` (the last tick seen before the gap) supplies close_prev, the day's open/high/low and the
-    cumulative volume the synthesized ticks continue from."""
+    cumulative volume the synthesized ticks continue from. `seen_prices`: the prices (consecutive repeats left out)
+    seen from the start of the minute of `after_ms` up to it; `live_prices`: those that came live from `before_ms`
+    to the end of its minute."""
     ticks: list[Tick] = []
     volume = template.volume if template else 0
     day_open = template.day_open if template else 0.0
@@ -119,6 +137,13 @@ def synthesize_ticks(
             continue
         whole = low_ms == candle.start_ms and high_ms == candle.end_ms - 1
         path = _price_path(candle, with_open=low_ms == candle.start_ms)
+        if low_ms != candle.start_ms:
+            path = _unseen_part(candle, path, seen_prices, template)
+        cut = candle.start_ms <= before_ms < candle.end_ms
+        if cut and live_prices and path[-len(live_prices):] == list(live_prices):
+            path = path[: -len(live_prices)]  # the minute's part after the gap: it came live
+        if not path:
+            continue
         span = high_ms - low_ms
         if span + 1 < len(path):
             path = path[-(span + 1) :]  # too little room: keep the close-most points

@@ -10,7 +10,14 @@ authorize or on the WebSocket handshake means the token is no longer valid: the 
 reports it and stops (retrying would only hammer the broker with a dead token).
 
 All times come from the injected `Clock` (watchdog, backoff sleeps, `until`), so a replayed day at speed 100
-runs the same code 100 times faster. Use a LiveClock or SimulatedClock: a SteppedClock only moves when told.
+runs the same code 100 times faster. Use a LiveClock or SimulatedClock: a SteppedClock only moves when told. On a
+driven clock (lockstep, `engine.clock.VirtualClock`) a reconnect and a backfill hold the clock (`Clock.hold`) until
+they are done, and `backoff_seed` makes the backoff jitter repeatable: a replayed day with faults is deterministic.
+
+Recovery is measured per fault kind (`FeedStats.recovery`): from the fault as the client sees it (a drop: the socket
+closing; a stall: the last frame before the watchdog gave up; a malformed frame, a duplicate or an out-of-order tick:
+its arrival) to the first tick handed to `on_ticks` again, on the clock and on the wall clock, with the minutes the
+backfill filled in between.
 """
 
 from __future__ import annotations
@@ -20,19 +27,20 @@ import contextlib
 import enum
 import json
 import logging
+import random
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 import httpx
 import websockets
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidStatus, WebSocketException
 
-from engine.clock import Clock
+from engine.clock import Clock, wall_seconds
 from engine.feed.backfill import MINUTE_MS, CandleSource, UpstoxIntradayCandles, synthesize_ticks
 from engine.feed.decoder import decode_frame
 from engine.feed.limits import UPSTOX_V3_LIMITS, ModeLimit, SubscriptionLimitError, check_limits, check_mode
@@ -44,6 +52,7 @@ log = logging.getLogger(__name__)
 AUTHORIZE_PATH = "/v3/feed/market-data-feed/authorize"
 MAX_FRAME_BYTES = 16 * 1024 * 1024
 BACKFILL_GRACE_MS = 2_000  # after a minute ends, before its candle is asked for
+CONNECTION_FAULTS = ("drop", "stall")  # the faults that take the feed down until a reconnect
 
 TicksCallback = Callable[[list[Tick]], Awaitable[None]]
 MarketStatusCallback = Callable[[dict[str, MarketStatus]], Awaitable[None]]
@@ -54,6 +63,7 @@ __all__ = [
     "FeedState",
     "FeedStats",
     "MarketDataClient",
+    "RecoveryFigures",
     "SessionCalendar",
     "SubscriptionLimitError",
     "TokenRejectedError",
@@ -68,6 +78,45 @@ class FeedState(enum.StrEnum):
     RECONNECTING = "RECONNECTING"  # connection lost; backing off before the next attempt
     TOKEN_EXPIRED = "TOKEN_EXPIRED"  # 401/403: retrying stopped, needs a new token (alert!)
     STOPPED = "STOPPED"  # `stop()` called or `until` reached
+
+
+@dataclass(slots=True)
+class RecoveryFigures:
+    """Recoveries from one kind of fault: how many, and the time from the fault to the first tick handed on again
+    (session clock and wall clock seconds, mean and max) with the minutes backfilled meanwhile."""
+
+    count: int = 0
+    session_seconds_total: float = 0.0
+    session_seconds_max: float = 0.0
+    wall_seconds_total: float = 0.0
+    wall_seconds_max: float = 0.0
+    minutes_backfilled: int = 0
+
+    def add(self, session_seconds: float, wall: float, minutes_backfilled: int) -> None:
+        self.count += 1
+        self.session_seconds_total += session_seconds
+        self.session_seconds_max = max(self.session_seconds_max, session_seconds)
+        self.wall_seconds_total += wall
+        self.wall_seconds_max = max(self.wall_seconds_max, wall)
+        self.minutes_backfilled += minutes_backfilled
+
+    def as_dict(self) -> dict[str, float | int]:
+        count = max(self.count, 1)
+        return {
+            "count": self.count,
+            "session_seconds_mean": round(self.session_seconds_total / count, 1),
+            "session_seconds_max": round(self.session_seconds_max, 1),
+            "wall_seconds_mean": round(self.wall_seconds_total / count, 4),
+            "wall_seconds_max": round(self.wall_seconds_max, 4),
+            "minutes_backfilled": self.minutes_backfilled,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Outage:
+    kind: str  # drop | stall | malformed | duplicate | out_of_order
+    at: datetime  # on the clock
+    wall: float  # `wall_seconds()`
 
 
 @dataclass(slots=True)
@@ -86,6 +135,17 @@ class FeedStats:
     state: FeedState = FeedState.IDLE
     last_frame_at: datetime | None = None
     last_error: str = ""
+    recovery: dict[str, RecoveryFigures] = field(default_factory=dict)  # fault kind -> its recoveries
+    # (from, to) on the clock of each time the feed was down (a drop or a stall) until ticks flowed again
+    outages: list[tuple[datetime, datetime]] = field(default_factory=list)
+
+    def down_at(self, moment: datetime) -> bool:
+        """Was the feed down at `moment` (inside a recovered outage)?"""
+        return any(start <= moment < end for start, end in self.outages)
+
+    def recovery_figures(self) -> dict[str, dict[str, float | int]]:
+        """`recovery` as plain numbers (JSON, artifacts), kinds in name order."""
+        return {kind: self.recovery[kind].as_dict() for kind in sorted(self.recovery)}
 
 
 class SessionCalendar(Protocol):
@@ -149,6 +209,8 @@ class MarketDataClient:
         http_timeout_seconds: float = 10.0,
         backfill_timeout_seconds: float = 60.0,
         limits: Mapping[str, ModeLimit] = UPSTOX_V3_LIMITS,
+        backoff_seed: int | None = None,
+        backfill_from: datetime | None = None,
     ) -> None:
         if watchdog_seconds <= 0:
             raise ValueError(f"watchdog_seconds must be > 0, got {watchdog_seconds}")
@@ -164,16 +226,20 @@ class MarketDataClient:
         if backfill:
             self.candle_source = candle_source or UpstoxIntradayCandles(self.api_url, token_provider)
         self.backfill_complete_minutes = backfill_complete_minutes
+        self.backfill_from = backfill_from  # a first connect after it backfills from it (`_history_start_ms`)
         self.watchdog_seconds = watchdog_seconds
         self.stable_after_seconds = stable_after_seconds
         self.http_timeout_seconds = http_timeout_seconds
         self.backfill_timeout_seconds = backfill_timeout_seconds
         self.limits = dict(limits)
-        self._backoff = wait_random_exponential(multiplier=reconnect_base_seconds, max=reconnect_max_seconds)
+        self.reconnect_base_seconds = reconnect_base_seconds
+        self.reconnect_max_seconds = reconnect_max_seconds
+        self._jitter = random.Random(backoff_seed)  # seeded: the same backoffs in every run (lockstep replays)
         self.stats = FeedStats()
         self.market_status: dict[str, MarketStatus] = {}
         self._keys_by_mode: dict[str, set[str]] = {}
         self._last_tick: dict[str, Tick] = {}
+        self._minute_prices: dict[str, tuple[int, list[float]]] = {}  # key -> (minute, its distinct prices so far)
         self._ws: ClientConnection | None = None
         self._stop_event = asyncio.Event()
         self._running = False
@@ -181,9 +247,11 @@ class MarketDataClient:
         self._connected_once = False
         self._stream_start_ms: int | None = None
         self._last_frame_ms = 0
+        self._stalled_since_ms = 0  # the last frame before the watchdog gave up on a socket
         self._deliver_lock = asyncio.Lock()
         self._held_ticks: list[Tick] | None = None  # not None while a backfill is pending
         self._backfill_task: asyncio.Task[None] | None = None
+        self._outages: list[_Outage] = []  # faults seen, not yet followed by a tick handed on
 
     # ---- subscriptions -------------------------------------------------------------------------------------
 
@@ -295,12 +363,12 @@ class MarketDataClient:
         """Clock-time sleep that `stop()` interrupts."""
         await self.clock.sleep_until_or(self.clock.now() + timedelta(seconds=seconds), self._stop_event)
 
-    def _next_backoff(self, retry_state: RetryCallState) -> float:
-        # Our own failure count, not tenacity's attempt number: a connection that stayed up resets the backoff.
+    def _next_backoff(self, _retry_state: RetryCallState) -> float:
+        """Exponential backoff with full jitter. Our own failure count, not tenacity's attempt number: a connection
+        that stayed up resets the backoff."""
         self._failures += 1
-        shim = RetryCallState(retry_state.retry_object, None, (), {})
-        shim.attempt_number = self._failures
-        return float(self._backoff(shim))
+        ceiling = min(self.reconnect_max_seconds, self.reconnect_base_seconds * 2 ** (self._failures - 1))
+        return self._jitter.uniform(0, ceiling)
 
     async def _before_retry(self, retry_state: RetryCallState) -> None:
         outcome = retry_state.outcome
@@ -341,11 +409,8 @@ class MarketDataClient:
                 f"authorize answered no authorized_redirect_uri: {redact(response.text)[:200]}") from exc
         return str(uri)
 
-    async def _connection(self, http: httpx.AsyncClient) -> None:
-        if self._stop_event.is_set():
-            return
-        if self.state is not FeedState.RECONNECTING:
-            await self._set_state(FeedState.CONNECTING)
+    async def _open(self, http: httpx.AsyncClient) -> ClientConnection:
+        """Authorize with the current token and open the socket."""
         try:
             token = self.token_provider()
         except Exception as exc:  # no token to be had: the same outcome as a refused one
@@ -353,7 +418,7 @@ class MarketDataClient:
         register_secret(token)  # a token refreshed mid-day is redacted from the moment it is read
         uri = await self._authorize(http, token)
         try:
-            ws = await websockets.connect(
+            return await websockets.connect(
                 uri,
                 additional_headers={"Authorization": f"Bearer {token}"},
                 open_timeout=self.http_timeout_seconds,
@@ -364,38 +429,63 @@ class MarketDataClient:
             if exc.response.status_code in (401, 403):
                 raise TokenRejectedError(f"WebSocket handshake answered HTTP {exc.response.status_code}") from exc
             raise
-        opened_at = self.clock.now()
-        reconnect = self._connected_once
-        self._connected_once = True
-        self._ws = ws
-        self._last_frame_ms = self.clock.now_ms()
-        watchdog = asyncio.create_task(self._watchdog(ws))
+
+    async def _connection(self, http: httpx.AsyncClient) -> None:
+        if self._stop_event.is_set():
+            return
+        if self.state is not FeedState.RECONNECTING:
+            await self._set_state(FeedState.CONNECTING)
+        with self.clock.hold():  # a driven clock waits until the socket is open and subscribed again
+            ws = await self._open(http)
+            opened_at = self.clock.now()
+            reconnect = self._connected_once
+            self._connected_once = True
+            self._ws = ws
+            self._last_frame_ms = self.clock.now_ms()
+            watchdog = asyncio.create_task(self._watchdog(ws))
+            subscribed = False
+            try:
+                if not self._stop_event.is_set():  # stop() may have come while connecting and found no socket
+                    for mode, keys in self.subscriptions.items():
+                        await ws.send(_subscription_request("sub", sorted(keys), mode))
+                    subscribed = True
+            finally:
+                if not subscribed:
+                    await self._close_connection(ws, watchdog, opened_at)
+        if not subscribed:
+            return
         try:
-            if self._stop_event.is_set():  # stop() came while connecting and found no socket to close
-                return
-            for mode, keys in self.subscriptions.items():
-                await ws.send(_subscription_request("sub", sorted(keys), mode))
+            late_start = False
             if self._stream_start_ms is None:
-                self._stream_start_ms = self.clock.now_ms()
+                now_ms = self.clock.now_ms()
+                self._stream_start_ms = self._history_start_ms(now_ms)
+                late_start = self._stream_start_ms < now_ms
             if reconnect:
                 self.stats.reconnects += 1
+                self._start_backfill()
+            elif late_start:
                 self._start_backfill()
             else:
                 await self._set_state(FeedState.STREAMING)
             await self._receive(ws)
         finally:
-            watchdog.cancel()
-            self._ws = None
-            await self._cancel_backfill()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(), timeout=2.0)
-            if (self.clock.now() - opened_at).total_seconds() >= self.stable_after_seconds:
-                self._failures = 0
+            await self._close_connection(ws, watchdog, opened_at)
         if watchdog.done() and not watchdog.cancelled() and watchdog.exception() is not None:
+            self._fault_seen("stall", datetime.fromtimestamp(self._stalled_since_ms / 1000, IST))
             raise FeedStalledError(str(watchdog.exception()))
         if not self._stop_event.is_set():
+            self._fault_seen("drop", self.clock.now())
             close = ws.protocol.close_rcvd
             raise FeedConnectionLost(f"socket closed ({close.code} {close.reason})" if close else "socket closed")
+
+    async def _close_connection(self, ws: ClientConnection, watchdog: asyncio.Task[None], opened_at: datetime) -> None:
+        watchdog.cancel()
+        self._ws = None
+        await self._cancel_backfill()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(ws.close(), timeout=2.0)
+        if (self.clock.now() - opened_at).total_seconds() >= self.stable_after_seconds:
+            self._failures = 0
 
     async def _receive(self, ws: ClientConnection) -> None:
         with contextlib.suppress(websockets.ConnectionClosed):
@@ -407,12 +497,14 @@ class MarketDataClient:
                     await self._call(self.on_raw_frame, message, now)
                 if isinstance(message, str):
                     self.stats.malformed_frames += 1
+                    self._fault_seen("malformed", now)
                     log.warning("text frame on the market data feed (expected binary protobuf): %.200s", message)
                     continue
                 try:
                     frame = decode_frame(message)
                 except Exception as exc:  # FrameDecodeError, or anything else odd bytes provoke: never fatal
                     self.stats.malformed_frames += 1
+                    self._fault_seen("malformed", now)
                     log.warning("malformed frame skipped (%s): %s", type(exc).__name__, exc)
                     continue
                 self.stats.frames += 1
@@ -433,6 +525,7 @@ class MarketDataClient:
             subscribed = any(self._keys_by_mode.values())
             if silent >= self.watchdog_seconds and subscribed and self.segment_open(now):
                 self.stats.watchdog_timeouts += 1
+                self._stalled_since_ms = self._last_frame_ms
                 log.warning("no frame for %.1f s while the market is open; reconnecting", silent)
                 ws.transport.abort()
                 raise FeedStalledError(f"no frame for {silent:.1f} s while the market is open")
@@ -460,20 +553,33 @@ class MarketDataClient:
         volume: a duplicate)."""
         accepted: list[Tick] = []
         last_ticks = self._last_tick
+        minute_prices = self._minute_prices  # what the backfill of a minute seen in part leaves out
+        stats = self.stats
+        out_of_order, duplicates = stats.out_of_order_dropped, stats.duplicates_dropped
         for tick in ticks:
             last = last_ticks.get(tick.instrument_key)
             if last is not None:
                 if tick.ltt_ms < last.ltt_ms:
-                    self.stats.out_of_order_dropped += 1
+                    stats.out_of_order_dropped += 1
                     continue
                 if tick.ltt_ms == last.ltt_ms and tick.volume <= last.volume:
-                    self.stats.duplicates_dropped += 1
+                    stats.duplicates_dropped += 1
                     continue
             last_ticks[tick.instrument_key] = tick
             accepted.append(tick)
+            minute = tick.ltt_ms // MINUTE_MS
+            seen = minute_prices.get(tick.instrument_key)
+            if seen is None or seen[0] != minute:
+                minute_prices[tick.instrument_key] = (minute, [tick.ltp])
+            elif seen[1][-1] != tick.ltp:
+                seen[1].append(tick.ltp)
+        if stats.out_of_order_dropped > out_of_order:
+            self._fault_seen("out_of_order", self.clock.now())
+        if stats.duplicates_dropped > duplicates:
+            self._fault_seen("duplicate", self.clock.now())
         return accepted
 
-    async def _pass_on(self, ticks: list[Tick], *, backfilled: bool = False) -> None:
+    async def _pass_on(self, ticks: list[Tick], *, backfilled: bool = False, minutes_backfilled: int = 0) -> None:
         """Dedupe `ticks`, count what is left and hand it to `on_ticks` (callers hold `_deliver_lock`)."""
         accepted = self._accept(ticks)
         if backfilled:
@@ -482,6 +588,26 @@ class MarketDataClient:
             self.stats.ticks += len(accepted)
         if accepted and self.on_ticks is not None:
             await self._call(self.on_ticks, accepted)
+        if accepted:
+            self._recovered(minutes_backfilled)
+
+    def _fault_seen(self, kind: str, at: datetime) -> None:
+        self._outages.append(_Outage(kind, at, wall_seconds()))
+
+    def _recovered(self, minutes_backfilled: int) -> None:
+        """Ticks were handed on: every fault seen since the last ones is recovered from."""
+        now, wall = self.clock.now(), wall_seconds()
+        for outage in self._outages:
+            figures = self.stats.recovery.setdefault(outage.kind, RecoveryFigures())
+            figures.add((now - outage.at).total_seconds(), wall - outage.wall, minutes_backfilled)
+        down = [outage.at for outage in self._outages if outage.kind in CONNECTION_FAULTS]
+        if down:
+            self.stats.outages.append((min(down), now))
+        self._outages.clear()
+
+    def unrecovered(self) -> list[tuple[str, datetime]]:
+        """(kind, when) of the drops and stalls no tick has followed yet: at the end of a run, the minutes lost."""
+        return [(outage.kind, outage.at) for outage in self._outages if outage.kind in CONNECTION_FAULTS]
 
     async def _deliver_live(self, ticks: list[Tick]) -> None:
         if self._held_ticks is not None:
@@ -489,6 +615,17 @@ class MarketDataClient:
             return
         async with self._deliver_lock:
             await self._pass_on(ticks)
+
+    def _history_start_ms(self, now_ms: int) -> int:
+        """Where the stream's ticks begin: `backfill_from` when the first connect comes after it (a late start or a
+        retried session: the day's earlier minutes are backfilled, so its open and low are the day's), else now."""
+        if self.backfill_from is None or self.candle_source is None:
+            return now_ms
+        return min(now_ms, int(self.backfill_from.timestamp() * 1000))
+
+    def last_tick(self, instrument_key: str) -> Tick | None:
+        """The last tick handed on for `instrument_key` (its `day_open`/`day_high`/`day_low`: the feed's day OHLC)."""
+        return self._last_tick.get(instrument_key)
 
     def _start_backfill(self) -> None:
         self._held_ticks = []
@@ -510,6 +647,23 @@ class MarketDataClient:
             # missed part of that minute (its high or low, say) would never be filled.
             complete_ms = (reconnected_ms // MINUTE_MS + 1) * MINUTE_MS + BACKFILL_GRACE_MS
             await self.clock.sleep_until(datetime.fromtimestamp(complete_ms / 1000, IST))
+        with self.clock.hold():  # a driven clock waits for the candles and their delivery
+            await self._fill_gap(reconnected_ms)
+        await self._set_state(FeedState.STREAMING)
+
+    def _live_after_gap(self, held: list[Tick]) -> dict[str, list[Tick]]:
+        """Per instrument, the held live ticks newer than the last one handed on, in the minute of the first."""
+        live: dict[str, list[Tick]] = {}
+        for tick in sorted(held, key=lambda held_tick: held_tick.ltt_ms):
+            last = self._last_tick.get(tick.instrument_key)
+            ticks = live.setdefault(tick.instrument_key, [])
+            newer = tick.ltt_ms > (ticks[-1].ltt_ms if ticks else last.ltt_ms if last else -1)
+            if newer and (not ticks or tick.ltt_ms // MINUTE_MS == ticks[0].ltt_ms // MINUTE_MS):
+                ticks.append(tick)
+        return {key: ticks for key, ticks in live.items() if ticks}
+
+    async def _fill_gap(self, reconnected_ms: int) -> None:
+        """Fetch the candles of the missed minutes, hand on their ticks, then the live ticks held meanwhile."""
         keys = sorted(self._subscribed_keys())
         candles: dict[str, list[Any]] = {}
         if self.candle_source is not None and keys:
@@ -522,29 +676,37 @@ class MarketDataClient:
                 log.error("backfill: no candles for %d of %d keys (gap stays)", len(keys) - len(candles), len(keys))
         async with self._deliver_lock:
             held = self._held_ticks or []
-            first_live: dict[str, int] = {}
-            for tick in held:
-                last = self._last_tick.get(tick.instrument_key)
-                if last is None or tick.ltt_ms > last.ltt_ms:
-                    first_live[tick.instrument_key] = min(first_live.get(tick.instrument_key, tick.ltt_ms), tick.ltt_ms)
+            live_after_gap = self._live_after_gap(held)
             synthesized: list[Tick] = []
             floor_ms = (self._stream_start_ms or reconnected_ms) - 1
             for key, key_candles in candles.items():
                 last = self._last_tick.get(key)
+                live = live_after_gap.get(key, [])
                 ticks = synthesize_ticks(
                     key_candles,
                     after_ms=last.ltt_ms if last is not None else floor_ms,
-                    before_ms=first_live.get(key, reconnected_ms),
+                    before_ms=live[0].ltt_ms if live else reconnected_ms,
                     template=last,
+                    seen_prices=self._minute_prices.get(key, (0, []))[1],
+                    live_prices=_distinct_prices(live),
                 )
                 if ticks:
                     self.stats.backfilled_bars += len({tick.ltt_ms // MINUTE_MS for tick in ticks})
                     synthesized.extend(ticks)
-            await self._pass_on(synthesized, backfilled=True)
+            await self._pass_on(synthesized, backfilled=True,
+                                minutes_backfilled=len({tick.ltt_ms // MINUTE_MS for tick in synthesized}))
             # Flush live ticks held meanwhile; more may arrive while on_ticks runs, so loop until none are left.
             while self._held_ticks:
                 batch, self._held_ticks = self._held_ticks, []
                 await self._pass_on(batch)
             self._held_ticks = None
             self._backfill_task = None
-        await self._set_state(FeedState.STREAMING)
+
+
+def _distinct_prices(ticks: Sequence[Tick]) -> list[float]:
+    """The prices of `ticks`, a price repeated by the next tick counted once."""
+    prices: list[float] = []
+    for tick in ticks:
+        if not prices or tick.ltp != prices[-1]:
+            prices.append(tick.ltp)
+    return prices

@@ -28,9 +28,11 @@ Time is the injected `Clock` (default: SimulatedClock from 09:00 IST of the repl
 LOCKSTEP (in-process only): with `lockstep=Lockstep(VirtualClock(...))` the server DRIVES the clock instead of
 following it. Before moving time to the next frame it waits until the consumer (in the same event loop) has read and
 processed every frame sent so far and every clock sleeper due meanwhile has run; a day is then deterministic and
-replays as fast as the CPU allows. One consumer connection at a time; no faults (they are paced-mode tests).
-Faults (`FaultPlan`): connection drop, stall, malformed frame, token rejection at given replay times or at seeded
-random times; duplicated and out-of-order ticks at seeded random rates.
+replays as fast as the CPU allows. One consumer connection at a time. Faults fire at replay-clock times there too, so
+a chaos day (`FaultPlan.chaos`) is as deterministic as a clean one: a connection cut by a fault is followed by
+driving time from one clock sleeper to the next (the client's backoff) until the consumer is back.
+Faults (`FaultPlan`): connection drop, stall, malformed frame, a frame of duplicated or of out-of-order ticks, token
+rejection at given replay times or at seeded random times; duplicated and out-of-order ticks at seeded random rates.
 Exposure: a `host` beyond loopback needs a `token` (`engine.listen`, `ExposedHostError`); tokens are compared in
 constant time and never logged.
 """
@@ -45,6 +47,7 @@ import logging
 import random
 import secrets
 import threading
+from collections import Counter
 from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -64,6 +67,7 @@ from engine.feed.client import AUTHORIZE_PATH
 from engine.feed.decoder import FeedMode, FrameDecodeError, FrameKind, decode_frame, encode_market_info, encode_ticks
 from engine.feed.framefile import read_frames
 from engine.feed.limits import UPSTOX_V3_LIMITS, ModeLimit, SubscriptionLimitError, check_limits
+from engine.feed.replay_candles import DAILY_CANDLE_PREFIX, CandleRequestError, daily_candles
 from engine.feed.synth import BAR_MS, MINUTE_MS, bar_path, candles, day_ticks
 from engine.listen import refuse_exposed_host
 from engine.models import IST, Bar, MarketStatus, Tick, Timeframe
@@ -106,6 +110,8 @@ class FaultPlan:
     * stall: the server stops sending on the socket (requests still read, socket kept open) for `stall_seconds` of
       replay time, or until the client goes away when None; what it would have sent meanwhile is lost.
     * malformed: one binary frame that is not a FeedResponse.
+    * duplicate: one frame resending, unchanged, the latest tick sent of every subscribed instrument.
+    * out_of_order: one frame resending the tick before the latest one sent of every subscribed instrument.
     * reject_token: from then on the token is refused (authorize and handshake answer 401) and open sockets are
       closed with code 1008; `ReplayServer.set_token` accepts a new one. `reject_token=True` refuses from the start.
     * duplicate_rate: probability that a tick is sent again, unchanged, in a frame of its own right after.
@@ -115,6 +121,8 @@ class FaultPlan:
     drop_at: tuple[time, ...] = ()
     stall_at: tuple[time, ...] = ()
     malformed_at: tuple[time, ...] = ()
+    duplicate_at: tuple[time, ...] = ()
+    out_of_order_at: tuple[time, ...] = ()
     reject_token_at: tuple[time, ...] = ()
     reject_token: bool = False
     duplicate_rate: float = 0.0
@@ -122,6 +130,8 @@ class FaultPlan:
     random_drops: int = 0
     random_stalls: int = 0
     random_malformed: int = 0
+    random_duplicates: int = 0
+    random_out_of_order: int = 0
     stall_seconds: float | None = None
     seed: int = 0
 
@@ -129,27 +139,50 @@ class FaultPlan:
         for name in ("duplicate_rate", "out_of_order_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ReplayError(f"{name} must be within [0, 1], got {getattr(self, name)}")
-        for name in ("random_drops", "random_stalls", "random_malformed"):
-            if getattr(self, name) < 0:
-                raise ReplayError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for kind in CHAOS_KINDS:
+            if self._random_count(kind) < 0:
+                raise ReplayError(f"{RANDOM_FIELDS[kind]} must be >= 0, got {self._random_count(kind)}")
+
+    @classmethod
+    def chaos(cls, count: int, seed: int = 0, day: date | None = None) -> FaultPlan:
+        """`count` faults at seeded random times of the session, shared as evenly as can be between the kinds of
+        `CHAOS_KINDS` (the first kinds get the remainder); with `day`, other moments on each day of one seed.
+        Stalls last until the client gives up on the socket (its watchdog), so every stall outlasts the watchdog."""
+        if count < 0:
+            raise ReplayError(f"the number of chaos faults must be >= 0, got {count}")
+        share, remainder = divmod(count, len(CHAOS_KINDS))
+        drops, stalls, malformed, duplicates, out_of_order = (share + (index < remainder)
+                                                               for index in range(len(CHAOS_KINDS)))
+        if day is not None:
+            seed = random.Random(f"{seed}:{day.isoformat()}").getrandbits(32)
+        return cls(random_drops=drops, random_stalls=stalls, random_malformed=malformed,
+                   random_duplicates=duplicates, random_out_of_order=out_of_order, seed=seed)
+
+    def _random_count(self, kind: str) -> int:
+        return int(getattr(self, RANDOM_FIELDS[kind]))
 
     def schedule(self, day: date) -> list[tuple[datetime, str]]:
-        """(when, kind) of every timed fault, in time order; kind is drop | stall | malformed | reject_token."""
+        """(when, kind) of every timed fault, in time order; kind is one of `CHAOS_KINDS` or reject_token."""
         rng = random.Random(self.seed)
         open_s = SESSION_OPEN.hour * 3600 + SESSION_OPEN.minute * 60
         close_s = SESSION_CLOSE.hour * 3600 + SESSION_CLOSE.minute * 60
         events = [
             (datetime.combine(day, at, IST), kind)
             for kind, times in (("drop", self.drop_at), ("stall", self.stall_at), ("malformed", self.malformed_at),
+                                ("duplicate", self.duplicate_at), ("out_of_order", self.out_of_order_at),
                                 ("reject_token", self.reject_token_at))
             for at in times
         ]
-        for kind, count in (("drop", self.random_drops), ("stall", self.random_stalls),
-                            ("malformed", self.random_malformed)):
-            for _ in range(count):
+        for kind in CHAOS_KINDS:
+            for _ in range(self._random_count(kind)):
                 second = rng.uniform(open_s, close_s)
                 events.append((datetime.combine(day, time(), IST) + timedelta(seconds=second), kind))
         return sorted(events)
+
+
+CHAOS_KINDS = ("drop", "stall", "malformed", "duplicate", "out_of_order")
+RANDOM_FIELDS = {"drop": "random_drops", "stall": "random_stalls", "malformed": "random_malformed",
+                 "duplicate": "random_duplicates", "out_of_order": "random_out_of_order"}
 
 
 def market_status_at(moment: datetime) -> MarketStatus:
@@ -341,6 +374,7 @@ class _Session:
     last_sent: dict[str, int] = field(default_factory=dict)  # instrument_key -> ltt_ms
     stalled_until: datetime | None = None
     stalled_forever: bool = False
+    cut_by_fault: bool = False  # a drop or a stall: the consumer is expected back, time moves on meanwhile
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def stalled(self, now: datetime) -> bool:
@@ -377,8 +411,6 @@ class ReplayServer:
         if lockstep is not None:
             if clock is not None and clock is not lockstep.clock:
                 raise ReplayError("in lockstep the server drives the lockstep's own clock: pass no other clock")
-            if faults is not None and faults != FaultPlan():
-                raise ReplayError("fault injection needs the paced (real-time) replay, not lockstep")
             clock = lockstep.clock
         self.lockstep = lockstep
         self.tape: BarTape | FrameTape
@@ -410,6 +442,7 @@ class ReplayServer:
         self._rng = random.Random(self.faults.seed)
         self.limits = dict(limits)
         self.fired: list[tuple[datetime, str]] = []  # faults applied, for tests and logs
+        self.injected: Counter[str] = Counter()  # faults by kind that reached at least one open connection
         self.refused: list[tuple[datetime, str]] = []  # subscription requests refused (over a limit), with why
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
@@ -532,7 +565,19 @@ class ReplayServer:
             return None  # go on with the WebSocket handshake
         if path.startswith(CANDLE_PREFIX):  # no token check: the SDK's HistoryV3Api sends none (auth_settings=[])
             return await self._candles_response(connection, path.removeprefix(CANDLE_PREFIX))
+        if path.startswith(DAILY_CANDLE_PREFIX):
+            return self._daily_candles_response(connection, path)
         return _error(connection, HTTPStatus.NOT_FOUND, NOT_FOUND)
+
+    def _daily_candles_response(self, connection: ServerConnection, path: str) -> Response:
+        """The daily candles (engine/feed/replay_candles.py); 404 for a frame-file replay, which has no bars."""
+        if not isinstance(self.tape, BarTape):
+            return _error(connection, HTTPStatus.NOT_FOUND, NOT_FOUND)
+        try:
+            rows = daily_candles(self.tape, self.clock.now(), path)
+        except CandleRequestError as exc:
+            return _error(connection, HTTPStatus.BAD_REQUEST, {"errorCode": exc.code, "message": str(exc)})
+        return _json(connection, HTTPStatus.OK, {"status": "success", "data": {"candles": rows}})
 
     async def _candles_response(self, connection: ServerConnection, rest: str) -> Response:
         pieces = rest.split("/")
@@ -588,15 +633,23 @@ class ReplayServer:
             if self.lockstep is not None:
                 self.lockstep.forget_unread()  # frames of a gone connection will never be read
                 if not self._sessions and self._server is not None:
-                    self._spawn(self._drive_while_disconnected())
+                    self._spawn(self._drive_while_disconnected(grace=not session.cut_by_fault))
 
-    async def _drive_while_disconnected(self) -> None:
-        """Lockstep without a consumer: after a grace period (a normal shutdown ends within it), time still
-        moves from one clock sleeper to the next, so a client backing off before it reconnects is not left
-        waiting forever. Ends when a consumer connects again or nobody sleeps on the clock."""
+    async def _drive_while_disconnected(self, *, grace: bool) -> None:
+        """Lockstep without a consumer: time still moves from one clock sleeper to the next, so a client backing
+        off before it reconnects is not left waiting forever; after a fault at once, otherwise after a grace period
+        (a normal shutdown ends within it). A reconnecting client holds the clock (`Clock.hold`) until it is
+        subscribed again. Ends when a consumer connects again or nobody sleeps on the clock."""
         assert self.lockstep is not None
-        await asyncio.sleep(DISCONNECTED_GRACE_SECONDS)
-        while not self._sessions and (deadline := self.lockstep.clock.next_deadline()) is not None:
+        if grace:
+            await asyncio.sleep(DISCONNECTED_GRACE_SECONDS)
+        while not self._sessions:
+            # One sleeper at a time, its deadline read once all is settled: the client's backoff sleep starts only
+            # once it saw the socket go, and a consumer back on line must find time where it reconnected.
+            await self.lockstep.settle()
+            deadline = self.lockstep.clock.next_deadline()
+            if self._sessions or deadline is None:
+                return
             await self.lockstep.advance_to(deadline)
 
     def _opening_market_info(self) -> bytes:
@@ -771,6 +824,19 @@ class ReplayServer:
                 await self._send(session, self._encode(session, late, FrameKind.LIVE_FEED, now_ms))
 
     # ---- faults ----------------------------------------------------------------------------------------------
+    async def _resend_latest(self, session: _Session, *, older: bool) -> None:
+        """One live frame with the latest tick sent of every instrument again (a duplicate), or with the tick before
+        it (`older`: out of order)."""
+        if not isinstance(self.tape, BarTape):
+            return
+        tape = self.tape
+        ticks = [
+            tick for key, ltt_ms in session.last_sent.items()
+            if (tick := tape.previous(key, ltt_ms) if older else tape.at(key, ltt_ms)) is not None
+        ]
+        if ticks:
+            await self._send(session, self._encode(session, ticks, FrameKind.LIVE_FEED, self.clock.now_ms()))
+
     async def _fault_loop(self) -> None:
         start = self.clock.now()
         for when, kind in self.faults.schedule(self.day):
@@ -781,10 +847,14 @@ class ReplayServer:
             await self.inject(kind)
 
     async def inject(self, kind: str) -> None:
-        """Apply a fault now to every open connection: drop | stall | malformed | reject_token."""
+        """Apply a fault now to every open connection: drop | stall | malformed | duplicate | out_of_order |
+        reject_token."""
         now = self.clock.now()
         self.fired.append((now, kind))
         log.info("replay: injecting %s at %s into %d connection(s)", kind, now.time(), len(self._sessions))
+        cuts = kind in ("drop", "reject_token")  # a stalled socket is still cut; it receives nothing else
+        if any(cuts or not session.stalled(now) for session in self._sessions):
+            self.injected[kind] += 1
         if kind == "reject_token":
             self._token_rejected = True
             self._codes.clear()
@@ -792,14 +862,18 @@ class ReplayServer:
             connection = session.connection
             try:
                 if kind == "drop":
+                    session.cut_by_fault = True
                     connection.transport.abort()
                 elif kind == "stall":
+                    session.cut_by_fault = True
                     if self.faults.stall_seconds is None:
                         session.stalled_forever = True
                     else:
                         session.stalled_until = now + timedelta(seconds=self.faults.stall_seconds)
                 elif kind == "malformed":
                     await self._send(session, MALFORMED_FRAME)
+                elif kind in ("duplicate", "out_of_order"):
+                    await self._resend_latest(session, older=kind == "out_of_order")
                 elif kind == "reject_token":
                     await connection.close(TOKEN_REJECTED_CLOSE_CODE, "Invalid token used to access API")
                 else:

@@ -29,9 +29,9 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from engine.brokers.base import Broker
@@ -39,12 +39,14 @@ from engine.brokers.factory import make_broker
 from engine.brokers.login import TokenProvider
 from engine.calendar import TradingSession
 from engine.clock import Clock, LiveClock, Lockstep, ReplayClock, VirtualClock
+from engine.data.daybars import with_exchange_ohlc
 from engine.execution.manager import OrderManager
 from engine.feed.client import FeedState, MarketDataClient
-from engine.feed.replay import ReplayServer
+from engine.feed.replay import FaultPlan, ReplayServer
 from engine.indicators.metadata import build_metadata, read_metadata
 from engine.indicators.multitimeframe import InstrumentIndicators
 from engine.models import Instrument, MarketStatus, Tick
+from engine.notify import Channel, Notifier, Outbox, default_channels
 from engine.session import day as day_work
 from engine.session.stages import COMPLETED, INTERRUPTED, LIVE_SESSION, RUNNING, TradingDayContext, record_stage
 from engine.settings import load_credentials
@@ -58,7 +60,11 @@ REPLAY_LEAD = timedelta(minutes=2)  # a replayed day's clock starts this long be
 ENTRY_POLL = timedelta(seconds=60)  # while a window is open, new candidates are considered this often
 FEED_SEGMENT = "NSE_EQ"
 REPLAY_WATCHDOG_SECONDS = 300.0
+# In lockstep time waits for the consumer, so a slow machine never looks like a silent feed: the watchdog only has
+# to outlast the gap between derived ticks (43 s, every instrument at once).
+LOCKSTEP_WATCHDOG_SECONDS = 60.0
 ENGINE_DRAIN_SECONDS = 30.0  # at close, how long broker calls under way may take to answer
+NOTIFY_DRAIN_SECONDS = 15.0  # at close, how long the queued notifications may take to go out
 
 
 @dataclass
@@ -69,6 +75,10 @@ class SessionStats:
     entry_calls: int = 0
     entries_approved: int = 0
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    faults_injected: dict[str, int] = field(default_factory=dict)  # a chaos replay: faults by kind (replay server)
+    recovery: dict[str, dict[str, float | int]] = field(default_factory=dict)  # per fault kind (feed client)
+    entry_polls: list[datetime] = field(default_factory=list)  # when the entry window executed
+    feed_notes: list[str] = field(default_factory=list)  # feed outages the trading could not be shielded from
 
 
 class FeedTokenExpired(RuntimeError):
@@ -88,6 +98,7 @@ class LiveSession:
         feed_token: Callable[[], str],
         replay_server: ReplayServer | None = None,
         lockstep: Lockstep | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         if context.session is None:
             raise ValueError(f"no trading session on {context.day}: {context.skip_reason}")
@@ -100,6 +111,7 @@ class LiveSession:
         self.instrument_keys = instrument_keys
         self.replay_server = replay_server
         self.lockstep = lockstep
+        self.outbox = outbox  # trade notifications, scanned from the database every minute
         self.stats = SessionStats()
         feed_settings = context.settings.feed
         self.feed = MarketDataClient(
@@ -111,11 +123,13 @@ class LiveSession:
             on_market_status=self._on_market_status,
             # Replayed ticks come from 5-minute bars (several per bar, not every second): a silent
             # minute is normal there, so the watchdog waits longer on a replay.
-            watchdog_seconds=max(feed_settings.watchdog_seconds, REPLAY_WATCHDOG_SECONDS)
+            watchdog_seconds=max(feed_settings.watchdog_seconds,
+                                 LOCKSTEP_WATCHDOG_SECONDS if lockstep is not None else REPLAY_WATCHDOG_SECONDS)
             if replay_server is not None
             else feed_settings.watchdog_seconds,
             reconnect_max_seconds=feed_settings.reconnect_max_seconds,
-            backfill=replay_server is None,
+            backoff_seed=0 if lockstep is not None else None,  # lockstep: the same reconnects in every run
+            backfill_from=self.session.open,  # a late start or a retry backfills the day from the open
             on_raw_frame=lockstep.frame_received if lockstep is not None else None,
         )
         self._last_decision: dict[str, tuple[bool, str]] = {}  # per symbol, so a repeated rejection logs once
@@ -136,13 +150,15 @@ class LiveSession:
         clock: Clock | None = None,
         lockstep: bool | None = None,
         feed_token_loader: Callable[[], str | None] | None = None,
+        notifiers: Sequence[Channel] | None = None,
     ) -> LiveSession:
         """Everything the session needs, resumed from the database. `replay` (default: the
         `feed.source` setting) replays the day from the Parquet store: in lockstep (the default without a `speed`,
         unless `clock` is not a VirtualClock; `lockstep` decides explicitly), else paced on a simulated
         clock at `speed` (default `feed.replay_speed`). Otherwise the live Upstox feed on the real clock, its
         token re-read on every reconnect from `feed_token_loader` (a Secret block reader the flow passes),
-        the environment or `.env`, so a token renewed with `autotrader login` is picked up mid-session."""
+        the environment or `.env`, so a token renewed with `autotrader login` is picked up mid-session.
+        Trade notifications go to `notifiers` (default: the `notify.webhook_url` webhook, if set)."""
         session = context.session
         if session is None:
             raise ValueError(f"no trading session on {context.day}: {context.skip_reason}")
@@ -188,8 +204,11 @@ class LiveSession:
                 api_url = load_credentials().upstox_api_url
                 token_provider = TokenProvider("UPSTOX_ACCESS_TOKEN", loader=feed_token_loader)
 
+            notifier = Notifier(context.db, default_channels(settings) if notifiers is None else notifiers, clock,
+                                settings.notify.timeout_seconds)
+            outbox = Outbox(notifier, context.db, context.day, replay=replay, clock=clock)
             live = cls(context, clock, broker, orders, engine, keys, api_url, token_provider,
-                       replay_server, in_lockstep)
+                       replay_server, in_lockstep, outbox)
             record_stage(context.db, context.day, LIVE_SESSION, RUNNING, clock,
                          {"instruments": len(keys), "replay": replay, "broker": broker.name,
                           "lockstep": in_lockstep is not None})
@@ -217,6 +236,8 @@ class LiveSession:
         ticks = sorted(ticks, key=_tick_order)
         with self._holding_time():
             await self.engine.on_ticks(ticks)
+        if self.outbox is not None:
+            self.outbox.poll()
 
     async def _on_market_status(self, statuses: dict[str, MarketStatus]) -> None:
         status = statuses.get(FEED_SEGMENT)
@@ -252,19 +273,44 @@ class LiveSession:
         # On another error the entry window keeps waiting: a retry of this call resumes the stream.
         self.streaming_done.set()
         result = summary.as_dict()
+        self._feed_figures()
         result.update(ticks=self.stats.ticks, feed_state=self.feed.state.value,
-                      reconnects=self.feed.stats.reconnects, stopped_early=self._stop_requested or None)
+                      reconnects=self.feed.stats.reconnects, stopped_early=self._stop_requested or None,
+                      faults_injected=self.stats.faults_injected, recovery=self.stats.recovery,
+                      feed_notes=self.stats.feed_notes)
         record_stage(self.context.db, self.context.day, LIVE_SESSION, RUNNING, self.clock,
                      {"streamed": True, "ticks": self.stats.ticks})
         return result
 
+    def _feed_figures(self) -> None:
+        """Faults injected (a chaos replay), recovery per fault kind, and a note for each outage the trading could
+        not be shielded from: an entry-window run while the feed was down (decided on stale prices), or the close
+        before the feed recovered (the day's last minutes never seen)."""
+        feed = self.feed.stats
+        self.stats.recovery = feed.recovery_figures()
+        if self.replay_server is not None:
+            self.stats.faults_injected = dict(self.replay_server.injected)
+        self.stats.feed_notes = [
+            f"the entry window ran at {poll:%H:%M} while the feed was down: its decisions saw stale prices"
+            for poll in self.stats.entry_polls if feed.down_at(poll)
+        ] + [
+            f"the close came before the feed recovered from a {kind} at {at:%H:%M:%S}: the last minutes went unseen"
+            for kind, at in self.feed.unrecovered()
+        ]
+        for note in self.stats.feed_notes:
+            log.warning("feed outage: %s", note)
+
     def _save_day_bars(self) -> None:
-        """The day's daily bar of each instrument as built from its ticks, for post-close."""
+        """The day's daily bar of each instrument as built from its ticks, with the feed's own day open/high/low
+        (a full-mode tick's exchange OHLC), for post-close."""
         bars = {}
+        keys = {instrument.symbol: key for key, instrument in self.engine.instruments.items()}
         for symbol, indicators in self.engine.indicators.items():
             daily = indicators.snapshot().daily
             if daily.bar_start is not None and daily.bar_start.date() == self.context.day:
-                bars[symbol] = (daily.open, daily.high, daily.low, daily.close, daily.volume)
+                last_tick = self.feed.last_tick(keys.get(symbol, ""))
+                open_, high, low = with_exchange_ohlc(daily.open, daily.high, daily.low, last_tick)
+                bars[symbol] = (open_, high, low, daily.close, daily.volume)
         if bars:
             day_work.save_session_bars(self.context, bars)
 
@@ -283,6 +329,7 @@ class LiveSession:
             with self._holding_time():
                 decisions = await self.engine.execute_entry_window()
             self.stats.entry_calls += 1
+            self.stats.entry_polls.append(now)
             for decision in decisions:
                 record = {
                     "symbol": decision.setup.symbol, "approved": decision.approved,
@@ -333,6 +380,8 @@ class LiveSession:
         if self.engine.concurrent:  # broker calls under way finish (and are journaled) before the broker goes
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.engine.drain(), ENGINE_DRAIN_SECONDS)
+        if self.outbox is not None:  # after the drain: the day's last fills are rows by now
+            await self.outbox.close(NOTIFY_DRAIN_SECONDS)
         if self.replay_server is not None:
             with contextlib.suppress(Exception):
                 await self.replay_server.stop()
@@ -429,7 +478,9 @@ def _check_replayable(context: TradingDayContext, symbols: list[str]) -> None:
 async def _start_replay_server(context: TradingDayContext, clock: Clock, lockstep: Lockstep | None) -> ReplayServer:
     """The day's replay (derived ticks inside each real 5-minute bar) on the session's own clock; in
     lockstep the server drives that clock."""
+    feed = context.settings.feed
+    faults = FaultPlan.chaos(feed.replay_chaos, feed.replay_chaos_seed, context.day) if feed.replay_chaos else None
     server = ReplayServer(data_dir=context.settings.data_dir, day=context.day, token=REPLAY_TOKEN,
-                          clock=None if lockstep is not None else clock, lockstep=lockstep)
+                          clock=None if lockstep is not None else clock, lockstep=lockstep, faults=faults)
     await server.start()
     return server

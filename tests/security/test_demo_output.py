@@ -1,6 +1,6 @@
 """`autotrader demo` and the report agree (issue #15 item 5): the demo honours AUTOTRADER_DATABASE_URL
 (never deleting a database you named), prints the `autotrader report` command of each day, and with
---json prints the JSON alone on stdout."""
+--json prints the JSON alone on stdout (checked on the shared kill-day demo, tests/demos/kill_day.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from cli import demo_cmd
+from tests.demos.kill_day import KILL_DAYS, KillDay
 from tests.security.netns import clean_broker_environment, isolated_environment  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.usefixtures("clean_broker_environment")
@@ -22,23 +23,19 @@ DAY = "2024-06-04"
 
 
 @pytest.mark.e2e
-def test_demo_json_is_parseable_and_its_report_command_reads_the_given_database(tmp_path: Path) -> None:
-    database = tmp_path / "mine.db"
-    environment = isolated_environment(tmp_path, AUTOTRADER_DATABASE_URL=f"sqlite:///{database}")
-    autotrader = [sys.executable, "-m", "cli.main"]
-    demo = subprocess.run([*autotrader, "demo", "--from", DAY, "--to", DAY, "--json"], env=environment, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=280)
-    assert demo.returncode == 0, demo.stderr[-3000:]
-    summary = json.loads(demo.stdout)  # the JSON alone: progress went to stderr
-    assert summary["states"] == {DAY: "Completed"}
+def test_demo_json_is_parseable_and_its_report_command_reads_the_given_database(tmp_path: Path,
+                                                                                  kill_day: KillDay) -> None:
+    summary = kill_day.summary  # parsed from stdout: the JSON alone, progress went to stderr
+    assert summary["states"] == dict.fromkeys(KILL_DAYS, "Completed")
     assert summary["days"][0]["entry_orders"] > 0
-    assert "▶ trading day" in demo.stderr and "venue: paper broker (simulated)" in demo.stderr
-    assert database.exists()
+    assert "▶ trading day" in kill_day.stderr and "venue: " in kill_day.stderr
 
-    printed = [line.strip() for line in demo.stderr.splitlines() if "autotrader report --date" in line]
-    assert printed == [f"autotrader report --date {DAY}"]  # a database you named is yours: no prefix needed
-    report = subprocess.run([*autotrader, *shlex.split(printed[0])[1:], "--json"], env=environment, cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)
+    printed = [line.strip() for line in kill_day.stderr.splitlines() if "autotrader report --date" in line]
+    # a database you named is yours: no prefix needed
+    assert printed == [f"autotrader report --date {day}" for day in KILL_DAYS]
+    environment = isolated_environment(tmp_path, AUTOTRADER_DATABASE_URL=kill_day.database_url)
+    report = subprocess.run([sys.executable, "-m", "cli.main", *shlex.split(printed[0])[1:], "--json"],
+                            env=environment, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert report.returncode == 0, report.stderr
     orders = json.loads(report.stdout)["orders"]
     assert len([o for o in orders if o["purpose"] == "ENTRY"]) == summary["days"][0]["entry_orders"]

@@ -76,6 +76,25 @@ def test_no_room_means_no_ticks_and_tiny_room_keeps_the_close() -> None:
     assert [t.ltp for t in squeezed] == [102, 101] and [t.ltt_ms for t in squeezed] == [T0_MS + 59_998, T0_MS + 59_999]
 
 
+def test_what_was_seen_and_what_came_live_of_a_minute_is_not_backfilled_again() -> None:
+    """A replayed minute holds two derived ticks (open, close): one seen before the gap, the other after it."""
+    seen_open = candle(0, 100, 101, 100, 101)  # 10:00 seen up to its open (100), its close (101) missed
+    seen_whole = candle(1, 101, 101, 100.5, 100.5)  # 10:01 seen in full before the gap: nothing to add
+    live_close = candle(2, 102, 103, 102, 103)  # 10:02: its open missed, its close (103) came live
+    template = Tick(KEY, 100.0, T0_MS + 1_000, volume=500)
+    ticks = synthesize_ticks([seen_open], after_ms=T0_MS + 1_000, before_ms=T0_MS + MINUTE_MS, template=template,
+                             seen_prices=[100.0])
+    assert [t.ltp for t in ticks] == [101.0]  # the missed close only, not the open again
+    assert synthesize_ticks([seen_whole], after_ms=T0_MS + MINUTE_MS + 50_000, before_ms=T0_MS + 3 * MINUTE_MS,
+                            seen_prices=[101.0, 100.5]) == []
+    ticks = synthesize_ticks([live_close], after_ms=T0_MS + MINUTE_MS, before_ms=T0_MS + 2 * MINUTE_MS + 40_000,
+                             live_prices=[103.0])
+    assert [t.ltp for t in ticks] == [102.0]  # its open; the close comes live
+    unmatched = synthesize_ticks([live_close], after_ms=T0_MS + MINUTE_MS, before_ms=T0_MS + 2 * MINUTE_MS + 40_000,
+                                 live_prices=[102.5])
+    assert [t.ltp for t in unmatched] == [102.0, 103.0]  # live prices that are not the path's end: path kept
+
+
 async def test_sdk_candle_source_reads_the_replay_server(make_replay_server: MakeReplayServer) -> None:
     server = await make_replay_server(start=time(9, 40))
     default_host = upstox_client.Configuration().host

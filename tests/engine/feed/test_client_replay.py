@@ -150,7 +150,10 @@ async def test_lost_connection_recovers_with_no_missing_minute(replay_data_dir: 
         client, collector = await stream(server, REPLAY_KEYS)
     assert [fired for _, fired in server.fired] == [kind]
     stats = client.stats
-    assert stats.reconnects == 1 and stats.backfill_failures == 0 and stats.backfilled_bars >= len(REPLAY_KEYS)
+    assert stats.reconnects == 1 and stats.backfill_failures == 0
+    # A stall misses minutes (the watchdog waits 200 s); a drop is back within the second it happened in, where
+    # the snapshot and the live ticks cover all there was: a backfilled tick would only repeat one of them.
+    assert stats.backfilled_bars >= (len(REPLAY_KEYS) if kind == "stall" else 0)
     assert stats.watchdog_timeouts == (1 if kind == "stall" else 0)
     assert collector.token_calls == 3  # connect, reconnect (authorized again) and the backfill's candle requests
     assert_no_missing_minute(server, collector, REPLAY_KEYS)
@@ -210,7 +213,8 @@ async def test_200_instruments_of_a_shipped_day_survive_a_drop() -> None:
     async with replay(ROOT / "data", keys, instruments=universe, faults=faults, speed=200.0,
                       start=time(9, 13)) as server:
         client, collector = await stream(server, keys, end=end)
+    # Back within seconds of the drop: the snapshot and the held live ticks cover the gap, so the backfill may add
+    # nothing (a backfilled tick only ever fills what was missed); every minute is checked below either way.
     assert client.stats.reconnects == 1 and client.stats.backfill_failures == 0
-    assert client.stats.backfilled_bars >= 200
     assert_no_missing_minute(server, collector, keys, end=end)
     assert sum(len(today(collector.ticks[key])) for key in keys) >= 200 * 17  # 17 minutes, >= 1 tick each

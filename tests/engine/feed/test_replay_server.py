@@ -739,10 +739,8 @@ async def test_lockstep_moves_time_only_when_the_consumer_has_processed_every_fr
     assert lockstep.sent == lockstep.received == len(seen) and lockstep.stalls == 0
 
 
-async def test_lockstep_takes_no_faults_and_no_other_clock(make_replay_server: MakeReplayServer) -> None:
+async def test_lockstep_takes_no_other_clock(make_replay_server: MakeReplayServer) -> None:
     lockstep = Lockstep(VirtualClock(datetime.combine(REPLAY_DAY, REPLAY_START, IST)))
-    with pytest.raises(ReplayError, match="paced"):
-        await make_replay_server(lockstep=lockstep, faults=FaultPlan(drop_at=(time(10, 0),)))
     with pytest.raises(ReplayError, match="lockstep's own clock"):
         await make_replay_server(lockstep=lockstep, clock=VirtualClock(datetime.combine(REPLAY_DAY, REPLAY_START, IST)))
 

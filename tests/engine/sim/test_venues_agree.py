@@ -6,10 +6,6 @@ The fast test drives the three brokers directly with one replayed day of the shi
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +21,7 @@ from engine.models import IST, Instrument, OrderIntent, OrderPurpose, OrderStatu
 from engine.settings import Credentials, load_settings
 from engine.storage import BarStore
 from engine.storage.db import init_db
+from tests.chaos.demos import DemoRun, outcome, run_demos
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 DAY = date(2024, 6, 4)  # election results: big moves, stops and targets both hit
@@ -119,36 +116,12 @@ async def test_paper_and_both_sandboxes_fill_one_replayed_day_alike(tmp_path: Pa
     assert reports["upstox-sandbox"] == paper
 
 
-def _demos(venues: list[str], tmp_path: Path) -> dict[str, dict[str, Any]]:
-    """`autotrader demo --json` once per venue, side by side: each with its own database and Prefect home."""
-    runs = {}
-    for venue in venues:
-        environment = {**os.environ, "AUTOTRADER_BROKER": venue,
-                       "AUTOTRADER_DATABASE_URL": f"sqlite:///{tmp_path / venue}.db",
-                       "PREFECT_HOME": str(tmp_path / f"prefect-{venue}")}
-        runs[venue] = subprocess.Popen([sys.executable, "-m", "cli.main", "demo", "--from", "2024-06-03", "--to",
-                                        "2024-06-05", "--json"], cwd=PROJECT_ROOT, env=environment, text=True,
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    summaries = {}
-    for venue, run in runs.items():
-        stdout, stderr = run.communicate(timeout=1200)
-        assert run.returncode == 0, stderr[-2000:]
-        summaries[venue] = json.loads(stdout)  # JSON alone on stdout
-    return summaries
-
-
-def _outcome(summary: dict[str, Any]) -> dict[str, Any]:
-    trades = [(t["day"], t["symbol"], t["quantity"], t["entry_price"], t["exit_price"], t["exit_reason"])
-              for t in summary["trades"]]
-    positions = [(p["symbol"], p["quantity"], p["average_price"], p["stop"], p["target"])
-                 for p in summary["open_positions"]]
-    return {"trades": trades, "open_positions": positions, "states": summary["states"]}
-
-
 @pytest.mark.e2e
 @pytest.mark.timeout(1500)  # three demo runs of about a minute each, side by side on two cores
-def test_the_demo_reports_the_same_trades_and_positions_on_every_simulated_venue(tmp_path: Path) -> None:
-    outcomes = {venue: _outcome(summary) for venue, summary in _demos(VENUES, tmp_path).items()}
+def test_the_demo_reports_the_same_trades_and_positions_on_every_simulated_venue() -> None:
+    # `autotrader demo --json` once per venue, side by side, each with its own database and Prefect home
+    summaries = run_demos([DemoRun(venue, None) for venue in VENUES], "2024-06-03", "2024-06-05", len(VENUES))
+    outcomes = {run.venue: outcome(summary) for run, summary in summaries.items()}
     assert outcomes["paper"]["trades"], "the demo days close some trades"
     assert outcomes["zerodha-sandbox"] == outcomes["paper"]
     assert outcomes["upstox-sandbox"] == outcomes["paper"]
