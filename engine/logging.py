@@ -11,7 +11,6 @@ from typing import Any
 
 from engine.secrets import REDACTED, redact, register_secrets, registered_secrets
 
-
 _REDACTED_MARK = "autotrader_redacted"  # set on a record once redacted: each record is redacted once
 
 
