@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,3 +36,14 @@ def prefect_harness() -> Iterator[None]:
 def kill_day(tmp_path_factory: pytest.TempPathFactory) -> KillDay:
     """The replayed kill-switch demo of tests/demos/kill_day.py, run once per test session."""
     return run_kill_day(tmp_path_factory.mktemp("kill-day"))
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Puts the logging set-up back (record factory, root handlers and level) after a test that ran a CLI command."""
+    factory, root = logging.getLogRecordFactory(), logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    logging.setLogRecordFactory(factory)
+    root.handlers[:] = handlers
+    root.setLevel(level)

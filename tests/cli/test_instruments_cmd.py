@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -16,15 +14,8 @@ from engine.data.instruments import write_instrument_table
 from engine.storage import BarStore
 from tests.engine.data.test_master import _daily, _row, _table
 
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    factory, root = logging.getLogRecordFactory(), logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    logging.setLogRecordFactory(factory)
-    root.handlers[:] = handlers
-    root.setLevel(level)
+# the CLI configures logging (a redacting record factory, root handlers): put it back after each test
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 @pytest.fixture

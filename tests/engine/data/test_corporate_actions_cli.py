@@ -4,10 +4,8 @@ its 1:1 bonus."""
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
-from collections.abc import Iterator
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -22,15 +20,8 @@ from engine.resources import shipped_data_dir
 from engine.storage import BarStore
 from tests.engine.data.test_corporate_actions import EVENTS, assert_adjusted, stored_until
 
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    factory, root = logging.getLogRecordFactory(), logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    logging.setLogRecordFactory(factory)
-    root.handlers[:] = handlers
-    root.setLevel(level)
+# the CLI configures logging (a redacting record factory, root handlers): put it back after each test
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def test_apply_then_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,7 +14,7 @@ from sqlmodel import select
 
 from engine.brokers.paper.broker import PaperBroker
 from engine.clock import SteppedClock
-from engine.data.corporate_actions import CorporateAction, run_corporate_actions
+from engine.data.corporate_actions import ActionContext, CorporateAction, run_corporate_actions
 from engine.data.ticks import paise
 from engine.execution.exits import exit_request_for
 from engine.execution.manager import OrderManager
@@ -23,7 +23,7 @@ from engine.portfolio.charges import ChargeCalculator
 from engine.portfolio.positions import PositionBook, exit_trigger
 from engine.portfolio.rebase import rebased_values
 from engine.settings import load_settings
-from engine.storage import session_scope
+from engine.storage import BarStore, session_scope
 from engine.storage.tables import GttRow, PositionRow
 from engine.trading.risk_control import RiskController
 from engine.trading.setups import SetupStore
@@ -61,6 +61,15 @@ def day_loss_seen(db: Engine, day: date, instrument: Instrument, last_price: flo
     return position.day_pnl, exit_trigger(position, last_price), risk.trip_on_loss()
 
 
+def paper_context(tmp_path: Path, store: BarStore, ex_date: date) -> tuple[PaperBroker, ActionContext, OrderManager]:
+    """The pre-open of `ex_date` (08:30) with a paper broker behind the context's order manager."""
+    clock = SteppedClock(datetime.combine(ex_date, time(8, 30), IST))
+    broker = PaperBroker(clock)
+    context = context_for(tmp_path, store, ex_date)
+    context.orders = OrderManager(broker, context.db, clock, trading_day=ex_date)
+    return broker, context, context.orders
+
+
 @pytest.mark.parametrize("symbol", sorted(EVENTS))
 def test_a_position_held_across_the_ex_date_sees_no_phantom_loss(tmp_path: Path, symbol: str) -> None:
     ex_date, factor = EVENTS[symbol]
@@ -71,11 +80,8 @@ def test_a_position_held_across_the_ex_date_sees_no_phantom_loss(tmp_path: Path,
     last_close_stored = float(history["close"].iloc[-1])
 
     async def scenario() -> None:
-        clock = SteppedClock(datetime.combine(ex_date, time(8, 30), IST))
-        broker = PaperBroker(clock)
-        context = context_for(tmp_path, store, ex_date)
+        broker, context, orders = paper_context(tmp_path, store, ex_date)
         instrument = context.instruments[symbol]
-        orders = OrderManager(broker, context.db, clock, trading_day=ex_date)
         request = exit_request_for(instrument, QUANTITY, stop=instrument.round_price(bought_at * 0.93, "up"),
                                    target=instrument.round_price(bought_at * 1.15, "up"),
                                    last_price=last_close_stored, tag="EXIT-1")
@@ -131,12 +137,9 @@ def test_a_gtt_the_broker_deleted_is_replaced_by_a_new_protected_exit(tmp_path: 
     price = float(store.read("RELIANCE", "1d")["close"].iloc[-5])
 
     async def scenario() -> None:
-        clock = SteppedClock(datetime.combine(ex_date, time(8, 30), IST))
-        broker = PaperBroker(clock)
-        context = context_for(tmp_path, store, ex_date)
-        context.orders = OrderManager(broker, context.db, clock, trading_day=ex_date)
+        broker, context, orders = paper_context(tmp_path, store, ex_date)
         instrument = context.instruments["RELIANCE"]
-        gtt = await context.orders.place_exit(exit_request_for(instrument, QUANTITY, stop=price * 0.9,
+        gtt = await orders.place_exit(exit_request_for(instrument, QUANTITY, stop=price * 0.9,
                                                                target=price * 1.2, last_price=price, tag="EXIT-1"))
         await broker.cancel_exit(gtt.exit_id)  # the broker dropped it at the ex-date
         position_id = open_position(context.db, instrument, date(2024, 10, 1), price, gtt.exit_id)
@@ -180,12 +183,9 @@ def test_triggers_that_no_longer_straddle_the_close_cancel_the_gtt_for_the_guard
     last_close = float(store.read("RELIANCE", "1d")["close"].iloc[-1])
 
     async def scenario() -> None:
-        clock = SteppedClock(datetime.combine(ex_date, time(8, 30), IST))
-        broker = PaperBroker(clock)
-        context = context_for(tmp_path, store, ex_date)
-        context.orders = OrderManager(broker, context.db, clock, trading_day=ex_date)
+        broker, context, orders = paper_context(tmp_path, store, ex_date)
         instrument = context.instruments["RELIANCE"]
-        gtt = await context.orders.place_exit(exit_request_for(instrument, QUANTITY, stop=last_close * 0.95,
+        gtt = await orders.place_exit(exit_request_for(instrument, QUANTITY, stop=last_close * 0.95,
                                                                target=last_close * 1.2, last_price=last_close,
                                                                tag="EXIT-1"))
         position_id = open_position(context.db, instrument, date(2024, 10, 1), last_close * 0.97, gtt.exit_id)
