@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -35,9 +36,19 @@ from engine.storage import BarStore, init_db, session_scope
 from engine.storage.tables import GttRow, InstrumentRow, PositionRow
 from tests.conftest import PROJECT_ROOT
 
-SHARED = PROJECT_ROOT.parent / "shared" / "data"
-KITE_CSV = SHARED / "nse" / "instruments" / "zerodha_kite_instruments_NSE_2026-01.csv"
-UPSTOX_JSON = SHARED / "nse" / "instruments" / "upstox_NSE_instruments_2025-01.json"
+MASTERS = Path(__file__).parent / "resources" / "masters"  # copies of ../shared's, see its README.md
+KITE_CSV = MASTERS / "zerodha_kite_instruments_NSE_2026-01.csv.gz"
+UPSTOX_JSON = MASTERS / "upstox_NSE_instruments_2025-01.json.gz"
+SEPTEMBER_CLOSES = MASTERS / "nifty50_closes_2025-09-30.csv"
+
+
+def upstox_master_rows() -> list[dict[str, Any]]:
+    return list(json.loads(gzip.decompress(UPSTOX_JSON.read_bytes())))
+
+
+def kite_master_rows() -> list[dict[str, str]]:
+    with gzip.open(KITE_CSV, "rt", newline="") as lines:
+        return list(csv.DictReader(lines))
 SEPTEMBER = date(2025, 9, 30)
 
 
@@ -107,7 +118,7 @@ def test_replayed_day_before_the_band_rule_keeps_0_05(tmp_path: Path) -> None:
 
 
 def test_upstox_master_rows_are_equities_with_rupee_ticks() -> None:
-    rows = {r.symbol: r for r in upstox_instruments(json.loads(UPSTOX_JSON.read_text()))}
+    rows = {r.symbol: r for r in upstox_instruments(upstox_master_rows())}
     assert len(rows) == 2025  # SOURCES.md: 2,025 NSE_EQ EQ rows
     reliance = rows["RELIANCE"]
     assert (reliance.isin, reliance.instrument_key, reliance.tick_size, reliance.lot_size) == (
@@ -115,8 +126,8 @@ def test_upstox_master_rows_are_equities_with_rupee_ticks() -> None:
 
 
 def test_kite_master_rows_and_merge_by_exchange_token() -> None:
-    kite = kite_instruments(list(csv.DictReader(KITE_CSV.open())))
-    upstox = upstox_instruments(json.loads(UPSTOX_JSON.read_text()))
+    kite = kite_instruments(kite_master_rows())
+    upstox = upstox_instruments(upstox_master_rows())
     merged = {r.symbol: r for r in merge_broker_masters(upstox, kite)}
     reliance = merged["RELIANCE"]
     assert (reliance.kite_token, reliance.isin, reliance.source) == (738561, "INE002A01018", "upstox+kite")
@@ -312,8 +323,7 @@ def test_september_2025_closes_put_33_of_the_48_default_instruments_off_grid_unt
     shipped = load_instrument_table(PROJECT_ROOT / "data")
     universe = filter_universe(shipped, settings.universe.min_market_cap_cr, settings.universe.max_instruments,
                                settings.universe.require_complete_history)
-    closes = {path.name.split("_2020-")[0]: float(pd.read_csv(path)["close"].iloc[-1])
-              for path in (SHARED / "nse" / "daily_nifty50_2020_2025_adjusted").glob("*.csv")}
+    closes = {row.symbol: float(row.close) for row in pd.read_csv(SEPTEMBER_CLOSES).itertuples()}
     assert len(universe) == 48 and set(universe["symbol"]) <= set(closes)
 
     def off_grid(table: pd.DataFrame) -> list[str]:
@@ -326,8 +336,8 @@ def test_september_2025_closes_put_33_of_the_48_default_instruments_off_grid_unt
              if paise(float(shipped_rows.loc[s, "tick_size"])) != paise(tick_for_price(closes[s], SEPTEMBER))]
     assert len(wrong) == 33  # 32 of them too fine, so their prices would be rejected
     assert len(off_grid(shipped)) == 32
-    broker = merge_broker_masters(upstox_instruments(json.loads(UPSTOX_JSON.read_text())),
-                                  kite_instruments(list(csv.DictReader(KITE_CSV.open()))))
+    broker = merge_broker_masters(upstox_instruments(upstox_master_rows()),
+                                  kite_instruments(kite_master_rows()))
     refreshed = refresh_table(shipped, broker, closes, SEPTEMBER, source="shipped")
     assert off_grid(refreshed.table) == []
     assert refreshed.renames == [{"old_symbol": "GMRINFRA", "new_symbol": "GMRAIRPORT", "isin": "INE776C01039"}]

@@ -5,8 +5,6 @@ is rounded the safe way (`engine.data.ticks.ROUNDING`)."""
 
 from __future__ import annotations
 
-import csv
-import json
 import random
 from datetime import date
 from functools import cache
@@ -23,7 +21,7 @@ from engine.portfolio.charges import ChargeCalculator
 from engine.risk.limits import Candidate, RiskBudget, plan_entries
 from engine.settings import ChargesSettings, RiskSettings
 from tests.conftest import SHIPPED_DATA_DIR
-from tests.engine.data.test_master import KITE_CSV, UPSTOX_JSON
+from tests.engine.data.test_master import kite_master_rows, upstox_master_rows
 from tests.engine.strategy.support import make_setup
 
 SEPTEMBER = date(2025, 9, 30)
@@ -33,8 +31,8 @@ CHARGES = ChargeCalculator(ChargesSettings())
 @cache
 def refreshed() -> tuple[tuple[Instrument, ...], dict[str, float]]:
     """The refreshed master's instruments and the closes it was refreshed at."""
-    broker = merge_broker_masters(upstox_instruments(json.loads(UPSTOX_JSON.read_text())),
-                                  kite_instruments(list(csv.DictReader(KITE_CSV.open()))))
+    broker = merge_broker_masters(upstox_instruments(upstox_master_rows()),
+                                  kite_instruments(kite_master_rows()))
     table = load_instrument_table(SHIPPED_DATA_DIR)
     draw = random.Random(20250930)
     closes = {str(s): round(10 ** draw.uniform(1, 4.6), 2) for s in table["symbol"]}  # ₹10 .. ₹40,000
