@@ -51,7 +51,7 @@ _SHAPES: list[tuple[tuple[str, ...], re.Pattern[str], str]] = [
 ]
 
 
-_QUERY_PASSWORD = re.compile(r"(?i)[?&]password=([^&#]+)")
+_QUERY_PASSWORD = re.compile(r"(?i)([?&](?:password|passwd|pwd)=)([^&#]*)")
 
 
 def register_secret(value: str | SecretStr | None) -> None:
@@ -69,15 +69,37 @@ def register_secrets(values: Iterable[str | SecretStr | None]) -> None:
         _secrets = tuple(sorted(new | set(_secrets), key=len, reverse=True))
 
 
+def _url_parts(url: str) -> tuple[str, str, str]:
+    """(scheme, "://", the rest); a text without "://" (a typo) is all rest."""
+    scheme, separator, rest = url.partition("://")
+    return (scheme, separator, rest) if separator else ("", "", url)
+
+
+def _userinfo_password(rest: str) -> tuple[str, str] | None:
+    """(user, password) of a URL's rest: everything between the user name and the LAST "@" is the
+    password (a password may hold an unescaped "@" or "/"); None without a password."""
+    at = rest.rfind("@")
+    user, colon, password = rest[:at].partition(":") if at >= 0 else ("", "", "")
+    return (user, password) if colon else None
+
+
 def register_url_password(url: str | None) -> None:
-    """Register the password of a URL such as `postgresql://user:password@host/db`: everything between the
-    user name and the last "@" (a password may hold an unescaped "@" or "/"), and a `password=` parameter."""
-    _scheme, _separator, rest = (url or "").partition("://")
-    user_and_password = rest[: rest.rfind("@")] if "@" in rest else ""
-    _user, colon, password = user_and_password.partition(":")
-    passwords = [password] if colon else []
-    passwords += _QUERY_PASSWORD.findall(rest)
+    """Register the password of a URL such as `postgresql://user:password@host/db` (see `redacted_url`)."""
+    _scheme, _separator, rest = _url_parts(url or "")
+    userinfo = _userinfo_password(rest)
+    passwords = [userinfo[1]] if userinfo else []
+    passwords += [found for _name, found in _QUERY_PASSWORD.findall(rest) if found]
     register_secrets([*passwords, *(unquote(p) for p in passwords)])
+
+
+def redacted_url(url: str) -> str:
+    """`url` with its password replaced by ***, for logs and messages: the user-info password and a
+    `password=` (`passwd=`, `pwd=`) query parameter; a URL without a password is returned unchanged."""
+    scheme, separator, rest = _url_parts(url)
+    userinfo = _userinfo_password(rest)
+    if userinfo is not None:
+        rest = f"{userinfo[0]}:***{rest[rest.rfind('@'):]}"
+    return scheme + separator + _QUERY_PASSWORD.sub(r"\1***", rest)
 
 
 def registered_secrets() -> tuple[str, ...]:
@@ -188,6 +210,7 @@ __all__ = [
     "redact_errors",
     "redact_payload",
     "redacted_error",
+    "redacted_url",
     "register_secret",
     "register_secrets",
     "register_url_password",

@@ -42,35 +42,19 @@ from pydantic_settings import (
 from pydantic_settings import SettingsError as SourceParseError
 
 from engine.resources import config_file, shipped_data_dir
-from engine.secrets import register_secret, register_secrets, register_url_password
+from engine.secrets import redacted_url, register_secret, register_secrets, register_url_password
 
 DEFAULT_CONFIG = config_file("default.toml")
 DOTENV_FILE = Path(".env")  # in the working directory
 ENV_PREFIX = "AUTOTRADER_"
 _WINDOW = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
 _SQLALCHEMY_URL = re.compile(r"^[A-Za-z][\w+]*://")
-_QUERY_PASSWORD = re.compile(r"(?i)([?&](?:password|passwd|pwd)=)[^&#]*")
 # A key whose name contains one of these holds a credential: errors name it but never show its value.
 _SECRET_NAME_PARTS = ("kite_", "upstox_", "token", "secret", "password", "passwd", "key", "credential", "webhook")
 
 
 class SettingsError(ValueError):
     """A setting is invalid; the message names the key, the value and what is allowed."""
-
-
-def redacted_url(url: str) -> str:
-    """`url` with its password replaced by ***, for logs and messages. Everything between the user
-    name and the last "@" counts as the password (a password may hold an unescaped "@" or "/"), and
-    so does a `password=` query parameter; a URL without a password is returned unchanged."""
-    scheme, separator, rest = url.partition("://")
-    if not separator:  # not a URL at all (a typo): still mask whatever sits before an "@"
-        scheme, rest = "", url
-    at = rest.rfind("@")
-    if at >= 0:
-        user, colon, _password = rest[:at].partition(":")
-        if colon:
-            rest = f"{user}:***{rest[at:]}"
-    return scheme + separator + _QUERY_PASSWORD.sub(r"\1***", rest)
 
 
 class _MaskedUrl(str):
@@ -408,6 +392,14 @@ def _unknown_part(model: type[BaseModel], path: Sequence[str]) -> tuple[int, lis
         else:
             return depth + 1, []
     return None
+
+
+def unknown_setting(key: str) -> str | None:
+    """Why the dotted `key` (e.g. "risk.reward_risk") names no setting ("unknown setting X: did you
+    mean Y?"), or None when it does (keys under `strategy.params` are the strategy's own)."""
+    path = tuple(key.split("."))
+    found = _unknown_part(Settings, path)
+    return _unknown_message(path, *found, _dotted) if found is not None else None
 
 
 def _unknown_message(

@@ -13,6 +13,7 @@
 | connect / close   | optional | open/close sessions; default no-op                              |
 | on_tick           | optional | price updates (the paper broker fills against them)             |
 | tick_feed         | optional | per tick batch: a synchronous on_tick for its ticks, or None    |
+| exit_changes      | optional | a simulated venue's count of changes to its exits, or None      |
 | funds             | optional | available cash; None when the broker cannot tell                |
 | fills             | optional | today's executions (trade book); None when the broker cannot    |
 | find_exit         | optional | the ACTIVE exit an earlier attempt of a request created         |
@@ -26,7 +27,6 @@ alert), `ConfigError` for a bad configuration. Only `TemporaryBrokerError` is ev
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -35,6 +35,7 @@ from datetime import datetime
 from urllib.parse import urlparse
 
 from engine.data.ticks import PriceRole, round_for
+from engine.listen import is_loopback_host
 from engine.models import (
     BrokerPosition,
     ExitOrder,
@@ -81,20 +82,8 @@ class BrokerCapabilities:
     max_tag_length: int = 20
 
 
-def is_loopback_host(host: str | None) -> bool:
-    """`localhost`, 127.0.0.0/8 or ::1: a host that never leaves this machine."""
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def is_loopback_url(url: str) -> bool:
-    return is_loopback_host(urlparse(url).hostname)
+    return is_loopback_host(urlparse(url).hostname or "")
 
 
 def shown_url(url: str) -> str:
@@ -125,7 +114,7 @@ def check_http_url(name: str, url: str, example: str, *, sandbox: str) -> str:
     if parsed.scheme not in ("http", "https") or not host:
         shown = url.split("@", 1)[1] if "@" in url else url  # never a user:password part
         raise ConfigError(f"{name} must be an https:// URL such as {example}, got {shown!r}")
-    if parsed.scheme == "http" and not is_loopback_host(host):
+    if parsed.scheme == "http" and not is_loopback_host(host or ""):
         raise ConfigError(
             f"{name} must use https:// (plain http:// is allowed only to a loopback host such as 127.0.0.1): "
             f"{shown_url(url)} would send the access token unencrypted to {host}"
@@ -195,6 +184,12 @@ class Broker(ABC):
         """Once per batch of ticks: a plain (not async) `on_tick` for that batch's ticks, or None
         (the default) to have `on_tick` awaited per tick. A simulated venue offers one: its day is
         checked once per batch and no coroutine is made per tick."""
+        return None
+
+    def exit_changes(self) -> int | None:
+        """A count of the changes to this venue's exits and to the orders their fired legs placed, from a
+        venue that sees them all happen (a simulated one): the GTT sync then runs only once it moved.
+        None (the default): unknown, the sync runs on its timer."""
         return None
 
     async def funds(self) -> float | None:

@@ -15,9 +15,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
-from engine.settings import Settings, load_settings
+from engine.settings import Settings, load_settings, unknown_setting
 
 OBJECTIVES = ("sharpe", "net_pnl", "cagr_pct", "profit_factor", "sortino")
 
@@ -32,17 +30,6 @@ class Parameter:
     values: tuple[str, ...]
 
 
-def _setting_keys(model: type[BaseModel], prefix: str = "") -> set[str]:
-    keys: set[str] = set()
-    for name, field in model.model_fields.items():
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            keys |= _setting_keys(annotation, f"{prefix}{name}.")
-        else:
-            keys.add(f"{prefix}{name}")
-    return keys
-
-
 def parse_parameter(text: str) -> Parameter:
     """`risk.reward_risk=1.5,2,3` → Parameter("risk.reward_risk", ("1.5", "2", "3"))."""
     key, separator, values = text.partition("=")
@@ -50,13 +37,9 @@ def parse_parameter(text: str) -> Parameter:
     chosen = tuple(v.strip() for v in values.split(",") if v.strip())
     if not separator or not key or not chosen:
         raise SweepError(f"--param {text!r}: expected KEY=V1,V2,… e.g. risk.reward_risk=1.5,2,3")
-    known = _setting_keys(Settings)
-    if key not in known and not key.startswith("strategy.params."):
-        import difflib
-
-        near = difflib.get_close_matches(key, sorted(known), n=1)
-        hint = f"; did you mean {near[0]}?" if near else ""
-        raise SweepError(f"--param {text!r}: {key!r} is not a setting{hint}")
+    problem = unknown_setting(key)
+    if problem is not None:
+        raise SweepError(f"--param {text!r}: {problem}")
     return Parameter(key, chosen)
 
 

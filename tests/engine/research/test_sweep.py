@@ -22,7 +22,7 @@ def test_parameters_expand_into_the_full_grid_in_order() -> None:
     ("risk.reward_risk", "expected KEY=V1,V2"),
     ("risk.reward_risk=", "expected KEY=V1,V2"),
     ("risk.reward_rsk=2", "did you mean risk.reward_risk"),
-    ("nonsense=1", "is not a setting"),
+    ("nonsense=1", "unknown setting nonsense: the keys of the top level are capital"),
 ])
 def test_bad_parameters_say_what_is_wrong(text: str, message: str) -> None:
     with pytest.raises(sweep.SweepError, match=message):
