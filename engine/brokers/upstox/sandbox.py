@@ -285,7 +285,13 @@ class UpstoxSandbox:
 
     @property
     def trades(self) -> list[dict[str, Any]]:
-        return [self._trade_row(fill) for fill in self.exchange.fills]
+        """The trade book, in fill order; an order's later partial fills are numbered from 2."""
+        parts: dict[str, int] = {}
+        rows = []
+        for fill in self.exchange.fills:
+            parts[fill.order_id] = part = parts.get(fill.order_id, 0) + 1
+            rows.append(self._trade_row(fill, part))
+        return rows
 
     @property
     def gtts(self) -> dict[str, dict[str, Any]]:
@@ -439,10 +445,8 @@ class UpstoxSandbox:
             "order_ref_id": order.gtt_id,
         }
 
-    def _trade_row(self, fill: SimFill) -> dict[str, Any]:
+    def _trade_row(self, fill: SimFill, part: int) -> dict[str, Any]:
         order = self.exchange.orders[fill.order_id]
-        earlier = [f for f in self.exchange.fills if f.order_id == fill.order_id]
-        part = earlier.index(fill)
         symbol = self._symbol(fill.instrument_key)
         return {
             "exchange": fill.instrument_key.split("_", 1)[0],
@@ -457,7 +461,7 @@ class UpstoxSandbox:
             "order_id": fill.order_id,
             "exchange_timestamp": self._time(fill.ts),
             "average_price": fill.price,
-            "trade_id": f"T{fill.order_id}" + (f"-{part + 1}" if part else ""),  # T<order id>-<n>: later partials
+            "trade_id": f"T{fill.order_id}" + (f"-{part}" if part > 1 else ""),  # T<order id>-<n>: later partials
             "order_ref_id": order.gtt_id,
             "order_timestamp": self._time(order.placed_at),
         }
@@ -627,9 +631,11 @@ class UpstoxSandbox:
 
     def _positions(self, query: dict[str, str], body: Any) -> Any:
         rows = []
-        keys = sorted({(t["instrument_token"], t["product"]) for t in self.trades})
-        for key, product in keys:
-            mine = [t for t in self.trades if t["instrument_token"] == key and t["product"] == product]
+        by_position: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for trade in self.trades:
+            by_position.setdefault((trade["instrument_token"], trade["product"]), []).append(trade)
+        last_prices = self.last_prices
+        for (key, product), mine in sorted(by_position.items()):
             buys = [t for t in mine if t["transaction_type"] == "BUY"]
             sells = [t for t in mine if t["transaction_type"] == "SELL"]
             buy_qty = sum(t["quantity"] for t in buys)
@@ -638,7 +644,7 @@ class UpstoxSandbox:
             sell_value = sum(t["quantity"] * t["average_price"] for t in sells)
             buy_price = buy_value / buy_qty if buy_qty else 0.0
             sell_price = sell_value / sell_qty if sell_qty else 0.0
-            last = self.last_prices.get(key, 0.0)
+            last = last_prices.get(key, 0.0)
             quantity = buy_qty - sell_qty
             realised = min(buy_qty, sell_qty) * (sell_price - buy_price) if buy_qty and sell_qty else 0.0
             average = buy_price if quantity > 0 else sell_price if quantity < 0 else 0.0
@@ -683,13 +689,14 @@ class UpstoxSandbox:
         """Holdings keep their quantity through the day; today's delivery sells of them show in
         `cnc_used_quantity` here and as negative short-term positions."""
         rows = []
+        sold_today: dict[str, int] = {}
+        for trade in self.trades:
+            if trade["product"] == "D" and trade["transaction_type"] == "SELL":
+                sold_today[trade["instrument_token"]] = sold_today.get(trade["instrument_token"], 0) + trade["quantity"]
+        last_prices = self.last_prices
         for key, (quantity, average) in self.holdings.items():
-            sold = sum(
-                t["quantity"]
-                for t in self.trades
-                if t["instrument_token"] == key and t["product"] == "D" and t["transaction_type"] == "SELL"
-            )
-            last = self.last_prices.get(key, average)
+            sold = sold_today.get(key, 0)
+            last = last_prices.get(key, average)
             symbol = self._symbol(key)
             rows.append(
                 {

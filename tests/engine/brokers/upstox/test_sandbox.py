@@ -6,6 +6,7 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -13,6 +14,9 @@ import pytest
 from engine.brokers.base import OrderRejected
 from engine.brokers.upstox.client import UpstoxClient
 from engine.brokers.upstox.sandbox import ALGO_NAME_HEADER, SANDBOX_ALGO_NAME, UpstoxSandbox
+from engine.clock import SteppedClock
+from engine.models import IST
+from engine.sim.models import FillModel
 from tests.engine.brokers.upstox.conftest import TOKEN, make_config
 from tests.engine.brokers.wire import request_json
 
@@ -170,3 +174,17 @@ def test_start_and_stop_free_the_ports(sandbox: UpstoxSandbox) -> None:
         _ = sandbox.url
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(f"{second}/v2/order/retrieve-all", timeout=2)
+
+
+def test_partial_fills_are_numbered_trades_and_the_position_sums_them() -> None:
+    """Two partial fills of one order are two trades, T<id> then T<id>-2; the position holds both."""
+    clock = SteppedClock(datetime(2024, 6, 3, 10, 0, tzinfo=IST))
+    sandbox = UpstoxSandbox(access_token=TOKEN, clock=clock, fill_model=FillModel(partial_fill_ratio=0.5))
+    sandbox.set_last_price(KEY, 100.0)
+    order_id = sandbox.dispatch("POST", "/v3/order/place", {}, _order(quantity=10))["order_ids"][0]
+    sandbox.set_last_price(KEY, 100.0)
+    trades = [t for t in sandbox.trades if t["order_id"] == order_id]
+    assert [(t["trade_id"], t["quantity"], t["average_price"]) for t in trades] == [
+        (f"T{order_id}", 5, 100.0), (f"T{order_id}-2", 5, 100.0)]
+    assert [(p["quantity"], p["buy_price"]) for p in sandbox.dispatch("GET", "/v2/portfolio/short-term-positions",
+                                                                      {}, None)] == [(10, 100.0)]
