@@ -29,6 +29,7 @@ from engine.settings import load_settings  # noqa: E402
 from engine.storage import BarStore  # noqa: E402
 
 START, END = date(2021, 1, 1), date(2025, 9, 30)
+SLOW_SMA = 200  # backtrader's rule needs this many bars; its runonce mode fails on a shorter feed
 TARGET_RATIO = 2.0
 
 
@@ -63,12 +64,12 @@ def backtrader_seconds(store: BarStore, symbols: list[str], runonce: bool) -> fl
     class PullbackBracket(bt.Strategy):  # type: ignore[misc]
         def __init__(self) -> None:
             self.fast = {d: bt.indicators.SMA(d.close, period=9) for d in self.datas}
-            self.slow = {d: bt.indicators.SMA(d.close, period=200) for d in self.datas}
+            self.slow = {d: bt.indicators.SMA(d.close, period=SLOW_SMA) for d in self.datas}
             self.swing = {d: bt.indicators.Lowest(d.low, period=10) for d in self.datas}
 
         def next(self) -> None:
             for data in self.datas:
-                if self.getposition(data).size or len(data) < 200:
+                if self.getposition(data).size or len(data) < SLOW_SMA:
                     continue
                 close, fast = data.close[0], self.fast[data][0]
                 if not (close > self.slow[data][0] and data.low[0] <= fast * 1.01 and close > fast
@@ -88,6 +89,8 @@ def backtrader_seconds(store: BarStore, symbols: list[str], runonce: bool) -> fl
     for symbol in symbols:
         frame = store.read(symbol, "1d")
         frame = frame[(frame["ts"].dt.date >= date(2020, 1, 1)) & (frame["ts"].dt.date <= END)].copy()
+        if len(frame) < SLOW_SMA:  # listed lately (2 of --all-symbols, 19 bars each): it could never trade
+            continue
         frame.index = pd.DatetimeIndex(frame["ts"].dt.tz_localize(None))
         cerebro.adddata(bt.feeds.PandasData(dataname=frame[["open", "high", "low", "close", "volume"]],
                                             fromdate=pd.Timestamp(START).to_pydatetime()), name=symbol)

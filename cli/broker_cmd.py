@@ -16,6 +16,8 @@ async def _reconcile() -> dict[str, object]:
     from engine.clock import LiveClock
     from engine.execution import OrderManager
     from engine.models import Instrument
+    from engine.portfolio.charges import ChargeCalculator
+    from engine.portfolio.positions import book_sold_by_hand
     from engine.settings import load_credentials, load_settings
     from engine.storage.db import init_db
 
@@ -41,6 +43,9 @@ async def _reconcile() -> dict[str, object]:
         await broker.connect()
         manager = OrderManager(broker, db, clock, trading_day=clock.today())
         report = await manager.reconcile()
+        book_sold_by_hand(db, ChargeCalculator.from_settings(settings, trading_day=clock.today()),
+                          {i.instrument_key: i for i in instruments},
+                          report, clock.now(), clock.today())
     finally:
         await broker.close()
         db.dispose()

@@ -70,6 +70,30 @@ class ExitStatus(enum.StrEnum):
         return self is not ExitStatus.ACTIVE
 
 
+class SetupStatus(enum.StrEnum):
+    """A setup's life in the `setups` table: found, then executed, skipped or expired at the day's end."""
+
+    CANDIDATE = "CANDIDATE"
+    EXECUTED = "EXECUTED"
+    SKIPPED = "SKIPPED"
+    EXPIRED = "EXPIRED"
+
+
+class PositionStatus(enum.StrEnum):
+    OPEN = "OPEN"
+    CLOSED = "CLOSED"
+
+
+class StageStatus(enum.StrEnum):
+    """A trading-day stage's checkpoint (`session_state`)."""
+
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"
+    INTERRUPTED = "INTERRUPTED"  # the flow was cancelled or crashed; a re-run resumes it
+
+
 class Timeframe(enum.StrEnum):
     MIN5 = "5min"
     DAY = "1d"

@@ -14,33 +14,39 @@ Times are ISO 8601 in IST."""
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
+from engine.models import IST
 from engine.portfolio.times import from_db, row_as_json
 from engine.risk.ledger import configured_daily_risk_cap
 from engine.settings import Settings
 from engine.storage import session_scope
-from engine.storage.tables import OrderRow, PositionRow, RiskLedgerRow, SetupRow, TradeRow
+from engine.storage.ledger import ledger_store
+from engine.storage.setups import SetupRecord, rules_as_json, setups_store
+from engine.storage.tables import OrderRow, PositionRow, TradeRow
 
 REPORT_KEYS = ("setups", "orders", "trades", "positions", "risk")
 
 
-def _setup_json(row: SetupRow) -> dict[str, Any]:
-    data = row_as_json(row)
-    data["rules"] = json.loads(data.pop("rules_json") or "[]")
-    return data
+def _setup_json(row: SetupRecord) -> dict[str, Any]:
+    """The row's columns as `row_as_json` gives them, its rules as a list."""
+    return {"id": row.id, "trading_day": row.trading_day.isoformat(),
+            "found_at": row.found_at.astimezone(IST).isoformat(), "instrument_key": row.instrument_key,
+            "symbol": row.symbol, "strategy": row.strategy, "side": row.side.value, "entry": row.entry,
+            "stop": row.stop, "target": row.target, "score": row.score, "reason": row.reason,
+            "status": row.status.value, "status_reason": row.status_reason, "quantity": row.quantity,
+            "client_order_id": row.client_order_id,
+            "rules": rules_as_json(row.rules)}
 
 
 def daily_report(db: Engine, day: date, settings: Settings) -> dict[str, Any]:
+    setups = sorted(setups_store(db).of_day(day), key=lambda row: -row.score)  # stable: ties in id order
+    ledger = ledger_store(db).get(day)
     with session_scope(db) as session:
-        setups = session.exec(
-            select(SetupRow).where(SetupRow.trading_day == day).order_by(col(SetupRow.score).desc(), col(SetupRow.id))
-        ).all()
         orders = session.exec(
             select(OrderRow).where(OrderRow.trading_day == day).order_by(col(OrderRow.created_at))
         ).all()
@@ -48,7 +54,6 @@ def daily_report(db: Engine, day: date, settings: Settings) -> dict[str, Any]:
             select(TradeRow).where(TradeRow.trading_day == day).order_by(col(TradeRow.exit_time))
         ).all()
         positions = session.exec(select(PositionRow).order_by(col(PositionRow.opened_at))).all()
-        ledger = session.get(RiskLedgerRow, day)
     held = [
         p for p in positions
         if from_db(p.opened_at).date() <= day and (p.closed_at is None or from_db(p.closed_at).date() >= day)

@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from engine.brokers.factory import check_venue_allowed
 from engine.clock import LiveClock
 from engine.logging import redact_secrets
+from engine.models import StageStatus
 from engine.secrets import redact_errors
 from engine.session import stages
 from engine.session.stages import TradingDayContext
@@ -61,5 +62,6 @@ def check_venue(context: TradingDayContext, replay: bool | None) -> str:
 
 @task(name="record-stage", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2, timeout_seconds=60)
 @redact_errors
-def record_stage(context: TradingDayContext, stage: str, status: str, checkpoint: dict[str, Any] | None = None) -> None:
+def record_stage(context: TradingDayContext, stage: str, status: StageStatus,
+                 checkpoint: dict[str, Any] | None = None) -> None:
     stages.record_stage(context.db, context.day, stage, status, LiveClock(), checkpoint)

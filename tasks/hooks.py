@@ -14,6 +14,7 @@ from prefect.tasks import exponential_backoff
 
 from engine.brokers.base import ConfigError, OrderRejected, TokenExpired
 from engine.clock import LiveClock
+from engine.models import StageStatus
 from engine.session.day import TokenMissing
 from engine.session.stages import FAILED, INTERRUPTED, open_trading_day, record_stage
 from engine.settings import SettingsError
@@ -28,7 +29,7 @@ def _logger() -> Any:
         return get_logger("autotrader.hooks")
 
 
-def _record(flow_name: str, parameters: dict[str, Any], status: str, message: str) -> None:
+def _record(flow_name: str, parameters: dict[str, Any], status: StageStatus, message: str) -> None:
     stage = STAGE_BY_FLOW.get(flow_name)
     if stage is None:
         return

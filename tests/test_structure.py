@@ -129,3 +129,96 @@ def _private_reaches(path: Path) -> Iterator[str]:
 def test_no_module_reaches_into_another_modules_private_names() -> None:
     reaches = {str(path.relative_to(ROOT)): list(_private_reaches(path)) for path in _sources(*PACKAGES).values()}
     assert {where: what for where, what in reaches.items() if what} == {}
+
+
+# Each table has one writing module (engine/storage/ holds the trading path's repositories).
+TABLE_WRITERS = {
+    "InstrumentRow": "engine.data.instruments",
+    "SetupRow": "engine.storage.setups",
+    "OrderRow": "engine.storage.journal",
+    "OrderEventRow": "engine.storage.journal",
+    "FillRow": "engine.storage.journal",
+    "GttRow": "engine.storage.journal",
+    "PositionRow": "engine.storage.positions",
+    "TradeRow": "engine.storage.positions",
+    "RiskLedgerRow": "engine.storage.ledger",
+    "SessionStateRow": "engine.session.stages",
+    "SchemaVersionRow": "engine.storage.db",
+    "NotificationRow": "engine.notify.delivery",
+    "CorporateActionRow": "engine.data.corporate_actions",
+}
+WRITE_CALLS = {"insert", "update", "delete"}  # sqlalchemy statements
+SESSION_WRITES = {"add", "add_all", "delete", "merge"}
+
+
+def _row_names(node: ast.AST, aliases: dict[str, str]) -> list[str]:
+    """The table row classes an expression names (a table constant such as ORDERS counts as its row)."""
+    names = []
+    for child in ast.walk(node):
+        name = child.id if isinstance(child, ast.Name) else child.attr if isinstance(child, ast.Attribute) else None
+        if name in TABLE_WRITERS:
+            names.append(name)
+        elif name in aliases:
+            names.append(aliases[name])
+    return names
+
+
+def _table_aliases(tree: ast.AST) -> dict[str, str]:
+    """Module-level `ORDERS: Table = OrderRow.__table__` constants."""
+    aliases = {}
+    for node in ast.walk(tree):
+        target = node.target if isinstance(node, ast.AnnAssign) else (
+            node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None)
+        value = getattr(node, "value", None)
+        if isinstance(target, ast.Name) and isinstance(value, ast.Attribute) and value.attr == "__table__" \
+                and isinstance(value.value, ast.Name) and value.value.id in TABLE_WRITERS:
+            aliases[target.id] = value.value.id
+    return aliases
+
+
+def _written_tables(path: Path) -> dict[str, list[str]]:
+    """Row class -> where this module writes its table: `insert/update/delete(<table>)` and `session.add(<row>)`,
+    the row's class read from the expression or from the assignment of the variable added."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    aliases = _table_aliases(tree)
+    found: dict[str, list[str]] = {}
+    for function in ast.walk(tree):
+        if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        variables: dict[str, list[str]] = {}  # variable -> the row class it holds (followed through assignments)
+        for _ in range(3):
+            for node in ast.walk(function):
+                if isinstance(node, ast.Assign | ast.For | ast.comprehension):
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    source = node.value if isinstance(node, ast.Assign) else node.iter
+                    held = (variables[n.id] for n in ast.walk(source) if isinstance(n, ast.Name) and n.id in variables)
+                    rows = _row_names(source, aliases) or next(held, [])
+                    for target in targets:
+                        for name in ast.walk(target):
+                            if isinstance(name, ast.Name) and rows:
+                                variables.setdefault(name.id, rows[:1])
+        for node in ast.walk(function):
+            if not isinstance(node, ast.Call) or not node.args:
+                continue
+            func = node.func
+            if isinstance(func, ast.Name) and func.id in WRITE_CALLS:
+                rows = _row_names(node.args[0], aliases)[:1]
+            elif isinstance(func, ast.Attribute) and func.attr in SESSION_WRITES and \
+                    ast.unparse(func.value) == "session":
+                argument = node.args[0]
+                rows = variables.get(argument.id, ["?"]) if isinstance(argument, ast.Name) else (
+                    _row_names(argument, aliases)[:1] or ["?"])
+            else:
+                continue
+            for row in rows:
+                found.setdefault(row, []).append(f"{function.name}:{node.lineno}")
+    return found
+
+
+def test_each_table_has_one_writer() -> None:
+    writers: dict[str, list[str]] = {}
+    for module, path in _sources("engine", "tasks", "flows", "cli").items():
+        for row, places in _written_tables(path).items():
+            writers.setdefault(row, []).append(f"{module} ({', '.join(places)})")
+    stray = {row: [w for w in where if w.split(" ")[0] != TABLE_WRITERS.get(row)] for row, where in writers.items()}
+    assert {row: where for row, where in stray.items() if where} == {}

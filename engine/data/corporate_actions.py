@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import enum
 import json
 import logging
 import math
@@ -47,13 +48,13 @@ from sqlmodel import select
 
 from engine.clock import Clock
 from engine.data.daybars import DayBarError, DayBarSource, DayBarTokenRejectedError, DayCandle, UpstoxDayBars
-from engine.data.instruments import to_instrument
+from engine.data.instruments import rebase_shares_outstanding, to_instrument
 from engine.data.master import load_master_as_of, master_dir, write_master_table
 from engine.execution.manager import OrderManager
 from engine.models import IST, Instrument
 from engine.portfolio.rebase import RebasedPosition, carry_exit, rebase_open_positions
 from engine.storage import BarStore, session_scope
-from engine.storage.tables import CorporateActionRow, InstrumentRow
+from engine.storage.tables import CorporateActionRow
 
 if TYPE_CHECKING:
     from engine.session.stages import TradingDayContext
@@ -66,6 +67,13 @@ MAX_DENOMINATOR = 4  # usual factors are simple fractions: 2, 5, 10, 3/2, 5/4, 4
 CANDLE_LOOKBACK_DAYS = 30
 STEPS = ("bars", "shares", "positions", "gtts")
 PRICE_COLUMNS = ("open", "high", "low", "close")
+
+
+class ActionStatus(enum.StrEnum):
+    """A journaled action (`corporate_actions`): steps left, or every step done."""
+
+    PENDING = "PENDING"
+    APPLIED = "APPLIED"
 
 
 class CorporateActionError(ValueError):
@@ -340,12 +348,7 @@ def _rebase_shares(context: ActionContext, action: CorporateAction, was: float) 
     if math.isclose(float(table.at[rows[0], "shares_outstanding"]), was, rel_tol=1e-12):
         table.loc[rows, "shares_outstanding"] = now
         write_master_table(context.work_dir, context.day, table)
-    with session_scope(context.db) as session:
-        row = session.exec(select(InstrumentRow).where(InstrumentRow.symbol == action.symbol)).first()
-        if row is not None and row.shares_outstanding is not None and math.isclose(row.shares_outstanding, was,
-                                                                                   rel_tol=1e-12):
-            row.shares_outstanding = now
-            session.add(row)
+    rebase_shares_outstanding(context.db, action.symbol, was, now)
     return now
 
 
@@ -378,8 +381,8 @@ async def apply_action(context: ActionContext, action: CorporateAction) -> dict[
     row = journal_row(context.db, action, context.day)
     assert row.id is not None
     plan = _journal(row)
-    if row.status == "APPLIED":
-        return {**action.as_dict(), "status": row.status, "rebased": plan, "applied_now": False}
+    if row.status == ActionStatus.APPLIED:
+        return {**action.as_dict(), "status": ActionStatus.APPLIED, "rebased": plan, "applied_now": False}
     action = CorporateAction(row.symbol, row.ex_date, row.factor, row.kind, row.source)  # as first journaled
     instrument = context.instruments.get(action.symbol) or Instrument(f"NSE_EQ|{action.symbol}", action.symbol, "")
     done: list[str] = plan.setdefault("done", [])
@@ -408,8 +411,8 @@ async def apply_action(context: ActionContext, action: CorporateAction) -> dict[
     if "gtts" not in done and await _carry_gtts(context, action, instrument, plan):
         done.append("gtts")
     complete = all(step in done for step in STEPS)
-    status = "APPLIED" if complete else "PENDING"
-    _save(context, row.id, plan, status=status, applied_at=context.clock.now() if complete else None)
+    status = ActionStatus.APPLIED if complete else ActionStatus.PENDING
+    _save(context, row.id, plan, status=status.value, applied_at=context.clock.now() if complete else None)
     log.warning("corporate action %s %s x%g (%s, %s): %s", action.symbol, action.ex_date, action.factor,
                 action.kind, action.source, status)
     return {**action.as_dict(), "status": status, "rebased": plan, "applied_now": True}
@@ -438,10 +441,10 @@ async def run_corporate_actions(context: ActionContext, *, file_actions: Sequenc
     async def apply(action: CorporateAction) -> None:
         entry = await apply_action(context, action)
         if entry["applied_now"]:
-            (report.applied if entry["status"] == "APPLIED" else report.pending).append(entry)
+            (report.applied if entry["status"] == ActionStatus.APPLIED else report.pending).append(entry)
 
     for row in journaled(context.db):
-        if row.status != "APPLIED":
+        if row.status != ActionStatus.APPLIED:
             await apply(CorporateAction(row.symbol, row.ex_date, row.factor, row.kind, row.source))
     done = {(row.symbol, row.ex_date) for row in journaled(context.db)}
     for action in file_actions:

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 
 from engine.models import Instrument
 from engine.storage.db import session_scope
@@ -157,6 +157,33 @@ def sync_instruments(db_engine: Engine, table: pd.DataFrame, updated_on: date | 
     return written
 
 
+
+def store_market_caps(db_engine: Engine, closes: dict[str, float], day: date) -> int:
+    """Market cap = shares outstanding x `closes[symbol]` in the `instruments` table (rows without shares
+    outstanding keep theirs); returns how many were refreshed."""
+    refreshed = 0
+    with session_scope(db_engine) as session:
+        for row in session.exec(select(InstrumentRow).where(col(InstrumentRow.symbol).in_(list(closes)))).all():
+            if row.shares_outstanding:
+                row.market_cap_cr = row.shares_outstanding * closes[row.symbol] / 1e7
+                row.updated_on = day
+                session.add(row)
+                refreshed += 1
+    return refreshed
+
+
+def rebase_shares_outstanding(db_engine: Engine, symbol: str, was: float, now: float) -> bool:
+    """`symbol`'s shares outstanding set to `now` where it still holds `was` (a split or bonus applied at most
+    once); True when it changed."""
+    with session_scope(db_engine) as session:
+        row = session.exec(select(InstrumentRow).where(InstrumentRow.symbol == symbol)).first()
+        if row is None or row.shares_outstanding is None or not math.isclose(row.shares_outstanding, was,
+                                                                             rel_tol=1e-12):
+            return False
+        row.shares_outstanding = now
+        session.add(row)
+    return True
+
 __all__ = [
     "INSTRUMENTS_FILE",
     "INSTRUMENT_COLUMNS",
@@ -165,7 +192,9 @@ __all__ = [
     "filter_universe",
     "load_instrument_table",
     "load_instruments",
+    "rebase_shares_outstanding",
     "refresh_market_caps",
+    "store_market_caps",
     "sync_instruments",
     "to_instrument",
     "write_instrument_table",

@@ -32,12 +32,11 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine
-from sqlmodel import select
 
 from engine.data.instruments import load_instrument_table
 from engine.data.ticks import coarser_tick, paise, tick_for_price
-from engine.storage.db import session_scope
-from engine.storage.tables import GttRow, PositionRow
+from engine.storage.journal import move_active_gtts
+from engine.storage.positions import position_store
 
 log = logging.getLogger(__name__)
 
@@ -260,21 +259,16 @@ def carry_changes(db: Engine, bars_root: Path, refresh: MasterRefresh) -> dict[s
     symbols = {r["old_symbol"]: r["new_symbol"] for r in refresh.renames}
     positions = gtts = 0
     if keys or symbols:
-        with session_scope(db) as session:
-            for row in session.exec(select(PositionRow).where(PositionRow.status == "OPEN")).all():
-                new_key = keys.get(row.instrument_key, row.instrument_key)
-                new_symbol = symbols.get(row.symbol, row.symbol)
-                if (new_key, new_symbol) != (row.instrument_key, row.symbol):
-                    log.warning("open position %s: %s %s -> %s %s", row.id, row.symbol, row.instrument_key,
-                                new_symbol, new_key)
-                    row.instrument_key, row.symbol = new_key, new_symbol
-                    session.add(row)
-                    positions += 1
-            for gtt in session.exec(select(GttRow).where(GttRow.status == "ACTIVE")).all():
-                if gtt.instrument_key in keys:
-                    gtt.instrument_key = keys[gtt.instrument_key]
-                    session.add(gtt)
-                    gtts += 1
+        store = position_store(db)
+        for row in store.open_positions():
+            new_key = keys.get(row.instrument_key, row.instrument_key)
+            new_symbol = symbols.get(row.symbol, row.symbol)
+            if (new_key, new_symbol) != (row.instrument_key, row.symbol):
+                log.warning("open position %s: %s %s -> %s %s", row.id, row.symbol, row.instrument_key,
+                            new_symbol, new_key)
+                store.update(row.id, instrument_key=new_key, symbol=new_symbol)
+                positions += 1
+        gtts = move_active_gtts(db, keys)
     moved, conflicts = _rename_bar_folders(bars_root, symbols)
     return {"positions": positions, "gtts": gtts, "bar_folders": moved, "bar_conflicts": conflicts}
 

@@ -18,17 +18,15 @@ SUBMITTED means "may be at the broker": it is only ever resolved by looking the 
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Table, insert, select, update
-from sqlalchemy.engine import Connection, RowMapping
-
 from engine.clock import Clock
-from engine.models import ExitOrder, ExitStatus, Fill, Order, OrderIntent, OrderStatus, OrderType, Side
-from engine.storage.tables import FillRow, GttRow, OrderEventRow, OrderRow, PositionRow
+from engine.models import ExitOrder, ExitStatus, Fill, Order, OrderIntent, OrderStatus, OrderType
+from engine.storage.journal import JournaledExit, JournaledOrder, OrderEvent, journal_store
+from engine.storage.memory import Database
 
 S = OrderStatus
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
@@ -40,6 +38,8 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.CANCELLED: frozenset(),
     S.REJECTED: frozenset(),
 }
+
+EventSpec = tuple[str, dict[str, Any]]  # (kind, detail) of an event written with a change
 
 
 class IllegalTransition(Exception):
@@ -56,24 +56,13 @@ def can_transition(current: OrderStatus, new: OrderStatus) -> bool:
     return new is current or new in TRANSITIONS[current]
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC)
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; the journal stores UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
-
-
-def row_to_order(row: OrderRow) -> Order:
+def row_to_order(row: JournaledOrder) -> Order:
     return Order(
         client_order_id=row.client_order_id,
         instrument_key=row.instrument_key,
-        side=Side(row.side),
+        side=row.side,
         quantity=row.quantity,
-        status=OrderStatus(row.status),
+        status=row.status,
         broker_order_id=row.broker_order_id,
         order_type=OrderType(row.order_type),
         price=row.price,
@@ -81,11 +70,11 @@ def row_to_order(row: OrderRow) -> Order:
         filled_quantity=row.filled_quantity,
         average_price=row.average_price,
         message=row.message,
-        updated_at=_aware(row.updated_at),
+        updated_at=row.updated_at,
     )
 
 
-def gtt_to_exit(row: GttRow) -> ExitOrder:
+def gtt_to_exit(row: JournaledExit) -> ExitOrder:
     return ExitOrder(
         exit_id=row.exit_id,
         instrument_key=row.instrument_key,
@@ -94,107 +83,78 @@ def gtt_to_exit(row: GttRow) -> ExitOrder:
         stop_limit=row.stop_limit,
         target_trigger=row.target_trigger,
         target_limit=row.target_limit,
-        status=ExitStatus(row.status),
+        status=row.status,
         tag=row.tag,
-        updated_at=_aware(row.updated_at),
+        updated_at=row.updated_at,
     )
 
 
-ORDERS: Table = OrderRow.__table__  # type: ignore[attr-defined]
-EVENTS: Table = OrderEventRow.__table__  # type: ignore[attr-defined]
-FILLS: Table = FillRow.__table__  # type: ignore[attr-defined]
-GTTS: Table = GttRow.__table__  # type: ignore[attr-defined]
-POSITIONS: Table = PositionRow.__table__  # type: ignore[attr-defined]
-
-
-def _order_row(mapping: RowMapping | dict[str, Any]) -> OrderRow:
-    return OrderRow(**dict(mapping))
-
-
-def _gtt_row(mapping: RowMapping | dict[str, Any]) -> GttRow:
-    return GttRow(**dict(mapping))
-
-
 class OrderJournal:
-    """Reads and writes the orders, order_events, fills and gtts tables for one broker.
+    """The orders, order_events, fills and gtts of one broker, on the journal store of `db`
+    (`engine.storage.journal`): SQL, or in memory for a backtest."""
 
-    SQLAlchemy Core, one short transaction per call: the journal sits on the order path, whose
-    own overhead is benchmarked (bench/bench_execution.py)."""
-
-    def __init__(self, db: Engine, clock: Clock, *, broker: str, trading_day: date) -> None:
+    def __init__(self, db: Database, clock: Clock, *, broker: str, trading_day: date) -> None:
         self.db = db
+        self.store = journal_store(db)
         self.clock = clock
         self.broker = broker
         self.trading_day = trading_day
 
     def _now(self) -> datetime:
-        return _utc(self.clock.now())
+        return self.clock.now().astimezone(UTC)
 
     @staticmethod
-    def _event(client_order_id: str, kind: str, detail: dict[str, Any], ts: datetime) -> dict[str, Any]:
-        return {"client_order_id": client_order_id, "ts": ts, "kind": kind,
-                "detail_json": json.dumps(detail, default=str, sort_keys=True)}
+    def _event(client_order_id: str, kind: str, detail: dict[str, Any], ts: datetime) -> OrderEvent:
+        return OrderEvent(client_order_id=client_order_id, ts=ts, kind=kind, detail=detail)
 
-    @staticmethod
-    def _fetch_order(connection: Connection, client_order_id: str) -> dict[str, Any] | None:
-        found = connection.execute(select(ORDERS).where(ORDERS.c.client_order_id == client_order_id)).mappings().first()
-        return dict(found) if found is not None else None
+    def _events(self, client_order_id: str, event: EventSpec | None, ts: datetime) -> list[OrderEvent]:
+        return [self._event(client_order_id, event[0], event[1], ts)] if event is not None else []
 
     # orders ---------------------------------------------------------------------------------
-    def get(self, client_order_id: str) -> OrderRow | None:
-        with self.db.connect() as connection:
-            found = self._fetch_order(connection, client_order_id)
-        return _order_row(found) if found is not None else None
+    def get(self, client_order_id: str) -> JournaledOrder | None:
+        return self.store.order(client_order_id)
 
     def orders(
         self, *, statuses: Iterable[OrderStatus] | None = None, trading_day: date | None = None
-    ) -> list[OrderRow]:
-        query = select(ORDERS).where(ORDERS.c.broker == self.broker)
-        if statuses is not None:
-            query = query.where(ORDERS.c.status.in_([s.value for s in statuses]))
-        if trading_day is not None:
-            query = query.where(ORDERS.c.trading_day == trading_day)
-        with self.db.connect() as connection:
-            rows = connection.execute(query.order_by(ORDERS.c.created_at)).mappings().all()
-        return [_order_row(row) for row in rows]
+    ) -> list[JournaledOrder]:
+        return self.store.orders(self.broker, statuses=statuses, trading_day=trading_day)
 
-    def _insert_order(self, values: dict[str, Any], event: dict[str, Any]) -> OrderRow:
-        with self.db.begin() as connection:
-            connection.execute(insert(ORDERS), values)
-            connection.execute(insert(EVENTS), event)
-        return _order_row(values)
+    def symbol_of(self, instrument_key: str) -> str | None:
+        return self.store.symbol_of(instrument_key)
 
-    def record_intent(self, intent: OrderIntent, *, setup_id: int | None = None) -> OrderRow:
+    def _insert_order(self, order: JournaledOrder, kind: str, detail: dict[str, Any]) -> JournaledOrder:
+        self.store.add_order(order, self._event(order.client_order_id, kind, detail, order.created_at))
+        return order
+
+    def record_intent(self, intent: OrderIntent, *, setup_id: int | None = None) -> JournaledOrder:
         """Write the intent as PENDING with an INTENT event, in one transaction, before any send."""
         now = self._now()
-        values = {
-            "client_order_id": intent.client_order_id, "trading_day": self.trading_day, "broker": self.broker,
-            "broker_order_id": None, "instrument_key": intent.instrument.instrument_key,
-            "symbol": intent.instrument.symbol, "side": intent.side.value, "quantity": intent.quantity,
-            "order_type": intent.order_type.value, "price": intent.price, "trigger_price": intent.trigger_price,
-            "product": intent.product.value, "purpose": intent.purpose.value, "status": OrderStatus.PENDING.value,
-            "filled_quantity": 0, "average_price": 0.0, "message": "", "setup_id": setup_id,
-            "created_at": now, "updated_at": now,
-        }
+        order = JournaledOrder(
+            client_order_id=intent.client_order_id, trading_day=self.trading_day, broker=self.broker,
+            broker_order_id=None, instrument_key=intent.instrument.instrument_key, symbol=intent.instrument.symbol,
+            side=intent.side, quantity=intent.quantity, order_type=intent.order_type.value, price=intent.price,
+            trigger_price=intent.trigger_price, product=intent.product.value, purpose=intent.purpose.value,
+            status=OrderStatus.PENDING, filled_quantity=0, average_price=0.0, message="", setup_id=setup_id,
+            created_at=now, updated_at=now,
+        )
         detail = {"side": intent.side.value, "quantity": intent.quantity, "order_type": intent.order_type.value,
                   "price": intent.price, "trigger_price": intent.trigger_price, "purpose": intent.purpose.value,
                   "market_protection": intent.market_protection}
-        return self._insert_order(values, self._event(intent.client_order_id, "INTENT", detail, now))
+        return self._insert_order(order, "INTENT", detail)
 
-    def record_external(self, order: Order, *, symbol: str, purpose: str, product: str = "CNC") -> OrderRow:
+    def record_external(self, order: Order, *, symbol: str, purpose: str, product: str = "CNC") -> JournaledOrder:
         """Journal an order we did not send ourselves but own (the order a fired GTT placed)."""
         now = self._now()
-        values = {
-            "client_order_id": order.client_order_id, "trading_day": self.trading_day, "broker": self.broker,
-            "broker_order_id": order.broker_order_id, "instrument_key": order.instrument_key, "symbol": symbol,
-            "side": order.side.value, "quantity": order.quantity, "order_type": order.order_type.value,
-            "price": order.price, "trigger_price": order.trigger_price, "product": product, "purpose": purpose,
-            "status": order.status.value, "filled_quantity": order.filled_quantity,
-            "average_price": order.average_price, "message": order.message, "setup_id": None,
-            "created_at": now, "updated_at": now,
-        }
-        detail = {"adopted": order.broker_order_id, "status": order.status.value}
-        return self._insert_order(values, self._event(order.client_order_id, "RECONCILE", detail, now))
+        journaled = JournaledOrder(
+            client_order_id=order.client_order_id, trading_day=self.trading_day, broker=self.broker,
+            broker_order_id=order.broker_order_id, instrument_key=order.instrument_key, symbol=symbol,
+            side=order.side, quantity=order.quantity, order_type=order.order_type.value, price=order.price,
+            trigger_price=order.trigger_price, product=product, purpose=purpose, status=order.status,
+            filled_quantity=order.filled_quantity, average_price=order.average_price, message=order.message,
+            setup_id=None, created_at=now, updated_at=now,
+        )
+        return self._insert_order(journaled, "RECONCILE", {"adopted": order.broker_order_id,
+                                                           "status": order.status.value})
 
     def event(self, client_order_id: str, kind: str, **detail: Any) -> None:
         self.events_add([(client_order_id, kind, detail)])
@@ -202,14 +162,11 @@ class OrderJournal:
     def events_add(self, events: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
         """Several events in one transaction."""
         now = self._now()
-        rows = [self._event(client_order_id, kind, detail, now) for client_order_id, kind, detail in events]
-        with self.db.begin() as connection:
-            connection.execute(insert(EVENTS), rows)
+        self.store.add_events([self._event(client_order_id, kind, detail, now)
+                               for client_order_id, kind, detail in events])
 
-    def events(self, client_order_id: str) -> list[OrderEventRow]:
-        query = select(EVENTS).where(EVENTS.c.client_order_id == client_order_id).order_by(EVENTS.c.id)
-        with self.db.connect() as connection:
-            return [OrderEventRow(**dict(row)) for row in connection.execute(query).mappings().all()]
+    def events(self, client_order_id: str) -> list[OrderEvent]:
+        return self.store.events(client_order_id)
 
     def transition(
         self,
@@ -217,116 +174,80 @@ class OrderJournal:
         status: OrderStatus,
         *,
         message: str = "",
-        event: tuple[str, dict[str, Any]] | None = None,
+        event: EventSpec | None = None,
         **fields: Any,
-    ) -> OrderRow:
+    ) -> JournaledOrder:
         """Move an order to `status` (plus field updates, plus an optional event in the same
         transaction); raise `IllegalTransition` (recorded) when the state machine forbids it."""
         now = self._now()
-        with self.db.begin() as connection:
-            row = self._fetch_order(connection, client_order_id)
-            if row is None:
-                raise KeyError(f"order {client_order_id} is not in the journal")
-            current = OrderStatus(row["status"])
-            change = {"from": current.value, "to": status.value, "message": message}
-            if not can_transition(current, status):
-                connection.execute(insert(EVENTS), self._event(client_order_id, "ILLEGAL", change, now))
-                illegal = IllegalTransition(client_order_id, current, status)
-            else:
-                illegal = None
-                events = [self._event(client_order_id, event[0], event[1], now)] if event is not None else []
-                values = dict(fields, updated_at=now)
-                if message:
-                    values["message"] = message[:500]
-                if status is not current:
-                    values["status"] = status.value
-                    events.append(self._event(client_order_id, "STATUS", change, now))
-                connection.execute(update(ORDERS).where(ORDERS.c.client_order_id == client_order_id), values)
-                if events:
-                    connection.execute(insert(EVENTS), events)
-                row.update(values)
-        if illegal is not None:
-            raise illegal
-        return _order_row(row)
+
+        def change(row: JournaledOrder) -> tuple[JournaledOrder, list[OrderEvent]]:
+            detail = {"from": row.status.value, "to": status.value, "message": message}
+            if not can_transition(row.status, status):
+                return row, [self._event(client_order_id, "ILLEGAL", detail, now)]
+            events = self._events(client_order_id, event, now)
+            values = dict(fields, updated_at=now)
+            if message:
+                values["message"] = message[:500]
+            if status is not row.status:
+                values["status"] = status
+                events.append(self._event(client_order_id, "STATUS", detail, now))
+            return dataclasses.replace(row, **values), events
+
+        before, after = self.store.change_order(client_order_id, change)
+        if not can_transition(before.status, status):
+            raise IllegalTransition(client_order_id, before.status, status)
+        return after
 
     def apply(
-        self, client_order_id: str, order: Order, *, event: tuple[str, dict[str, Any]] | None = None
-    ) -> tuple[int, float, OrderRow]:
+        self, client_order_id: str, order: Order, *, event: EventSpec | None = None
+    ) -> tuple[int, float, JournaledOrder]:
         """Take the broker's view of an order (broker id, fills, status) in one transaction, with an
         optional event. A status the state machine forbids (e.g. the broker reporting OPEN for an
         order we hold FILLED) is recorded as ILLEGAL, not applied; fills never go backwards.
-        Returns the filled quantity and average price before, and the updated row."""
+        Returns the filled quantity and average price before, and the updated order."""
         now = self._now()
-        with self.db.begin() as connection:
-            row = self._fetch_order(connection, client_order_id)
-            if row is None:
-                raise KeyError(f"order {client_order_id} is not in the journal")
-            before_filled, before_average = row["filled_quantity"], row["average_price"]
-            events = [self._event(client_order_id, event[0], event[1], now)] if event is not None else []
-            values: dict[str, Any] = {"updated_at": now, "filled_quantity": max(before_filled, order.filled_quantity)}
+
+        def change(row: JournaledOrder) -> tuple[JournaledOrder, list[OrderEvent]]:
+            events = self._events(client_order_id, event, now)
+            values: dict[str, Any] = {"updated_at": now, "filled_quantity": max(row.filled_quantity,
+                                                                                order.filled_quantity)}
             if order.broker_order_id:
                 values["broker_order_id"] = order.broker_order_id
-            if order.filled_quantity >= before_filled and order.average_price:
+            if order.filled_quantity >= row.filled_quantity and order.average_price:
                 values["average_price"] = order.average_price
-            current = OrderStatus(row["status"])
-            if order.status is not current:
-                change = {"from": current.value, "to": order.status.value, "message": order.message}
-                if can_transition(current, order.status):
-                    values["status"] = order.status.value
+            if order.status is not row.status:
+                detail = {"from": row.status.value, "to": order.status.value, "message": order.message}
+                if can_transition(row.status, order.status):
+                    values["status"] = order.status
                     if order.message:
                         values["message"] = order.message[:500]
-                    events.append(self._event(client_order_id, "STATUS", change, now))
+                    events.append(self._event(client_order_id, "STATUS", detail, now))
                 else:
-                    events.append(self._event(client_order_id, "ILLEGAL", change, now))
-            connection.execute(update(ORDERS).where(ORDERS.c.client_order_id == client_order_id), values)
-            if events:
-                connection.execute(insert(EVENTS), events)
-            row.update(values)
-        return before_filled, before_average, _order_row(row)
+                    events.append(self._event(client_order_id, "ILLEGAL", detail, now))
+            return dataclasses.replace(row, **values), events
+
+        before, after = self.store.change_order(client_order_id, change)
+        return before.filled_quantity, before.average_price, after
 
     # fills ------------------------------------------------------------------------------------
     def record_fills(self, fills: Iterable[Fill]) -> list[Fill]:
-        """Insert fills not seen before; return the new ones."""
-        fills = list(fills)
-        if not fills:
-            return []
-        with self.db.begin() as connection:
-            seen = set(connection.execute(select(FILLS.c.fill_id).where(
-                FILLS.c.fill_id.in_([f.fill_id for f in fills]))).scalars())
-            new = [f for f in fills if f.fill_id not in seen]
-            if new:
-                connection.execute(insert(FILLS), [
-                    {"fill_id": f.fill_id, "client_order_id": f.client_order_id, "broker_order_id": f.broker_order_id,
-                     "instrument_key": f.instrument_key, "side": f.side.value, "quantity": f.quantity,
-                     "price": f.price, "ts": _utc(f.ts)} for f in new])
-        return new
+        """Store fills not seen before; return the new ones."""
+        return self.store.add_fills([dataclasses.replace(fill, ts=fill.ts.astimezone(UTC)) for fill in fills])
 
-    def fills(self, client_order_id: str) -> list[FillRow]:
-        query = select(FILLS).where(FILLS.c.client_order_id == client_order_id).order_by(FILLS.c.ts)
-        with self.db.connect() as connection:
-            return [FillRow(**dict(row)) for row in connection.execute(query).mappings().all()]
+    def fills(self, client_order_id: str) -> list[Fill]:
+        return self.store.fills(client_order_id)
 
     # exits (gtts) -----------------------------------------------------------------------------
-    def gtt(self, exit_id: str) -> GttRow | None:
-        with self.db.connect() as connection:
-            found = connection.execute(select(GTTS).where(GTTS.c.exit_id == exit_id)).mappings().first()
-        return _gtt_row(found) if found is not None else None
+    def gtt(self, exit_id: str) -> JournaledExit | None:
+        return self.store.gtt(exit_id)
 
-    def exit_state(self, tag: str) -> tuple[GttRow | None, bool]:
+    def exit_state(self, tag: str) -> tuple[JournaledExit | None, bool]:
         """The latest exit journaled under `tag`, and whether an attempt to place one was made."""
-        with self.db.connect() as connection:
-            found = connection.execute(select(GTTS).where(GTTS.c.tag == tag, GTTS.c.broker == self.broker)
-                                       .order_by(GTTS.c.created_at.desc())).mappings().first()
-            attempted = connection.execute(select(EVENTS.c.id).where(
-                EVENTS.c.client_order_id == tag, EVENTS.c.kind == "EXIT_ATTEMPT")).first() is not None
-        return (_gtt_row(found) if found is not None else None), attempted
+        return self.store.latest_gtt(self.broker, tag), self.store.has_event(tag, "EXIT_ATTEMPT")
 
-    def gtts(self, *, active_only: bool = False) -> list[GttRow]:
-        query = select(GTTS).where(GTTS.c.broker == self.broker)
-        if active_only:
-            query = query.where(GTTS.c.status == ExitStatus.ACTIVE.value)
-        with self.db.connect() as connection:
-            return [_gtt_row(row) for row in connection.execute(query.order_by(GTTS.c.created_at)).mappings().all()]
+    def gtts(self, *, active_only: bool = False) -> list[JournaledExit]:
+        return self.store.gtts(self.broker, active_only=active_only)
 
     def save_gtt(
         self,
@@ -334,34 +255,29 @@ class OrderJournal:
         *,
         tag: str | None = None,
         position_id: int | None = None,
-        event: tuple[str, dict[str, Any]] | None = None,
-    ) -> GttRow:
+        event: EventSpec | None = None,
+    ) -> JournaledExit:
+        """Journal a new exit or the broker's view of a known one (the positions table names the exit
+        protecting a position: `PositionBook.set_exit` writes that)."""
         now = self._now()
         values: dict[str, Any] = {
             "quantity": exit_order.quantity, "stop_trigger": exit_order.stop_trigger,
             "stop_limit": exit_order.stop_limit, "target_trigger": exit_order.target_trigger,
-            "target_limit": exit_order.target_limit, "status": exit_order.status.value, "updated_at": now,
+            "target_limit": exit_order.target_limit, "status": exit_order.status, "updated_at": now,
         }
         if position_id is not None:
             values["position_id"] = position_id
-        with self.db.begin() as connection:
-            found = connection.execute(select(GTTS).where(GTTS.c.exit_id == exit_order.exit_id)).mappings().first()
-            if found is None:
-                row = {"exit_id": exit_order.exit_id, "broker": self.broker, "tag": tag or exit_order.tag,
-                       "instrument_key": exit_order.instrument_key, "position_id": position_id, "created_at": now,
-                       **values}
-                connection.execute(insert(GTTS), row)
+
+        def change(row: JournaledExit | None) -> tuple[JournaledExit, list[OrderEvent]]:
+            if row is None:
+                row = JournaledExit(exit_id=exit_order.exit_id, broker=self.broker, tag=tag or exit_order.tag,
+                                    instrument_key=exit_order.instrument_key, created_at=now,
+                                    **({"position_id": None} | values))
             else:
-                row = dict(found) | values
-                connection.execute(update(GTTS).where(GTTS.c.exit_id == exit_order.exit_id), values)
-            if position_id is not None:  # the position names the exit protecting it
-                connection.execute(update(POSITIONS).where(POSITIONS.c.id == position_id),
-                                   {"exit_id": exit_order.exit_id})
-            if event is not None:
-                connection.execute(insert(EVENTS), self._event(row["tag"], event[0], event[1], now))
-        return _gtt_row(row)
+                row = dataclasses.replace(row, **values)
+            return row, self._events(row.tag, event, now)
+
+        return self.store.change_gtt(exit_order.exit_id, change)
 
     def set_gtt_status(self, exit_id: str, status: ExitStatus) -> None:
-        with self.db.begin() as connection:
-            connection.execute(update(GTTS).where(GTTS.c.exit_id == exit_id),
-                               {"status": status.value, "updated_at": self._now()})
+        self.store.set_gtt_status(exit_id, status, self._now())

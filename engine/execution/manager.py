@@ -23,8 +23,6 @@ from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine
-from sqlmodel import select
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from engine.brokers.base import Broker, OrderRejected, TemporaryBrokerError, TokenExpired
@@ -35,8 +33,8 @@ from engine.execution.ratelimit import RateLimiter
 from engine.execution.reconcile import OPEN_STATUSES, ReconcileReport, reconcile
 from engine.execution.tradebook import TradeBook
 from engine.models import ExitOrder, ExitRequest, ExitStatus, Fill, Order, OrderIntent, OrderPurpose, OrderStatus
-from engine.storage.db import session_scope
-from engine.storage.tables import GttRow, OrderRow
+from engine.storage.journal import JournaledExit, JournaledOrder
+from engine.storage.memory import Database
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -58,7 +56,7 @@ class OrderManager:
     def __init__(
         self,
         broker: Broker,
-        db: Engine,
+        db: Database,
         clock: Clock,
         *,
         trading_day: date,
@@ -133,7 +131,7 @@ class OrderManager:
         return row_to_order(after)
 
     async def _record_fills(
-        self, before_filled: int, before_average: float, after: OrderRow, trade_book: TradeBook
+        self, before_filled: int, before_average: float, after: JournaledOrder, trade_book: TradeBook
     ) -> None:
         broker_fills = await trade_book.fills()
         if broker_fills is not None:
@@ -154,7 +152,7 @@ class OrderManager:
             client_order_id=after.client_order_id,
             broker_order_id=after.broker_order_id or "",
             instrument_key=after.instrument_key,
-            side=after.side,  # type: ignore[arg-type]
+            side=after.side,
             quantity=delta,
             price=round(value / delta, 4),
             ts=self.clock.now(),
@@ -173,7 +171,7 @@ class OrderManager:
         if intent.quantity <= 0:
             raise ValueError(f"order {client_order_id}: quantity must be positive, got {intent.quantity}")
         row = self.journal.get(client_order_id)
-        never_sent = row is None or OrderStatus(row.status) is OrderStatus.PENDING
+        never_sent = row is None or row.status is OrderStatus.PENDING
         if never_sent and intent.purpose is OrderPurpose.ENTRY and self.entries_halted:
             raise TokenExpired(f"entries halted: {self.halt_reason}")
         lookup_first = False
@@ -184,7 +182,7 @@ class OrderManager:
                 intent.instrument.instrument_key, intent.side.value, intent.quantity
             ):
                 raise ValueError(f"client_order_id {client_order_id} is already journaled for a different order")
-            status = OrderStatus(row.status)
+            status = row.status
             if status is OrderStatus.SUBMITTED:
                 lookup_first = True
             elif status is not OrderStatus.PENDING:
@@ -235,7 +233,7 @@ class OrderManager:
         row = self.journal.get(client_order_id)
         if row is None:
             raise KeyError(f"order {client_order_id} is not in the journal")
-        if OrderStatus(row.status) is OrderStatus.PENDING:
+        if row.status is OrderStatus.PENDING:
             return row_to_order(row)
         if row.broker_order_id:  # by broker id: also finds orders we did not tag (fired GTT legs)
             broker_order_id = row.broker_order_id
@@ -273,7 +271,7 @@ class OrderManager:
         row = self.journal.get(client_order_id)
         if row is None:
             raise KeyError(f"order {client_order_id} is not in the journal")
-        status = OrderStatus(row.status)
+        status = row.status
         if status.is_terminal:
             return row_to_order(row)
         if status is OrderStatus.PENDING:
@@ -298,7 +296,7 @@ class OrderManager:
         at the broker. Raises `OrderRejected` (recorded) when the broker refuses it."""
         existing, lookup_first = self.journal.exit_state(request.tag)
         if existing is not None:
-            if ExitStatus(existing.status) is ExitStatus.ACTIVE:
+            if existing.status is ExitStatus.ACTIVE:
                 return gtt_to_exit(existing)
             raise ValueError(f"exit tag {request.tag} belongs to a settled exit ({existing.status}); use a new tag")
         intent = {"instrument_key": request.instrument.instrument_key, "quantity": request.quantity,
@@ -390,7 +388,7 @@ class OrderManager:
         return await self.settle_exits(active, await self.call_broker("sync_exits", self.broker.list_exits))
 
     async def settle_exits(
-        self, active: list[GttRow], exits: list[ExitOrder], orders: list[Order] | None = None
+        self, active: list[JournaledExit], exits: list[ExitOrder], orders: list[Order] | None = None
     ) -> list[ExitOrder]:
         """`sync_exits` on the broker's `exits`; `orders` is the order book when the caller has it
         (else it is read when a fired exit needs it)."""
@@ -434,14 +432,9 @@ class OrderManager:
         if self.journal.get(client_order_id) is None:
             adopted = dataclasses.replace(leg, client_order_id=client_order_id, status=OrderStatus.OPEN,
                                           filled_quantity=0, average_price=0.0)
-            symbol = self._symbol_of(leg.instrument_key)
+            symbol = self.journal.symbol_of(leg.instrument_key) or leg.instrument_key
             self.journal.record_external(adopted, symbol=symbol, purpose=OrderPurpose.EXIT.value)
         return await self.absorb(client_order_id, leg)
-
-    def _symbol_of(self, instrument_key: str) -> str:
-        with session_scope(self.db) as session:
-            row = session.exec(select(OrderRow.symbol).where(OrderRow.instrument_key == instrument_key)).first()
-        return row or instrument_key
 
     # reconciliation ---------------------------------------------------------------------------
     async def reconcile(self) -> ReconcileReport:

@@ -27,9 +27,13 @@ Rules (kind: condition -> resolution):
   but cannot settle yet (the leg's order not readable) -> none yet: settled by a later sync, never
   "closed by hand".
 - POSITION_CLOSED: journal position OPEN, broker holds none, no exit explains it (closed by hand)
-  -> position CLOSED, its ACTIVE exit cancelled.
-- POSITION_QUANTITY: both hold it, the broker fewer than our journal (sold by hand in part) -> journal
-  quantity set to the broker's.
+  -> its ACTIVE exit cancelled; listed in `closed_by_hand` for the portfolio, which closes the position
+  with a trade (`PositionBook.apply_sold_by_hand`).
+- POSITION_QUANTITY: both hold it, the broker fewer than our journal (sold by hand in part) -> listed
+  in `quantity_reduced` for the portfolio, which reduces the position to the broker's quantity with a
+  trade of the part sold.
+Reconciliation writes no position: `SoldByHand.price` is the broker's average price of the day's
+SELL fills of the instrument that are not our orders', when its trade book lists them.
 - POSITION_SURPLUS: the broker holds more than our journal's open quantity (bought by hand, or what is
   left after our exit sold ours) -> reported ("surplus at broker, not ours"), not adopted: our
   position keeps the quantity its journal bought, so our exits never sell the surplus.
@@ -42,16 +46,14 @@ Rules (kind: condition -> resolution):
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
-
-from sqlmodel import select
 
 from engine.brokers.base import OrderRejected, TemporaryBrokerError
 from engine.execution.tradebook import TradeBook
-from engine.models import ExitOrder, ExitStatus, Order, OrderStatus
-from engine.storage.db import session_scope
-from engine.storage.tables import OrderRow, PositionRow
+from engine.models import ExitOrder, ExitStatus, Order, OrderStatus, Side
+from engine.storage.journal import JournaledOrder
+from engine.storage.positions import PositionRecord, position_store
 
 if TYPE_CHECKING:
     from engine.execution.manager import OrderManager
@@ -69,12 +71,24 @@ class Difference:
     resolution: str  # what was done about it
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class SoldByHand:
+    """A position sold outside autotrader, all of it (`left` 0) or in part."""
+
+    position_id: int
+    instrument_key: str
+    left: int  # what the broker still holds of it
+    price: float | None  # the average price of the sales outside autotrader, if the broker's trade book shows them
+
+
 @dataclasses.dataclass(slots=True)
 class ReconcileReport:
     at: datetime
     broker: str
     differences: list[Difference] = dataclasses.field(default_factory=list)
     settled_exits: list[ExitOrder] = dataclasses.field(default_factory=list)
+    closed_by_hand: list[SoldByHand] = dataclasses.field(default_factory=list)
+    quantity_reduced: list[SoldByHand] = dataclasses.field(default_factory=list)
     orders_checked: int = 0
     positions_checked: int = 0
     exits_checked: int = 0
@@ -82,6 +96,10 @@ class ReconcileReport:
     @property
     def clean(self) -> bool:
         return not self.differences
+
+    @property
+    def sold_by_hand(self) -> list[SoldByHand]:
+        return [*self.closed_by_hand, *self.quantity_reduced]
 
     def kinds(self) -> list[str]:
         return [d.kind for d in self.differences]
@@ -95,6 +113,8 @@ class ReconcileReport:
             "positions_checked": self.positions_checked,
             "exits_checked": self.exits_checked,
             "differences": [dataclasses.asdict(d) for d in self.differences],
+            "closed_by_hand": [dataclasses.asdict(s) for s in self.closed_by_hand],
+            "quantity_reduced": [dataclasses.asdict(s) for s in self.quantity_reduced],
             "settled_exits": [
                 {"exit_id": e.exit_id, "instrument_key": e.instrument_key, "status": e.status.value,
                  "quantity": e.quantity, "exit_price": e.exit_price, "tag": e.tag}
@@ -103,13 +123,12 @@ class ReconcileReport:
         }
 
 
-def _describe(order: Order | OrderRow) -> str:
+def _describe(order: Order | JournaledOrder) -> str:
     return f"{order.status} filled {order.filled_quantity}/{order.quantity}"
 
 
-def _age_seconds(manager: OrderManager, row: OrderRow) -> float:
-    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
-    return (manager.clock.now() - created).total_seconds()
+def _age_seconds(manager: OrderManager, row: JournaledOrder) -> float:
+    return (manager.clock.now() - row.created_at).total_seconds()
 
 
 async def reconcile(manager: OrderManager) -> ReconcileReport:
@@ -210,8 +229,9 @@ async def _reconcile_positions(manager: OrderManager, report: ReconcileReport, f
     at_broker = {p.instrument_key: p for p in await manager.call_broker("reconcile", manager.broker.positions)
                  if p.quantity != 0}
     settled_by_instrument = {e.instrument_key: e for e in report.settled_exits if e.status in FIRED}
-    with session_scope(manager.db) as session:
-        open_rows = list(session.exec(select(PositionRow).where(PositionRow.status == "OPEN")).all())
+    store = position_store(manager.db)
+    open_rows = store.open_positions()
+    hand_prices = _HandSalePrices(manager)
     report.positions_checked = len({row.instrument_key for row in open_rows} | set(at_broker))
     ours: dict[str, int] = {}  # per instrument, the quantity our journal expects the broker to hold
     for row in open_rows:
@@ -230,20 +250,17 @@ async def _reconcile_positions(manager: OrderManager, report: ReconcileReport, f
             continue
         held = broker_position.quantity - ours.get(row.instrument_key, 0) if broker_position is not None else 0
         if held <= 0:
-            await _close_by_hand(manager, row, report)
+            await _close_by_hand(manager, row, report, await hand_prices.of(row.instrument_key))
             continue
         if held < row.quantity:  # sold by hand in part: we hold what is left
-            with session_scope(manager.db) as session:
-                stored = session.get(PositionRow, row.id)
-                if stored is not None:
-                    stored.quantity = held
-                    session.add(stored)
+            price = await hand_prices.of(row.instrument_key)
+            report.quantity_reduced.append(SoldByHand(row.id, row.instrument_key, held, price))
             report.differences.append(Difference("POSITION_QUANTITY", row.instrument_key, str(row.quantity),
-                                                 str(held), "journal quantity set to the broker's"))
+                                                 str(held), "reported: the portfolio reduces the position to "
+                                                 f"the broker's quantity (sold at {price or 'an unknown price'})"))
         ours[row.instrument_key] = ours.get(row.instrument_key, 0) + min(held, row.quantity)
     journaled = {row.instrument_key for row in open_rows}
-    with session_scope(manager.db) as session:  # entries whose position exists (open or closed) explain nothing new
-        opened = set(session.exec(select(PositionRow.entry_client_order_id)).all())
+    opened = store.entry_order_ids()  # entries whose position exists (open or closed) explain nothing new
     filled_entries: dict[str, list[str]] = {}
     for order in manager.journal.orders(statuses=(OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED)):
         if order.purpose == "ENTRY" and order.side == "BUY" and order.client_order_id not in opened:
@@ -267,8 +284,26 @@ async def _reconcile_positions(manager: OrderManager, report: ReconcileReport, f
                                                  "reported, not adopted"))
 
 
-async def _close_by_hand(manager: OrderManager, row: PositionRow, report: ReconcileReport) -> None:
-    resolution = "position CLOSED (closed outside autotrader)"
+class _HandSalePrices:
+    """The average price of the day's SELL fills of an instrument that no order of our journal made, from
+    the broker's trade book (read once, on first need); None when it lists none or cannot list fills."""
+
+    def __init__(self, manager: OrderManager) -> None:
+        self._manager = manager
+        self._book = TradeBook(manager.broker)
+
+    async def of(self, instrument_key: str) -> float | None:
+        fills = await self._book.fills() or []
+        journal = self._manager.journal
+        sales = [f for f in fills if f.instrument_key == instrument_key and f.side is Side.SELL
+                 and not (f.client_order_id and journal.get(f.client_order_id) is not None)]
+        sold = sum(f.quantity for f in sales)
+        return sum(f.quantity * f.price for f in sales) / sold if sold else None
+
+
+async def _close_by_hand(manager: OrderManager, row: PositionRecord, report: ReconcileReport,
+                         price: float | None) -> None:
+    resolution = "reported: the portfolio closes the position (closed outside autotrader)"
     if row.exit_id:
         gtt = manager.journal.gtt(row.exit_id)
         if gtt is not None and gtt.status == ExitStatus.ACTIVE.value:
@@ -277,14 +312,9 @@ async def _close_by_hand(manager: OrderManager, row: PositionRow, report: Reconc
                 resolution += f"; exit {row.exit_id} cancelled"
             except (OrderRejected, TemporaryBrokerError) as error:
                 resolution += f"; exit {row.exit_id} could not be cancelled: {error}"
-    with session_scope(manager.db) as session:
-        stored = session.get(PositionRow, row.id)
-        if stored is not None:
-            stored.status = "CLOSED"
-            stored.closed_at = manager.clock.now().astimezone(UTC)
-            session.add(stored)
+    report.closed_by_hand.append(SoldByHand(row.id, row.instrument_key, 0, price))
     report.differences.append(Difference("POSITION_CLOSED", row.instrument_key, f"OPEN {row.quantity}", "none",
                                          resolution))
 
 
-__all__ = ["Difference", "ReconcileReport", "reconcile"]
+__all__ = ["Difference", "ReconcileReport", "SoldByHand", "reconcile"]

@@ -11,6 +11,7 @@ trading: every failure, of the database included, is logged and counted."""
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -29,9 +30,13 @@ from engine.storage.tables import NotificationRow
 
 log = logging.getLogger(__name__)
 
-SENDING = "SENDING"
-SENT = "SENT"
-FAILED = "FAILED"
+
+class NotificationStatus(enum.StrEnum):
+    """A `notifications` row: claimed (SENDING) before it is sent, then SENT or FAILED."""
+
+    SENDING = "SENDING"
+    SENT = "SENT"
+    FAILED = "FAILED"
 
 
 @dataclass(frozen=True)
@@ -89,7 +94,7 @@ class Notifier:
                 counts.skipped += 1
                 continue
             failed = [channel.name for channel in self.channels if not await self._send(channel, notification)]
-            self._mark(notification.key, FAILED if failed else SENT)
+            self._mark(notification.key, NotificationStatus.FAILED if failed else NotificationStatus.SENT)
             if failed:
                 counts.failed += 1
             else:
@@ -110,7 +115,7 @@ class Notifier:
 
     def _claim(self, key: str) -> bool:
         """Whether this process may send `key` (no one claimed it before)."""
-        row = NotificationRow(key=key, sent_at=to_db(self.clock.now()), status=SENDING,
+        row = NotificationRow(key=key, sent_at=to_db(self.clock.now()), status=NotificationStatus.SENDING.value,
                               channel=",".join(channel.name for channel in self.channels))
         try:
             with session_scope(self.db) as session:
@@ -122,12 +127,12 @@ class Notifier:
             return False
         return True
 
-    def _mark(self, key: str, status: str) -> None:
+    def _mark(self, key: str, status: NotificationStatus) -> None:
         try:
             with session_scope(self.db) as session:
                 row = session.get(NotificationRow, key)
                 if row is not None:
-                    row.status = status
+                    row.status = status.value
                     session.add(row)
         except Exception as error:
             log.warning("notification %s sent, its status not recorded: %s", key, redact(str(error)))

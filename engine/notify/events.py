@@ -13,12 +13,14 @@ from datetime import date
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
+from engine.models import PositionStatus
 from engine.notify import messages
 from engine.notify.messages import Notification
 from engine.portfolio.times import from_db
 from engine.session.stages import LIVE_SESSION, TradingDayContext, stage_state
 from engine.storage import session_scope
-from engine.storage.tables import OrderEventRow, OrderRow, PositionRow, RiskLedgerRow, TradeRow
+from engine.storage.ledger import LedgerDay, ledger_store
+from engine.storage.tables import OrderEventRow, OrderRow, PositionRow, TradeRow
 from engine.trading.guard import EXIT_FAILED
 
 
@@ -38,6 +40,7 @@ def collect(db: Engine, day: date, *, replay: bool, cursor: Cursor | None = None
     entries, exits, failed exits, kill switch, then the day's summary when `summary`."""
     cursor = cursor if cursor is not None else Cursor()
     found: list[Notification] = []
+    ledger = ledger_store(db).get(day)
     with session_scope(db) as session:
         positions = session.exec(
             select(PositionRow, col(OrderRow.trading_day))
@@ -73,7 +76,6 @@ def collect(db: Engine, day: date, *, replay: bool, cursor: Cursor | None = None
                 found.append(messages.exit_failed(
                     day, replay=replay, event_id=event.id or 0, symbol=str(detail.get("symbol", "?")),
                     reason=str(detail.get("reason", "")), attempts=int(detail.get("attempts", 0))))
-        ledger = session.get(RiskLedgerRow, day)
         if ledger is not None and ledger.kill_switch and not cursor.kill_seen:
             cursor.kill_seen = True
             found.append(messages.kill_switch(day, replay=replay, reason=ledger.kill_reason,
@@ -91,14 +93,15 @@ def day_is_replayed(context: TradingDayContext) -> bool:
     return context.settings.feed.source == "replay"
 
 
-def _summary(session: Session, day: date, replay: bool, ledger: RiskLedgerRow | None) -> Notification:
+def _summary(session: Session, day: date, replay: bool, ledger: LedgerDay | None) -> Notification:
     entries = session.exec(
         select(func.count()).select_from(PositionRow)
         .join(OrderRow, OrderRow.client_order_id == PositionRow.entry_client_order_id)  # type: ignore[arg-type]
         .where(OrderRow.trading_day == day)
     ).one()
     trades = session.exec(select(TradeRow.net_pnl).where(TradeRow.trading_day == day)).all()
-    held = session.exec(select(func.count()).select_from(PositionRow).where(PositionRow.status == "OPEN")).one()
+    held = session.exec(select(func.count()).select_from(PositionRow)
+                        .where(PositionRow.status == PositionStatus.OPEN.value)).one()
     kill_reason = ledger.kill_reason if ledger is not None and ledger.kill_switch else None
     return messages.day_summary(day, replay=replay, entries=entries, exits=len(trades), net_pnl=sum(trades),
                                 open_positions=held, kill_reason=kill_reason)

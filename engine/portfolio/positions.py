@@ -1,24 +1,25 @@
 """Positions in the database (table `positions`), the active-positions filter and the trade log.
 
 `PositionBook` is the in-memory view of the open positions, loaded from the database at start
-(so a restart knows what it holds) and written through on every change. It is the only code that
-changes an `OpenPosition` or the `open` map: the trading engine calls its methods (mark, begin or
-fail an exit, set the GTT, reduce, close, drop). Closing a position writes a `trades` row with
-gross and net P&L after charges; so does reducing it (an exit that sold part of it), for the part sold."""
+(so a restart knows what it holds) and written through the positions repository
+(`engine.storage.positions`) on every change. It is the only code that changes an `OpenPosition` or the
+`open` map: the trading engine calls its methods (mark, begin or fail an exit, set the GTT, reduce, close,
+book what was sold outside autotrader). Closing a position writes a `trades` row with gross and net P&L
+after charges; so does reducing it (an exit that sold part of it), for the part sold."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
-from sqlalchemy import Engine
-from sqlmodel import col, select
-
+from engine.execution.reconcile import ReconcileReport, SoldByHand
 from engine.models import IST, Instrument, Position, Side, Trade
 from engine.portfolio.charges import ChargeCalculator
-from engine.portfolio.times import from_db, to_db
-from engine.storage import session_scope
-from engine.storage.tables import PositionRow, TradeRow
+from engine.storage.memory import Database
+from engine.storage.positions import PositionRecord, position_store
+
+CLOSED_BY_HAND = "closed_by_hand"  # the exit reason of a trade made outside autotrader
 
 
 @dataclass(slots=True)
@@ -72,26 +73,26 @@ def exit_trigger(position: OpenPosition, price: float) -> str | None:
     return None
 
 
-def _open_position_from(row: PositionRow, instrument: Instrument) -> OpenPosition:
-    assert row.id is not None
+def _open_position_from(record: PositionRecord, instrument: Instrument) -> OpenPosition:
     return OpenPosition(
-        id=row.id,
+        id=record.id,
         instrument=instrument,
-        quantity=row.quantity,
-        average_price=row.average_price,
-        stop=row.stop,
-        target=row.target,
-        opened_at=from_db(row.opened_at),
-        entry_client_order_id=row.entry_client_order_id,
-        initial_risk=row.initial_risk,
-        exit_id=row.exit_id,
-        reference_price=row.average_price,
+        quantity=record.quantity,
+        average_price=record.average_price,
+        stop=record.stop,
+        target=record.target,
+        opened_at=record.opened_at,
+        entry_client_order_id=record.entry_client_order_id,
+        initial_risk=record.initial_risk,
+        exit_id=record.exit_id,
+        reference_price=record.average_price,
     )
 
 
 class PositionBook:
-    def __init__(self, db: Engine, charges: ChargeCalculator, instruments: dict[str, Instrument]) -> None:
+    def __init__(self, db: Database, charges: ChargeCalculator, instruments: dict[str, Instrument]) -> None:
         self.db = db
+        self.store = position_store(db)
         self.charges = charges
         self.instruments = instruments
         self.open: dict[str, OpenPosition] = {}
@@ -100,11 +101,10 @@ class PositionBook:
         """Read every OPEN position from the database (instruments we no longer trade included,
         as far as the instrument list knows them)."""
         self.open.clear()
-        with session_scope(self.db) as session:
-            rows = session.exec(select(PositionRow).where(PositionRow.status == "OPEN")).all()
-        for row in rows:
-            instrument = self.instruments.get(row.instrument_key) or Instrument(row.instrument_key, row.symbol, "")
-            self.open[row.instrument_key] = _open_position_from(row, instrument)
+        for record in self.store.open_positions():
+            instrument = self.instruments.get(record.instrument_key) or Instrument(record.instrument_key,
+                                                                                   record.symbol, "")
+            self.open[record.instrument_key] = _open_position_from(record, instrument)
         return list(self.open.values())
 
     def holds(self, instrument_key: str) -> bool:
@@ -120,8 +120,7 @@ class PositionBook:
 
     def entry_order_ids(self) -> set[str]:
         """The entry orders that opened a position (open or closed, any day)."""
-        with session_scope(self.db) as session:
-            return set(session.exec(select(PositionRow.entry_client_order_id)).all())
+        return self.store.entry_order_ids()
 
     def mark(self, position: OpenPosition, last_price: float, *, reference_price: float | None = None) -> None:
         """The latest price (and, on the first tick of a later day, the previous close that today's
@@ -140,16 +139,6 @@ class PositionBook:
         """Our exit order was refused or ended unfilled: the position is still open, exited again later."""
         position.exit_client_order_id = None
 
-    def drop_closed_elsewhere(self) -> list[OpenPosition]:
-        """Forget the positions the database no longer holds OPEN (reconciliation closed them, e.g.
-        sold by hand at the broker); returns them."""
-        with session_scope(self.db) as session:
-            still_open = set(session.exec(select(PositionRow.id).where(PositionRow.status == "OPEN")).all())
-        dropped = [p for p in self.open.values() if p.id not in still_open]
-        for position in dropped:
-            self.open.pop(position.key, None)
-        return dropped
-
     def open_position(
         self,
         instrument: Instrument,
@@ -163,44 +152,31 @@ class PositionBook:
         if instrument.instrument_key in self.open:
             raise ValueError(f"{instrument.symbol} already has an open position")
         initial_risk = round(quantity * (average_price - stop), 2)
-        row = PositionRow(
+        record = PositionRecord(
             instrument_key=instrument.instrument_key,
             symbol=instrument.symbol,
             quantity=quantity,
             average_price=average_price,
             stop=stop,
             target=target,
-            opened_at=to_db(opened_at),
+            opened_at=opened_at.astimezone(IST),
             entry_client_order_id=entry_client_order_id,
             initial_risk=initial_risk,
         )
-        with session_scope(self.db) as session:
-            session.add(row)
-            session.flush()
-            position = _open_position_from(row, instrument)
+        position = _open_position_from(replace(record, id=self.store.add(record)), instrument)
         self.open[instrument.instrument_key] = position
         return position
 
     def set_exit(self, position: OpenPosition, exit_id: str | None) -> None:
         position.exit_id = exit_id
-        with session_scope(self.db) as session:
-            row = session.get(PositionRow, position.id)
-            if row is not None:
-                row.exit_id = exit_id
-                session.add(row)
+        self.store.update(position.id, exit_id=exit_id)
 
     def close(
         self, position: OpenPosition, exit_price: float, exit_time: datetime, reason: str, trading_day: date
     ) -> Trade:
         """Close the position at `exit_price`: mark it CLOSED and log the trade with P&L."""
         trade = self._trade(position, position.quantity, exit_price, exit_time, reason)
-        with session_scope(self.db) as session:
-            row = session.get(PositionRow, position.id)
-            if row is not None:
-                row.status = "CLOSED"
-                row.closed_at = to_db(exit_time)
-                session.add(row)
-            session.add(_trade_row(trade, position.id, trading_day))
+        self.store.close(position.id, exit_time, trade, trading_day)
         self.open.pop(position.key, None)
         return trade
 
@@ -215,13 +191,27 @@ class PositionBook:
         trade = self._trade(position, sold, exit_price, exit_time, reason)
         position.initial_risk = round(position.initial_risk * (position.quantity - sold) / position.quantity, 2)
         position.quantity -= sold
-        with session_scope(self.db) as session:
-            row = session.get(PositionRow, position.id)
-            if row is not None:
-                row.quantity, row.initial_risk = position.quantity, position.initial_risk
-                session.add(row)
-            session.add(_trade_row(trade, position.id, trading_day))
+        self.store.reduce(position.id, position.quantity, position.initial_risk, trade, trading_day)
         return trade
+
+    def apply_sold_by_hand(self, sales: Iterable[SoldByHand], at: datetime, trading_day: date) -> list[Trade]:
+        """Book what reconciliation found sold outside autotrader: a position the broker no longer holds
+        is closed, one it holds fewer of is reduced to what is left, each with a trade (reason
+        "closed_by_hand") at the broker's average price of those sales when its trade book shows them,
+        else the position's last mark, else its average price (no P&L booked). Positions already closed or
+        reduced (e.g. by an earlier application of the same report) are left as they are."""
+        trades = []
+        for sale in sales:
+            position = self.by_id(sale.position_id)
+            if position is None or position.quantity <= sale.left:
+                continue
+            price = sale.price or position.last_price or position.average_price
+            if sale.left <= 0:
+                trades.append(self.close(position, price, at, CLOSED_BY_HAND, trading_day))
+            else:
+                trades.append(self.reduce(position, position.quantity - sale.left, price, at, CLOSED_BY_HAND,
+                                          trading_day))
+        return trades
 
     def _trade(self, position: OpenPosition, quantity: int, exit_price: float, exit_time: datetime,
                reason: str) -> Trade:
@@ -246,21 +236,13 @@ class PositionBook:
 
     def trades_of(self, trading_day: date) -> list[Trade]:
         """The trades closed on `trading_day` (also those of an earlier process that day)."""
-        with session_scope(self.db) as session:
-            rows = session.exec(
-                select(TradeRow).where(TradeRow.trading_day == trading_day).order_by(col(TradeRow.exit_time))
-            ).all()
-        return [
-            Trade(row.instrument_key, row.symbol, Side(row.side), row.quantity, from_db(row.entry_time),
-                  row.entry_price, from_db(row.exit_time), row.exit_price, row.gross_pnl, row.charges, row.net_pnl,
-                  row.exit_reason)
-            for row in rows
-        ]
+        return self.store.trades_of(trading_day)
 
 
-def _trade_row(trade: Trade, position_id: int, trading_day: date) -> TradeRow:
-    return TradeRow(position_id=position_id, instrument_key=trade.instrument_key, symbol=trade.symbol,
-                    side=trade.side.value, quantity=trade.quantity, entry_time=to_db(trade.entry_time),
-                    entry_price=trade.entry_price, exit_time=to_db(trade.exit_time), exit_price=trade.exit_price,
-                    gross_pnl=trade.gross_pnl, charges=trade.charges, net_pnl=trade.net_pnl,
-                    exit_reason=trade.exit_reason, trading_day=trading_day)
+def book_sold_by_hand(db: Database, charges: ChargeCalculator, instruments: dict[str, Instrument],
+                      report: ReconcileReport, at: datetime, trading_day: date) -> list[Trade]:
+    """Book the positions `report` found sold outside autotrader when no engine runs (its start, the
+    `reconcile` command); a running engine books them in its guard."""
+    book = PositionBook(db, charges, instruments)
+    book.load()
+    return book.apply_sold_by_hand(report.sold_by_hand, at, trading_day)

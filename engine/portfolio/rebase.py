@@ -20,16 +20,14 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from engine.brokers.base import OrderRejected
 from engine.data.ticks import PriceRole, round_for
 from engine.execution.exits import exit_request_for
 from engine.execution.manager import OrderManager
 from engine.models import IST, Instrument
-from engine.portfolio.times import from_db
-from engine.storage import session_scope
-from engine.storage.tables import PositionRow
+from engine.storage.positions import SqlPositionStore, position_store
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,17 +66,15 @@ def rebase_open_positions(session: Session, instrument: Instrument, ex_date: dat
     """Rebase (in `session`, uncommitted) every OPEN position of `instrument`'s symbol opened before `ex_date`;
     one opened on or after it was bought at post-action prices already."""
     rebased = []
-    rows = session.exec(select(PositionRow).where(PositionRow.status == "OPEN",
-                                                  PositionRow.symbol == instrument.symbol)).all()
-    for row in rows:
-        if row.id is None or from_db(row.opened_at).astimezone(IST).date() >= ex_date:
+    store = SqlPositionStore.within(session)
+    for row in store.open_positions():
+        if row.symbol != instrument.symbol or row.opened_at.astimezone(IST).date() >= ex_date:
             continue
         quantity, average, stop, target = rebased_values(instrument, row.quantity, row.average_price, row.stop,
                                                          row.target, factor)
         rebased.append(RebasedPosition(row.id, (row.quantity, quantity), (row.average_price, average),
                                        (row.stop, stop), (row.target, target), row.exit_id))
-        row.quantity, row.average_price, row.stop, row.target = quantity, average, stop, target
-        session.add(row)
+        store.update(row.id, quantity=quantity, average_price=average, stop=stop, target=target)
     return rebased
 
 
@@ -117,11 +113,7 @@ async def _cancel_quietly(orders: OrderManager, exit_id: str) -> None:
 
 
 def _record_exit(orders: OrderManager, position_id: int, exit_id: str | None) -> None:
-    with session_scope(orders.db) as session:
-        row = session.get(PositionRow, position_id)
-        if row is not None:
-            row.exit_id = exit_id
-            session.add(row)
+    position_store(orders.db).update(position_id, exit_id=exit_id)
 
 
 __all__ = ["RebasedPosition", "carry_exit", "rebase_open_positions", "rebased_values"]

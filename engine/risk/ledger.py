@@ -8,15 +8,13 @@ ACTUAL initial risk (average fill − stop) × filled, which is never more than 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
-from sqlalchemy import Engine
-
 from engine.clock import Clock
-from engine.portfolio.times import to_db
 from engine.settings import Settings
-from engine.storage import session_scope
-from engine.storage.tables import RiskLedgerRow
+from engine.storage.ledger import LedgerDay, ledger_store
+from engine.storage.memory import Database
 
 
 def entry_initial_risk(
@@ -36,20 +34,15 @@ def configured_daily_risk_cap(settings: Settings) -> float:
 
 
 class RiskLedger:
-    def __init__(self, db: Engine, clock: Clock, trading_day: date, settings: Settings) -> None:
-        self.db = db
+    def __init__(self, db: Database, clock: Clock, trading_day: date, settings: Settings) -> None:
+        self.store = ledger_store(db)
         self.clock = clock
         self.trading_day = trading_day
-        with session_scope(db) as session:
-            row = session.get(RiskLedgerRow, trading_day)
-            if row is None:
-                row = RiskLedgerRow(
-                    trading_day=trading_day,
-                    capital=settings.capital,
-                    daily_risk_cap=configured_daily_risk_cap(settings),
-                    updated_at=to_db(clock.now()),
-                )
-                session.add(row)
+        row = self.store.get(trading_day)
+        if row is None:
+            row = LedgerDay(trading_day=trading_day, capital=settings.capital,
+                            daily_risk_cap=configured_daily_risk_cap(settings), updated_at=clock.now())
+            self.store.save(row)
         self.row = row
 
     @property
@@ -69,6 +62,10 @@ class RiskLedger:
         return self.row.realized_pnl
 
     @property
+    def entries(self) -> int:
+        return self.row.entries
+
+    @property
     def kill_switch(self) -> bool:
         return self.row.kill_switch
 
@@ -76,25 +73,19 @@ class RiskLedger:
     def kill_reason(self) -> str:
         return self.row.kill_reason
 
-    def _save(self, **changes: object) -> None:
-        with session_scope(self.db) as session:
-            row = session.get(RiskLedgerRow, self.trading_day)
-            assert row is not None
-            for key, value in changes.items():
-                setattr(row, key, value)
-            row.updated_at = to_db(self.clock.now())
-            session.add(row)
-        self.row = row
+    def _save(self, row: LedgerDay) -> None:
+        self.row = replace(row, updated_at=self.clock.now())
+        self.store.save(self.row)
 
     def add_entry(self, risk: float) -> None:
         """Reserve the initial risk of an entry (before its order is sent)."""
-        self._save(risk_used=self.row.risk_used + risk, entries=self.row.entries + 1)
+        self._save(replace(self.row, risk_used=self.row.risk_used + risk, entries=self.row.entries + 1))
 
     def set_totals(self, *, risk_used: float, realized_pnl: float) -> None:
         """Totals recomputed from the order journal and the trades (idempotent, so a restart
         never counts a release or a trade twice)."""
-        self._save(risk_used=max(0.0, risk_used), realized_pnl=round(realized_pnl, 2))
+        self._save(replace(self.row, risk_used=max(0.0, risk_used), realized_pnl=round(realized_pnl, 2)))
 
     def trip(self, reason: str) -> None:
         if not self.row.kill_switch:
-            self._save(kill_switch=True, kill_reason=reason)
+            self._save(replace(self.row, kill_switch=True, kill_reason=reason))

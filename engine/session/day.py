@@ -25,6 +25,7 @@ from engine.data.daybars import DayBarSource, DayCandle, DayQuality, UpstoxDayBa
 from engine.data.instruments import (
     filter_universe,
     refresh_market_caps,
+    store_market_caps,
     sync_instruments,
     to_instrument,
 )
@@ -42,7 +43,7 @@ from engine.data.master import (
 from engine.indicators.metadata import build_metadata as build_indicator_metadata
 from engine.indicators.metadata import save_metadata
 from engine.indicators.multitimeframe import IndicatorConfig
-from engine.models import IST, Instrument, Timeframe
+from engine.models import IST, Instrument, PositionStatus, Timeframe
 from engine.report import daily_report as report_of_day
 from engine.session.stages import TradingDayContext
 from engine.storage import BarStore, session_scope
@@ -321,7 +322,7 @@ def universe_symbols(context: TradingDayContext) -> list[str]:
 def held_positions(context: TradingDayContext) -> dict[str, str]:
     """{instrument_key: symbol} of every OPEN position in the database, in today's universe or not."""
     with session_scope(context.db) as session:
-        rows = session.exec(select(PositionRow).where(PositionRow.status == "OPEN")).all()
+        rows = session.exec(select(PositionRow).where(PositionRow.status == PositionStatus.OPEN.value)).all()
         return {r.instrument_key: r.symbol for r in rows}
 
 
@@ -484,17 +485,7 @@ def refresh_market_caps_from_close(context: TradingDayContext) -> int:
     """Market caps from today's closes into the database; returns how many were refreshed."""
     table = instrument_table(context)
     closes = _last_closes(context, list(table["symbol"]), before=False)
-    with session_scope(context.db) as session:
-        rows = {r.symbol: r for r in session.exec(select(InstrumentRow)).all()}
-        refreshed = 0
-        for symbol, close in closes.items():
-            row = rows.get(symbol)
-            if row is not None and row.shares_outstanding:
-                row.market_cap_cr = row.shares_outstanding * close / 1e7
-                row.updated_on = context.day
-                session.add(row)
-                refreshed += 1
-    return refreshed
+    return store_market_caps(context.db, closes, context.day)
 
 
 def daily_report(context: TradingDayContext) -> dict[str, Any]:

@@ -47,6 +47,8 @@ from engine.indicators.metadata import build_metadata, read_metadata
 from engine.indicators.multitimeframe import InstrumentIndicators
 from engine.models import Instrument, MarketStatus, Tick
 from engine.notify import Channel, Notifier, Outbox, default_channels
+from engine.portfolio.charges import ChargeCalculator
+from engine.portfolio.positions import book_sold_by_hand
 from engine.session import day as day_work
 from engine.session.stages import COMPLETED, INTERRUPTED, LIVE_SESSION, RUNNING, TradingDayContext, record_stage
 from engine.settings import load_credentials
@@ -190,6 +192,8 @@ class LiveSession:
         try:
             orders = OrderManager(broker, context.db, clock, trading_day=context.day)
             reconciled = await orders.reconcile()
+            book_sold_by_hand(context.db, ChargeCalculator.from_settings(settings, trading_day=context.day),
+                              {i.instrument_key: i for i in instruments}, reconciled, clock.now(), context.day)
             log.info("reconciled %s with the broker: %s", context.day, reconciled)
             engine = TradingEngine(
                 settings, clock, instruments, indicators, load_strategy(settings), orders, context.db, context.day,

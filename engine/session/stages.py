@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from engine.calendar import NseCalendar, TradingSession, holidays_cache_file, load_calendar
 from engine.clock import Clock
+from engine.models import StageStatus
 from engine.secrets import redact_payload
 from engine.settings import Settings, load_settings
 from engine.storage import init_db, session_scope
@@ -25,11 +26,12 @@ PRE_OPEN = "pre_open"
 LIVE_SESSION = "live_session"
 POST_CLOSE = "post_close"
 
-RUNNING = "RUNNING"
-COMPLETED = "COMPLETED"
-FAILED = "FAILED"
-SKIPPED = "SKIPPED"
-INTERRUPTED = "INTERRUPTED"
+# the statuses under the names the flows and the session import
+RUNNING = StageStatus.RUNNING
+COMPLETED = StageStatus.COMPLETED
+FAILED = StageStatus.FAILED
+SKIPPED = StageStatus.SKIPPED
+INTERRUPTED = StageStatus.INTERRUPTED
 
 
 def parse_day(day: str | date | None, clock: Clock) -> date:
@@ -80,7 +82,7 @@ def open_trading_day(day: str | date | None, clock: Clock, **overrides: Any) -> 
 
 
 def record_stage(
-    db: Engine, day: date, stage: str, status: str, clock: Clock, checkpoint: dict[str, Any] | None = None
+    db: Engine, day: date, stage: str, status: StageStatus, clock: Clock, checkpoint: dict[str, Any] | None = None
 ) -> None:
     """Upsert the stage's status; `checkpoint` is merged into what is already stored, redacted (it may
     hold error texts, e.g. a broker's answer echoing a token)."""
@@ -88,23 +90,23 @@ def record_stage(
         row = session.get(SessionStateRow, (day, stage))
         now = clock.now()
         if row is None:
-            row = SessionStateRow(trading_day=day, stage=stage, status=status, updated_at=now)
+            row = SessionStateRow(trading_day=day, stage=stage, status=status.value, updated_at=now)
         merged = json.loads(row.checkpoint_json or "{}")
         merged.update(redact_payload(json.loads(json.dumps(checkpoint or {}, default=str))))
-        row.status = status
+        row.status = status.value
         row.checkpoint_json = json.dumps(merged, default=str, sort_keys=True)
         row.updated_at = now
         session.add(row)
     log.info("stage %s of %s is %s", stage, day, status, extra={"stage": stage, "trading_day": str(day)})
 
 
-def stage_state(db: Engine, day: date, stage: str) -> tuple[str, dict[str, Any]] | None:
+def stage_state(db: Engine, day: date, stage: str) -> tuple[StageStatus, dict[str, Any]] | None:
     """(status, checkpoint) of a stage, or None when it never ran."""
     with session_scope(db) as session:
         row = session.get(SessionStateRow, (day, stage))
         if row is None:
             return None
-        return row.status, json.loads(row.checkpoint_json or "{}")
+        return StageStatus(row.status), json.loads(row.checkpoint_json or "{}")
 
 
 def stage_log(db: Engine, day: date) -> dict[str, dict[str, Any]]:

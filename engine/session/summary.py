@@ -11,9 +11,12 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import col, func, select
 
+from engine.models import ExitStatus, OrderPurpose, OrderStatus, PositionStatus, SetupStatus
 from engine.secrets import redact_payload
 from engine.storage import session_scope
 from engine.storage.tables import GttRow, OrderRow, PositionRow, SessionStateRow, SetupRow, TradeRow
+
+TRIGGERED = frozenset({ExitStatus.TRIGGERED_STOP, ExitStatus.TRIGGERED_TARGET})
 
 
 @dataclass
@@ -62,16 +65,16 @@ def summarize(db: Engine, days: Iterable[date]) -> RunSummary:
             trades = session.exec(select(TradeRow).where(TradeRow.trading_day == day)).all()
             setups = select(func.count()).select_from(SetupRow).where(SetupRow.trading_day == day)
             entries = select(func.count()).select_from(OrderRow).where(
-                OrderRow.trading_day == day, OrderRow.purpose == "ENTRY"
+                OrderRow.trading_day == day, OrderRow.purpose == OrderPurpose.ENTRY.value
             )
             summary.days.append(
                 DayLine(
                     day=day.isoformat(),
                     stages=stages,
                     setups=_count(session, setups),
-                    setups_executed=_count(session, setups.where(SetupRow.status == "EXECUTED")),
+                    setups_executed=_count(session, setups.where(SetupRow.status == SetupStatus.EXECUTED.value)),
                     entry_orders=_count(session, entries),
-                    entries_filled=_count(session, entries.where(OrderRow.status == "FILLED")),
+                    entries_filled=_count(session, entries.where(OrderRow.status == OrderStatus.FILLED.value)),
                     exits_hit=len(trades),
                     net_pnl=round(sum(t.net_pnl for t in trades), 2),
                 )
@@ -83,12 +86,12 @@ def summarize(db: Engine, days: Iterable[date]) -> RunSummary:
             ]
         gtts = session.exec(select(GttRow)).all()
         summary.gtts_placed = len(gtts)
-        summary.gtts_active = sum(1 for g in gtts if g.status == "ACTIVE")
-        summary.gtts_triggered = sum(1 for g in gtts if g.status.startswith("TRIGGERED"))
+        summary.gtts_active = sum(1 for g in gtts if g.status == ExitStatus.ACTIVE)
+        summary.gtts_triggered = sum(1 for g in gtts if g.status in TRIGGERED)
         summary.open_positions = [
             {"symbol": p.symbol, "quantity": p.quantity, "average_price": p.average_price, "stop": p.stop,
              "target": p.target, "opened_at": p.opened_at.isoformat(), "exit_id": p.exit_id}
-            for p in session.exec(select(PositionRow).where(PositionRow.status == "OPEN").order_by(
+            for p in session.exec(select(PositionRow).where(PositionRow.status == PositionStatus.OPEN.value).order_by(
                 col(PositionRow.opened_at))).all()
         ]
     return summary

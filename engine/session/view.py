@@ -12,8 +12,7 @@ from typing import Any
 
 from engine.models import IST, Trade
 from engine.portfolio.positions import OpenPosition
-from engine.portfolio.times import from_db
-from engine.storage.tables import SetupRow
+from engine.storage.setups import SetupRecord
 from engine.strategy.window import SessionLike
 from engine.trading import TradingEngine
 
@@ -91,6 +90,6 @@ def _closed_row(trade: Trade) -> dict[str, Any]:
                            f"net {trade.net_pnl:+,.2f}"}
 
 
-def _setup_row(row: SetupRow) -> dict[str, Any]:
-    return {"symbol": row.symbol, "found_at": f"{from_db(row.found_at):%H:%M:%S}", "entry": row.entry,
-            "stop": row.stop, "target": row.target, "status": row.status}
+def _setup_row(row: SetupRecord) -> dict[str, Any]:
+    return {"symbol": row.symbol, "found_at": f"{row.found_at.astimezone(IST):%H:%M:%S}", "entry": row.entry,
+            "stop": row.stop, "target": row.target, "status": row.status.value}

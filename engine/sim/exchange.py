@@ -66,6 +66,8 @@ class SimulatedExchange:
         self.rng = self.fill_model.rng()
         self.sequence = 0
         self.revision = 0  # counts changes to the books (not mere prices): when to save a snapshot
+        # counts changes to the GTTs and to the orders their fired legs placed: when a GTT sync finds news
+        self.exit_changes = 0
         self.day: date | None = None
         self.orders: dict[str, SimOrder] = {}  # the order book (today's, with daily books)
         self.fills: list[SimFill] = []  # the trade book
@@ -139,6 +141,7 @@ class SimulatedExchange:
             self.fills.clear()
             for core in self.cores.values():
                 core.working.clear()
+            self.exit_changes += 1
         self.day = today
         self.revision += 1
 
@@ -197,8 +200,7 @@ class SimulatedExchange:
         and 429 answers) shows it in no order book."""
         if self.order(order_id).status is not OrderStatus.REJECTED:
             raise SimulatorError(f"order {order_id} was not rejected: only a refusal is withdrawn")
-        del self.orders[order_id]
-        self.revision += 1
+        self._order_changed(self.orders.pop(order_id))
 
     def order(self, order_id: str) -> SimOrder:
         order = self.orders.get(order_id)
@@ -217,7 +219,7 @@ class SimulatedExchange:
         order = self._working(order_id)
         order.status, order.updated_at = OrderStatus.CANCELLED, self.clock.now()
         self.core(order.instrument_key).working.pop(order_id, None)
-        self.revision += 1
+        self._order_changed(order)
         return order
 
     def modify_order(
@@ -232,7 +234,7 @@ class SimulatedExchange:
         order.trigger_price = trigger_price if trigger_price is not None else order.trigger_price
         order.order_type = order_type or order.order_type
         order.updated_at = self.clock.now()
-        self.revision += 1
+        self._order_changed(order)
         core = self.core(order.instrument_key)
         if order.armed and core.last_price is not None:
             self._match(core, order, core.last_price)
@@ -246,7 +248,7 @@ class SimulatedExchange:
             return
         quantity = core.fill_quantity(order)
         now = self.clock.now()
-        self.revision += 1
+        self._order_changed(order)
         value = order.average_price * order.filled_quantity + fill_price * quantity
         order.filled_quantity += quantity
         order.average_price = round(value / order.filled_quantity, 4)
@@ -258,6 +260,11 @@ class SimulatedExchange:
             fill_id=f"{order.order_id}-{len(self.fills) + 1}", order_id=order.order_id,
             instrument_key=order.instrument_key, side=order.side, product=order.product, quantity=quantity,
             price=fill_price, fee=self.fee_model.fee(order.side, quantity, fill_price), ts=now))
+
+    def _order_changed(self, order: SimOrder) -> None:
+        self.revision += 1
+        if order.gtt_id is not None:
+            self.exit_changes += 1
 
     # positions ----------------------------------------------------------------------------------
     def net_positions(self, *, carried: bool = True) -> list[tuple[str, str, int, float]]:
@@ -305,6 +312,7 @@ class SimulatedExchange:
         gtt = SimGtt(gtt_id=self._next_id(self._gtt_id), instrument_key=key, quantity=quantity, product=product,
                      legs=legs, created_at=now, has_entry=has_entry, tag=tag, updated_at=now)
         self.gtts[gtt.gtt_id] = gtt
+        self.exit_changes += 1
         core = self.core(key)
         core.gtts[gtt.gtt_id] = gtt
         self._advance(core, gtt)
@@ -333,7 +341,7 @@ class SimulatedExchange:
         if quantity is not None:
             gtt.quantity = quantity
         gtt.updated_at = self.clock.now()
-        self.revision += 1
+        self._gtt_changed()
         self._advance(self.core(gtt.instrument_key), gtt)
         return gtt
 
@@ -345,7 +353,7 @@ class SimulatedExchange:
             if leg.state.waiting:
                 leg.state = LegState.CANCELLED
         gtt.deleted, gtt.updated_at = True, self.clock.now()
-        self.revision += 1
+        self._gtt_changed()
         self._advance(self.core(gtt.instrument_key), gtt)
         return gtt
 
@@ -388,6 +396,7 @@ class SimulatedExchange:
                                  price=limit, gtt_id=gtt.gtt_id)
         leg.order_id, leg.triggered_at_price, leg.state = order.order_id, price, LegState.TRIGGERED
         gtt.updated_at = self.clock.now()
+        self.exit_changes += 1
         self._settle(leg)
 
     def _settle(self, leg: GttLeg) -> None:
@@ -396,11 +405,15 @@ class SimulatedExchange:
             return
         if order.status is OrderStatus.FILLED:
             leg.state = LegState.COMPLETED
-            self.revision += 1
+            self._gtt_changed()
         elif order.status in (OrderStatus.REJECTED, OrderStatus.CANCELLED):
             leg.state = LegState.FAILED
             leg.message = order.reason or f"order {order.status}"
-            self.revision += 1
+            self._gtt_changed()
+
+    def _gtt_changed(self) -> None:
+        self.revision += 1
+        self.exit_changes += 1
 
     # persistence --------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -431,6 +444,7 @@ class SimulatedExchange:
             if gtt.active or any(leg.state is LegState.TRIGGERED for leg in gtt.legs):
                 self.core(gtt.instrument_key).gtts[gtt.gtt_id] = gtt
         self.holdings = {(key, product): Holding(int(q), float(a)) for key, product, q, a in state["holdings"]}
+        self.exit_changes += 1
 
 
 def _plain(data: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from datetime import date, datetime
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from engine.models import ExitStatus, OrderStatus, PositionStatus, SetupStatus
 from engine.storage.columns import UTCDateTime
 
 
@@ -44,7 +45,7 @@ class SetupRow(SQLModel, table=True):
     score: float
     reason: str
     rules_json: str = "[]"  # [{"name", "passed", "observed"}]
-    status: str = "CANDIDATE"  # CANDIDATE | EXECUTED | SKIPPED | EXPIRED
+    status: str = SetupStatus.CANDIDATE.value
     status_reason: str = ""
     quantity: int = 0
     client_order_id: str | None = None
@@ -67,7 +68,7 @@ class OrderRow(SQLModel, table=True):
     trigger_price: float | None = None
     product: str = "CNC"
     purpose: str = "ENTRY"
-    status: str = Field(default="PENDING", index=True)
+    status: str = Field(default=OrderStatus.PENDING.value, index=True)
     filled_quantity: int = 0
     average_price: float = 0.0
     message: str = ""
@@ -108,7 +109,7 @@ class PositionRow(SQLModel, table=True):
     average_price: float
     stop: float
     target: float
-    status: str = Field(default="OPEN", index=True)  # OPEN | CLOSED
+    status: str = Field(default=PositionStatus.OPEN.value, index=True)
     opened_at: datetime = Field(sa_type=UTCDateTime)
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     entry_client_order_id: str
@@ -147,7 +148,7 @@ class GttRow(SQLModel, table=True):
     stop_limit: float
     target_trigger: float
     target_limit: float
-    status: str = "ACTIVE"
+    status: str = ExitStatus.ACTIVE.value
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
 
@@ -173,7 +174,7 @@ class SessionStateRow(SQLModel, table=True):
     __tablename__ = "session_state"
     trading_day: date = Field(primary_key=True)
     stage: str = Field(primary_key=True)  # pre_open | live_session | post_close
-    status: str  # RUNNING | COMPLETED | FAILED | SKIPPED
+    status: str  # a StageStatus
     checkpoint_json: str = "{}"
     updated_at: datetime = Field(sa_type=UTCDateTime)
 

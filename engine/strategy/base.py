@@ -263,6 +263,8 @@ class GuardedStrategy:
         self.is_warmed_up = strategy_safe_wrapper(strategy.is_warmed_up, default=False, errors=self.errors)
         # the engine skips the default (never-exit) hook: no Position is built per tick for it
         self.has_exit_hook = type(strategy).on_exit is not Strategy.on_exit
+        # nor the default (no-setup) `on_bar`: no snapshot of each closed daily bar is built for it
+        self.has_bar_hook = type(strategy).on_bar is not Strategy.on_bar
 
     @property
     def name(self) -> str:

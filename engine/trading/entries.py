@@ -40,6 +40,7 @@ from engine.models import (
     OrderStatus,
     OrderType,
     Product,
+    SetupStatus,
     Side,
     Tick,
 )
@@ -48,7 +49,8 @@ from engine.portfolio.positions import OpenPosition, PositionBook
 from engine.risk.limits import Candidate, EntryDecision, plan_entries
 from engine.risk.stops import StopPolicy
 from engine.settings import Settings
-from engine.storage.tables import OrderRow, SetupRow
+from engine.storage.journal import JournaledOrder
+from engine.storage.setups import SetupRecord
 from engine.strategy.base import GuardedStrategy
 from engine.strategy.validator import RuleContext, validator_from_settings
 from engine.strategy.window import EntryWindow, SessionLike
@@ -118,7 +120,8 @@ class Entries:
         setups, entry_orders = self.setups.todays_setups_and_entries()
         self.restore(setups, entry_orders, self.positions.entry_order_ids())
 
-    def restore(self, setups: Sequence[SetupRow], entries: Sequence[OrderRow], with_positions: set[str]) -> None:
+    def restore(self, setups: Sequence[SetupRecord], entries: Sequence[JournaledOrder],
+                with_positions: set[str]) -> None:
         """Today's setups rows and entry orders after a restart: pending ones are followed again."""
         by_order = {s.client_order_id: s for s in setups if s.client_order_id}
         for row in setups:
@@ -219,9 +222,9 @@ class Entries:
     def halt(self, reason: str) -> None:
         """No entry any more today (the kill switch): the candidates' rows are SKIPPED with `reason`."""
         self.clear_candidates()
-        self.expire_others(reason, status="SKIPPED")  # as plan_entries says
+        self.expire_others(reason, status=SetupStatus.SKIPPED)  # as plan_entries says
 
-    def expire_others(self, reason: str, status: str = "EXPIRED") -> None:
+    def expire_others(self, reason: str, status: SetupStatus = SetupStatus.EXPIRED) -> None:
         """Setups rows still CANDIDATE whose instrument is not a candidate now end the day."""
         self.setups.expire(reason, keep=self.candidates.keys(), status=status)
 
@@ -235,7 +238,7 @@ class Entries:
                 continue
             traded_today = instrument_indicators.last_day == self.trading_day
             instrument_indicators.close_day()
-            if not traded_today:
+            if not traded_today or not self.strategy.has_bar_hook:
                 continue
             snapshot = instrument_indicators.snapshot()
             daily = snapshot.daily
@@ -243,14 +246,15 @@ class Entries:
                       daily.low, daily.close, int(daily.volume))
             setup = self.strategy.on_bar(instrument, bar, snapshot)
             if setup is not None and self.stops.apply(setup, instrument, snapshot) is None:
-                self.setups.record(setup, status="EXPIRED", reason="found on the closed daily bar, after the window")
+                self.setups.record(setup, status=SetupStatus.EXPIRED,
+                                   reason="found on the closed daily bar, after the window")
 
     def end_day(self, indicators: dict[str, InstrumentIndicators]) -> None:
         """After the close: setups on the closed bars recorded, every candidate left ends the day."""
         self.clear_candidates()
         self.record_closing_setups(indicators)
         if self.risk.kill_switch:  # rows a crash left CANDIDATE after the kill: the kill is why they ended
-            self.expire_others(f"kill switch on: {self.risk.kill_reason}", status="SKIPPED")
+            self.expire_others(f"kill switch on: {self.risk.kill_reason}", status=SetupStatus.SKIPPED)
         self.expire_others("not executed: no entry window ran after it was found")
 
     # ---- decisions and submissions ---------------------------------------------------------------
@@ -272,7 +276,7 @@ class Entries:
             if decision.approved:
                 await self._enter(decision)
             else:
-                self.setups.save(decision.setup, status="SKIPPED", reason=decision.reason)
+                self.setups.save(decision.setup, status=SetupStatus.SKIPPED, reason=decision.reason)
         self.expire_others(f"conditions no longer held when the entry window ran at {self.clock.now():%H:%M:%S}")
         return decisions
 
@@ -284,8 +288,8 @@ class Entries:
     async def _enter(self, decision: EntryDecision) -> None:
         setup, instrument = decision.setup, decision.instrument
         client_order_id = make_client_order_id(self.trading_day, instrument.instrument_key, OrderPurpose.ENTRY)
-        setup_id = self.setups.save(setup, status="EXECUTED", reason=decision.reason, quantity=decision.quantity,
-                                    client_order_id=client_order_id)
+        setup_id = self.setups.save(setup, status=SetupStatus.EXECUTED, reason=decision.reason,
+                                    quantity=decision.quantity, client_order_id=client_order_id)
         self.entered_today.add(setup.instrument_key)
         self.risk.ledger.add_entry(decision.risk)  # reserved at the LIMIT price before the order leaves
         pending = PendingEntry(client_order_id, instrument, decision.quantity, decision.limit_price, setup.stop,

@@ -18,15 +18,11 @@ sold again at the new price, or protected by a new GTT when the price is back be
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from functools import partial
-
-from sqlalchemy import Engine
-from sqlmodel import col, select
 
 from engine.brokers.base import Broker, BrokerError, OrderRejected
 from engine.clock import Clock
@@ -52,8 +48,8 @@ from engine.models import (
 from engine.portfolio.positions import OpenPosition, PositionBook, exit_trigger
 from engine.portfolio.times import from_db, to_db
 from engine.settings import Settings
-from engine.storage import session_scope
-from engine.storage.tables import GttRow, OrderEventRow, OrderRow
+from engine.storage.journal import OrderEvent, journal_store
+from engine.storage.memory import Database
 from engine.strategy.base import GuardedStrategy
 from engine.trading.events import (
     Command,
@@ -71,17 +67,18 @@ from engine.trading.risk_control import RiskController
 log = logging.getLogger(__name__)
 
 EXIT_FAILED = "EXIT_FAILED"  # order event kind: an exit we could not get accepted (the notifier reads it)
-_WORKING = (OrderStatus.SUBMITTED.value, OrderStatus.OPEN.value, OrderStatus.PARTIALLY_FILLED.value)
+_WORKING = (OrderStatus.SUBMITTED, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
 
 
 class PositionGuard:
-    def __init__(self, settings: Settings, clock: Clock, db: Engine, trading_day: date, strategy: GuardedStrategy,
+    def __init__(self, settings: Settings, clock: Clock, db: Database, trading_day: date, strategy: GuardedStrategy,
                  orders: OrderManagerLike, positions: PositionBook, risk: RiskController, issue: Issue, *,
                  broker: Broker | None, exits_at_broker: bool | None, poll_seconds: float) -> None:
         """`exits_at_broker` (GTTs) defaults to whether the broker has them (with no broker: yes)."""
         self.settings = settings
         self.clock = clock
         self.db = db
+        self.journal = journal_store(db)  # the order journal's reads (the order manager writes it)
         self.trading_day = trading_day
         self.strategy = strategy
         self.orders = orders
@@ -90,6 +87,7 @@ class PositionGuard:
         self.issue = issue
         self.exits_at_broker = (exits_at_broker if exits_at_broker is not None
                                 else broker is None or broker.capabilities.gtt)
+        self.broker = broker
         self.poll_seconds = poll_seconds
         self._reference_set: set[str] = set()  # instrument keys whose day P&L reference is set
         self._protection_tried: set[int] = set()  # position ids
@@ -97,6 +95,7 @@ class PositionGuard:
         self._last_sync: datetime | None = None
         self._sync_wanted = False
         self._syncing = False  # a sync is under way (concurrent mode): never two at once
+        self._synced_changes: int | None = None  # the venue's `exit_changes` the last sync saw
         self._retry: dict[int, tuple[datetime, str]] = {}  # position id -> (not before, reason) of an exit to resend
         self._exit_sent_at: dict[int, datetime] = {}  # position id -> when its working exit order was sent
         self._exhausted: set[int] = set()  # position ids whose exit attempts of the day are used up
@@ -166,13 +165,12 @@ class PositionGuard:
         """The tag of the position's next GTT: "gtt", then "gtt2", "gtt3"… once earlier ones settled (a
         partly filled or chased exit leaves the rest to protect anew); an ACTIVE one's tag is reused."""
         number = 1
-        with session_scope(self.db) as session:
-            while True:
-                tag = self._exit_id(position, "gtt" if number == 1 else f"gtt{number}")
-                statuses = set(session.exec(select(GttRow.status).where(GttRow.tag == tag)).all())
-                if not statuses or ExitStatus.ACTIVE.value in statuses:
-                    return tag
-                number += 1
+        while True:
+            tag = self._exit_id(position, "gtt" if number == 1 else f"gtt{number}")
+            statuses = self.journal.gtt_statuses(tag)
+            if not statuses or ExitStatus.ACTIVE in statuses:
+                return tag
+            number += 1
 
     async def _place_exit(self, position: OpenPosition, request: ExitRequest) -> ExitPlaced:
         try:
@@ -241,9 +239,8 @@ class PositionGuard:
         """The number of the position's next exit order of ours: after the last one journaled today
         (also by an earlier process of the day)."""
         attempt = position.exit_attempts + 1
-        with session_scope(self.db) as session:
-            while session.get(OrderRow, self._exit_id(position, f"exit{attempt}")) is not None:
-                attempt += 1
+        while self.journal.order(self._exit_id(position, f"exit{attempt}")) is not None:
+            attempt += 1
         return attempt
 
     def _give_up(self, position: OpenPosition, reason: str, attempts: int) -> None:
@@ -255,13 +252,10 @@ class PositionGuard:
             self._protection_tried.discard(position.id)
         client_order_id = self._exit_id(position, f"exit{attempts}")
         symbol = position.instrument.symbol
-        with session_scope(self.db) as session:
-            recorded = session.exec(select(OrderEventRow.id).where(
-                OrderEventRow.client_order_id == client_order_id, OrderEventRow.kind == EXIT_FAILED)).first()
-            if recorded is None:
-                detail = {"symbol": symbol, "reason": reason, "attempts": attempts}
-                session.add(OrderEventRow(client_order_id=client_order_id, ts=to_db(self.clock.now()),
-                                          kind=EXIT_FAILED, detail_json=json.dumps(detail, sort_keys=True)))
+        if not self.journal.has_event(client_order_id, EXIT_FAILED):
+            detail = {"symbol": symbol, "reason": reason, "attempts": attempts}
+            self.journal.add_events([OrderEvent(client_order_id=client_order_id, ts=to_db(self.clock.now()),
+                                                kind=EXIT_FAILED, detail=detail)])
         log.error("exit of %s (%s) failed %d times today: no further exit order today, the position stays "
                   "open and watched", symbol, reason, attempts)
 
@@ -363,14 +357,22 @@ class PositionGuard:
         await self.issue(Command("reconciliation", reconcile, partial(_unreconciled, reply)))
 
     def on_reconciled(self, answer: Reconciled) -> None:
-        """Settled exits close their positions; positions closed at the broker leave the book."""
-        if answer.report is None:
+        """Settled exits close their positions; positions sold outside autotrader are closed or reduced,
+        with their trades (the day's realised P&L)."""
+        report = answer.report
+        if report is None:
             answer.reply.set_exception(answer.error or RuntimeError("reconciliation failed"))
             return
-        self.apply_settled({e.exit_id: e for e in answer.report.settled_exits})
-        for position in self.positions.drop_closed_elsewhere():
-            log.warning("reconciliation closed %s (no longer held at the broker)", position.instrument.symbol)
-        answer.reply.set_result(answer.report)
+        self.apply_settled({e.exit_id: e for e in report.settled_exits})
+        for sale in report.closed_by_hand:
+            self._forget(sale.position_id)
+        trades = self.positions.apply_sold_by_hand(report.sold_by_hand, self.clock.now(), self.trading_day)
+        for trade in trades:
+            log.warning("reconciliation: %s x%d sold outside autotrader at %.2f: net %.2f", trade.symbol,
+                        trade.quantity, trade.exit_price, trade.net_pnl)
+        if trades:
+            self.risk.recompute()
+        answer.reply.set_result(report)
 
     # ---- GTT sync --------------------------------------------------------------------------------
     async def sync(self, *, force: bool = False) -> None:
@@ -381,17 +383,29 @@ class PositionGuard:
         )
         if self._syncing or not (force or due) or not any(p.exit_id for p in self.positions.open.values()):
             return
-        self._syncing = True
         self._last_sync = now
         self._sync_wanted = False
+        changes = self.broker.exit_changes() if self.broker is not None else None
+        if changes is not None and changes == self._synced_changes:
+            return  # no exit changed at the (simulated) venue since the last sync: it would find nothing
+        self._syncing = True
+        self._synced_changes = changes
         await self.issue(Command("exit sync", self._sync_exits, _sync_failed))
 
     async def _sync_exits(self) -> ExitsSynced:
         return ExitsSynced(settled={e.exit_id: e for e in await self.orders.sync_exits()})
 
+    def carry_sync(self, previous: PositionGuard) -> None:
+        """Take over what the previous day's guard of this engine last synced: the venue's `exit_changes` it
+        saw and the fired legs it found resting (the journal and the venue carry over the day roll)."""
+        if not previous._syncing:
+            self._synced_changes = previous._synced_changes
+            self._resting_legs = dict(previous._resting_legs)
+
     def on_synced(self, answer: ExitsSynced) -> None:
         self._syncing = False
         if answer.error is not None:
+            self._synced_changes = None
             return
         settled = dict(answer.settled)
         settled.update(self._settled_in_db(settled))
@@ -405,11 +419,8 @@ class PositionGuard:
         self._resting_legs = {}
         if not by_leg:
             return
-        with session_scope(self.db) as session:
-            legs = session.exec(select(OrderRow).where(col(OrderRow.client_order_id).in_(list(by_leg)),
-                                                       col(OrderRow.status).in_(_WORKING))).all()
-            self._resting_legs = {leg.client_order_id: (by_leg[leg.client_order_id], from_db(leg.created_at))
-                                  for leg in legs}
+        self._resting_legs = {leg.client_order_id: (by_leg[leg.client_order_id], from_db(leg.created_at))
+                              for leg in self.journal.orders_with_ids(by_leg) if leg.status in _WORKING}
 
     async def _chase_resting_legs(self, now: datetime) -> None:
         chase_seconds = self.settings.execution.gtt_chase_seconds
@@ -452,15 +463,13 @@ class PositionGuard:
         if not wanted:
             return {}
         settled: dict[str, ExitOrder] = {}
-        with session_scope(self.db) as session:
-            rows = session.exec(select(GttRow).where(col(GttRow.exit_id).in_(wanted))).all()
-            for row in rows:
-                if row.status == ExitStatus.ACTIVE.value:
-                    continue
-                leg = session.get(OrderRow, triggered_order_id(row.exit_id))
-                exit_price = leg.average_price if leg is not None and leg.filled_quantity else None
-                settled[row.exit_id] = replace(gtt_to_exit(row), exit_price=exit_price,
-                                               exit_quantity=leg.filled_quantity if leg is not None else None)
+        for row in self.journal.gtts_with_ids(wanted):
+            if row.status is ExitStatus.ACTIVE:
+                continue
+            leg = self.journal.order(triggered_order_id(row.exit_id))
+            exit_price = leg.average_price if leg is not None and leg.filled_quantity else None
+            settled[row.exit_id] = replace(gtt_to_exit(row), exit_price=exit_price,
+                                           exit_quantity=leg.filled_quantity if leg is not None else None)
         return settled
 
 

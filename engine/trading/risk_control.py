@@ -7,9 +7,6 @@ import logging
 from collections.abc import Iterable
 from datetime import date
 
-from sqlalchemy import Engine
-from sqlmodel import select
-
 from engine.brokers.base import BrokerError, TokenExpired
 from engine.clock import Clock
 from engine.models import OrderStatus, Side
@@ -18,21 +15,22 @@ from engine.portfolio.positions import PositionBook
 from engine.risk.ledger import RiskLedger, entry_initial_risk
 from engine.risk.limits import RiskBudget
 from engine.settings import Settings
-from engine.storage import session_scope
-from engine.storage.tables import TradeRow
+from engine.storage.memory import Database
+from engine.storage.positions import position_store
 from engine.trading.setups import SetupStore
 
 log = logging.getLogger(__name__)
 
 
 class RiskController:
-    def __init__(self, settings: Settings, clock: Clock, db: Engine, trading_day: date, charges: ChargeCalculator,
+    def __init__(self, settings: Settings, clock: Clock, db: Database, trading_day: date, charges: ChargeCalculator,
                  positions: PositionBook, setups: SetupStore) -> None:
         self.settings = settings
         self.db = db
         self.trading_day = trading_day
         self.charges = charges
         self.positions = positions
+        self.trades = position_store(db)
         self.setups = setups
         self.ledger = RiskLedger(db, clock, trading_day, settings)
         self.entries_halted_reason = ""
@@ -59,10 +57,7 @@ class RiskController:
         return not (self.kill_switch or self.entries_halted_reason)
 
     def load_earlier_days(self) -> None:
-        with session_scope(self.db) as session:
-            self.realized_before_today = sum(
-                session.exec(select(TradeRow.net_pnl).where(TradeRow.trading_day < self.trading_day)).all()
-            )
+        self.realized_before_today = self.trades.realised_net_before(self.trading_day)
 
     def recompute(self) -> None:
         """The single source of truth of the day's risk, from the order journal: risk used = Σ over
@@ -70,8 +65,7 @@ class RiskController:
         the unfilled rest × (LIMIT − stop) while the order still works); realised P&L = Σ net P&L of
         today's trades."""
         setup_rows, entries = self.setups.todays_setups_and_entries()
-        with session_scope(self.db) as session:
-            realized = sum(session.exec(select(TradeRow.net_pnl).where(TradeRow.trading_day == self.trading_day)).all())
+        realized = self.trades.realised_net(self.trading_day)
         setups = {row.client_order_id: row for row in setup_rows if row.client_order_id}
         risk = 0.0
         for order in entries:

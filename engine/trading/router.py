@@ -19,26 +19,20 @@ import logging
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Engine
-
 from engine.brokers.base import Broker, BrokerError
 from engine.clock import Clock
 from engine.execution.reconcile import ReconcileReport
 from engine.indicators.multitimeframe import InstrumentIndicators
 from engine.models import Instrument, MarketStatus, Tick
-from engine.portfolio.charges import ChargeCalculator
-from engine.portfolio.positions import PositionBook
 from engine.risk.limits import EntryDecision
 from engine.settings import Settings
-from engine.strategy.base import GuardedStrategy, Strategy
+from engine.storage.memory import Database
+from engine.strategy.base import Strategy
 from engine.strategy.window import SessionLike
 from engine.trading import events as ev
-from engine.trading.entries import Entries
+from engine.trading.day_parts import build_day_parts
 from engine.trading.events import Event, OrderManagerLike
-from engine.trading.guard import PositionGuard
 from engine.trading.owner import EventOwner
-from engine.trading.risk_control import RiskController
-from engine.trading.setups import SetupStore
 from engine.trading.summary import DaySummary
 from engine.trading.views import EngineViews
 
@@ -54,33 +48,38 @@ class TradingEngine(EventOwner, EngineViews):
 
     def __init__(self, settings: Settings, clock: Clock, instruments: list[Instrument],
                  indicators: dict[str, InstrumentIndicators], strategy: Strategy, order_manager: OrderManagerLike,
-                 db: Engine, trading_day: date, broker: Broker | None = None, *, session: SessionLike | None = None,
+                 db: Database, trading_day: date, broker: Broker | None = None, *, session: SessionLike | None = None,
                  exits_at_broker: bool | None = None, poll_seconds: float = 1.0, concurrent: bool = False,
                  watch_only: frozenset[str] = frozenset()) -> None:
         super().__init__(concurrent=concurrent, opening=ev.Resume())
         self.watch_only = watch_only
-        self.settings, self.clock, self.db, self.trading_day = settings, clock, db, trading_day
+        self.settings, self.clock, self.db = settings, clock, db
         self.instruments = {i.instrument_key: i for i in instruments}
         self.indicators = indicators
-        self.strategy = GuardedStrategy(strategy)
-        self.orders = order_manager
-        self.broker = broker
-        self.poll_seconds = poll_seconds
-        charges = ChargeCalculator.from_settings(settings, trading_day=trading_day)  # venue, product, date
-        self.positions = PositionBook(db, charges, self.instruments)
-        self.setups = SetupStore(db, trading_day)
-        self.risk = RiskController(settings, clock, db, trading_day, charges, self.positions, self.setups)
-        self.entries = Entries(settings, clock, trading_day, session, self.instruments, self.strategy, order_manager,
-                               self.positions, self.risk, self.setups, charges, self.issue)
-        self.window, self.session = self.entries.window, self.entries.session  # read by sessions and views
-        self.guard = PositionGuard(settings, clock, db, trading_day, self.strategy, order_manager, self.positions,
-                                   self.risk, self.issue, broker=broker, exits_at_broker=exits_at_broker,
-                                   poll_seconds=poll_seconds)
+        self.broker, self.poll_seconds = broker, poll_seconds
+        self._strategy, self._exits_at_broker = strategy, exits_at_broker
+        self._begin_day(trading_day, order_manager, session)
+
+    def _begin_day(self, trading_day: date, order_manager: OrderManagerLike, session: SessionLike | None) -> None:
+        self.day = build_day_parts(self.settings, self.clock, self.db, self.instruments, self._strategy, order_manager,
+                                   trading_day, session, self.issue, broker=self.broker,
+                                   exits_at_broker=self._exits_at_broker, poll_seconds=self.poll_seconds)
         self._last_poll: datetime | None = None
 
     # ---- inputs ----------------------------------------------------------------------------------
     async def resume(self) -> None:
         """Rebuild the day's state from the database (safe on a fresh database)."""
+        await self.open()
+
+    async def start_day(self, trading_day: date, order_manager: OrderManagerLike, *,
+                        session: SessionLike | None = None) -> None:
+        """Roll over to a later day (a backtest runs one engine through its days; a live session builds one a
+        day): the day's parts start as a new engine's, then resume. Indicators, the venue and what the last GTT
+        sync found carry over, so the day's first sync asks a simulated venue only if an exit changed there."""
+        await self.drain()
+        previous = self.guard
+        self._begin_day(trading_day, order_manager, session)
+        self.guard.carry_sync(previous)
         await self.open()
 
     async def on_ticks(self, ticks: list[Tick]) -> None:
@@ -99,8 +98,8 @@ class TradingEngine(EventOwner, EngineViews):
         return await self._request(ev.EntryWindowDue, drain=False)
 
     async def reconcile(self) -> ReconcileReport:
-        """The order manager's reconciliation (database vs broker), then the engine's view in line:
-        settled exits close their positions, positions closed at the broker leave the book."""
+        """The order manager's reconciliation (database vs broker), then the engine's view in line: settled
+        exits close their positions, what was sold outside autotrader is booked (`PositionGuard.on_reconciled`)."""
         return await self._request(ev.ReconcileDue)
 
     async def end_of_day(self) -> DaySummary:
@@ -157,9 +156,7 @@ class TradingEngine(EventOwner, EngineViews):
         await self._orders_due(force=True)  # positions found without a GTT are protected on their first tick
         self.risk.recompute()
         self.strategy.on_start(trading_day=self.trading_day, clock=self.clock)
-        log.info("engine resumed %s: %d open positions, %d pending entries, risk used %.2f of %.2f%s",
-                 self.trading_day, len(self.positions.open), len(self.entries.pending), self.ledger.risk_used,
-                 self.ledger.daily_risk_cap, f", KILL SWITCH ({self.kill_reason})" if self.kill_switch else "")
+        log.info("engine resumed %s", self.state_line())
 
     async def _on_ticks(self, ticks: list[Tick]) -> None:
         now = self.clock.now()

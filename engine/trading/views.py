@@ -12,7 +12,10 @@ from engine.risk.ledger import RiskLedger
 from engine.strategy.base import GuardedStrategy
 from engine.strategy.validator import RuleContext
 from engine.strategy.window import EntryWindow, SessionLike
+from engine.trading.day_parts import DayParts
 from engine.trading.entries import Entries, PendingEntry
+from engine.trading.events import OrderManagerLike
+from engine.trading.guard import PositionGuard
 from engine.trading.risk_control import RiskController
 from engine.trading.setups import SetupStore
 from engine.trading.summary import DaySummary, summarize_day
@@ -20,14 +23,48 @@ from engine.trading.summary import DaySummary, summarize_day
 
 class EngineViews:
     clock: Clock
-    session: SessionLike | None
-    window: EntryWindow
-    strategy: GuardedStrategy
-    risk: RiskController
-    entries: Entries
-    setups: SetupStore
-    positions: PositionBook
-    trading_day: date
+    day: DayParts
+
+    # the day's parts (engine/trading/day_parts.py), by name
+    @property
+    def trading_day(self) -> date:
+        return self.day.trading_day
+
+    @property
+    def strategy(self) -> GuardedStrategy:
+        return self.day.strategy
+
+    @property
+    def orders(self) -> OrderManagerLike:
+        return self.day.orders
+
+    @property
+    def positions(self) -> PositionBook:
+        return self.day.positions
+
+    @property
+    def setups(self) -> SetupStore:
+        return self.day.setups
+
+    @property
+    def risk(self) -> RiskController:
+        return self.day.risk
+
+    @property
+    def entries(self) -> Entries:
+        return self.day.entries
+
+    @property
+    def guard(self) -> PositionGuard:
+        return self.day.guard
+
+    @property
+    def window(self) -> EntryWindow:
+        return self.day.entries.window
+
+    @property
+    def session(self) -> SessionLike | None:
+        return self.day.entries.session
 
     @property
     def ledger(self) -> RiskLedger:
@@ -70,3 +107,8 @@ class EngineViews:
         return summarize_day(self.trading_day, setups=self.setups.count(), ledger=self.ledger,
                              trades=self.positions.trades_of(self.trading_day), open_positions=len(self.positions.open),
                              strategy_errors=self.strategy_errors)
+
+    def state_line(self) -> str:
+        return (f"{self.trading_day}: {len(self.positions.open)} open positions, {len(self.entries.pending)} pending "
+                f"entries, risk used {self.ledger.risk_used:.2f} of {self.ledger.daily_risk_cap:.2f}"
+                + (f", KILL SWITCH ({self.kill_reason})" if self.kill_switch else ""))

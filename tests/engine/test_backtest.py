@@ -8,6 +8,7 @@ from datetime import date, datetime
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import Engine, event
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -59,6 +60,23 @@ async def test_backtest_is_deterministic() -> None:
     first = await run_backtest(settings, date(2024, 6, 3), date(2024, 6, 5), ["HDFCBANK", "ICICIBANK"])
     second = await run_backtest(settings, date(2024, 6, 3), date(2024, 6, 5), ["HDFCBANK", "ICICIBANK"])
     assert first.as_dict() == second.as_dict()
+
+
+async def test_a_backtest_runs_on_the_memory_database_without_sql() -> None:
+    statements: list[str] = []
+
+    def record(_connection: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        report = await run_backtest(load_settings(strategy={"validator": {"conditions": []}}), date(2024, 6, 3),
+                                    date(2024, 6, 7), ["RELIANCE", "TCS", "INFY"], strategy=AlwaysLong())
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+    assert report.days[0].entries >= 1 and len(report.trades) + report.open_positions >= 1
+    assert all(trade["initial_risk"] and trade["trading_day"] for trade in report.trades)
+    assert statements == []
 
 
 def test_bad_input_gets_a_clear_error() -> None:

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from engine.settings import Settings
+    from engine.storage.memory import Database
 
 STOP, TARGET = "stop", "target"
 
@@ -108,43 +109,34 @@ class PaperBroker(Broker):
         if self.db is not None and not self.exchange.orders and not self.exchange.gtts:
             self._restore(self.db)
 
-    def _restore(self, db: Engine) -> None:
-        from sqlmodel import select
+    def _restore(self, db: Database) -> None:
+        from engine.storage.journal import journal_store
 
-        from engine.storage.db import session_scope
-        from engine.storage.tables import FillRow, GttRow, OrderRow
-
+        journal = journal_store(db)
         held: dict[str, tuple[int, float]] = {}
-        with session_scope(db) as session:
-            fills = session.exec(
-                select(FillRow).join(OrderRow, FillRow.client_order_id == OrderRow.client_order_id)  # type: ignore[arg-type]
-                .where(OrderRow.broker == self.name).order_by(FillRow.ts)  # type: ignore[arg-type]
-            ).all()
-            for fill in fills:
-                quantity, average = held.get(fill.instrument_key, (0, 0.0))
-                if Side(fill.side) is Side.BUY:
-                    average = (quantity * average + fill.quantity * fill.price) / (quantity + fill.quantity)
-                    quantity += fill.quantity
-                else:
-                    quantity -= fill.quantity
-                held[fill.instrument_key] = (quantity, average) if quantity else (0, 0.0)
-            for key, (quantity, average) in held.items():
-                self.exchange.set_holding(key, Product.CNC, quantity, round(average, 4))
-            # ids continue after those of an earlier broker started in the same clock second
-            used = [*session.exec(select(OrderRow.broker_order_id).where(OrderRow.broker == self.name)),
-                    *session.exec(select(GttRow.exit_id).where(GttRow.broker == self.name))]
-            prefix = self._id_prefix
-            for used_id in used:
-                if used_id and used_id[2:].startswith(prefix) and used_id[2 + len(prefix):].isdigit():
-                    self.exchange.sequence = max(self.exchange.sequence, int(used_id[2 + len(prefix):]))
-            for row in session.exec(select(GttRow).where(GttRow.broker == self.name, GttRow.status == "ACTIVE")):
-                legs = [GttLeg(STOP, Direction.BELOW, row.stop_trigger, Side.SELL, row.stop_limit),
-                        GttLeg(TARGET, Direction.ABOVE, row.target_trigger, Side.SELL, row.target_limit)]
-                now = self.clock.now()
-                gtt = SimGtt(gtt_id=row.exit_id, instrument_key=row.instrument_key, quantity=row.quantity,
-                             product=Product.CNC, legs=legs, created_at=now, tag=row.tag, updated_at=now)
-                self.exchange.gtts[gtt.gtt_id] = gtt
-                self.exchange.core(gtt.instrument_key).gtts[gtt.gtt_id] = gtt
+        for fill in journal.broker_fills(self.name):
+            quantity, average = held.get(fill.instrument_key, (0, 0.0))
+            if fill.side is Side.BUY:
+                average = (quantity * average + fill.quantity * fill.price) / (quantity + fill.quantity)
+                quantity += fill.quantity
+            else:
+                quantity -= fill.quantity
+            held[fill.instrument_key] = (quantity, average) if quantity else (0, 0.0)
+        for key, (quantity, average) in held.items():
+            self.exchange.set_holding(key, Product.CNC, quantity, round(average, 4))
+        # ids continue after those of an earlier broker started in the same clock second
+        prefix = self._id_prefix
+        for used_id in journal.broker_ids(self.name):
+            if used_id[2:].startswith(prefix) and used_id[2 + len(prefix):].isdigit():
+                self.exchange.sequence = max(self.exchange.sequence, int(used_id[2 + len(prefix):]))
+        for row in journal.gtts(self.name, active_only=True):
+            legs = [GttLeg(STOP, Direction.BELOW, row.stop_trigger, Side.SELL, row.stop_limit),
+                    GttLeg(TARGET, Direction.ABOVE, row.target_trigger, Side.SELL, row.target_limit)]
+            now = self.clock.now()
+            gtt = SimGtt(gtt_id=row.exit_id, instrument_key=row.instrument_key, quantity=row.quantity,
+                         product=Product.CNC, legs=legs, created_at=now, tag=row.tag, updated_at=now)
+            self.exchange.gtts[gtt.gtt_id] = gtt
+            self.exchange.core(gtt.instrument_key).gtts[gtt.gtt_id] = gtt
 
     # prices -----------------------------------------------------------------------------------
     async def on_tick(self, tick: Tick) -> None:
@@ -152,6 +144,9 @@ class PaperBroker(Broker):
 
     def tick_feed(self) -> Callable[[Tick], None] | None:
         return self.exchange.tick_feed()
+
+    def exit_changes(self) -> int | None:
+        return self.exchange.exit_changes
 
     # orders -----------------------------------------------------------------------------------
     def _order(self, order: SimOrder) -> Order:

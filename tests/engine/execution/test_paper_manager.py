@@ -9,6 +9,8 @@ from engine.brokers.paper import PaperBroker
 from engine.clock import SteppedClock
 from engine.execution import OrderManager, exit_request_for, make_client_order_id
 from engine.models import ExitStatus, Instrument, OrderIntent, OrderStatus, Side, Tick
+from engine.storage.journal import journal_store
+from engine.storage.memory import MemoryDatabase
 from tests.engine.execution.conftest import FAST_RETRY, TRADING_DAY, open_position
 
 
@@ -86,6 +88,29 @@ async def test_paper_broker_restores_positions_and_exits_from_the_journal(
     assert [(e.exit_id, e.status) for e in await restarted.list_exits()] == [(placed.exit_id, ExitStatus.ACTIVE)]
     report = await OrderManager(restarted, db, clock, trading_day=TRADING_DAY).reconcile()
     assert report.kinds() == []
+
+
+async def test_on_a_memory_database_the_journal_and_the_restore_need_no_sql(
+    clock: SteppedClock, instrument: Instrument
+) -> None:
+    memory = MemoryDatabase()
+    paper = PaperBroker(clock, slippage_bps=10.0)
+    manager = OrderManager(paper, memory, clock, trading_day=TRADING_DAY, retry=FAST_RETRY)
+    order = await manager.submit(_buy(instrument))
+    await _tick(paper, clock, instrument, 100.0)
+    assert (await manager.refresh(order.client_order_id)).status is OrderStatus.FILLED
+    placed = await manager.place_exit(
+        exit_request_for(instrument, 10, stop=95.0, target=110.0, last_price=100.0, tag="PAPEREXIT4"))
+    assert [row.exit_id for row in manager.journal.gtts(active_only=True)] == [placed.exit_id]
+    assert [f.quantity for f in journal_store(memory).fills(order.client_order_id)] == [10]
+    restarted = PaperBroker(clock, slippage_bps=10.0, db=memory)
+    await restarted.connect()
+    assert [(p.quantity, p.average_price) for p in await restarted.positions()] == [(10, 100.1)]
+    assert [(e.exit_id, e.status) for e in await restarted.list_exits()] == [(placed.exit_id, ExitStatus.ACTIVE)]
+    await _tick(restarted, clock, instrument, 94.9)
+    settled = await OrderManager(restarted, memory, clock, trading_day=TRADING_DAY).sync_exits()
+    assert [(e.exit_id, e.status, e.exit_price) for e in settled] == [(placed.exit_id, ExitStatus.TRIGGERED_STOP, 94.8)]
+    assert manager.journal.gtts(active_only=True) == []
 
 
 async def test_cancelling_an_exit_that_already_fired_raises_and_leaves_it_to_sync(

@@ -34,6 +34,11 @@ async def _protected_position(manager: OrderManager, sandbox: KiteSandbox, db: E
     placed = await manager.place_exit(
         exit_request_for(instrument, 10, stop=2850.0, target=3000.0, last_price=2900.0, tag="RECONEXIT1"),
         position_id=position_id)
+    with session_scope(db) as session:  # as the guard's PositionBook.set_exit records it
+        row = session.get(PositionRow, position_id)
+        assert row is not None
+        row.exit_id = placed.exit_id
+        session.add(row)
     return placed.exit_id
 
 
@@ -85,7 +90,7 @@ async def test_position_sold_by_its_fired_exit_is_not_taken_for_closed_by_hand_b
     assert kite_manager.journal.gtt(exit_id).status == "ACTIVE"  # type: ignore[union-attr]
 
 
-async def test_position_closed_by_hand_is_closed_its_exit_cancelled_and_the_order_reported(
+async def test_position_closed_by_hand_is_reported_for_the_portfolio_its_exit_cancelled_and_the_order_reported(
     kite_manager: OrderManager, sandbox: KiteSandbox, db: Engine, instrument: Instrument
 ) -> None:
     exit_id = await _protected_position(kite_manager, sandbox, db, instrument)
@@ -96,8 +101,10 @@ async def test_position_closed_by_hand_is_closed_its_exit_cancelled_and_the_orde
     assert "cancelled" in closed.resolution
     unknown = next(d for d in report.differences if d.kind == "UNKNOWN_ORDER")
     assert unknown.key == manual and "not adopted" in unknown.resolution
+    [sale] = report.closed_by_hand  # the portfolio closes it (tests/engine/execution/test_reconcile_by_hand.py)
+    assert (sale.instrument_key, sale.left) == (instrument.instrument_key, 0) and sale.price is not None
     with session_scope(db) as session:
-        assert session.exec(select(PositionRow)).one().status == "CLOSED"
+        assert session.exec(select(PositionRow)).one().status == "OPEN"  # reconciliation writes no position
     assert sandbox.gtts()[0]["status"] == "deleted"
     assert kite_manager.journal.gtt(exit_id).status == "CANCELLED"  # type: ignore[union-attr]
     assert kite_manager.journal.get(manual) is None  # never adopted

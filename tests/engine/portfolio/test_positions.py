@@ -5,10 +5,12 @@ from datetime import date
 import pytest
 from sqlmodel import select
 
+from engine.execution.reconcile import SoldByHand
 from engine.portfolio.charges import ChargeCalculator
 from engine.portfolio.positions import PositionBook, exit_trigger
 from engine.settings import ChargesSettings
 from engine.storage import init_db, session_scope
+from engine.storage.memory import MemoryDatabase
 from engine.storage.tables import PositionRow, TradeRow
 from tests.engine.strategy.support import RELIANCE, TCS, at
 
@@ -74,3 +76,26 @@ def test_reducing_books_the_part_sold_and_keeps_the_rest_open() -> None:
     assert (loaded.quantity, loaded.initial_risk) == (60, 3000.0)
     rest = positions.close(position, 930.0, at(DAY, 15, 25), "stop", DAY)
     assert [t.quantity for t in positions.trades_of(DAY)] == [40, 60] and rest.quantity == 60
+
+
+@pytest.mark.parametrize("database", ["sql", "memory"])
+def test_sales_outside_autotrader_close_or_reduce_with_a_trade_at_the_best_known_price(database: str) -> None:
+    db = init_db("sqlite://") if database == "sql" else MemoryDatabase()
+    positions = book(db)
+    reliance = positions.open_position(RELIANCE, 100, 1000.0, 950.0, 1100.0, at(DAY, 9, 40), "ATENTRY1")
+    tcs = positions.open_position(TCS, 10, 3000.0, 2900.0, 3200.0, at(DAY, 9, 45), "ATENTRY2")
+    positions.mark(tcs, 3050.0)
+    sales = [SoldByHand(reliance.id, RELIANCE.instrument_key, 60, 1010.0),  # 40 sold at the broker's 1010
+             SoldByHand(tcs.id, TCS.instrument_key, 0, None)]  # all of it, at a price the broker does not list
+    trades = positions.apply_sold_by_hand(sales, at(DAY, 11, 0), DAY)
+    assert [(t.symbol, t.quantity, t.exit_price, t.exit_reason) for t in trades] == [
+        (RELIANCE.symbol, 40, 1010.0, "closed_by_hand"), (TCS.symbol, 10, 3050.0, "closed_by_hand")]  # its last mark
+    assert positions.apply_sold_by_hand(sales, at(DAY, 11, 5), DAY) == []  # booked once
+    assert list(positions.open) == [RELIANCE.instrument_key] and reliance.quantity == 60
+    [loaded] = book(db).load()
+    assert (loaded.quantity, loaded.initial_risk) == (60, 3000.0)
+    [rest] = positions.apply_sold_by_hand([SoldByHand(reliance.id, RELIANCE.instrument_key, 0, None)],
+                                          at(DAY, 12, 0), DAY)
+    assert (rest.quantity, rest.exit_price, rest.gross_pnl) == (60, 1000.0, 0.0)  # no mark: its average price
+    assert [t.net_pnl for t in positions.trades_of(DAY)] == [t.net_pnl for t in [*trades, rest]]
+    assert positions.open == {} and book(db).load() == []

@@ -13,6 +13,7 @@ from engine.risk.ledger import RiskLedger, entry_initial_risk
 from engine.risk.limits import Candidate, RiskBudget, plan_entries
 from engine.settings import ChargesSettings, RiskSettings, load_settings
 from engine.storage import init_db
+from engine.storage.memory import Database, MemoryDatabase
 from tests.engine.strategy.support import RELIANCE, TCS, at, make_setup
 
 RISK = RiskSettings()
@@ -212,8 +213,9 @@ def test_the_initial_risk_of_an_entry_order() -> None:
                               settled=True) == 0.0  # filled below the stop: no risk counted, never negative
 
 
-def test_ledger_persists_the_days_budget_across_restarts() -> None:
-    db = init_db("sqlite://")
+@pytest.mark.parametrize("kind", ["sql", "memory"])
+def test_ledger_persists_the_days_budget_across_restarts(kind: str) -> None:
+    db: Database = init_db("sqlite://") if kind == "sql" else MemoryDatabase()
     settings = load_settings()
     clock = SteppedClock(at(date(2024, 6, 4), 15, 10))
     ledger = RiskLedger(db, clock, date(2024, 6, 4), settings)
@@ -224,6 +226,6 @@ def test_ledger_persists_the_days_budget_across_restarts() -> None:
     again = RiskLedger(db, clock, date(2024, 6, 4), settings)
     assert (again.risk_used, again.realized_pnl, again.kill_switch, again.kill_reason) == (9999.0, -1234.5, True,
                                                                                            "test")
-    assert again.row.entries == 1
+    assert again.entries == 1 and again.row.updated_at == clock.now()
     other_day = RiskLedger(db, clock, date(2024, 6, 5), settings)
     assert other_day.risk_used == 0.0 and not other_day.kill_switch

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from engine.clock import LiveClock
+from engine.models import StageStatus
 from engine.session.chart import (
     HEIGHT,
     WIDTH,
@@ -145,11 +146,11 @@ def test_stage_checkpoints_merge_and_survive_a_reopen(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
     context = open_trading_day("2024-06-04", LiveClock(), database_url=url)
     assert context.skip_reason is None and context.session is not None
-    record_stage(context.db, context.day, "pre_open", "RUNNING", LiveClock(), {"universe": 12})
-    record_stage(context.db, context.day, "pre_open", "COMPLETED", LiveClock(), {"metadata": "m.parquet"})
+    record_stage(context.db, context.day, "pre_open", StageStatus.RUNNING, LiveClock(), {"universe": 12})
+    record_stage(context.db, context.day, "pre_open", StageStatus.COMPLETED, LiveClock(), {"metadata": "m.parquet"})
     reopened = open_trading_day("2024-06-04", LiveClock(), database_url=url)
     assert stage_state(reopened.db, reopened.day, "pre_open") == (
-        "COMPLETED", {"universe": 12, "metadata": "m.parquet"}
+        StageStatus.COMPLETED, {"universe": 12, "metadata": "m.parquet"}
     )
     assert set(stage_log(reopened.db, reopened.day)) == {"pre_open"}
 

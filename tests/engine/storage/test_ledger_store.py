@@ -1,0 +1,47 @@
+"""The risk-ledger repository: the SQL store and the in-memory store answer every case the same."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import date, datetime
+
+import pytest
+
+from engine.models import IST
+from engine.storage import init_db
+from engine.storage.ledger import LedgerDay, LedgerStore, MemoryLedgerStore, SqlLedgerStore, ledger_store
+from engine.storage.memory import MemoryDatabase
+
+DAY = date(2024, 6, 4)
+
+
+@pytest.fixture(params=["sql", "memory"])
+def store(request: pytest.FixtureRequest) -> Iterator[LedgerStore]:
+    if request.param == "memory":
+        yield ledger_store(MemoryDatabase())
+        return
+    engine = init_db("sqlite://")
+    yield ledger_store(engine)
+    engine.dispose()
+
+
+def test_the_factory_picks_the_store_of_the_database() -> None:
+    memory = MemoryDatabase()
+    assert isinstance(ledger_store(memory), MemoryLedgerStore) and ledger_store(memory) is ledger_store(memory)
+    engine = init_db("sqlite://")
+    assert isinstance(ledger_store(engine), SqlLedgerStore)
+    engine.dispose()
+
+
+def test_a_day_is_written_then_rewritten(store: LedgerStore) -> None:
+    assert store.get(DAY) is None
+    opened = LedgerDay(trading_day=DAY, capital=1_000_000.0, daily_risk_cap=30_000.0,
+                       updated_at=datetime(2024, 6, 4, 9, 15, tzinfo=IST))
+    store.save(opened)
+    assert store.get(DAY) == opened
+    tripped = replace(opened, risk_used=1234.5, realized_pnl=-2500.25, entries=2, kill_switch=True,
+                      kill_reason="max daily loss", updated_at=datetime(2024, 6, 4, 11, 0, tzinfo=IST))
+    store.save(tripped)
+    assert store.get(DAY) == tripped
+    assert store.get(date(2024, 6, 5)) is None
