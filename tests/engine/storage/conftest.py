@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from engine.storage import init_db
+from engine.storage.memory import Database, MemoryDatabase
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -87,3 +90,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     engine.dispose()
     yield url
+
+
+@pytest.fixture(params=["sql", "memory"])
+def database(request: pytest.FixtureRequest) -> Iterator[Database]:
+    """Each repository's contract runs on both stores: SQL (SQLite in memory) and a MemoryDatabase."""
+    if request.param == "memory":
+        yield MemoryDatabase()
+        return
+    engine = init_db("sqlite://")
+    yield engine
+    engine.dispose()

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -23,16 +22,12 @@ from engine.models import (
     OrderStatus,
     Side,
 )
-from engine.storage import init_db
 from engine.storage.journal import (
     JournaledOrder,
     JournalStore,
-    MemoryJournalStore,
-    SqlJournalStore,
-    journal_store,
     move_active_gtts,
 )
-from engine.storage.memory import Database, MemoryDatabase
+from engine.storage.memory import Database
 
 DAY, NEXT_DAY = date(2024, 6, 4), date(2024, 6, 5)
 S = OrderStatus
@@ -40,14 +35,9 @@ TCS = Instrument(instrument_key="NSE_EQ|INE467B01029", symbol="TCS", isin="INE46
 INFY = Instrument(instrument_key="NSE_EQ|INE009A01021", symbol="INFY", isin="INE009A01021")
 
 
-@pytest.fixture(params=["sql", "memory"])
-def db(request: pytest.FixtureRequest) -> Iterator[Database]:
-    if request.param == "memory":
-        yield MemoryDatabase()
-        return
-    engine = init_db("sqlite://")
-    yield engine
-    engine.dispose()
+@pytest.fixture
+def db(database: Database) -> Database:
+    return database
 
 
 @pytest.fixture
@@ -67,13 +57,6 @@ def _exit(exit_id: str, status: ExitStatus = ExitStatus.ACTIVE, instrument: Inst
     return ExitOrder(exit_id=exit_id, instrument_key=instrument.instrument_key, quantity=5, stop_trigger=95.0,
                      stop_limit=94.5, target_trigger=110.0, target_limit=109.5, status=status)
 
-
-def test_the_factory_picks_the_store_of_the_database() -> None:
-    memory = MemoryDatabase()
-    assert isinstance(journal_store(memory), MemoryJournalStore) and journal_store(memory) is journal_store(memory)
-    engine = init_db("sqlite://")
-    assert isinstance(journal_store(engine), SqlJournalStore)
-    engine.dispose()
 
 
 def test_an_intent_is_journaled_pending_with_its_event(db: Database, clock: SteppedClock) -> None:

@@ -2,36 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date, datetime
 
 import pytest
 
 from engine.models import IST
-from engine.storage import init_db
-from engine.storage.ledger import LedgerDay, LedgerStore, MemoryLedgerStore, SqlLedgerStore, ledger_store
-from engine.storage.memory import MemoryDatabase
+from engine.storage.ledger import LedgerDay, LedgerStore, ledger_store
+from engine.storage.memory import Database
 
 DAY = date(2024, 6, 4)
 
 
-@pytest.fixture(params=["sql", "memory"])
-def store(request: pytest.FixtureRequest) -> Iterator[LedgerStore]:
-    if request.param == "memory":
-        yield ledger_store(MemoryDatabase())
-        return
-    engine = init_db("sqlite://")
-    yield ledger_store(engine)
-    engine.dispose()
+@pytest.fixture
+def store(database: Database) -> LedgerStore:
+    return ledger_store(database)
 
-
-def test_the_factory_picks_the_store_of_the_database() -> None:
-    memory = MemoryDatabase()
-    assert isinstance(ledger_store(memory), MemoryLedgerStore) and ledger_store(memory) is ledger_store(memory)
-    engine = init_db("sqlite://")
-    assert isinstance(ledger_store(engine), SqlLedgerStore)
-    engine.dispose()
 
 
 def test_a_day_is_written_then_rewritten(store: LedgerStore) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
 import pytest
@@ -11,7 +10,7 @@ from sqlmodel import select
 from engine.models import IST, PositionStatus, Side, Trade
 from engine.portfolio.times import row_as_json
 from engine.storage import init_db, session_scope
-from engine.storage.memory import MemoryDatabase
+from engine.storage.memory import Database
 from engine.storage.positions import (
     MemoryPositionStore,
     PositionRecord,
@@ -36,22 +35,10 @@ def _trade(key: str, quantity: int, exit_price: float, exit_time: datetime, net:
                  exit_price, quantity * (exit_price - 100.0), 1.5, net, "stop")
 
 
-@pytest.fixture(params=["sql", "memory"])
-def store(request: pytest.FixtureRequest) -> Iterator[PositionStore]:
-    if request.param == "memory":
-        yield position_store(MemoryDatabase())
-        return
-    engine = init_db("sqlite://")
-    yield position_store(engine)
-    engine.dispose()
+@pytest.fixture
+def store(database: Database) -> PositionStore:
+    return position_store(database)
 
-
-def test_the_factory_picks_the_store_of_the_database() -> None:
-    memory = MemoryDatabase()
-    assert isinstance(position_store(memory), MemoryPositionStore) and position_store(memory) is position_store(memory)
-    engine = init_db("sqlite://")
-    assert isinstance(position_store(engine), SqlPositionStore)
-    engine.dispose()
 
 
 def test_a_position_is_added_updated_and_read_back_in_ist(store: PositionStore) -> None:

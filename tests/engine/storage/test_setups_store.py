@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date, datetime
 
 import pytest
 
 from engine.models import IST, RuleResult, SetupStatus, Side
-from engine.storage import init_db
-from engine.storage.memory import MemoryDatabase
-from engine.storage.setups import MemorySetupsStore, SetupRecord, SetupsStore, SqlSetupsStore, setups_store
+from engine.storage.memory import Database
+from engine.storage.setups import SetupRecord, SetupsStore, setups_store
 
 DAY, NEXT_DAY = date(2024, 6, 4), date(2024, 6, 5)
 
 
-@pytest.fixture(params=["sql", "memory"])
-def store(request: pytest.FixtureRequest) -> Iterator[SetupsStore]:
-    if request.param == "memory":
-        yield setups_store(MemoryDatabase())
-        return
-    engine = init_db("sqlite://")
-    yield setups_store(engine)
-    engine.dispose()
+@pytest.fixture
+def store(database: Database) -> SetupsStore:
+    return setups_store(database)
 
 
 def candidate(symbol: str, *, day: date = DAY, entry: float = 100.0, minute: int = 20) -> SetupRecord:
@@ -32,13 +25,6 @@ def candidate(symbol: str, *, day: date = DAY, entry: float = 100.0, minute: int
                        entry=entry, stop=entry - 2, target=entry + 4, score=entry / 100, reason="range break",
                        rules=(RuleResult("volume", True, "2.1x"), RuleResult("gap", False, "3.4%")))
 
-
-def test_the_factory_picks_the_store_of_the_database() -> None:
-    memory = MemoryDatabase()
-    assert isinstance(setups_store(memory), MemorySetupsStore) and setups_store(memory) is setups_store(memory)
-    engine = init_db("sqlite://")
-    assert isinstance(setups_store(engine), SqlSetupsStore)
-    engine.dispose()
 
 
 def test_rows_come_back_as_written_with_ids_in_order(store: SetupsStore) -> None:
