@@ -14,20 +14,21 @@ Times are ISO 8601 in IST."""
 
 from __future__ import annotations
 
-from datetime import date
+import dataclasses
+from datetime import date, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlmodel import col, select
 
 from engine.models import IST
-from engine.portfolio.times import from_db, row_as_json
+from engine.portfolio.times import from_db
 from engine.risk.ledger import configured_daily_risk_cap
 from engine.settings import Settings
-from engine.storage import session_scope
+from engine.storage.journal import JournaledOrder, journal_store
 from engine.storage.ledger import ledger_store
+from engine.storage.positions import PositionRecord, TradeRecord, position_store
 from engine.storage.setups import SetupRecord, rules_as_json, setups_store
-from engine.storage.tables import OrderRow, PositionRow, TradeRow
 
 REPORT_KEYS = ("setups", "orders", "trades", "positions", "risk")
 
@@ -43,21 +44,51 @@ def _setup_json(row: SetupRecord) -> dict[str, Any]:
             "rules": rules_as_json(row.rules)}
 
 
+def _json_value(value: Any) -> Any:
+    """A record's value as the report shows its column: times ISO in IST, dates ISO, statuses as text."""
+    if isinstance(value, datetime):
+        return from_db(value).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return value.value if isinstance(value, StrEnum) else value
+
+
+def _order_json(order: JournaledOrder) -> dict[str, Any]:
+    """The row of `orders`: the record's fields are its columns."""
+    return {field.name: _json_value(getattr(order, field.name)) for field in dataclasses.fields(order)}
+
+
+def _trade_json(record: TradeRecord) -> dict[str, Any]:
+    """The row of `trades`."""
+    trade = record.trade
+    return {"id": record.id, "position_id": record.position_id, "instrument_key": trade.instrument_key,
+            "symbol": trade.symbol, "side": trade.side.value, "quantity": trade.quantity,
+            "entry_time": _json_value(trade.entry_time), "entry_price": trade.entry_price,
+            "exit_time": _json_value(trade.exit_time), "exit_price": trade.exit_price, "gross_pnl": trade.gross_pnl,
+            "charges": trade.charges, "net_pnl": trade.net_pnl, "exit_reason": trade.exit_reason,
+            "trading_day": record.trading_day.isoformat()}
+
+
+def _position_json(position: PositionRecord) -> dict[str, Any]:
+    """The row of `positions`, its columns in table order."""
+    columns = ("id", "instrument_key", "symbol", "quantity", "average_price", "stop", "target", "status",
+               "opened_at", "closed_at", "entry_client_order_id", "exit_id", "initial_risk")
+    return {name: _json_value(getattr(position, name)) for name in columns}
+
+
+def _held_on(position: PositionRecord, day: date) -> bool:
+    """Opened on or before `day` and not closed before it (dates in IST)."""
+    return from_db(position.opened_at).date() <= day and (
+        position.closed_at is None or from_db(position.closed_at).date() >= day)
+
+
 def daily_report(db: Engine, day: date, settings: Settings) -> dict[str, Any]:
     setups = sorted(setups_store(db).of_day(day), key=lambda row: -row.score)  # stable: ties in id order
     ledger = ledger_store(db).get(day)
-    with session_scope(db) as session:
-        orders = session.exec(
-            select(OrderRow).where(OrderRow.trading_day == day).order_by(col(OrderRow.created_at))
-        ).all()
-        trades = session.exec(
-            select(TradeRow).where(TradeRow.trading_day == day).order_by(col(TradeRow.exit_time))
-        ).all()
-        positions = session.exec(select(PositionRow).order_by(col(PositionRow.opened_at))).all()
-    held = [
-        p for p in positions
-        if from_db(p.opened_at).date() <= day and (p.closed_at is None or from_db(p.closed_at).date() >= day)
-    ]
+    orders = journal_store(db).orders(None, trading_day=day)
+    positions = position_store(db)
+    trades = positions.trade_records_of(day)
+    held = [p for p in sorted(positions.positions(), key=lambda p: p.opened_at) if _held_on(p, day)]
     if ledger is not None:
         risk = {"capital": ledger.capital, "daily_risk_cap": ledger.daily_risk_cap,
                 "risk_used": round(ledger.risk_used, 2)}
@@ -65,8 +96,8 @@ def daily_report(db: Engine, day: date, settings: Settings) -> dict[str, Any]:
         risk = {"capital": settings.capital, "daily_risk_cap": configured_daily_risk_cap(settings), "risk_used": 0.0}
     return {
         "setups": [_setup_json(row) for row in setups],
-        "orders": [row_as_json(row) for row in orders],
-        "trades": [row_as_json(row) for row in trades],
-        "positions": [row_as_json(row) for row in held],
+        "orders": [_order_json(order) for order in orders],
+        "trades": [_trade_json(record) for record in trades],
+        "positions": [_position_json(position) for position in held],
         "risk": risk,
     }

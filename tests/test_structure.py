@@ -222,3 +222,11 @@ def test_each_table_has_one_writer() -> None:
             writers.setdefault(row, []).append(f"{module} ({', '.join(places)})")
     stray = {row: [w for w in where if w.split(" ")[0] != TABLE_WRITERS.get(row)] for row, where in writers.items()}
     assert {row: where for row, where in stray.items() if where} == {}
+
+
+def test_only_the_writers_of_tables_import_them() -> None:
+    """Everything else reads through their functions and repositories (domain objects, not rows)."""
+    owners = set(TABLE_WRITERS.values()) | {"engine.storage.tables"}
+    modules = _sources(*PACKAGES)
+    importers = {name for name, path in modules.items() if "engine.storage.tables" in _runtime_imports(path, modules)}
+    assert importers - owners == set()

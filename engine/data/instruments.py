@@ -158,6 +158,13 @@ def sync_instruments(db_engine: Engine, table: pd.DataFrame, updated_on: date | 
 
 
 
+def universe_in_db(db_engine: Engine) -> list[str]:
+    """The symbols marked `in_universe` in the `instruments` table, largest market cap first."""
+    with session_scope(db_engine) as session:
+        rows = session.exec(select(InstrumentRow).where(col(InstrumentRow.in_universe))).all()
+        return [row.symbol for row in sorted(rows, key=lambda row: -(row.market_cap_cr or 0.0))]
+
+
 def store_market_caps(db_engine: Engine, closes: dict[str, float], day: date) -> int:
     """Market cap = shares outstanding x `closes[symbol]` in the `instruments` table (rows without shares
     outstanding keep theirs); returns how many were refreshed."""
@@ -197,5 +204,6 @@ __all__ = [
     "store_market_caps",
     "sync_instruments",
     "to_instrument",
+    "universe_in_db",
     "write_instrument_table",
 ]

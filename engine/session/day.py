@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlmodel import select
 
 from engine.calendar import CalendarError, files_dir, holidays_cache_file, load_calendar, update_holidays_cache
 from engine.data.daybars import DayBarSource, DayCandle, DayQuality, UpstoxDayBars, built_candle, settle_day_bars
@@ -28,6 +27,7 @@ from engine.data.instruments import (
     store_market_caps,
     sync_instruments,
     to_instrument,
+    universe_in_db,
 )
 from engine.data.master import (
     SHIPPED_SOURCE,
@@ -43,11 +43,11 @@ from engine.data.master import (
 from engine.indicators.metadata import build_metadata as build_indicator_metadata
 from engine.indicators.metadata import save_metadata
 from engine.indicators.multitimeframe import IndicatorConfig
-from engine.models import IST, Instrument, PositionStatus, Timeframe
+from engine.models import IST, Instrument, Timeframe
 from engine.report import daily_report as report_of_day
 from engine.session.stages import TradingDayContext
-from engine.storage import BarStore, session_scope
-from engine.storage.tables import InstrumentRow, PositionRow
+from engine.storage import BarStore
+from engine.storage.positions import position_store
 from engine.strategy import load_strategy
 from engine.trader import required_indicator_config
 
@@ -314,16 +314,12 @@ def refresh_universe(context: TradingDayContext) -> list[str]:
 
 def universe_symbols(context: TradingDayContext) -> list[str]:
     """The universe marked by the last pre-open (largest market cap first)."""
-    with session_scope(context.db) as session:
-        rows = session.exec(select(InstrumentRow).where(InstrumentRow.in_universe == True)).all()  # noqa: E712
-        return [r.symbol for r in sorted(rows, key=lambda r: -(r.market_cap_cr or 0.0))]
+    return universe_in_db(context.db)
 
 
 def held_positions(context: TradingDayContext) -> dict[str, str]:
     """{instrument_key: symbol} of every OPEN position in the database, in today's universe or not."""
-    with session_scope(context.db) as session:
-        rows = session.exec(select(PositionRow).where(PositionRow.status == PositionStatus.OPEN.value)).all()
-        return {r.instrument_key: r.symbol for r in rows}
+    return {position.instrument_key: position.symbol for position in position_store(context.db).open_positions()}
 
 
 def with_held_symbols(universe: list[str], held: Iterable[str]) -> list[str]:

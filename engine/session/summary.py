@@ -9,12 +9,14 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlmodel import col, func, select
 
-from engine.models import ExitStatus, OrderPurpose, OrderStatus, PositionStatus, SetupStatus
+from engine.models import ExitStatus, OrderPurpose, OrderStatus, SetupStatus
+from engine.portfolio.times import to_db
 from engine.secrets import redact_payload
-from engine.storage import session_scope
-from engine.storage.tables import GttRow, OrderRow, PositionRow, SessionStateRow, SetupRow, TradeRow
+from engine.session.stages import stage_log
+from engine.storage.journal import journal_store
+from engine.storage.positions import position_store
+from engine.storage.setups import setups_store
 
 TRIGGERED = frozenset({ExitStatus.TRIGGERED_STOP, ExitStatus.TRIGGERED_TARGET})
 
@@ -50,48 +52,37 @@ class RunSummary:
         return summary
 
 
-def _count(session: Any, statement: Any) -> int:
-    return int(session.exec(statement).one())
-
-
 def summarize(db: Engine, days: Iterable[date]) -> RunSummary:
     summary = RunSummary()
-    with session_scope(db) as session:
-        for day in days:
-            stages = {
-                row.stage: row.status
-                for row in session.exec(select(SessionStateRow).where(SessionStateRow.trading_day == day)).all()
-            }
-            trades = session.exec(select(TradeRow).where(TradeRow.trading_day == day)).all()
-            setups = select(func.count()).select_from(SetupRow).where(SetupRow.trading_day == day)
-            entries = select(func.count()).select_from(OrderRow).where(
-                OrderRow.trading_day == day, OrderRow.purpose == OrderPurpose.ENTRY.value
+    journal, positions, setups_of = journal_store(db), position_store(db), setups_store(db)
+    for day in days:
+        trades = [record.trade for record in sorted(positions.trade_records_of(day), key=lambda r: r.id)]  # as logged
+        setups = setups_of.of_day(day)
+        entries = journal.orders(None, trading_day=day, purpose=OrderPurpose.ENTRY.value)
+        summary.days.append(
+            DayLine(
+                day=day.isoformat(),
+                stages={stage: state["status"] for stage, state in stage_log(db, day).items()},
+                setups=len(setups),
+                setups_executed=sum(1 for setup in setups if setup.status is SetupStatus.EXECUTED),
+                entry_orders=len(entries),
+                entries_filled=sum(1 for order in entries if order.status is OrderStatus.FILLED),
+                exits_hit=len(trades),
+                net_pnl=round(sum(t.net_pnl for t in trades), 2),
             )
-            summary.days.append(
-                DayLine(
-                    day=day.isoformat(),
-                    stages=stages,
-                    setups=_count(session, setups),
-                    setups_executed=_count(session, setups.where(SetupRow.status == SetupStatus.EXECUTED.value)),
-                    entry_orders=_count(session, entries),
-                    entries_filled=_count(session, entries.where(OrderRow.status == OrderStatus.FILLED.value)),
-                    exits_hit=len(trades),
-                    net_pnl=round(sum(t.net_pnl for t in trades), 2),
-                )
-            )
-            summary.trades += [
-                {"day": day.isoformat(), "symbol": t.symbol, "quantity": t.quantity, "entry_price": t.entry_price,
-                 "exit_price": t.exit_price, "net_pnl": round(t.net_pnl, 2), "exit_reason": t.exit_reason}
-                for t in trades
-            ]
-        gtts = session.exec(select(GttRow)).all()
-        summary.gtts_placed = len(gtts)
-        summary.gtts_active = sum(1 for g in gtts if g.status == ExitStatus.ACTIVE)
-        summary.gtts_triggered = sum(1 for g in gtts if g.status in TRIGGERED)
-        summary.open_positions = [
-            {"symbol": p.symbol, "quantity": p.quantity, "average_price": p.average_price, "stop": p.stop,
-             "target": p.target, "opened_at": p.opened_at.isoformat(), "exit_id": p.exit_id}
-            for p in session.exec(select(PositionRow).where(PositionRow.status == PositionStatus.OPEN.value).order_by(
-                col(PositionRow.opened_at))).all()
+        )
+        summary.trades += [
+            {"day": day.isoformat(), "symbol": t.symbol, "quantity": t.quantity, "entry_price": t.entry_price,
+             "exit_price": t.exit_price, "net_pnl": round(t.net_pnl, 2), "exit_reason": t.exit_reason}
+            for t in trades
         ]
+    gtts = journal.all_gtts()
+    summary.gtts_placed = len(gtts)
+    summary.gtts_active = sum(1 for g in gtts if g.status is ExitStatus.ACTIVE)
+    summary.gtts_triggered = sum(1 for g in gtts if g.status in TRIGGERED)
+    summary.open_positions = [
+        {"symbol": p.symbol, "quantity": p.quantity, "average_price": p.average_price, "stop": p.stop,
+         "target": p.target, "opened_at": to_db(p.opened_at).isoformat(), "exit_id": p.exit_id}  # in UTC
+        for p in sorted(positions.open_positions(), key=lambda p: p.opened_at)
+    ]
     return summary

@@ -21,7 +21,7 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, Table, insert, select, update
+from sqlalchemy import Engine, Table, func, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from engine.models import ExitStatus, Fill, OrderStatus, Side
@@ -125,6 +125,14 @@ class JournalStore(Protocol):
 
     def has_event(self, client_order_id: str, kind: str) -> bool: ...
 
+    def last_event_id(self) -> int:
+        """The id of the newest event (0: none yet)."""
+        ...
+
+    def events_after(self, event_id: int, *, up_to: int, kind: str) -> list[OrderEvent]:
+        """The events of `kind` (any order) with an id above `event_id` and at most `up_to`, by id."""
+        ...
+
     # fills
     def add_fills(self, fills: Sequence[Fill]) -> list[Fill]:
         """Store the fills not seen before (by fill id); return those."""
@@ -143,6 +151,10 @@ class JournalStore(Protocol):
 
     def gtts(self, broker: str, *, active_only: bool = False) -> list[JournaledExit]:
         """Oldest first."""
+        ...
+
+    def all_gtts(self) -> list[JournaledExit]:
+        """Every exit journaled, of any broker, oldest first."""
         ...
 
     def latest_gtt(self, broker: str, tag: str) -> JournaledExit | None: ...
@@ -300,6 +312,15 @@ class SqlJournalStore:
         with self.db.connect() as connection:
             return connection.execute(query.limit(1)).first() is not None
 
+    def last_event_id(self) -> int:
+        with self.db.connect() as connection:
+            newest: int | None = connection.execute(select(func.max(EVENTS.c.id))).scalar()
+        return newest or 0
+
+    def events_after(self, event_id: int, *, up_to: int, kind: str) -> list[OrderEvent]:
+        query = select(EVENTS).where(EVENTS.c.id > event_id, EVENTS.c.id <= up_to, EVENTS.c.kind == kind)
+        return [_event_of(row) for row in self._rows(query.order_by(EVENTS.c.id))]
+
     # fills
     def add_fills(self, fills: Sequence[Fill]) -> list[Fill]:
         if not fills:
@@ -338,6 +359,9 @@ class SqlJournalStore:
         if active_only:
             query = query.where(GTTS.c.status == ExitStatus.ACTIVE.value)
         return [_exit_of(row) for row in self._rows(query.order_by(GTTS.c.created_at))]
+
+    def all_gtts(self) -> list[JournaledExit]:
+        return [_exit_of(row) for row in self._rows(select(GTTS).order_by(GTTS.c.created_at))]
 
     def latest_gtt(self, broker: str, tag: str) -> JournaledExit | None:
         query = select(GTTS).where(GTTS.c.tag == tag, GTTS.c.broker == broker).order_by(GTTS.c.created_at.desc())
@@ -469,6 +493,14 @@ class MemoryJournalStore:
     def has_event(self, client_order_id: str, kind: str) -> bool:
         return kind in self._event_kinds.get(client_order_id, ())
 
+    def last_event_id(self) -> int:
+        return self._event_count
+
+    def events_after(self, event_id: int, *, up_to: int, kind: str) -> list[OrderEvent]:
+        found = [(number, event) for numbered in self._events.values() for number, event in numbered
+                 if event_id < number <= up_to and event.kind == kind]
+        return [dataclasses.replace(event, id=number) for number, event in sorted(found, key=lambda pair: pair[0])]
+
     # fills
     def add_fills(self, fills: Sequence[Fill]) -> list[Fill]:
         new = []
@@ -498,6 +530,9 @@ class MemoryJournalStore:
         if active_only:
             return [self._gtts[exit_id] for exit_id in self._active.get(broker, ())]
         return [row for row in self._gtts.values() if row.broker == broker]
+
+    def all_gtts(self) -> list[JournaledExit]:
+        return list(self._gtts.values())
 
     def latest_gtt(self, broker: str, tag: str) -> JournaledExit | None:
         mine = [self._gtts[exit_id] for exit_id in self._by_tag.get(tag, ()) if self._gtts[exit_id].broker == broker]

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from engine.models import PositionStatus, Side, Trade
 from engine.portfolio.times import from_db, to_db
@@ -44,12 +45,14 @@ class PositionRecord:
 
 @dataclass(frozen=True, slots=True)
 class TradeRecord:
-    """A row of `trades` with the initial risk its position has now (None: no such position)."""
+    """A row of `trades` (`id`: its place in the trade log) with the initial risk its position has now
+    (None: no such position)."""
 
     trade: Trade
     trading_day: date
     position_id: int | None
     initial_risk: float | None
+    id: int = 0
 
     def as_json(self) -> dict[str, Any]:
         """The backtest report's trade: the row's columns (times ISO in IST) and `initial_risk`."""
@@ -101,6 +104,15 @@ class PositionStore(Protocol):
 
     def trade_records(self) -> list[TradeRecord]:
         """Every trade by exit time, with its position's initial risk."""
+
+    def positions(self, after_id: int = 0) -> list[PositionRecord]:
+        """Every position, open or closed, with an id above `after_id`, by id."""
+
+    def trade_records_of(self, trading_day: date) -> list[TradeRecord]:
+        """The day's trades by exit time, as `trade_records` gives them."""
+
+    def trade_records_after(self, trade_id: int) -> list[TradeRecord]:
+        """Every trade with an id above `trade_id` (any day), by id, as `trade_records` gives them."""
 
 
 def _checked(changes: dict[str, Any]) -> dict[str, Any]:
@@ -227,11 +239,29 @@ class SqlPositionStore:
             return sum(session.exec(select(TradeRow.net_pnl).where(TradeRow.trading_day < trading_day)).all())
 
     def trade_records(self) -> list[TradeRecord]:
+        return self._trade_records(select(TradeRow).order_by(col(TradeRow.exit_time)))
+
+    def positions(self, after_id: int = 0) -> list[PositionRecord]:
         with self._session() as session:
-            rows = session.exec(select(TradeRow).order_by(col(TradeRow.exit_time))).all()
+            rows = session.exec(select(PositionRow).where(col(PositionRow.id) > after_id)
+                                .order_by(col(PositionRow.id))).all()
+            return [_record(row) for row in rows]
+
+    def trade_records_of(self, trading_day: date) -> list[TradeRecord]:
+        return self._trade_records(select(TradeRow).where(TradeRow.trading_day == trading_day)
+                                   .order_by(col(TradeRow.exit_time)))
+
+    def trade_records_after(self, trade_id: int) -> list[TradeRecord]:
+        return self._trade_records(select(TradeRow).where(col(TradeRow.id) > trade_id).order_by(col(TradeRow.id)))
+
+    def _trade_records(self, trades: SelectOfScalar[TradeRow]) -> list[TradeRecord]:
+        with self._session() as session:
+            rows = session.exec(trades).all()
+            if not rows:
+                return []
             risks = {p.id: p.initial_risk for p in session.exec(select(PositionRow)).all()}
-            return [TradeRecord(_trade(row), row.trading_day, row.position_id, risks.get(row.position_id))
-                    for row in rows]
+            return [TradeRecord(_trade(row), row.trading_day, row.position_id, risks.get(row.position_id),
+                                id=row.id or 0) for row in rows]
 
 
 class MemoryPositionStore:
@@ -242,7 +272,8 @@ class MemoryPositionStore:
         self._positions: dict[int, PositionRecord] = {}
         self._open: dict[int, None] = {}  # ids of the OPEN positions, in the order added
         self._entries: set[str] = set()
-        self._trades: dict[date, list[tuple[int, Trade]]] = {}  # per trading day, in the order logged
+        self._trades: dict[date, list[tuple[int, int, Trade]]] = {}  # per trading day, in the order logged:
+        self._trade_count = 0  # (trade id, position id, trade), numbered as the SQL store's `trades.id`
 
     def open_positions(self) -> list[PositionRecord]:
         return [self._positions[i] for i in self._open]
@@ -281,26 +312,40 @@ class MemoryPositionStore:
         self._log(position_id, trade, trading_day)
 
     def _log(self, position_id: int, trade: Trade, trading_day: date) -> None:
-        self._trades.setdefault(trading_day, []).append((position_id, _in_ist(trade)))
+        self._trade_count += 1
+        self._trades.setdefault(trading_day, []).append((self._trade_count, position_id, _in_ist(trade)))
 
     def trades_of(self, trading_day: date) -> list[Trade]:
-        return sorted((trade for _, trade in self._trades.get(trading_day, [])), key=lambda t: t.exit_time)
+        return sorted((trade for _, _, trade in self._trades.get(trading_day, [])), key=lambda t: t.exit_time)
 
     def realised_net(self, trading_day: date) -> float:
-        return sum(trade.net_pnl for _, trade in self._trades.get(trading_day, []))
+        return sum(trade.net_pnl for _, _, trade in self._trades.get(trading_day, []))
 
     def realised_net_before(self, trading_day: date) -> float:
         return sum(trade.net_pnl for day in sorted(self._trades) if day < trading_day
-                   for _, trade in self._trades[day])
+                   for _, _, trade in self._trades[day])
 
     def trade_records(self) -> list[TradeRecord]:
-        records = []
-        for day, trades in self._trades.items():
-            for position_id, trade in trades:
-                position = self._positions.get(position_id)
-                risk = None if position is None else position.initial_risk
-                records.append(TradeRecord(trade, day, position_id, risk))
+        records = [self._trade_record(day, logged) for day, trades in self._trades.items() for logged in trades]
         return sorted(records, key=lambda r: r.trade.exit_time)
+
+    def positions(self, after_id: int = 0) -> list[PositionRecord]:
+        return [position for position_id, position in self._positions.items() if position_id > after_id]
+
+    def trade_records_of(self, trading_day: date) -> list[TradeRecord]:
+        records = [self._trade_record(trading_day, logged) for logged in self._trades.get(trading_day, [])]
+        return sorted(records, key=lambda r: r.trade.exit_time)
+
+    def trade_records_after(self, trade_id: int) -> list[TradeRecord]:
+        records = [self._trade_record(day, logged) for day, trades in self._trades.items() for logged in trades
+                   if logged[0] > trade_id]
+        return sorted(records, key=lambda r: r.id)
+
+    def _trade_record(self, trading_day: date, logged: tuple[int, int, Trade]) -> TradeRecord:
+        trade_id, position_id, trade = logged
+        position = self._positions.get(position_id)
+        risk = None if position is None else position.initial_risk
+        return TradeRecord(trade, trading_day, position_id, risk, id=trade_id)
 
 
 def position_store(db: Database) -> PositionStore:

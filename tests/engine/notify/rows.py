@@ -21,7 +21,7 @@ def add_entry(db: Engine, client_order_id: str, symbol: str, *, day: date = DAY,
     with session_scope(db) as session:
         session.add(OrderRow(client_order_id=client_order_id, trading_day=day, broker="paper",
                              instrument_key=f"NSE_EQ|{symbol}", symbol=symbol, side="BUY", quantity=quantity,
-                             order_type="LIMIT", price=price, status="COMPLETE", filled_quantity=quantity,
+                             order_type="LIMIT", price=price, status="FILLED", filled_quantity=quantity,
                              average_price=price, created_at=opened, updated_at=opened))
         position = PositionRow(instrument_key=f"NSE_EQ|{symbol}", symbol=symbol, quantity=quantity,
                                average_price=price, stop=price * 0.9, target=price * 1.2, opened_at=opened,

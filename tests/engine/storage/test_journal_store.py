@@ -230,3 +230,25 @@ def test_the_broker_ids_of_orders_and_exits(db: Database, clock: SteppedClock) -
     _journal(db, clock, broker="kite").save_gtt(_exit("K1"), tag="T2")
     store: JournalStore = journal.store
     assert sorted(store.broker_ids("paper")) == ["PA1", "PG2"]
+
+
+def test_events_of_a_kind_between_two_ids_and_every_exit_of_every_broker(db: Database, clock: SteppedClock) -> None:
+    """The notifier's reads: events numbered as `order_events.id`, read by kind between a cursor and the newest."""
+    journal = _journal(db, clock)
+    store = journal.store
+    assert store.last_event_id() == 0 and store.events_after(0, up_to=0, kind="EXIT_FAILED") == []
+    journal.record_intent(_intent("E1"))  # event 1: INTENT
+    journal.event("T1", "EXIT_FAILED", symbol="TCS", attempts=3)  # 2
+    journal.event("T2", "EXIT_ATTEMPT", attempt=1)  # 3
+    journal.event("T2", "EXIT_FAILED", symbol="INFY", attempts=1)  # 4
+    newest = store.last_event_id()
+    journal.event("T3", "EXIT_FAILED", symbol="TCS", attempts=2)  # 5: after the newest read, waits
+    failed = store.events_after(0, up_to=newest, kind="EXIT_FAILED")
+    assert [(e.id, e.client_order_id, e.detail["symbol"]) for e in failed] == [(2, "T1", "TCS"), (4, "T2", "INFY")]
+    assert failed[0].ts == clock.now() and failed[0].detail["attempts"] == 3
+    assert [e.id for e in store.events_after(2, up_to=store.last_event_id(), kind="EXIT_FAILED")] == [4, 5]
+    journal.save_gtt(_exit("G1"), tag="T1")
+    clock.advance(1)
+    _journal(db, clock, broker="kite").save_gtt(_exit("K1", ExitStatus.CANCELLED), tag="T2")
+    assert [(g.exit_id, g.broker, g.status) for g in store.all_gtts()] == [
+        ("G1", "paper", ExitStatus.ACTIVE), ("K1", "kite", ExitStatus.CANCELLED)]

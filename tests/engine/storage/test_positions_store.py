@@ -109,3 +109,26 @@ def test_a_store_within_a_callers_transaction_commits_with_it() -> None:
         SqlPositionStore.within(session).update(position_id, quantity=20)
     assert [p.quantity for p in SqlPositionStore(engine).open_positions()] == [20]
     engine.dispose()
+
+
+def test_positions_after_an_id_and_trade_records_of_a_day_or_after_an_id_carry_their_ids(
+    store: PositionStore,
+) -> None:
+    """The readers' reads: every position (closed ones too) after a cursor, and trades numbered as `trades.id`."""
+    a, b, c = store.add(_position()), store.add(_position("NSE_EQ|B", "ENTRY-B")), store.add(
+        _position("NSE_EQ|C", "ENTRY-C"))
+    late, early = datetime(2024, 6, 4, 14, 0, tzinfo=IST), datetime(2024, 6, 4, 10, 30, tzinfo=IST)
+    store.reduce(a, 6, 30.0, _trade("NSE_EQ|A", 4, 105.0, late, 18.5), DAY)
+    store.close(b, early, _trade("NSE_EQ|B", 10, 94.0, early, -61.5), DAY)
+    next_day = datetime(2024, 6, 5, 10, 0, tzinfo=IST)
+    store.close(a, next_day, _trade("NSE_EQ|A", 6, 110.0, next_day, 58.25), NEXT)
+    assert [(p.id, p.symbol, p.status) for p in store.positions()] == [
+        (a, "A", PositionStatus.CLOSED), (b, "B", PositionStatus.CLOSED), (c, "C", PositionStatus.OPEN)]
+    assert [p.id for p in store.positions(after_id=a)] == [b, c] and store.positions(after_id=c) == []
+    assert store.positions()[1].closed_at == early and store.positions()[1].closed_at.tzinfo == IST
+    today = store.trade_records_of(DAY)
+    assert [(r.id, r.trade.symbol, r.position_id, r.initial_risk, r.trading_day) for r in today] == [
+        (2, "B", b, 50.0, DAY), (1, "A", a, 30.0, DAY)]  # by exit time; ids in the order logged
+    assert today[0].trade.exit_time.tzinfo == IST and store.trade_records_of(date(2024, 6, 3)) == []
+    assert [(r.id, r.trading_day) for r in store.trade_records_after(1)] == [(2, DAY), (3, NEXT)]
+    assert store.trade_records_after(3) == [] and [r.id for r in store.trade_records()] == [2, 1, 3]
