@@ -1,7 +1,8 @@
 """Indicator benchmarks (targets from issue 4):
 
 1. per-tick `InstrumentIndicators.update_tick` (forming daily, weekly and monthly bars): <= 2 µs;
-   also measured: a tick followed by a full `snapshot()` (all indicator values of all timeframes).
+   also measured: a tick followed by a full `snapshot()` (all indicator values of all timeframes), and
+   by the reads of a trend rule (`_rule_reads`: what the example strategy reads per tick).
 2. `build_metadata` for ~500 symbols x 6 years of daily bars from
    ../shared/data/nse/daily_nifty500_2018_2024_unadjusted/: < 2 s (the CSVs are first converted to a
    temporary BarStore, not timed); `save_metadata` and `load_metadata` (target: well under 1 s).
@@ -23,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
 
-from engine.indicators import InstrumentIndicators  # noqa: E402
+from engine.indicators import IndicatorSnapshot, InstrumentIndicators  # noqa: E402
 from engine.indicators.metadata import build_metadata, load_metadata, save_metadata  # noqa: E402
 from engine.indicators.multitimeframe import DAY_MS, IST_OFFSET_MS, day_number  # noqa: E402
 from engine.models import IST  # noqa: E402
@@ -46,7 +47,14 @@ def _warm_instrument() -> InstrumentIndicators:
     return indicators
 
 
-def bench_ticks(n: int = 1_000_000) -> tuple[float, float]:
+def _rule_reads(snapshot: IndicatorSnapshot) -> None:
+    """What `trend_pullback` reads when every rule passes: 3 timeframes, 7 values, 8 bar fields."""
+    monthly, weekly, daily = snapshot.monthly, snapshot.weekly, snapshot.daily
+    monthly.get("sma_9"), monthly.get("sma_9_prev"), monthly.close, weekly.get("sma_9"), weekly.close
+    daily.bars, daily.get("sma_9"), daily.get("sma_200"), daily.get("atr_14"), daily.close, daily.low, daily.open
+
+
+def bench_ticks(n: int = 1_000_000) -> tuple[float, float, float]:
     indicators = _warm_instrument()
     day = day_number(date(2024, 4, 1))
     start_ms = day * DAY_MS - IST_OFFSET_MS + 33_300_000
@@ -65,7 +73,12 @@ def bench_ticks(n: int = 1_000_000) -> tuple[float, float]:
         update(prices[i & 4095], i, start_ms + i)
         snapshot().as_dict()  # the snapshot is lazy: read every value
     per_tick_and_snapshot = (time.perf_counter() - t0) / m * 1e6
-    return per_tick, per_tick_and_snapshot
+    t0 = time.perf_counter()
+    for i in range(n + m, n + 2 * m):
+        update(prices[i & 4095], i, start_ms + i)
+        _rule_reads(snapshot())
+    per_tick_and_rule = (time.perf_counter() - t0) / m * 1e6
+    return per_tick, per_tick_and_snapshot, per_tick_and_rule
 
 
 def _csv_to_store(store: BarStore) -> list[str]:
@@ -105,10 +118,11 @@ def bench_metadata() -> tuple[int, int, float, float, float] | None:
 
 
 def main() -> None:
-    per_tick, per_tick_and_snapshot = bench_ticks()
+    per_tick, per_tick_and_snapshot, per_tick_and_rule = bench_ticks()
     print(f"update_tick (daily+weekly+monthly forming bars): {per_tick:.3f} µs/tick "
           f"(target {TICK_TARGET_US} µs, ratio {per_tick / TICK_TARGET_US:.2f})")  # fmt: skip
     print(f"update_tick + snapshot() of all values:          {per_tick_and_snapshot:.3f} µs/tick")
+    print(f"update_tick + snapshot() read by a trend rule:   {per_tick_and_rule:.3f} µs/tick")
     result = bench_metadata()
     if result is not None:
         symbols, bars, build_s, save_s, load_s = result

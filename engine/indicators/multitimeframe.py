@@ -3,9 +3,9 @@
 `InstrumentIndicators` keeps, per timeframe, the indicators over CLOSED bars plus the FORMING bar
 (today's daily bar; this week's and this month's bars = their closed days + today). The hot path is
 `update_tick(price, cumulative_volume, ts_ms)`: it validates the tick and updates the three forming
-bars (a handful of attribute writes, no allocation). `snapshot()` is lazy: each indicator value is
-computed in O(1) when it is read, from formulas frozen at the last bar close and the snapshot's
-forming bar (`engine.indicators.snapshot`).
+bars (a handful of attribute writes, no allocation). `snapshot()` is lazy: a timeframe captures its
+forming bar when first read, and each indicator value is computed in O(1) when it is read, from
+formulas frozen at the last bar close and the snapshot's forming bar (`engine.indicators.snapshot`).
 
 Time model: a trading day is an IST calendar day (`epoch_day(ts_ms)`); a week is the Monday–Sunday
 calendar week, a month the calendar month (see `engine.indicators.aggregate`). A tick of a later
@@ -20,8 +20,9 @@ the bar before it (with a forming bar: the last closed bar). None while history 
 from __future__ import annotations
 
 import math
+import weakref
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
@@ -56,6 +57,7 @@ def week_key(day: int) -> int:
     return (day + 3) // 7
 
 
+@lru_cache(maxsize=8192)  # read at every day's start: a backtest reads the same days for every symbol
 def month_key(day: int) -> int:
     """Calendar month of an epoch day, as months since 1970-01 (numpy's datetime64[M])."""
     d = day_from_number(day)
@@ -182,13 +184,13 @@ class _Frame:
 
     __slots__ = (
         "_basis",
-        "_basis_key",
+        "_formula_of",
         "_named",
-        "_on_close",
-        "_on_high",
-        "_on_low",
-        "_on_range",
-        "_on_volume",
+        "_push_close",
+        "_push_high",
+        "_push_low",
+        "_push_range",
+        "_push_volume",
         "atrs",
         "avg_volumes",
         "base_close",
@@ -224,14 +226,27 @@ class _Frame:
         self.lows = [Lowest(n) for n in config.extreme_periods]
         self.avg_volumes = [AverageVolume(n) for n in config.avg_volume_periods]
         # (name, name_prev, indicator) grouped by the forming bar's input, precomputed for `values()`
-        self._on_close = _named("sma", self.smas) + _named("ema", self.emas)
-        self._on_range = _named("atr", self.atrs)
-        self._on_high = _named("highest_high", self.highs)
-        self._on_low = _named("lowest_low", self.lows)
-        self._on_volume = _named("avg_volume", self.avg_volumes)
-        self._named = self._on_close + self._on_range + self._on_high + self._on_low + self._on_volume
-        self._basis: tuple[dict[str, float | None], dict[str, Formula]] = ({}, {})
-        self._basis_key: tuple[int, bool] | None = None  # (closed_count, forming) it was built for
+        on_close = _named("sma", self.smas) + _named("ema", self.emas)
+        on_range = _named("atr", self.atrs)
+        on_high = _named("highest_high", self.highs)
+        on_low = _named("lowest_low", self.lows)
+        on_volume = _named("avg_volume", self.avg_volumes)
+        self._named = on_close + on_range + on_high + on_low + on_volume
+        # (name, the formula of a frozen indicator, indicator): how a value includes the forming bar
+        self._formula_of: list[tuple[str, Callable[[Any], Formula], Any]] = [
+            (name, of, indicator)
+            for group, of in ((on_close, _of_close), (on_range, _of_range), (on_high, _of_high), (on_low, _of_low),
+                              (on_volume, _of_volume))
+            for name, _, indicator in group
+        ]
+        # the indicators' `push`, bound once and grouped by input, for `close_bar`
+        self._push_close = [indicator.push for *_, indicator in on_close]
+        self._push_range = [atr.push for atr in self.atrs]
+        self._push_high = [highest.push for highest in self.highs]
+        self._push_low = [lowest.push for lowest in self.lows]
+        self._push_volume = [avg.push for avg in self.avg_volumes]
+        # `_values_basis()`, None once a bar closes or the forming bar starts (it is rebuilt when read)
+        self._basis: tuple[datetime | None, dict[str, float | None], dict[str, Formula]] | None = None
         # closed bars, one deque per column: start day, open, high, low, close, volume
         self.hist: tuple[deque[float], ...] = tuple(deque(maxlen=n) for n in config.history_lengths)
         self.closed_count = 0
@@ -257,7 +272,7 @@ class _Frame:
 
     def open_day(self, price: float) -> None:
         """First trade of a day: the forming bar becomes the period's closed days + this price."""
-        self.forming = True
+        self._start_forming()
         self.open = self.base_open if self.base_days else price
         self.high = max(self.base_high, price)
         self.low = min(self.base_low, price)
@@ -267,13 +282,18 @@ class _Frame:
 
     def set_day_bar(self, o: float, h: float, lo: float, c: float, v: float) -> None:
         """Today's whole daily bar (a backfilled bar, or the official bar replacing ticks)."""
-        self.forming = True
+        self._start_forming()
         self.open = self.base_open if self.base_days else o
         self.high = max(self.base_high, h)
         self.low = min(self.base_low, lo)
         self.close = c
         self.volume = self.base_volume + v
         self.days = self.base_days + 1
+
+    def _start_forming(self) -> None:
+        if not self.forming:  # a weekly/monthly bar keeps forming over its days
+            self.forming = True
+            self._basis = None
 
     def fold_day(self) -> None:
         """Today closed: it becomes part of the period's closed days (the bar stays forming)."""
@@ -288,52 +308,48 @@ class _Frame:
         """The forming bar closes: push it into every indicator."""
         if not self.forming:
             return
-        o, h, lo, c, v = self.open, self.high, self.low, self.close, self.volume
-        for sma in self.smas:
-            sma.push(c)
-        for ema in self.emas:
-            ema.push(c)
-        for atr in self.atrs:
-            atr.push(h, lo, c)
-        for highest in self.highs:
-            highest.push(h)
-        for lowest in self.lows:
-            lowest.push(lo)
-        for avg in self.avg_volumes:
-            avg.push(v)
-        for column, x in zip(self.hist, (self.start, o, h, lo, c, v), strict=True):
-            column.append(x)
+        h, lo, c, v = self.high, self.low, self.close, self.volume
+        for push in self._push_close:
+            push(c)
+        for push_range in self._push_range:
+            push_range(h, lo, c)
+        for push in self._push_high:
+            push(h)
+        for push in self._push_low:
+            push(lo)
+        for push in self._push_volume:
+            push(v)
+        starts, opens, highs, lows, closes, volumes = self.hist
+        starts.append(self.start)
+        opens.append(self.open)
+        highs.append(h)
+        lows.append(lo)
+        closes.append(c)
+        volumes.append(v)
         self.closed_count += 1
         self.forming = False
+        self._basis = None
         self._clear_base()
 
-    def _values_basis(self) -> tuple[dict[str, float | None], dict[str, Formula]]:
-        """The values of closed bars (every name, in snapshot order) and the formulas of the values
-        that include the forming bar, rebuilt only when a bar closes or the forming bar starts. Both
-        are immutable once built, so a snapshot that keeps them stays exact."""
-        key = (self.closed_count, self.forming)
-        if self._basis_key == key:
+    def _values_basis(self) -> tuple[datetime | None, dict[str, float | None], dict[str, Formula]]:
+        """The start of the latest bar, the values of closed bars (every name, in snapshot order) and
+        the formulas of the values that include the forming bar, rebuilt only when a bar closes or the
+        forming bar starts. All immutable once built, so a snapshot that keeps them stays exact."""
+        if self._basis is not None:
             return self._basis
         forming = self.forming
+        if forming:
+            start: int | None = self.start
+        else:
+            start = int(self.hist[0][-1]) if self.hist[0] else None
         committed: dict[str, float | None] = {}
         for name, prev_name, indicator in self._named:
             # with a forming bar `name` is computed by its formula; set here to keep the order
             committed[name] = None if forming else indicator.value
             committed[prev_name] = indicator.value if forming else indicator.prev_value
-        formulas: dict[str, Formula] = {}
-        if forming:
-            for name, _, indicator in self._on_close:
-                formulas[name] = _of_close(indicator.frozen())
-            for name, _, atr in self._on_range:
-                formulas[name] = _of_range(atr.frozen())
-            for name, _, indicator in self._on_high:
-                formulas[name] = _of_high(indicator.frozen())
-            for name, _, indicator in self._on_low:
-                formulas[name] = _of_low(indicator.frozen())
-            for name, _, indicator in self._on_volume:
-                formulas[name] = _of_volume(indicator.frozen())
-        self._basis, self._basis_key = (committed, formulas), key
-        return self._basis
+        formulas = {name: of(indicator.frozen()) for name, of, indicator in self._formula_of} if forming else {}
+        basis = self._basis = (day_start(start) if start is not None else None, committed, formulas)
+        return basis
 
     def values(self) -> dict[str, float | None]:
         """Indicator values including the latest bar, and `_prev` values (see module docstring)."""
@@ -341,20 +357,16 @@ class _Frame:
 
     def snapshot(self) -> TimeframeSnapshot:
         """The latest bar, with its values computed lazily (see `engine.indicators.snapshot`)."""
+        bar_start, committed, formulas = self._basis or self._values_basis()
         if self.forming:
-            start: int | None = self.start
-            o, h, lo, c, v = self.open, self.high, self.low, self.close, self.volume
-            bars = self.closed_count + 1
-        elif self.hist[0]:
-            start = int(self.hist[0][-1])
-            o, h, lo, c, v = (column[-1] for column in self.hist[1:])
-            bars = self.closed_count
-        else:
-            start, o, h, lo, c, v = None, math.nan, math.nan, math.nan, math.nan, 0.0
-            bars = 0
-        committed, formulas = self._values_basis()
-        return TimeframeSnapshot(self.timeframe, day_start(start) if start is not None else None, o, h, lo, c, v,
-                                 bars, committed=committed, formulas=formulas)
+            return TimeframeSnapshot.lazy(self.timeframe, bar_start, self.open, self.high, self.low, self.close,
+                                          self.volume, self.closed_count + 1, committed, formulas)
+        hist = self.hist
+        if hist[0]:
+            return TimeframeSnapshot.lazy(self.timeframe, bar_start, hist[1][-1], hist[2][-1], hist[3][-1],
+                                          hist[4][-1], hist[5][-1], self.closed_count, committed, formulas)
+        return TimeframeSnapshot.lazy(self.timeframe, None, math.nan, math.nan, math.nan, math.nan, 0.0, 0,
+                                      committed, formulas)
 
     # ---- metadata state -------------------------------------------------------------------
     def export_state(self) -> FrameState:
@@ -386,7 +398,7 @@ class _Frame:
         )
 
     def restore_state(self, state: FrameState) -> None:
-        self._basis_key = None
+        self._basis = None
         count = state.closed_count
         self.closed_count = count
         columns: tuple[Sequence[float], ...] = (
@@ -438,7 +450,8 @@ class InstrumentIndicators:
       "duplicate_day", "not_daily".
     - `close_day(next_session=None)`: the day closed; weekly/monthly bars close when a later
       week/month starts, or now if `next_session` is in a later week/month.
-    - `snapshot()`: `IndicatorSnapshot` with current values (cached until the next update).
+    - `snapshot()`: `IndicatorSnapshot` with current values (the same one until the next update,
+      while it is held; its timeframes are built when first read).
     """
 
     def __init__(
@@ -467,7 +480,8 @@ class InstrumentIndicators:
         self._day_volume = 0.0
         self._need_open = False
         self._asof_ms = 0  # time of the latest update (a tick's time, or the end of a closed day)
-        self._snapshot: IndicatorSnapshot | None = None
+        # the latest snapshot while it is held and the state has not moved since (see `_moving`)
+        self._snapshot: weakref.ref[IndicatorSnapshot] | None = None
         self._higher_stale = False  # ticks reached the daily frame only: see `_sync_higher`
 
     # ---- hot path -------------------------------------------------------------------------
@@ -484,11 +498,12 @@ class InstrumentIndicators:
             self._begin_day(epoch_day(ts_ms))
         elif not cumulative_volume >= self._day_volume:
             return self._reject_volume(cumulative_volume)
+        if self._snapshot is not None:
+            self._moving()
         if self._need_open:
             self._open_day(price)
         self._last_ts = self._asof_ms = ts_ms
         self._day_volume = cumulative_volume
-        self._snapshot = None
         self._higher_stale = True
         frame = self._daily
         frame.close = price
@@ -523,7 +538,17 @@ class InstrumentIndicators:
         return self.update_tick(tick.ltp, tick.volume, tick.ltt_ms)
 
     # ---- day/period boundaries ------------------------------------------------------------
+    def _moving(self) -> None:
+        """The state is about to change: the latest snapshot, if still held, builds the timeframes it
+        has not read yet first (it stays exact), and is no longer the current one."""
+        held = self._snapshot() if self._snapshot is not None else None
+        self._snapshot = None
+        if held is not None:
+            held.freeze()
+
     def _begin_day(self, day: int) -> None:
+        if self._snapshot is not None:
+            self._moving()
         self._sync_higher()
         if self._daily.forming or self._need_open:
             self.close_day()
@@ -549,8 +574,9 @@ class InstrumentIndicators:
 
     def close_day(self, next_session: date | None = None) -> None:
         """Close today's daily bar (if any trade formed it) into history."""
+        if self._snapshot is not None:
+            self._moving()
         self._sync_higher()
-        self._snapshot = None
         self._need_open = False
         if self._daily.forming:
             self._daily.close_bar()
@@ -586,6 +612,8 @@ class InstrumentIndicators:
         if day == self._day and not (self._daily.forming or self._need_open):
             self.rejections["duplicate_day"] += 1
             return False
+        if self._snapshot is not None:
+            self._moving()
         if day != self._day:
             self._begin_day(day)
         self._need_open = False
@@ -616,25 +644,24 @@ class InstrumentIndicators:
         return all(v is not None for v in self._frame(timeframe).values().values())
 
     def snapshot(self) -> IndicatorSnapshot:
-        cached = self._snapshot
-        if cached is not None:
-            return cached
-        self._sync_higher()
-        asof = datetime.fromtimestamp(self._asof_ms / 1000, IST)
-        snap = IndicatorSnapshot(
-            instrument_key=self.instrument_key,
-            symbol=self.symbol,
-            asof=asof,
-            daily=self._daily.snapshot(),
-            weekly=self._weekly.snapshot(),
-            monthly=self._monthly.snapshot(),
-            history_complete=self.history_complete,
-        )
-        self._snapshot = snap
-        return snap
+        """The current values; each timeframe is built when first read (a rule that fails on the
+        monthly timeframe pays for no weekly one). The same snapshot until the state moves."""
+        held = self._snapshot() if self._snapshot is not None else None
+        if held is not None:
+            return held
+        snapshot = IndicatorSnapshot.lazy(self.instrument_key, self.symbol, self._asof_ms, self._timeframe_snapshot,
+                                          self.history_complete)
+        self._snapshot = weakref.ref(snapshot)
+        return snapshot
+
+    def _timeframe_snapshot(self, index: int) -> TimeframeSnapshot:
+        if index and self._higher_stale:
+            self._sync_higher()
+        return self._frames[index].snapshot()
 
     def reset(self) -> None:
         """Forget all history and rejections."""
+        self._moving()
         self.rejections.clear()
         self._init_state()
 

@@ -97,9 +97,10 @@ class SMA(_Indicator):
         self._head = total
 
     def push(self, x: float) -> None:
-        self.prev_value = self.value
-        values = self._values
-        keep = self.period - 1
+        values, period = self._values, self.period
+        count = self._count
+        self.prev_value = (self._head + self._comp + values[0]) / period if count >= period else None  # `value`
+        keep = period - 1
         if keep:
             if len(values) >= keep:
                 self._add(-values[-keep])  # leaves the newest-(period-1) window
@@ -107,7 +108,7 @@ class SMA(_Indicator):
             self._add(x)
         else:
             values.append(x)
-        self._count += 1
+        self._count = count + 1
         self._pushes += 1
         if self._pushes >= EXACT_RECOMPUTE_EVERY:
             self._recompute()
@@ -234,7 +235,7 @@ class ATR(_Indicator):
         return _true_range(high, low, self.last_close)
 
     def push(self, high: float, low: float, close: float) -> None:
-        tr = self.true_range(high, low)
+        tr = _true_range(high, low, self.last_close)
         self.prev_value = self.value
         self._count += 1
         self.last_close = close
@@ -292,7 +293,8 @@ class _Extreme(_Indicator):
         self.prev_value: float | None = None
 
     def push(self, x: float) -> None:
-        self.prev_value = self.value
+        count = self._count
+        self.prev_value = self.value if count >= self.period else None
         self._values.append(x)
         keep = self.period - 1
         if keep:
@@ -300,10 +302,10 @@ class _Extreme(_Indicator):
             mono = self._mono
             while mono and mono[-1][1] <= key:
                 mono.pop()
-            mono.append((self._count, key))
-            if mono[0][0] <= self._count - keep:
+            mono.append((count, key))
+            if mono[0][0] <= count - keep:
                 mono.popleft()
-        self._count += 1
+        self._count = count + 1
 
     def _head(self) -> float | None:
         """sign * extreme of the newest period-1 inputs (None if there are none)."""

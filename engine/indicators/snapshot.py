@@ -11,11 +11,10 @@ its rules use. A kept snapshot stays exact after its instrument moves on."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from engine.models import Timeframe
+from engine.models import IST, Timeframe
 
 # a value computed from a snapshot's forming bar (its close, volume, high and low)
 Formula = Callable[["TimeframeSnapshot"], float | None]
@@ -40,6 +39,18 @@ class TimeframeSnapshot:
         self._values = {} if values is None and committed is None else values  # None: lazy
         self._committed: Mapping[str, float | None] = committed or {}
         self._formulas: Mapping[str, Formula] = formulas or {}
+
+    @classmethod
+    def lazy(cls, timeframe: Timeframe, bar_start: datetime | None, open: float, high: float, low: float,
+             close: float, volume: float, bars: int, committed: Mapping[str, float | None],
+             formulas: Mapping[str, Formula]) -> TimeframeSnapshot:
+        """`TimeframeSnapshot(..., committed=, formulas=)` without the argument handling: built per
+        tick and timeframe read."""
+        snapshot = cls.__new__(cls)
+        snapshot.timeframe, snapshot.bar_start, snapshot.bars = timeframe, bar_start, bars
+        snapshot.open, snapshot.high, snapshot.low, snapshot.close, snapshot.volume = open, high, low, close, volume
+        snapshot._values, snapshot._committed, snapshot._formulas = None, committed, formulas
+        return snapshot
 
     def get(self, name: str) -> float | None:
         if self._values is not None:
@@ -80,18 +91,98 @@ class TimeframeSnapshot:
         }
 
 
-@dataclass(slots=True)
 class IndicatorSnapshot:
-    instrument_key: str
-    symbol: str
-    asof: datetime
-    daily: TimeframeSnapshot
-    weekly: TimeframeSnapshot
-    monthly: TimeframeSnapshot
-    history_complete: bool = True
+    """An instrument's three timeframes as of `asof`. Built with every timeframe given, or by
+    `InstrumentIndicators.snapshot()` lazily: a timeframe (and `asof`) is built when first read, and
+    the instrument calls `freeze()` before it moves on while the snapshot is still held."""
+
+    __slots__ = ("__weakref__", "_asof", "_asof_ms", "_build", "_frames", "history_complete", "instrument_key",
+                 "symbol")
+
+    def __init__(self, instrument_key: str, symbol: str, asof: datetime, daily: TimeframeSnapshot,
+                 weekly: TimeframeSnapshot, monthly: TimeframeSnapshot, history_complete: bool = True) -> None:
+        self.instrument_key = instrument_key
+        self.symbol = symbol
+        self.history_complete = history_complete
+        self._asof: datetime | None = asof
+        self._asof_ms = 0
+        self._frames: list[TimeframeSnapshot | None] = [daily, weekly, monthly]
+        self._build: Callable[[int], TimeframeSnapshot] | None = None
+
+    @classmethod
+    def lazy(cls, instrument_key: str, symbol: str, asof_ms: int, build: Callable[[int], TimeframeSnapshot],
+             history_complete: bool) -> IndicatorSnapshot:
+        """A snapshot whose timeframe i (0 daily, 1 weekly, 2 monthly) is `build(i)`, called on first read."""
+        snapshot = cls.__new__(cls)  # skips __init__: this runs once per tick of a trader
+        snapshot.instrument_key, snapshot.symbol, snapshot.history_complete = instrument_key, symbol, history_complete
+        snapshot._asof, snapshot._asof_ms = None, asof_ms
+        snapshot._frames = [None, None, None]
+        snapshot._build = build
+        return snapshot
+
+    def _built(self, index: int) -> TimeframeSnapshot:
+        assert self._build is not None  # only a lazy snapshot has unbuilt timeframes
+        frame = self._frames[index] = self._build(index)
+        return frame
+
+    def freeze(self) -> None:
+        """Build every timeframe not read yet (its instrument is about to move on)."""
+        if self._build is not None:
+            for index, frame in enumerate(self._frames):
+                if frame is None:
+                    self._built(index)
+            self._build = None
+
+    @property
+    def daily(self) -> TimeframeSnapshot:
+        return self._frames[0] or self._built(0)
+
+    @daily.setter
+    def daily(self, frame: TimeframeSnapshot) -> None:
+        self._frames[0] = frame
+
+    @property
+    def weekly(self) -> TimeframeSnapshot:
+        return self._frames[1] or self._built(1)
+
+    @weekly.setter
+    def weekly(self, frame: TimeframeSnapshot) -> None:
+        self._frames[1] = frame
+
+    @property
+    def monthly(self) -> TimeframeSnapshot:
+        return self._frames[2] or self._built(2)
+
+    @monthly.setter
+    def monthly(self, frame: TimeframeSnapshot) -> None:
+        self._frames[2] = frame
+
+    @property
+    def asof(self) -> datetime:
+        if self._asof is None:
+            self._asof = datetime.fromtimestamp(self._asof_ms / 1000, IST)
+        return self._asof
 
     def timeframe(self, timeframe: Timeframe) -> TimeframeSnapshot:
-        return {Timeframe.DAY: self.daily, Timeframe.WEEK: self.weekly, Timeframe.MONTH: self.monthly}[timeframe]
+        index = _FRAME_INDEX[timeframe]
+        return self._frames[index] or self._built(index)
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (self.instrument_key, self.symbol, self.asof, self.daily, self.weekly, self.monthly,
+                self.history_complete)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, IndicatorSnapshot):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaces
+
+    def __repr__(self) -> str:
+        return f"IndicatorSnapshot{self._fields()!r}"
 
     def as_dict(self) -> dict[str, Any]:
         return {"daily": self.daily.as_dict(), "weekly": self.weekly.as_dict(), "monthly": self.monthly.as_dict()}
+
+
+_FRAME_INDEX = {Timeframe.DAY: 0, Timeframe.WEEK: 1, Timeframe.MONTH: 2}

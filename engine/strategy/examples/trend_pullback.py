@@ -43,11 +43,14 @@ class TrendPullbackConfig(StrategyConfig):
             raise StrategyConfigError(f"strategy 'trend_pullback': atr_period {self.atr_period} must be >= 2")
 
 
-def _above_or_rising(frame: TimeframeSnapshot, ma: str) -> bool:
-    value, previous = frame.get(ma), frame.get(f"{ma}_prev")
+def _above_or_rising(frame: TimeframeSnapshot, ma: str, ma_prev: str) -> bool:
+    value = frame.get(ma)
     if value is None:
         return False
-    return frame.close > value or (previous is not None and value > previous)
+    if frame.close > value:
+        return True
+    previous = frame.get(ma_prev)  # read only when the close is not above
+    return previous is not None and value > previous
 
 
 class TrendPullback(Strategy):
@@ -61,6 +64,7 @@ class TrendPullback(Strategy):
         super().__init__(config)
         # indicator names, built once rather than on every tick
         self.fast_sma = f"sma_{self.config.fast_ma}"
+        self.fast_sma_prev = f"{self.fast_sma}_prev"
         self.slow_sma = f"sma_{self.config.slow_ma}"
         self.atr_indicator = f"atr_{self.config.atr_period}"
 
@@ -72,23 +76,27 @@ class TrendPullback(Strategy):
         return {"sma_periods": (self.config.fast_ma, self.config.slow_ma), "atr_periods": (self.config.atr_period,)}
 
     def on_tick(self, instrument: Instrument, tick: Tick, snapshot: IndicatorSnapshot, **kwargs: Any) -> Setup | None:
+        # each rule reads only its own timeframe: the snapshot builds a timeframe when first read
         config, fast, slow = self.config, self.fast_sma, self.slow_sma
-        if config.require_monthly and not _above_or_rising(snapshot.monthly, fast):
+        if config.require_monthly and not _above_or_rising(snapshot.monthly, fast, self.fast_sma_prev):
             return None
-        weekly_fast = snapshot.weekly.get(fast)
-        if config.require_weekly and (weekly_fast is None or snapshot.weekly.close <= weekly_fast):
-            return None
+        if config.require_weekly:
+            weekly = snapshot.weekly
+            weekly_fast = weekly.get(fast)
+            if weekly_fast is None or weekly.close <= weekly_fast:
+                return None
         daily = snapshot.daily
         daily_fast, daily_slow = daily.get(fast), daily.get(slow)
         if daily_fast is None or daily_slow is None or daily.close <= daily_slow:
             return None
-        touched = daily.low <= daily_fast * (1 + config.pullback_pct / 100)
-        resumed = tick.ltp > daily_fast and tick.ltp > daily.open
+        low, price = daily.low, tick.ltp
+        touched = low <= daily_fast * (1 + config.pullback_pct / 100)
+        resumed = price > daily_fast and price > daily.open
         if not (touched and resumed):
             return None
         trend_pct = min(100 * (daily.close / daily_slow - 1), config.max_trend_score)
         atr = daily.get(self.atr_indicator)
-        bounce = (tick.ltp - daily.low) / atr if atr else 0.0
+        bounce = (price - low) / atr if atr else 0.0
         reason = (
             f"uptrend (1d close {daily.close:.2f} > {slow} {daily_slow:.2f}, 1w close > {fast}), "
             f"pulled back to 1d {fast} {daily_fast:.2f} (low {daily.low:.2f}) and resumed"

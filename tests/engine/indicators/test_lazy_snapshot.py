@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.indicators import IndicatorSnapshot, InstrumentIndicators
+from engine.indicators.multitimeframe import _Frame, day_number
 from engine.indicators.snapshot import TimeframeSnapshot
 from engine.models import Timeframe
 from tests.engine.indicators.test_multitimeframe import (
@@ -82,3 +83,43 @@ def test_a_snapshot_given_its_values_reads_them() -> None:
     assert given_values.get("sma_9") == 1.2 and given_values.values == {"sma_9": 1.2}
     assert given_values == TimeframeSnapshot(Timeframe.DAY, None, 1.0, 2.0, 0.5, 1.5, 10.0, 3, {"sma_9": 1.2})
     assert TimeframeSnapshot(Timeframe.DAY, None, 1.0, 2.0, 0.5, 1.5, 10.0, 3).values == {}
+
+
+def _fed(days: int) -> InstrumentIndicators:
+    indicators = InstrumentIndicators("X", TINY)
+    for n in range(days):
+        indicators.update_tick(100.0 + n % 5, 10.0, session_ms(START + timedelta(days=n)))
+        if n < days - 1:
+            indicators.close_day()
+    return indicators
+
+
+def test_a_timeframe_is_built_when_first_read_and_a_held_snapshot_is_frozen_before_a_move(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    built: list[Timeframe] = []
+    frame_snapshot = _Frame.snapshot
+
+    def counting(frame: _Frame) -> TimeframeSnapshot:
+        built.append(frame.timeframe)
+        return frame_snapshot(frame)
+
+    monkeypatch.setattr(_Frame, "snapshot", counting)
+    indicators = _fed(40)
+    indicators.snapshot().daily.get("sma_2")  # not held afterwards: nothing to freeze
+    assert built == [Timeframe.DAY]
+    held = indicators.snapshot()
+    assert held.monthly.get("sma_2") == held.monthly.get("sma_2") and indicators.snapshot() is held
+    assert built == [Timeframe.DAY, Timeframe.MONTH]
+    indicators.update_tick(150.0, 20.0, session_ms(START + timedelta(days=39), 1000))
+    assert built == [Timeframe.DAY, Timeframe.MONTH, Timeframe.DAY, Timeframe.WEEK]  # the held one, frozen
+    assert held.daily.close == 100.0 + 39 % 5 and indicators.snapshot() is not held
+
+
+def test_a_held_snapshot_keeps_its_moment_through_daily_bars_and_reset() -> None:
+    indicators, twin = _fed(40), _fed(40)
+    expected, expected_asof = twin.snapshot().as_dict(), twin.snapshot().asof
+    held = indicators.snapshot()
+    assert indicators.add_daily_bar(day_number(START + timedelta(days=41)), 120.0, 125.0, 118.0, 121.0, 500.0)
+    indicators.reset()
+    assert held.as_dict() == expected and held.asof == expected_asof
