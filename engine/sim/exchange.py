@@ -108,6 +108,10 @@ class SimulatedExchange:
         return self._on_tick_today
 
     def _on_tick_today(self, tick: Tick) -> None:
+        core = self.cores.get(tick.instrument_key)
+        if core is not None and not core.working and not core.gtts:  # most ticks: nothing to fill or fire
+            core.last_price = tick.ltp
+            return
         self._price_today(tick.instrument_key, tick.ltp, tick.ltt_ms)
 
     def _price_today(self, key: str, price: float, at_ms: int | None) -> None:

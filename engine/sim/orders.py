@@ -95,11 +95,16 @@ class LegState(enum.StrEnum):
 
     @property
     def waiting(self) -> bool:
-        return self in (LegState.PENDING, LegState.SCHEDULED)
+        return self in _WAITING
 
     @property
     def fired(self) -> bool:
-        return self in (LegState.TRIGGERED, LegState.COMPLETED, LegState.FAILED)
+        return self in _FIRED
+
+
+# sets, not tuples of `LegState.X`: a member looked up on the class costs more than the whole test (GTT sync)
+_WAITING = frozenset({LegState.PENDING, LegState.SCHEDULED})
+_FIRED = frozenset({LegState.TRIGGERED, LegState.COMPLETED, LegState.FAILED})
 
 
 @dataclass(slots=True)

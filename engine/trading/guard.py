@@ -377,7 +377,8 @@ class PositionGuard:
     # ---- GTT sync --------------------------------------------------------------------------------
     async def sync(self, *, force: bool = False) -> None:
         now = self.clock.now()
-        await self._chase_resting_legs(now)
+        if self._resting_legs:  # seldom any: no coroutine on each batch of ticks
+            await self._chase_resting_legs(now)
         due = self._last_sync is None or (now - self._last_sync).total_seconds() >= (
             self.poll_seconds if self._sync_wanted else self.settings.execution.reconcile_interval_seconds
         )

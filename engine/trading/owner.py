@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -32,7 +33,7 @@ class EventOwner:
         self.concurrent = concurrent
         self._opening = opening
         self._opened = False
-        self._queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._queue: deque[Event] = deque()  # never awaited: `post` starts the consumer, `drain` owns it
         self._consumer: asyncio.Task[None] | None = None
         self._commands: set[asyncio.Task[None]] = set()
         self._owned = False  # an owner is handling events right now
@@ -50,14 +51,14 @@ class EventOwner:
         """Queue an event (after the opening one); in concurrent mode the consumer task handles it."""
         if not self._opened:
             self._opened = True
-            self._queue.put_nowait(self._opening)
-        self._queue.put_nowait(event)
+            self._queue.append(self._opening)
+        self._queue.append(event)
         if self.concurrent and (self._consumer is None or self._consumer.done()):
             self._consumer = asyncio.get_running_loop().create_task(self._own())
 
     @property
     def idle(self) -> bool:
-        return self._queue.empty() and not self._owned and not self._commands
+        return not self._queue and not self._owned and not self._commands
 
     async def open(self) -> None:
         """Post the opening event (again, if an input brought it already) and handle it now."""
@@ -90,8 +91,8 @@ class EventOwner:
     async def _own(self) -> None:
         self._owned = True
         try:
-            while not self._queue.empty():
-                await self._dispatch(self._queue.get_nowait())
+            while self._queue:
+                await self._dispatch(self._queue.popleft())
         finally:
             self._owned = False
             self._settled.set()

@@ -12,8 +12,8 @@ from sqlalchemy import Engine, event
 from typer.testing import CliRunner
 
 from cli.main import app
-from engine.backtest import Backtest, BacktestError, bar_path, run_backtest
-from engine.models import IST, Bar
+from engine.backtest import Backtest, BacktestError, _frame_bars, bar_path, run_backtest
+from engine.models import IST, Bar, Timeframe
 from engine.settings import load_settings
 from engine.storage import BarStore
 from tests.conftest import PROJECT_ROOT
@@ -97,3 +97,33 @@ def test_backtest_command_prints_json() -> None:
     assert payload["trading_days"] == 2 and payload["timeframe"] == "1d"
     bad = CliRunner().invoke(app, ["backtest", "--from", "2024-06-03", "--to", "2024-06-04", "--symbols", "NOPE"])
     assert bad.exit_code == 2 and "unknown symbol(s) NOPE" in bad.output
+
+
+def test_daily_steps_hold_each_instruments_bar_path_in_instrument_key_order() -> None:
+    symbols = ["TCS", "INFY", "RELIANCE"]  # not in instrument-key order
+    backtest = Backtest(load_settings(), date(2024, 6, 3), date(2024, 6, 5), symbols)
+    _, bars = backtest._load()
+    days = list(backtest._daily_steps(bars))
+    assert [day for day, _ in days] == [date(2024, 6, 3), date(2024, 6, 4), date(2024, 6, 5)]
+    keys = sorted(i.instrument_key for i in backtest.instruments)
+    symbol_of = {i.instrument_key: i.symbol for i in backtest.instruments}
+    day, steps = days[1]
+    assert [step.at.astimezone(IST).strftime("%H:%M") for step in steps] == [
+        "09:15", "11:00", "13:00", "15:10", "15:15", "15:29"]
+    assert all([tick.instrument_key for tick in step.ticks] == keys for step in steps)
+    for position, key in enumerate(keys):
+        bar = bars[symbol_of[key]][day]
+        ticks = [step.ticks[position] for step in steps]
+        assert [tick.ltp for tick in ticks] == [*bar_path(bar), bar.close, bar.close]
+        assert [tick.volume for tick in ticks][-1] == bar.volume
+        assert all(tick.ltt_ms == int(step.at.timestamp() * 1000) for tick, step in zip(ticks, steps, strict=True))
+        assert {tick.close_prev for tick in ticks} == {backtest.last_price[key]}  # the close before the first day
+
+
+def test_frame_bars_are_the_stores_bars() -> None:
+    store = BarStore(DATA / "bars")
+    frame = store.read("RELIANCE", "1d", date(2024, 6, 3), date(2024, 6, 8))
+    bars = _frame_bars("RELIANCE", frame, Timeframe.DAY)
+    assert len(bars) == 5 and bars == store.read_bars("RELIANCE", "1d", date(2024, 6, 3), date(2024, 6, 8))
+    assert all(type(bar.open) is float and type(bar.volume) is int and bar.ts.tzinfo is not None for bar in bars)
+    assert _frame_bars("RELIANCE", frame.iloc[:0], Timeframe.DAY) == []
