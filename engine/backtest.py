@@ -1,6 +1,8 @@
 """Backtest: the live decision path (`TradingEngine`, the configured strategy, risk and
 portfolio code, the real `OrderManager` and the paper broker) run over historical bars or recorded
-feed frames, on a `SteppedClock`, one day after another. Three sources of ticks (`timeframe`):
+feed frames, on a `SteppedClock`, one day after another: one engine rolled over the days
+(`TradingEngine.start_day`) on a `MemoryDatabase` (the repositories' in-memory stores: no SQL; the trades
+are read from them once, at the end). Three sources of ticks (`timeframe`):
 
 * "1d" (long history): each DAILY bar becomes a few ticks along a path that stays inside the bar's
   real open/high/low/close — open at 09:15, then low and high (high first on a down day) at 11:00
