@@ -5,6 +5,8 @@ paper broker) over 2021-01-01 .. 2025-09-30. backtrader: a comparable rule (dail
 a pullback to SMA-9 and a bounce above it and the open; stop at the 10-day swing low, target 2R, a
 bracket order sized at 1 % risk), event-driven and with `runonce`. bars/s = daily bars in the range
 over wall time (data loading included for both). Target: ours >= 2x backtrader's runonce bars/s.
+Then ours alone over ~500 symbols x 6 years (the NIFTY 500 bars of ../shared, skipped when absent), in a
+child process: bars/s and peak RSS. Target: RSS < 500 MB.
 
 Run: .venv/bin/python bench/bench_backtest.py [--all-symbols]
 """
@@ -13,7 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
+import subprocess
 import sys
+import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -23,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
 
+from bench.nifty500 import NIFTY500, write_data_dir  # noqa: E402
 from engine.backtest import run_backtest  # noqa: E402
 from engine.data.instruments import filter_universe, load_instrument_table  # noqa: E402
 from engine.settings import load_settings  # noqa: E402
@@ -31,6 +37,8 @@ from engine.storage import BarStore  # noqa: E402
 START, END = date(2021, 1, 1), date(2025, 9, 30)
 SLOW_SMA = 200  # backtrader's rule needs this many bars; its runonce mode fails on a shorter feed
 TARGET_RATIO = 2.0
+SCALE_RANGE = (date(2019, 1, 1), date(2024, 12, 31))  # 6 years after the 2018 warm-up
+TARGET_RSS_MB = 500
 
 
 def _symbols(all_symbols: bool) -> list[str]:
@@ -43,19 +51,44 @@ def _symbols(all_symbols: bool) -> list[str]:
                                   universe.require_complete_history)["symbol"])
 
 
-def _bars_in_range(store: BarStore, symbols: list[str]) -> int:
+def _bars_in_range(store: BarStore, symbols: list[str], start: date = START, end: date = END) -> int:
     total = 0
     for symbol in symbols:
         days = store.read(symbol, "1d")["ts"].dt.date
-        total += int(((days >= START) & (days <= END)).sum())
+        total += int(((days >= start) & (days <= end)).sum())
     return total
 
 
-def ours(symbols: list[str]) -> float:
+def ours(symbols: list[str], start: date = START, end: date = END, data_dir: Path | None = None) -> float:
     settings = load_settings()
     began = time.perf_counter()
-    asyncio.run(run_backtest(settings, START, END, symbols))
+    asyncio.run(run_backtest(settings, start, end, symbols, data_dir=data_dir))
     return time.perf_counter() - began
+
+
+def scale() -> None:
+    """Ours alone on ~500 symbols x 6 years (the NIFTY 500 bars of ../shared, when present), in a child process
+    whose peak RSS is read when it ends."""
+    if not NIFTY500.exists():
+        print(f"500-symbol run skipped: {NIFTY500} not found (it lives outside the repository)")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        symbols = write_data_dir(Path(tmp))
+        bars = _bars_in_range(BarStore(Path(tmp) / "bars"), symbols, *SCALE_RANGE)
+        child = subprocess.run([sys.executable, __file__, "--scale-child", tmp], check=True, capture_output=True,
+                               text=True)
+    seconds = float(child.stdout.split()[-1])
+    rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    verdict = "OK" if rss_mb < TARGET_RSS_MB else "MISSED"
+    print(f"autotrader, {len(symbols)} symbols, {SCALE_RANGE[0]} .. {SCALE_RANGE[1]} ({bars:,} daily bars): "
+          f"{seconds:.1f} s, {bars / seconds:,.0f} bars/s; peak RSS {rss_mb:,.0f} MB vs target {TARGET_RSS_MB} MB "
+          f"-> {verdict}")
+
+
+def _scale_child(data_dir: Path) -> None:
+    logging.disable(logging.CRITICAL)
+    symbols = sorted(load_instrument_table(data_dir)["symbol"])
+    print(ours(symbols, *SCALE_RANGE, data_dir=data_dir))
 
 
 def backtrader_seconds(store: BarStore, symbols: list[str], runonce: bool) -> float:
@@ -100,6 +133,9 @@ def backtrader_seconds(store: BarStore, symbols: list[str], runonce: bool) -> fl
 
 
 def main() -> None:
+    if "--scale-child" in sys.argv:
+        _scale_child(Path(sys.argv[sys.argv.index("--scale-child") + 1]))
+        return
     logging.disable(logging.CRITICAL)  # the engine logs every kill switch and fill
     symbols = _symbols("--all-symbols" in sys.argv)
     store = BarStore(Path(load_settings().data_dir) / "bars")
@@ -112,6 +148,7 @@ def main() -> None:
     ratio = (bars / rows[0][1]) / (bars / rows[2][1])
     verdict = "OK" if ratio >= TARGET_RATIO else "MISSED"
     print(f"autotrader / backtrader runonce bars/s: ratio {ratio:.2f} vs target {TARGET_RATIO:.1f} -> {verdict}")
+    scale()
 
 
 if __name__ == "__main__":

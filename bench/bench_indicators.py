@@ -24,13 +24,12 @@ sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
 
+from bench.nifty500 import NIFTY500, csv_to_store  # noqa: E402
 from engine.indicators import IndicatorSnapshot, InstrumentIndicators  # noqa: E402
 from engine.indicators.metadata import build_metadata, load_metadata, save_metadata  # noqa: E402
 from engine.indicators.multitimeframe import DAY_MS, IST_OFFSET_MS, day_number  # noqa: E402
-from engine.models import IST  # noqa: E402
 from engine.storage.bars import BarStore  # noqa: E402
 
-NIFTY500 = ROOT.parent / "shared" / "data" / "nse" / "daily_nifty500_2018_2024_unadjusted"
 TICK_TARGET_US = 2.0
 BUILD_TARGET_S = 2.0
 LOAD_TARGET_S = 1.0
@@ -81,26 +80,13 @@ def bench_ticks(n: int = 1_000_000) -> tuple[float, float, float]:
     return per_tick, per_tick_and_snapshot, per_tick_and_rule
 
 
-def _csv_to_store(store: BarStore) -> list[str]:
-    symbols = []
-    for path in sorted(NIFTY500.glob("*.csv")):
-        if path.name.startswith("_"):
-            continue
-        frame = pd.read_csv(path, usecols=["Date", "Open", "High", "Low", "Close", "Volume"])
-        frame = frame.rename(columns=str.lower).rename(columns={"date": "ts"})
-        frame["ts"] = pd.to_datetime(frame["ts"]).dt.tz_localize(IST)
-        store.write(path.stem, "1d", frame, merge=False)
-        symbols.append(path.stem)
-    return symbols
-
-
 def bench_metadata() -> tuple[int, int, float, float, float] | None:
     if not NIFTY500.exists():
         print(f"metadata bench skipped: {NIFTY500} not found (it lives outside the repository)")
         return None
     with tempfile.TemporaryDirectory() as tmp:
         store = BarStore(Path(tmp) / "bars")
-        symbols = _csv_to_store(store)
+        symbols = csv_to_store(store)
         bars = sum(len(store.read(s, "1d")) for s in symbols[:20]) * len(symbols) // 20
         asof = date(2024, 3, 28)
         t0 = time.perf_counter()

@@ -35,6 +35,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from engine.brokers.factory import check_venue_allowed
@@ -92,9 +93,11 @@ class Step:
 
 def bar_path(bar: Bar) -> list[float]:
     """Open, the two extremes (low first on an up day, high first on a down day), close."""
-    if bar.close >= bar.open:
-        return [bar.open, bar.low, bar.high, bar.close]
-    return [bar.open, bar.high, bar.low, bar.close]
+    return _path(bar.open, bar.high, bar.low, bar.close)
+
+
+def _path(open_: float, high: float, low: float, close: float) -> list[float]:
+    return [open_, low, high, close] if close >= open_ else [open_, high, low, close]
 
 
 @dataclass(slots=True)
@@ -193,6 +196,32 @@ def _rarer_collections() -> Iterator[None]:
         gc.set_threshold(*thresholds)
 
 
+class DailyBars:
+    """The daily bars of the run, kept column-wise (a `Bar` is made only on the day it is used: 500 symbols x
+    6 years of Bar objects would hold a quarter of a GB): per symbol, its days' ordinals and an (n, 5) array of
+    open, high, low, close, volume."""
+
+    def __init__(self) -> None:
+        self._days: dict[str, list[int]] = {}
+        self._values: dict[str, np.ndarray] = {}
+
+    def add(self, symbol: str, frame: pd.DataFrame) -> None:
+        self._days[symbol] = [day.toordinal() for day in frame["ts"].dt.tz_convert(IST).dt.date]
+        self._values[symbol] = frame[["open", "high", "low", "close", "volume"]].to_numpy(dtype=np.float64)
+
+    def days(self, symbol: str) -> list[date]:
+        return [date.fromordinal(ordinal) for ordinal in self._days[symbol]]
+
+    def all_days(self) -> list[date]:
+        return sorted({date.fromordinal(ordinal) for ordinals in self._days.values() for ordinal in ordinals})
+
+    def rows(self, symbol: str) -> Iterator[tuple[int, tuple[float, float, float, float, float]]]:
+        """(day ordinal, values) in day order."""
+        values = self._values[symbol]
+        for row, ordinal in enumerate(self._days[symbol]):
+            yield ordinal, tuple(values[row].tolist())
+
+
 def _listed(items: Iterable[object], limit: int) -> str:
     """The first `limit` items, then how many more."""
     shown = [str(item) for item in items]
@@ -205,10 +234,12 @@ def _daily_tick_times(day: date) -> list[int]:
     return [int(datetime.combine(day, when, tzinfo=IST).timestamp() * 1000) for when in _PATH_TIMES + _SETTLE_TIMES]
 
 
-def _add_daily_ticks(steps: list[Step], key: str, bar: Bar, previous_close: float, times_ms: list[int]) -> None:
-    """The ticks derived from `key`'s daily `bar`, each added to the step of its time (`steps` by `times_ms`)."""
-    prices = bar_path(bar) + [bar.close] * len(_SETTLE_TIMES)
-    volume = bar.volume
+def _add_daily_ticks(steps: list[Step], key: str, values: tuple[float, float, float, float, float],
+                     previous_close: float, times_ms: list[int]) -> None:
+    """The ticks derived from `key`'s daily bar (`values`: open, high, low, close, volume), each added to the step
+    of its time (`steps` by `times_ms`)."""
+    open_, high, low, close, volume = values
+    prices = _path(open_, high, low, close) + [close] * len(_SETTLE_TIMES)
     for step, at_ms, price, share in zip(steps, times_ms, prices, _VOLUME_SHARES, strict=True):
         step.ticks.append(Tick(key, price, at_ms, volume=int(volume * share), close_prev=previous_close))
 
@@ -305,7 +336,7 @@ class Backtest:
         self.store = BarStore(self.data_dir / "bars")
         self.last_price: dict[str, float] = {}  # instrument_key -> the last price seen (marks equity, close_prev)
 
-    def _load(self) -> tuple[dict[str, InstrumentIndicators], dict[str, dict[date, Bar]]]:
+    def _load(self) -> tuple[dict[str, InstrumentIndicators], DailyBars]:
         """Indicators as the live pre-open builds them from the daily bars before `start` (a symbol without
         history starts empty), and the daily bars of [start, end]."""
         config = required_indicator_config(self.settings, self.strategy)
@@ -314,14 +345,13 @@ class Backtest:
         warmed = build_metadata(self.store, symbols, asof=self.start - timedelta(days=1), config=config,
                                 instrument_keys=keys, history_complete=self.history_complete).instruments
         indicators: dict[str, InstrumentIndicators] = {}
-        bars: dict[str, dict[date, Bar]] = {}
+        bars = DailyBars()
         for symbol in symbols:
             indicators[symbol] = warmed.get(symbol) or InstrumentIndicators(symbol, config, keys[symbol],
                                                                             self.history_complete[symbol])
             if indicators[symbol].last_day is not None:  # the previous close: the first day's close_prev
                 self.last_price[keys[symbol]] = indicators[symbol].snapshot().daily.close
-            frame = self.store.read(symbol, Timeframe.DAY, self.start, self.end + timedelta(days=1))
-            bars[symbol] = {bar.day: bar for bar in _frame_bars(symbol, frame, Timeframe.DAY)}
+            bars.add(symbol, self.store.read(symbol, Timeframe.DAY, self.start, self.end + timedelta(days=1)))
         return indicators, bars
 
     def _intraday_bars(self) -> dict[str, dict[date, list[Bar]]]:
@@ -353,27 +383,30 @@ class Backtest:
 
         return session
 
-    def _daily_steps(self, bars: dict[str, dict[date, Bar]]) -> Iterator[tuple[date, list[Step]]]:
-        days = sorted({day for by_day in bars.values() for day in by_day if day <= self.end})
+    def _daily_steps(self, bars: DailyBars) -> Iterator[tuple[date, list[Step]]]:
+        days = [day for day in bars.all_days() if day <= self.end]
         if not days:
             raise BacktestError(f"no daily bars between {self.start} and {self.end} for the chosen symbols")
         # every instrument trades at the same times: the steps are built directly, a step's ticks in
-        # instrument-key order as `_steps_by_time` would sort them
+        # instrument-key order as `_steps_by_time` would sort them; each instrument's rows are walked in day order
         ordered = sorted(self.instruments, key=attrgetter("instrument_key"))
-        by_key = [(instrument.instrument_key, bars[instrument.symbol]) for instrument in ordered]
+        cursors = [(instrument.instrument_key, bars.rows(instrument.symbol)) for instrument in ordered]
+        upcoming = [next(rows, None) for _, rows in cursors]
         for day in days:
-            times_ms = _daily_tick_times(day)
+            ordinal, times_ms = day.toordinal(), _daily_tick_times(day)
             steps = [Step(_ms_time(ms)) for ms in times_ms]
-            for key, by_day in by_key:
-                bar = by_day.get(day)
-                if bar is not None:
-                    _add_daily_ticks(steps, key, bar, self.last_price.get(key, bar.open), times_ms)
+            for index, (key, rows) in enumerate(cursors):
+                row = upcoming[index]
+                if row is not None and row[0] == ordinal:
+                    values = row[1]
+                    _add_daily_ticks(steps, key, values, self.last_price.get(key, values[0]), times_ms)
+                    upcoming[index] = next(rows, None)
             yield day, steps
 
-    def _intraday_steps(self, bars: dict[str, dict[date, Bar]]) -> Iterator[tuple[date, list[Step]]]:
+    def _intraday_steps(self, bars: DailyBars) -> Iterator[tuple[date, list[Step]]]:
         """The 5-minute days one at a time (a day's ticks are built just before it runs: memory stays one day's)."""
         intraday = self._intraday_bars()
-        lacking = {i.symbol: [day for day in sorted(bars[i.symbol]) if day not in intraday[i.instrument_key]]
+        lacking = {i.symbol: [day for day in bars.days(i.symbol) if day not in intraday[i.instrument_key]]
                    for i in self.instruments}
         if any(lacking.values()):
             raise BacktestError(self._coverage_error({symbol: days for symbol, days in lacking.items() if days}))
@@ -404,7 +437,7 @@ class Backtest:
                 yield from day_ticks(key, bars, close_prev=self.last_price.get(key, bars[0].open),
                                      tick_size=instrument.tick_size)
 
-    def _days(self, bars: dict[str, dict[date, Bar]]) -> Iterator[tuple[date, list[Step]]]:
+    def _days(self, bars: DailyBars) -> Iterator[tuple[date, list[Step]]]:
         if self.frame_days is not None:
             days = [day for day in sorted(self.frame_days) if self.start <= day <= self.end]
             if not days:

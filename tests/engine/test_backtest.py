@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -112,7 +112,7 @@ def test_daily_steps_hold_each_instruments_bar_path_in_instrument_key_order() ->
         "09:15", "11:00", "13:00", "15:10", "15:15", "15:29"]
     assert all([tick.instrument_key for tick in step.ticks] == keys for step in steps)
     for position, key in enumerate(keys):
-        bar = bars[symbol_of[key]][day]
+        (bar,) = backtest.store.read_bars(symbol_of[key], "1d", day, day + timedelta(days=1))
         ticks = [step.ticks[position] for step in steps]
         assert [tick.ltp for tick in ticks] == [*bar_path(bar), bar.close, bar.close]
         assert [tick.volume for tick in ticks][-1] == bar.volume
