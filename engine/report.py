@@ -27,7 +27,7 @@ from engine.risk.ledger import configured_daily_risk_cap
 from engine.settings import Settings
 from engine.storage.journal import JournaledOrder, journal_store
 from engine.storage.ledger import ledger_store
-from engine.storage.positions import PositionRecord, TradeRecord, position_store
+from engine.storage.positions import PositionRecord, position_store
 from engine.storage.setups import SetupRecord, rules_as_json, setups_store
 
 REPORT_KEYS = ("setups", "orders", "trades", "positions", "risk")
@@ -58,17 +58,6 @@ def _order_json(order: JournaledOrder) -> dict[str, Any]:
     return {field.name: _json_value(getattr(order, field.name)) for field in dataclasses.fields(order)}
 
 
-def _trade_json(record: TradeRecord) -> dict[str, Any]:
-    """The row of `trades`."""
-    trade = record.trade
-    return {"id": record.id, "position_id": record.position_id, "instrument_key": trade.instrument_key,
-            "symbol": trade.symbol, "side": trade.side.value, "quantity": trade.quantity,
-            "entry_time": _json_value(trade.entry_time), "entry_price": trade.entry_price,
-            "exit_time": _json_value(trade.exit_time), "exit_price": trade.exit_price, "gross_pnl": trade.gross_pnl,
-            "charges": trade.charges, "net_pnl": trade.net_pnl, "exit_reason": trade.exit_reason,
-            "trading_day": record.trading_day.isoformat()}
-
-
 def _position_json(position: PositionRecord) -> dict[str, Any]:
     """The row of `positions`, its columns in table order."""
     columns = ("id", "instrument_key", "symbol", "quantity", "average_price", "stop", "target", "status",
@@ -97,7 +86,7 @@ def daily_report(db: Engine, day: date, settings: Settings) -> dict[str, Any]:
     return {
         "setups": [_setup_json(row) for row in setups],
         "orders": [_order_json(order) for order in orders],
-        "trades": [_trade_json(record) for record in trades],
+        "trades": [record.as_row() for record in trades],
         "positions": [_position_json(position) for position in held],
         "risk": risk,
     }

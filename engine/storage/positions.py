@@ -54,15 +54,21 @@ class TradeRecord:
     initial_risk: float | None
     id: int = 0
 
-    def as_json(self) -> dict[str, Any]:
-        """The backtest report's trade: the row's columns (times ISO in IST) and `initial_risk`."""
+    def as_row(self) -> dict[str, Any]:
+        """The row of `trades`, its columns in table order, as JSON-ready values (times ISO in IST)."""
         trade = self.trade
-        return {"instrument_key": trade.instrument_key, "symbol": trade.symbol, "side": trade.side.value,
-                "quantity": trade.quantity, "entry_time": trade.entry_time.isoformat(),
-                "entry_price": trade.entry_price, "exit_time": trade.exit_time.isoformat(),
-                "exit_price": trade.exit_price, "gross_pnl": trade.gross_pnl, "charges": trade.charges,
-                "net_pnl": trade.net_pnl, "exit_reason": trade.exit_reason,
-                "trading_day": self.trading_day.isoformat(), "initial_risk": self.initial_risk}
+        return {"id": self.id, "position_id": self.position_id, "instrument_key": trade.instrument_key,
+                "symbol": trade.symbol, "side": trade.side.value, "quantity": trade.quantity,
+                "entry_time": from_db(trade.entry_time).isoformat(), "entry_price": trade.entry_price,
+                "exit_time": from_db(trade.exit_time).isoformat(), "exit_price": trade.exit_price,
+                "gross_pnl": trade.gross_pnl, "charges": trade.charges, "net_pnl": trade.net_pnl,
+                "exit_reason": trade.exit_reason, "trading_day": self.trading_day.isoformat()}
+
+    def as_json(self) -> dict[str, Any]:
+        """The backtest report's trade: the row's columns but its ids, and `initial_risk`."""
+        row = self.as_row()
+        del row["id"], row["position_id"]
+        return {**row, "initial_risk": self.initial_risk}
 
 
 # the columns an open position may change (`update`); status and closed_at change by `close` only
