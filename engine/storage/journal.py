@@ -178,11 +178,6 @@ class JournalStore(Protocol):
         ...
 
 
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; the journal stores UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def _changed(before: Any, after: Any, fields: Sequence[str]) -> dict[str, Any]:
     return {name: getattr(after, name) for name in fields if getattr(after, name) != getattr(before, name)}
 
@@ -207,26 +202,24 @@ def _columns(values: Mapping[str, Any]) -> dict[str, Any]:
 def _order_of(row: RowMapping) -> JournaledOrder:
     values = dict(row)
     values.update({name: kind(values[name]) for name, kind in _ORDER_ENUMS.items()})
-    values["created_at"], values["updated_at"] = _aware(values["created_at"]), _aware(values["updated_at"])
     return JournaledOrder(**values)
 
 
 def _exit_of(row: RowMapping) -> JournaledExit:
     values = dict(row)
     values["status"] = ExitStatus(values["status"])
-    values["created_at"], values["updated_at"] = _aware(values["created_at"]), _aware(values["updated_at"])
     return JournaledExit(**values)
 
 
 def _event_of(row: RowMapping) -> OrderEvent:
-    return OrderEvent(client_order_id=row["client_order_id"], ts=_aware(row["ts"]), kind=row["kind"],
+    return OrderEvent(client_order_id=row["client_order_id"], ts=row["ts"], kind=row["kind"],
                       detail=json.loads(row["detail_json"]), id=row["id"])
 
 
 def _fill_of(row: RowMapping) -> Fill:
     return Fill(fill_id=row["fill_id"], client_order_id=row["client_order_id"], broker_order_id=row["broker_order_id"],
                 instrument_key=row["instrument_key"], side=Side(row["side"]), quantity=row["quantity"],
-                price=row["price"], ts=_aware(row["ts"]))
+                price=row["price"], ts=row["ts"])
 
 
 def _event_columns(event: OrderEvent) -> dict[str, Any]:
