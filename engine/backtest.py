@@ -60,6 +60,7 @@ from engine.strategy.base import Strategy
 from engine.strategy.registry import load_strategy
 from engine.strategy.window import EntryWindow, SessionLike, normal_session
 from engine.trader import DaySummary, TradingEngine, required_indicator_config
+from engine.trading.entries import REFRESH_MS
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +242,7 @@ def _add_daily_ticks(steps: list[Step], key: str, values: tuple[float, float, fl
     open_, high, low, close, volume = values
     prices = _path(open_, high, low, close) + [close] * len(_SETTLE_TIMES)
     for step, at_ms, price, share in zip(steps, times_ms, prices, _VOLUME_SHARES, strict=True):
-        step.ticks.append(Tick(key, price, at_ms, volume=int(volume * share), close_prev=previous_close))
+        step.ticks.append(Tick(key, price, at_ms, 0, int(volume * share), previous_close))  # positional: cheaper
 
 
 def _steps_by_time(ticks: Iterable[Tick]) -> list[Step]:
@@ -477,6 +478,8 @@ class Backtest:
                                 timeframe=self.timeframe)
         session_of = self._sessions()
         engine: TradingEngine | None = None
+        # the daily path's intraday ticks are made up from the bar: setups are looked for at the window only
+        refresh_ms = None if self.timeframe == DAILY else REFRESH_MS
         realised = 0.0  # the net P&L of the days so far
         for day, steps in self._days(bars):
             session = session_of(day)
@@ -484,7 +487,7 @@ class Backtest:
             manager = OrderManager(broker, db, clock, trading_day=day)
             if engine is None:
                 engine = TradingEngine(self.settings, clock, self.instruments, indicators, self.strategy, manager, db,
-                                       day, broker, session=session)
+                                       day, broker, session=session, refresh_ms=refresh_ms)
                 await engine.resume()
             else:  # one engine through the days: positions, indicators and what the exit sync saw carry over
                 await engine.start_day(day, manager, session=session)

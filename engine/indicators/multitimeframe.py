@@ -29,7 +29,7 @@ from functools import lru_cache
 from typing import Any
 
 from engine.indicators.rolling import ATR, EMA, SMA, AverageVolume, Highest, Lowest, WithInput, WithRange
-from engine.indicators.snapshot import Formula, IndicatorSnapshot, TimeframeSnapshot
+from engine.indicators.snapshot import Formula, IndicatorSnapshot, TimeframeSnapshot, ValueBasis
 from engine.models import IST, Bar, Tick, Timeframe
 
 DAY_MS = 86_400_000
@@ -184,8 +184,9 @@ class _Frame:
 
     __slots__ = (
         "_basis",
-        "_formula_of",
-        "_named",
+        "_held",
+        "_lookup",
+        "_names",
         "_push_close",
         "_push_high",
         "_push_low",
@@ -225,28 +226,29 @@ class _Frame:
         self.highs = [Highest(n) for n in config.extreme_periods]
         self.lows = [Lowest(n) for n in config.extreme_periods]
         self.avg_volumes = [AverageVolume(n) for n in config.avg_volume_periods]
-        # (name, name_prev, indicator) grouped by the forming bar's input, precomputed for `values()`
+        # (name, name_prev, indicator) grouped by the forming bar's input
         on_close = _named("sma", self.smas) + _named("ema", self.emas)
         on_range = _named("atr", self.atrs)
         on_high = _named("highest_high", self.highs)
         on_low = _named("lowest_low", self.lows)
         on_volume = _named("avg_volume", self.avg_volumes)
-        self._named = on_close + on_range + on_high + on_low + on_volume
-        # (name, the formula of a frozen indicator, indicator): how a value includes the forming bar
-        self._formula_of: list[tuple[str, Callable[[Any], Formula], Any]] = [
-            (name, of, indicator)
-            for group, of in ((on_close, _of_close), (on_range, _of_range), (on_high, _of_high), (on_low, _of_low),
-                              (on_volume, _of_volume))
-            for name, _, indicator in group
-        ]
+        # each value's name (in snapshot order) -> (indicator, is the `_prev` value, formula of the frozen indicator)
+        self._lookup: dict[str, tuple[Any, bool, Callable[[Any], Formula]]] = {}
+        for group, of in ((on_close, _of_close), (on_range, _of_range), (on_high, _of_high), (on_low, _of_low),
+                          (on_volume, _of_volume)):
+            for name, prev_name, indicator in group:
+                self._lookup[name] = (indicator, False, of)
+                self._lookup[prev_name] = (indicator, True, of)
+        self._names = tuple(self._lookup)
         # the indicators' `push`, bound once and grouped by input, for `close_bar`
         self._push_close = [indicator.push for *_, indicator in on_close]
         self._push_range = [atr.push for atr in self.atrs]
         self._push_high = [highest.push for highest in self.highs]
         self._push_low = [lowest.push for lowest in self.lows]
         self._push_volume = [avg.push for avg in self.avg_volumes]
-        # `_values_basis()`, None once a bar closes or the forming bar starts (it is rebuilt when read)
-        self._basis: tuple[datetime | None, dict[str, float | None], dict[str, Formula]] | None = None
+        # the snapshots' `ValueBasis`, None once a bar closes or the forming bar starts (a new one is made when read)
+        self._basis: ValueBasis | None = None
+        self._held: list[weakref.ref[ValueBasis]] = []  # the bases made since the indicators last moved
         # closed bars, one deque per column: start day, open, high, low, close, volume
         self.hist: tuple[deque[float], ...] = tuple(deque(maxlen=n) for n in config.history_lengths)
         self.closed_count = 0
@@ -308,6 +310,7 @@ class _Frame:
         """The forming bar closes: push it into every indicator."""
         if not self.forming:
             return
+        self._freeze_bases()
         h, lo, c, v = self.high, self.low, self.close, self.volume
         for push in self._push_close:
             push(c)
@@ -328,27 +331,26 @@ class _Frame:
         volumes.append(v)
         self.closed_count += 1
         self.forming = False
-        self._basis = None
         self._clear_base()
 
-    def _values_basis(self) -> tuple[datetime | None, dict[str, float | None], dict[str, Formula]]:
-        """The start of the latest bar, the values of closed bars (every name, in snapshot order) and
-        the formulas of the values that include the forming bar, rebuilt only when a bar closes or the
-        forming bar starts. All immutable once built, so a snapshot that keeps them stays exact."""
-        if self._basis is not None:
-            return self._basis
-        forming = self.forming
-        if forming:
+    def _freeze_bases(self) -> None:
+        """The indicators are about to move: a basis a snapshot still holds computes its values first."""
+        self._basis = None
+        for held in self._held:
+            basis = held()
+            if basis is not None:
+                basis.freeze()
+        self._held.clear()
+
+    def _new_basis(self) -> ValueBasis:
+        """The basis of the snapshots until a bar closes or the forming bar starts."""
+        if self.forming:
             start: int | None = self.start
         else:
             start = int(self.hist[0][-1]) if self.hist[0] else None
-        committed: dict[str, float | None] = {}
-        for name, prev_name, indicator in self._named:
-            # with a forming bar `name` is computed by its formula; set here to keep the order
-            committed[name] = None if forming else indicator.value
-            committed[prev_name] = indicator.value if forming else indicator.prev_value
-        formulas = {name: of(indicator.frozen()) for name, of, indicator in self._formula_of} if forming else {}
-        basis = self._basis = (day_start(start) if start is not None else None, committed, formulas)
+        basis = self._basis = ValueBasis(day_start(start) if start is not None else None, self.forming, self._lookup,
+                                         self._names)
+        self._held.append(weakref.ref(basis))
         return basis
 
     def values(self) -> dict[str, float | None]:
@@ -357,16 +359,15 @@ class _Frame:
 
     def snapshot(self) -> TimeframeSnapshot:
         """The latest bar, with its values computed lazily (see `engine.indicators.snapshot`)."""
-        bar_start, committed, formulas = self._basis or self._values_basis()
+        basis = self._basis or self._new_basis()
         if self.forming:
-            return TimeframeSnapshot.lazy(self.timeframe, bar_start, self.open, self.high, self.low, self.close,
-                                          self.volume, self.closed_count + 1, committed, formulas)
+            return TimeframeSnapshot.lazy(self.timeframe, self.open, self.high, self.low, self.close, self.volume,
+                                          self.closed_count + 1, basis)
         hist = self.hist
         if hist[0]:
-            return TimeframeSnapshot.lazy(self.timeframe, bar_start, hist[1][-1], hist[2][-1], hist[3][-1],
-                                          hist[4][-1], hist[5][-1], self.closed_count, committed, formulas)
-        return TimeframeSnapshot.lazy(self.timeframe, None, math.nan, math.nan, math.nan, math.nan, 0.0, 0,
-                                      committed, formulas)
+            return TimeframeSnapshot.lazy(self.timeframe, hist[1][-1], hist[2][-1], hist[3][-1], hist[4][-1],
+                                          hist[5][-1], self.closed_count, basis)
+        return TimeframeSnapshot.lazy(self.timeframe, math.nan, math.nan, math.nan, math.nan, 0.0, 0, basis)
 
     # ---- metadata state -------------------------------------------------------------------
     def export_state(self) -> FrameState:
@@ -398,7 +399,7 @@ class _Frame:
         )
 
     def restore_state(self, state: FrameState) -> None:
-        self._basis = None
+        self._freeze_bases()
         count = state.closed_count
         self.closed_count = count
         columns: tuple[Sequence[float], ...] = (

@@ -88,24 +88,24 @@ class SMA(_Indicator):
         self._pushes = 0
         self.prev_value: float | None = None
 
-    def _add(self, x: float) -> None:
-        total = self._head + x
-        if abs(self._head) >= abs(x):
-            self._comp += (self._head - total) + x
-        else:
-            self._comp += (x - total) + self._head
-        self._head = total
-
     def push(self, x: float) -> None:
         values, period = self._values, self.period
         count = self._count
-        self.prev_value = (self._head + self._comp + values[0]) / period if count >= period else None  # `value`
+        head, comp = self._head, self._comp
+        self.prev_value = (head + comp + values[0]) / period if count >= period else None  # `value`
         keep = period - 1
         if keep:
+            # Neumaier's compensated sum, inlined (every instrument's bar close runs this): the input leaving the
+            # newest-(period-1) window is taken out, then `x` is added
             if len(values) >= keep:
-                self._add(-values[-keep])  # leaves the newest-(period-1) window
+                leaving = -values[-keep]
+                total = head + leaving
+                comp += (head - total) + leaving if abs(head) >= abs(leaving) else (leaving - total) + head
+                head = total
             values.append(x)
-            self._add(x)
+            total = head + x
+            comp += (head - total) + x if abs(head) >= abs(x) else (x - total) + head
+            self._head, self._comp = total, comp
         else:
             values.append(x)
         self._count = count + 1
@@ -277,9 +277,10 @@ class ATR(_Indicator):
 
 class _Extreme(_Indicator):
     """Rolling max (sign=+1) or min (sign=-1) over `period` inputs: a monotonic deque over the newest
-    period-1 inputs (what a forming bar is combined with) plus the raw last `period` inputs."""
+    period-1 inputs (what a forming bar is combined with) plus the raw last `period` + 1 inputs (the one
+    before the window: `prev_value`, computed only when read)."""
 
-    __slots__ = ("_count", "_mono", "_values", "period", "prev_value", "sign")
+    __slots__ = ("_count", "_mono", "_values", "period", "sign")
 
     def __init__(self, period: int, sign: int) -> None:
         self.period = _check_period(period)
@@ -287,19 +288,16 @@ class _Extreme(_Indicator):
         self.reset()
 
     def reset(self) -> None:
-        self._values: deque[float] = deque(maxlen=self.period)
+        self._values: deque[float] = deque(maxlen=self.period + 1)
         self._mono: deque[tuple[int, float]] = deque()  # (index, sign*x), decreasing sign*x
         self._count = 0
-        self.prev_value: float | None = None
 
     def push(self, x: float) -> None:
-        count = self._count
-        self.prev_value = self.value if count >= self.period else None
+        count, mono = self._count, self._mono
         self._values.append(x)
         keep = self.period - 1
         if keep:
             key = self.sign * x
-            mono = self._mono
             while mono and mono[-1][1] <= key:
                 mono.pop()
             mono.append((count, key))
@@ -316,8 +314,18 @@ class _Extreme(_Indicator):
         if self._count < self.period:
             return None
         head = self._head()
-        oldest = self.sign * self._values[0]
+        values = self._values
+        oldest = self.sign * (values[1] if len(values) > self.period else values[0])  # the window's oldest
         return self.sign * (oldest if head is None or oldest > head else head)
+
+    @property
+    def prev_value(self) -> float | None:
+        """The value as of the closed bar before the last (None until period + 1 inputs)."""
+        values, period = self._values, self.period
+        if self._count <= period or len(values) <= period:
+            return None
+        before = list(values)[:period]
+        return max(before) if self.sign > 0 else min(before)
 
     def value_with(self, x: float) -> float | None:
         return self.frozen()(x)
@@ -334,13 +342,12 @@ class _Extreme(_Indicator):
         """Rebuild from the last closed inputs (see `SMA.restore`)."""
         self.reset()
         n = self.period
-        recent = list(tail[-n:])
-        self._values.extend(recent)
+        self._values.extend(tail[-n - 1 :])
         self._count = count
         keep = n - 1
         if keep:
             # the monotonic deque = suffix extremes of the newest period-1 inputs, oldest first
-            window = recent[-keep:]
+            window = list(tail[-keep:])
             first_index = count - len(window)
             best = -math.inf
             kept: list[tuple[int, float]] = []
@@ -351,9 +358,6 @@ class _Extreme(_Indicator):
                     best = key
             kept.reverse()
             self._mono.extend(kept)
-        if count > n and len(tail) > n:
-            before = tail[-n - 1 : -1]
-            self.prev_value = max(before) if self.sign > 0 else min(before)
 
 
 class Highest(_Extreme):

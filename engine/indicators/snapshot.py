@@ -20,49 +20,95 @@ from engine.models import IST, Timeframe
 Formula = Callable[["TimeframeSnapshot"], float | None]
 
 
+class ValueBasis:
+    """What the snapshots of one timeframe share while its indicators stand still: the latest bar's
+    start and each value by name, computed when first read: the value of closed bars (`committed`) or,
+    for a value that includes the forming bar, its formula (`formulas`). `lookup` maps each name to
+    (indicator, whether it is the `_prev` value, the formula of the indicator frozen); `names` orders
+    them. Its frame calls `freeze()` (every value computed) before the indicators move while a snapshot
+    still holds it, so a kept snapshot stays exact."""
+
+    __slots__ = ("__weakref__", "bar_start", "committed", "forming", "formulas", "lookup", "names")
+
+    def __init__(self, bar_start: datetime | None, forming: bool, lookup: Mapping[str, tuple[Any, bool, Any]],
+                 names: tuple[str, ...]) -> None:
+        self.bar_start = bar_start
+        self.forming = forming
+        self.lookup = lookup
+        self.names = names
+        self.committed: dict[str, float | None] = {}
+        self.formulas: dict[str, Formula] = {}
+
+    def fill(self, name: str) -> None:
+        """Compute `name` into `committed` or `formulas` (None for a name it does not know)."""
+        entry = self.lookup.get(name)
+        if entry is None:
+            self.committed[name] = None
+            return
+        indicator, is_prev, of = entry
+        if not self.forming:
+            self.committed[name] = indicator.prev_value if is_prev else indicator.value
+        elif is_prev:  # as of the last closed bar
+            self.committed[name] = indicator.value
+        else:
+            self.formulas[name] = of(indicator.frozen())
+
+    def freeze(self) -> None:
+        committed, formulas = self.committed, self.formulas
+        for name in self.names:
+            if name not in committed and name not in formulas:
+                self.fill(name)
+
+
+_UNREAD = object()
+_NO_BASIS = ValueBasis(None, False, {}, ())
+
+
 class TimeframeSnapshot:
     """One timeframe's latest bar and values. Built with `values` (every value given), or lazily
-    with `committed` (the values of closed bars) and `formulas` (the values that include the
-    forming bar, by name): `committed` names every value, in snapshot order."""
+    (`lazy`) on a `ValueBasis`: a value is computed when read, a value that includes the forming bar
+    from this snapshot's forming bar."""
 
-    __slots__ = ("_committed", "_formulas", "_values", "bar_start", "bars", "close", "high", "low", "open",
+    __slots__ = ("_basis", "_committed", "_formulas", "_values", "bar_start", "bars", "close", "high", "low", "open",
                  "timeframe", "volume")
 
     def __init__(self, timeframe: Timeframe, bar_start: datetime | None, open: float, high: float, low: float,
-                 close: float, volume: float, bars: int, values: dict[str, float | None] | None = None, *,
-                 committed: Mapping[str, float | None] | None = None,
-                 formulas: Mapping[str, Formula] | None = None) -> None:
+                 close: float, volume: float, bars: int, values: dict[str, float | None] | None = None) -> None:
         self.timeframe = timeframe
         self.bar_start = bar_start  # start of the forming bar
         self.open, self.high, self.low, self.close, self.volume = open, high, low, close, volume
         self.bars = bars  # bars seen, the forming one included
-        self._values = {} if values is None and committed is None else values  # None: lazy
-        self._committed: Mapping[str, float | None] = committed or {}
-        self._formulas: Mapping[str, Formula] = formulas or {}
+        self._values: dict[str, float | None] | None = {} if values is None else values
+        self._basis, self._committed, self._formulas = _NO_BASIS, _NO_BASIS.committed, _NO_BASIS.formulas
 
     @classmethod
-    def lazy(cls, timeframe: Timeframe, bar_start: datetime | None, open: float, high: float, low: float,
-             close: float, volume: float, bars: int, committed: Mapping[str, float | None],
-             formulas: Mapping[str, Formula]) -> TimeframeSnapshot:
-        """`TimeframeSnapshot(..., committed=, formulas=)` without the argument handling: built per
-        tick and timeframe read."""
+    def lazy(cls, timeframe: Timeframe, open: float, high: float, low: float, close: float, volume: float, bars: int,
+             basis: ValueBasis) -> TimeframeSnapshot:
+        """A snapshot whose values come from `basis` (built per tick and timeframe read: no argument handling)."""
         snapshot = cls.__new__(cls)
-        snapshot.timeframe, snapshot.bar_start, snapshot.bars = timeframe, bar_start, bars
+        snapshot.timeframe, snapshot.bar_start, snapshot.bars = timeframe, basis.bar_start, bars
         snapshot.open, snapshot.high, snapshot.low, snapshot.close, snapshot.volume = open, high, low, close, volume
-        snapshot._values, snapshot._committed, snapshot._formulas = None, committed, formulas
+        snapshot._values, snapshot._basis = None, basis
+        snapshot._committed, snapshot._formulas = basis.committed, basis.formulas
         return snapshot
 
     def get(self, name: str) -> float | None:
         if self._values is not None:
             return self._values.get(name)
         formula = self._formulas.get(name)
-        return formula(self) if formula is not None else self._committed.get(name)
+        if formula is not None:
+            return formula(self)
+        value = self._committed.get(name, _UNREAD)
+        if value is _UNREAD:
+            self._basis.fill(name)
+            return self.get(name)
+        return value  # type: ignore[return-value]  # not _UNREAD
 
     @property
     def values(self) -> dict[str, float | None]:
         """Every value, by name (computed once, on first use)."""
         if self._values is None:
-            self._values = {name: self.get(name) for name in self._committed}
+            self._values = {name: self.get(name) for name in self._basis.names}
         return self._values
 
     def _fields(self) -> tuple[Any, ...]:

@@ -37,14 +37,14 @@ class DayParts:
 def build_day_parts(settings: Settings, clock: Clock, db: Database, instruments: dict[str, Instrument],
                     strategy: Strategy, order_manager: OrderManagerLike, trading_day: date,
                     session: SessionLike | None, issue: Issue, *, broker: Broker | None,
-                    exits_at_broker: bool | None, poll_seconds: float) -> DayParts:
+                    exits_at_broker: bool | None, poll_seconds: float, refresh_ms: int | None) -> DayParts:
     guarded = GuardedStrategy(strategy)
     charges = ChargeCalculator.from_settings(settings, trading_day=trading_day)  # venue, product, date
     positions = PositionBook(db, charges, instruments)
     setups = SetupStore(db, trading_day)
     risk = RiskController(settings, clock, db, trading_day, charges, positions, setups)
     entries = Entries(settings, clock, trading_day, session, instruments, guarded, order_manager, positions, risk,
-                      setups, charges, issue)
+                      setups, charges, issue, refresh_ms=refresh_ms)
     guard = PositionGuard(settings, clock, db, trading_day, guarded, order_manager, positions, risk, issue,
                           broker=broker, exits_at_broker=exits_at_broker, poll_seconds=poll_seconds)
     return DayParts(trading_day, guarded, order_manager, positions, setups, risk, entries, guard)

@@ -6,7 +6,9 @@ Candidates are refreshed lazily: an instrument's setup is looked for on its firs
 `REFRESH_MS` slice of time (slices staggered across instruments, so no frame pays for all of them),
 and its later ticks in the slice are only remembered. Before anything reads the candidates (the entry
 window's decision, a view) the remembered ticks are evaluated on the snapshot they arrived with, so
-the decision is the one a refresh on every tick would make.
+the decision is the one a refresh on every tick would make. With `refresh_ms=None` (a daily-bar
+backtest, whose intraday ticks are a path made up from the bar) setups are looked for only when the
+candidates are read: each instrument's latest tick before the window; a tick no window reads is dropped.
 
 It also keeps the entry windows (`window`, the day's `session`) and the market's status: candidates
 are looked for while entries are allowed, the market is not closed and a window is still to come.
@@ -82,8 +84,9 @@ class Entries:
     def __init__(self, settings: Settings, clock: Clock, trading_day: date, session: SessionLike | None,
                  instruments: dict[str, Instrument], strategy: GuardedStrategy, orders: OrderManagerLike,
                  positions: PositionBook, risk: RiskController, setups: SetupStore, charges: ChargeCalculator,
-                 issue: Issue) -> None:
+                 issue: Issue, *, refresh_ms: int | None = REFRESH_MS) -> None:
         self.settings = settings
+        self.refresh_ms = refresh_ms  # None: setups looked for only when the candidates are read
         self.session = session if session is not None else default_session(settings, trading_day)
         self.window = EntryWindow(settings.entry_windows)
         self.market_status: MarketStatus | None = None
@@ -178,6 +181,10 @@ class Entries:
         """A tick of an instrument that may be entered, just folded into its indicators. The caller
         must `settle` the instrument before its indicators take a tick that does not come here."""
         key = instrument.instrument_key
+        refresh_ms = self.refresh_ms
+        if refresh_ms is None:
+            self._unseen[key] = (instrument, tick, indicators)
+            return
         due = self._refresh_due.get(key)
         if due is not None and tick.ltt_ms < due:
             self._unseen[key] = (instrument, tick, indicators)
@@ -185,26 +192,32 @@ class Entries:
         self._unseen.pop(key, None)
         phase = self._phase.get(key)
         if phase is None:
-            phase = self._phase[key] = zlib.crc32(key.encode()) % REFRESH_MS  # staggers the instruments' slices
-        self._refresh_due[key] = tick.ltt_ms + REFRESH_MS - (tick.ltt_ms + phase) % REFRESH_MS
+            phase = self._phase[key] = zlib.crc32(key.encode()) % refresh_ms  # staggers the instruments' slices
+        self._refresh_due[key] = tick.ltt_ms + refresh_ms - (tick.ltt_ms + phase) % refresh_ms
         self.refresh_candidate(instrument, tick, indicators.snapshot())
 
     def settle(self, instrument_key: str) -> None:
-        """Evaluate the instrument's remembered tick, if any (its indicators are about to move on)."""
+        """The instrument's indicators are about to move on: its remembered tick, if any, is evaluated now
+        (dropped when setups are looked for only as the candidates are read)."""
         unseen = self._unseen.pop(instrument_key, None)
-        if unseen is not None:
+        if unseen is not None and self.refresh_ms is not None:
             instrument, tick, indicators = unseen
             self.refresh_candidate(instrument, tick, indicators.snapshot())
 
     def catch_up(self) -> None:
         """Evaluate every remembered tick."""
-        for key in list(self._unseen):
-            self.settle(key)
+        unseen, self._unseen = self._unseen, {}
+        for instrument, tick, indicators in unseen.values():
+            self.refresh_candidate(instrument, tick, indicators.snapshot())
 
     def clear_candidates(self) -> None:
         """No candidate is looked for any more today (the kill switch, the market's close, the day's
-        end). The remembered ticks are evaluated first: the rows of setups they found are kept."""
-        self.catch_up()
+        end). The remembered ticks are evaluated first, the rows of setups they found kept (with
+        `refresh_ms` None they are dropped: no window reads them)."""
+        if self.refresh_ms is None:
+            self._unseen.clear()
+        else:
+            self.catch_up()
         self._candidates.clear()
 
     def refresh_candidate(self, instrument: Instrument, tick: Tick, snapshot: IndicatorSnapshot) -> None:
@@ -281,8 +294,10 @@ class Entries:
         return decisions
 
     def _validated(self, context: RuleContext) -> Candidate:
-        """The candidate with the validator's rules recorded on its setup."""
-        self.validator.validate(context)
+        """The candidate with the validator's rules recorded on its setup (once per context: its rules read
+        only the context)."""
+        if not context.setup.rules:
+            self.validator.validate(context)
         return Candidate(context.setup, context.instrument, context.snapshot.daily.get(self.stops.atr_indicator))
 
     async def _enter(self, decision: EntryDecision) -> None:

@@ -31,6 +31,7 @@ from engine.strategy.base import Strategy
 from engine.strategy.window import SessionLike
 from engine.trading import events as ev
 from engine.trading.day_parts import build_day_parts
+from engine.trading.entries import REFRESH_MS
 from engine.trading.events import Event, OrderManagerLike
 from engine.trading.owner import EventOwner
 from engine.trading.summary import DaySummary
@@ -44,26 +45,28 @@ class TradingEngine(EventOwner, EngineViews):
     `engine.calendar.TradingSession`, or anything with `open`/`close`) defaults to the NSE
     calendar's session of `trading_day`. `concurrent`: see `engine.trading.owner`. `watch_only`:
     instrument keys whose positions are marked and guarded but which are never entered (held, but
-    outside today's universe)."""
+    outside today's universe). `refresh_ms`: how often an instrument's setup is looked for (see
+    `engine.trading.entries`; None: only at the entry window, as a daily-bar backtest asks)."""
 
     def __init__(self, settings: Settings, clock: Clock, instruments: list[Instrument],
                  indicators: dict[str, InstrumentIndicators], strategy: Strategy, order_manager: OrderManagerLike,
                  db: Database, trading_day: date, broker: Broker | None = None, *, session: SessionLike | None = None,
                  exits_at_broker: bool | None = None, poll_seconds: float = 1.0, concurrent: bool = False,
-                 watch_only: frozenset[str] = frozenset()) -> None:
+                 watch_only: frozenset[str] = frozenset(), refresh_ms: int | None = REFRESH_MS) -> None:
         super().__init__(concurrent=concurrent, opening=ev.Resume())
         self.watch_only = watch_only
         self.settings, self.clock, self.db = settings, clock, db
         self.instruments = {i.instrument_key: i for i in instruments}
         self.indicators = indicators
         self.broker, self.poll_seconds = broker, poll_seconds
-        self._strategy, self._exits_at_broker = strategy, exits_at_broker
+        self._strategy, self._exits_at_broker, self._refresh_ms = strategy, exits_at_broker, refresh_ms
         self._begin_day(trading_day, order_manager, session)
 
     def _begin_day(self, trading_day: date, order_manager: OrderManagerLike, session: SessionLike | None) -> None:
         self.day = build_day_parts(self.settings, self.clock, self.db, self.instruments, self._strategy, order_manager,
                                    trading_day, session, self.issue, broker=self.broker,
-                                   exits_at_broker=self._exits_at_broker, poll_seconds=self.poll_seconds)
+                                   exits_at_broker=self._exits_at_broker, poll_seconds=self.poll_seconds,
+                                   refresh_ms=self._refresh_ms)
         self._last_poll: datetime | None = None
 
     # ---- inputs ----------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The hot path's shortcuts change nothing that matters: candidates looked for once per slice of
-time decide the entry window exactly as a look on every tick does, and CANDIDATE rows written in
-batches lose nothing a restart needs."""
+time, or only at the window (a daily-bar backtest), decide the entry window exactly as a look on every
+tick does, and CANDIDATE rows written in batches lose nothing a restart needs."""
 
 from __future__ import annotations
 
@@ -43,12 +43,12 @@ def price_paths(seed: int) -> list[list[float]]:
     return paths
 
 
-async def run_day(tmp_path: Path, paths: list[list[float]]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]],
-                                                                      int]:
+async def run_day(tmp_path: Path, paths: list[list[float]], refresh_ms: int | None = entries.REFRESH_MS
+                  ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], int]:
     """The decisions of the 15:10 window after `paths`, the decided setups rows, and the strategy's calls."""
     CountingLong.calls = 0
     rig = make_rig(tmp_path, instruments=UNIVERSE, strategy=CountingLong(AlwaysLongConfig(min_price=100.0)))
-    engine = rig.engine()
+    engine = rig.engine(refresh_ms=refresh_ms)
     for n, path in enumerate(paths):
         await feed(engine, rig.clock, 15, n * 3 // 60, n * 3 % 60, *zip(UNIVERSE, path, strict=True))
     calls = CountingLong.calls
@@ -61,14 +61,15 @@ async def run_day(tmp_path: Path, paths: list[list[float]]) -> tuple[list[tuple[
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-async def test_candidates_looked_for_per_slice_decide_the_window_as_a_look_on_every_tick(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+async def test_candidates_looked_for_per_slice_or_at_the_window_decide_it_as_a_look_on_every_tick(
+        tmp_path: Path, seed: int) -> None:
     paths = price_paths(seed)
     decisions, decided, calls = await run_day(tmp_path / "sliced", paths)
-    monkeypatch.setattr(entries, "REFRESH_MS", 1)  # every tick (they are 3 s apart) is its own slice
-    every_tick = await run_day(tmp_path / "every", paths)
-    assert decisions and (decisions, decided) == every_tick[:2]
+    every_tick = await run_day(tmp_path / "every", paths, refresh_ms=1)  # ticks 3 s apart: a slice each
+    at_window = await run_day(tmp_path / "window", paths, refresh_ms=None)
+    assert decisions and (decisions, decided) == every_tick[:2] == at_window[:2]
     assert every_tick[2] == 3 * 200 and calls <= 3 * 21  # a look per 30 s slice (20 of them) and one at the window
+    assert at_window[2] == 0  # none before the window; `run_day` counts the calls before it
 
 
 async def test_candidate_rows_are_written_at_most_once_a_minute_and_all_before_an_entry(tmp_path: Path) -> None:
