@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from engine.brokers.factory import check_venue_allowed
 from engine.brokers.paper import PaperBroker
@@ -73,6 +75,11 @@ _PATH_TIMES = (time(9, 15), time(11, 0), time(13, 0), DAILY_CLOSE_AT)
 _SETTLE_TIMES = (time(15, 15), time(15, 29))
 _VOLUME_SHARES = (0.05, 0.35, 0.65, 0.95, 1.0, 1.0)  # fraction of the day's volume traded by each tick
 _WINDOW_AT = time(15, 10, 30)
+_IST_OFFSET_NS = 19_800 * 10**9  # +05:30
+_VALUES = ("open", "high", "low", "close", "volume")
+_ROWS_AT_ONCE = 64
+_DAY_NS = 86_400 * 10**9
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 # the cyclic collector's first threshold during a run (Python's default: 700 allocations)
@@ -206,9 +213,20 @@ class DailyBars:
         self._days: dict[str, list[int]] = {}
         self._values: dict[str, np.ndarray] = {}
 
-    def add(self, symbol: str, frame: pd.DataFrame) -> None:
-        self._days[symbol] = [day.toordinal() for day in frame["ts"].dt.tz_convert(IST).dt.date]
-        self._values[symbol] = frame[["open", "high", "low", "close", "volume"]].to_numpy(dtype=np.float64)
+    def read(self, store: BarStore, symbol: str, start: date, end: date) -> None:
+        """`symbol`'s daily bars of [start, end] from `store` (none without a file)."""
+        path = store.path(symbol, Timeframe.DAY)
+        if not path.exists():
+            self._days[symbol], self._values[symbol] = [], np.empty((0, 5))
+            return
+        table = pq.read_table(path, columns=["ts", *_VALUES])
+        # ts is midnight IST: + 05:30, floored to days, is the IST calendar day
+        ordinals = (table.column("ts").cast(pa.timestamp("ns")).to_numpy().astype(np.int64) + _IST_OFFSET_NS
+                    ) // _DAY_NS + _EPOCH_ORDINAL
+        wanted = (ordinals >= start.toordinal()) & (ordinals <= end.toordinal())
+        self._days[symbol] = ordinals[wanted].tolist()
+        self._values[symbol] = np.column_stack([table.column(name).to_numpy().astype(np.float64)[wanted]
+                                                for name in _VALUES])
 
     def days(self, symbol: str) -> list[date]:
         return [date.fromordinal(ordinal) for ordinal in self._days[symbol]]
@@ -216,11 +234,12 @@ class DailyBars:
     def all_days(self) -> list[date]:
         return sorted({date.fromordinal(ordinal) for ordinals in self._days.values() for ordinal in ordinals})
 
-    def rows(self, symbol: str) -> Iterator[tuple[int, tuple[float, float, float, float, float]]]:
-        """(day ordinal, values) in day order."""
-        values = self._values[symbol]
-        for row, ordinal in enumerate(self._days[symbol]):
-            yield ordinal, tuple(values[row].tolist())
+    def rows(self, symbol: str) -> Iterator[tuple[int, list[float]]]:
+        """(day ordinal, [open, high, low, close, volume]) in day order."""
+        values, days = self._values[symbol], self._days[symbol]
+        for first in range(0, len(days), _ROWS_AT_ONCE):  # `tolist` per row costs; all rows at once, RSS
+            chunk = slice(first, first + _ROWS_AT_ONCE)
+            yield from zip(days[chunk], values[chunk].tolist(), strict=True)
 
 
 def _listed(items: Iterable[object], limit: int) -> str:
@@ -235,14 +254,14 @@ def _daily_tick_times(day: date) -> list[int]:
     return [int(datetime.combine(day, when, tzinfo=IST).timestamp() * 1000) for when in _PATH_TIMES + _SETTLE_TIMES]
 
 
-def _add_daily_ticks(steps: list[Step], key: str, values: tuple[float, float, float, float, float],
-                     previous_close: float, times_ms: list[int]) -> None:
-    """The ticks derived from `key`'s daily bar (`values`: open, high, low, close, volume), each added to the step
-    of its time (`steps` by `times_ms`)."""
+def _add_daily_ticks(step_ticks: list[list[Tick]], key: str, values: list[float], previous_close: float,
+                     times_ms: list[int]) -> None:
+    """The ticks derived from `key`'s daily bar (`values`: open, high, low, close, volume), each added to the ticks
+    of the step of its time (`step_ticks` by `times_ms`)."""
     open_, high, low, close, volume = values
     prices = _path(open_, high, low, close) + [close] * len(_SETTLE_TIMES)
-    for step, at_ms, price, share in zip(steps, times_ms, prices, _VOLUME_SHARES, strict=True):
-        step.ticks.append(Tick(key, price, at_ms, 0, int(volume * share), previous_close))  # positional: cheaper
+    for ticks, at_ms, price, share in zip(step_ticks, times_ms, prices, _VOLUME_SHARES, strict=True):
+        ticks.append(Tick(key, price, at_ms, 0, int(volume * share), previous_close))  # positional: cheaper
 
 
 def _steps_by_time(ticks: Iterable[Tick]) -> list[Step]:
@@ -352,7 +371,7 @@ class Backtest:
                                                                             self.history_complete[symbol])
             if indicators[symbol].last_day is not None:  # the previous close: the first day's close_prev
                 self.last_price[keys[symbol]] = indicators[symbol].snapshot().daily.close
-            bars.add(symbol, self.store.read(symbol, Timeframe.DAY, self.start, self.end + timedelta(days=1)))
+            bars.read(self.store, symbol, self.start, self.end)
         return indicators, bars
 
     def _intraday_bars(self) -> dict[str, dict[date, list[Bar]]]:
@@ -396,11 +415,12 @@ class Backtest:
         for day in days:
             ordinal, times_ms = day.toordinal(), _daily_tick_times(day)
             steps = [Step(_ms_time(ms)) for ms in times_ms]
+            step_ticks = [step.ticks for step in steps]
             for index, (key, rows) in enumerate(cursors):
                 row = upcoming[index]
                 if row is not None and row[0] == ordinal:
                     values = row[1]
-                    _add_daily_ticks(steps, key, values, self.last_price.get(key, values[0]), times_ms)
+                    _add_daily_ticks(step_ticks, key, values, self.last_price.get(key, values[0]), times_ms)
                     upcoming[index] = next(rows, None)
             yield day, steps
 

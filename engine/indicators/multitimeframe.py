@@ -174,6 +174,26 @@ def _of_range(value_with: WithRange) -> Formula:
     return lambda snapshot: value_with(snapshot.high, snapshot.low)
 
 
+def _with_close(indicator: Any, snapshot: TimeframeSnapshot) -> float | None:
+    return indicator.value_with(snapshot.close)
+
+
+def _with_volume(indicator: Any, snapshot: TimeframeSnapshot) -> float | None:
+    return indicator.value_with(snapshot.volume)
+
+
+def _with_high(indicator: Any, snapshot: TimeframeSnapshot) -> float | None:
+    return indicator.value_with(snapshot.high)
+
+
+def _with_low(indicator: Any, snapshot: TimeframeSnapshot) -> float | None:
+    return indicator.value_with(snapshot.low)
+
+
+def _with_range(indicator: Any, snapshot: TimeframeSnapshot) -> float | None:
+    return indicator.value_with(snapshot.high, snapshot.low)
+
+
 def _named(prefix: str, indicators: Sequence[Any]) -> list[tuple[str, str, Any]]:
     return [(f"{prefix}_{i.period}", f"{prefix}_{i.period}_prev", i) for i in indicators]
 
@@ -232,13 +252,16 @@ class _Frame:
         on_high = _named("highest_high", self.highs)
         on_low = _named("lowest_low", self.lows)
         on_volume = _named("avg_volume", self.avg_volumes)
-        # each value's name (in snapshot order) -> (indicator, is the `_prev` value, formula of the frozen indicator)
-        self._lookup: dict[str, tuple[Any, bool, Callable[[Any], Formula]]] = {}
-        for group, of in ((on_close, _of_close), (on_range, _of_range), (on_high, _of_high), (on_low, _of_low),
-                          (on_volume, _of_volume)):
+        # each value's name (in snapshot order) -> (indicator, is the `_prev` value, its value with a snapshot's
+        # forming bar, the formula of the indicator frozen)
+        self._lookup: dict[str, tuple[Any, bool, Callable[[Any, TimeframeSnapshot], float | None],
+                                      Callable[[Any], Formula]]] = {}
+        for group, with_forming, of in ((on_close, _with_close, _of_close), (on_range, _with_range, _of_range),
+                                        (on_high, _with_high, _of_high), (on_low, _with_low, _of_low),
+                                        (on_volume, _with_volume, _of_volume)):
             for name, prev_name, indicator in group:
-                self._lookup[name] = (indicator, False, of)
-                self._lookup[prev_name] = (indicator, True, of)
+                self._lookup[name] = (indicator, False, with_forming, of)
+                self._lookup[prev_name] = (indicator, True, with_forming, of)
         self._names = tuple(self._lookup)
         # the indicators' `push`, bound once and grouped by input, for `close_bar`
         self._push_close = [indicator.push for *_, indicator in on_close]

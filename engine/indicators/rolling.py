@@ -6,7 +6,7 @@ Every indicator keeps COMMITTED state built from closed bars only (`push`) and a
 - `value_with(x)`: the value if a forming bar with input `x` closed now, in O(1), without touching
   the committed state (so a tick costs nothing here; the forming bar is just an argument);
 - `frozen()`: `value_with` bound to the committed state as it is now: a later `push` does not change
-  what it returns (lazy snapshots keep it and compute a value only when it is read).
+  what it returns (a snapshot kept while its instrument moves on keeps it).
 
 `update(bar)` is the STYLE entry point (a closed `Bar`); `push(...)` takes plain floats (hot path,
 metadata restore). Updates are O(1): deques and running sums. Window sums use Neumaier compensated
@@ -130,8 +130,10 @@ class SMA(_Indicator):
         return (self._head + self._comp + self._values[0]) / self.period
 
     def value_with(self, x: float) -> float | None:
-        """The value including a forming input `x` (needs period-1 closed inputs)."""
-        return self.frozen()(x)
+        """The value including a forming input `x` (needs period-1 closed inputs); what `frozen()` computes."""
+        if self._count < self.period - 1:
+            return None
+        return (self._head + self._comp + x) / self.period
 
     def frozen(self) -> WithInput:
         if self._count < self.period - 1:
@@ -194,7 +196,12 @@ class EMA(_Indicator):
         self.push(bar.close)
 
     def value_with(self, x: float) -> float | None:
-        return self.frozen()(x)
+        value = self.value
+        if value is not None:
+            return value + self.alpha * (x - value)
+        if self._count == self.period - 1:
+            return (self._seed + x) / self.period
+        return None
 
     def frozen(self) -> WithInput:
         value, alpha, seed, period = self.value, self.alpha, self._seed, self.period
@@ -250,7 +257,12 @@ class ATR(_Indicator):
         self.push(bar.high, bar.low, bar.close)
 
     def value_with(self, high: float, low: float) -> float | None:
-        return self.frozen()(high, low)
+        value = self.value
+        if value is not None:
+            return value + (_true_range(high, low, self.last_close) - value) / self.period
+        if self._count == self.period - 1:
+            return (self._seed + _true_range(high, low, self.last_close)) / self.period
+        return None
 
     def frozen(self) -> WithRange:
         value, seed, period, prev = self.value, self._seed, self.period, self.last_close
@@ -328,7 +340,12 @@ class _Extreme(_Indicator):
         return max(before) if self.sign > 0 else min(before)
 
     def value_with(self, x: float) -> float | None:
-        return self.frozen()(x)
+        if self._count < self.period - 1:
+            return None
+        head, sign = self._head(), self.sign
+        if head is None:  # period 1: the forming input alone
+            return sign * (sign * x)
+        return sign * (sign * x if sign * x > head else head)
 
     def frozen(self) -> WithInput:
         if self._count < self.period - 1:

@@ -22,42 +22,48 @@ Formula = Callable[["TimeframeSnapshot"], float | None]
 
 class ValueBasis:
     """What the snapshots of one timeframe share while its indicators stand still: the latest bar's
-    start and each value by name, computed when first read: the value of closed bars (`committed`) or,
-    for a value that includes the forming bar, its formula (`formulas`). `lookup` maps each name to
-    (indicator, whether it is the `_prev` value, the formula of the indicator frozen); `names` orders
-    them. Its frame calls `freeze()` (every value computed) before the indicators move while a snapshot
-    still holds it, so a kept snapshot stays exact."""
+    start and each value by name, computed when read. `lookup` maps each name to (indicator, whether it
+    is the `_prev` value, its value with a snapshot's forming bar, the formula of the indicator frozen);
+    `names` orders them. A closed bars' value is kept in `committed` once read; a value that includes
+    the forming bar is computed from the indicator as it stands. Its frame calls `freeze()` before the
+    indicators move while a snapshot still holds it: every closed bars' value is kept and every forming
+    value becomes a formula (`formulas`), so a kept snapshot stays exact."""
 
-    __slots__ = ("__weakref__", "bar_start", "committed", "forming", "formulas", "lookup", "names")
+    __slots__ = ("__weakref__", "bar_start", "committed", "forming", "formulas", "frozen", "lookup", "names")
 
-    def __init__(self, bar_start: datetime | None, forming: bool, lookup: Mapping[str, tuple[Any, bool, Any]],
+    def __init__(self, bar_start: datetime | None, forming: bool,
+                 lookup: Mapping[str, tuple[Any, bool, Callable[[Any, TimeframeSnapshot], float | None], Any]],
                  names: tuple[str, ...]) -> None:
         self.bar_start = bar_start
         self.forming = forming
+        self.frozen = False
         self.lookup = lookup
         self.names = names
         self.committed: dict[str, float | None] = {}
         self.formulas: dict[str, Formula] = {}
 
-    def fill(self, name: str) -> None:
-        """Compute `name` into `committed` or `formulas` (None for a name it does not know)."""
+    def read(self, name: str, snapshot: TimeframeSnapshot) -> float | None:
+        """`name` for `snapshot`, which found it neither in `committed` nor in `formulas`."""
         entry = self.lookup.get(name)
         if entry is None:
             self.committed[name] = None
-            return
-        indicator, is_prev, of = entry
-        if not self.forming:
-            self.committed[name] = indicator.prev_value if is_prev else indicator.value
-        elif is_prev:  # as of the last closed bar
-            self.committed[name] = indicator.value
-        else:
-            self.formulas[name] = of(indicator.frozen())
+            return None
+        indicator, is_prev, with_forming, _ = entry
+        if self.forming and not is_prev:  # never frozen here: freezing made it a formula
+            return with_forming(indicator, snapshot)
+        # closed bars only; with a forming bar `_prev` is as of the last closed bar
+        value = self.committed[name] = (indicator.value if self.forming or not is_prev else indicator.prev_value)
+        return value
 
     def freeze(self) -> None:
         committed, formulas = self.committed, self.formulas
         for name in self.names:
-            if name not in committed and name not in formulas:
-                self.fill(name)
+            indicator, is_prev, _, formula_of = self.lookup[name]
+            if self.forming and not is_prev:
+                formulas[name] = formula_of(indicator.frozen())
+            elif name not in committed:
+                committed[name] = indicator.value if self.forming or not is_prev else indicator.prev_value
+        self.frozen = True
 
 
 _UNREAD = object()
@@ -100,8 +106,7 @@ class TimeframeSnapshot:
             return formula(self)
         value = self._committed.get(name, _UNREAD)
         if value is _UNREAD:
-            self._basis.fill(name)
-            return self.get(name)
+            return self._basis.read(name, self)
         return value  # type: ignore[return-value]  # not _UNREAD
 
     @property

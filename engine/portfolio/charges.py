@@ -135,6 +135,7 @@ class ChargeCalculator:
         self.product = Product(product)
         self.trading_day = trading_day
         self._overrides = {key: getattr(overrides, key) for key in SETTINGS_KEYS if key in overrides.model_fields_set}
+        self._cards: dict[tuple[Product, date], RateCard] = {}  # what `rates_on` found, by product and day
 
     @classmethod
     def from_settings(cls, settings: Settings, *, trading_day: date | None = None) -> ChargeCalculator:
@@ -146,8 +147,13 @@ class ChargeCalculator:
         """The rates on `day` (default: the calculator's trading day, else today's table), intraday
         (MIS rates) when asked or when the product is MIS; the user's `[charges]` keys win."""
         product = Product.MIS if intraday or (intraday is None and self.product is Product.MIS) else Product.CNC
-        card = published_rates(self.venue, product, day or self.trading_day)
-        return replace(card, **self._overrides)
+        day = day or self.trading_day
+        card = self._cards.get((product, day)) if day is not None else None
+        if card is None:
+            card = replace(published_rates(self.venue, product, day), **self._overrides)
+            if day is not None:  # an undated card is today's: not kept
+                self._cards[product, day] = card
+        return card
 
     def order(self, side: Side, quantity: int, price: float, *, on: date | None = None,
               intraday: bool | None = None) -> ChargeBreakdown:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from functools import lru_cache
 from typing import Protocol
 
 from engine.models import IST
@@ -46,6 +47,7 @@ class TimeWindow:
         return f"{self.start:%H:%M}-{self.end:%H:%M}"
 
 
+@lru_cache(maxsize=64)  # each day's entries parse the configured windows again
 def parse_window(text: str) -> TimeWindow:
     try:
         start_text, end_text = text.split("-")

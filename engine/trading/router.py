@@ -159,7 +159,8 @@ class TradingEngine(EventOwner, EngineViews):
         await self._orders_due(force=True)  # positions found without a GTT are protected on their first tick
         self.risk.recompute()
         self.strategy.on_start(trading_day=self.trading_day, clock=self.clock)
-        log.info("engine resumed %s", self.state_line())
+        if log.isEnabledFor(logging.INFO):  # a backtest resumes every day
+            log.info("engine resumed %s", self.state_line())
 
     async def _on_ticks(self, ticks: list[Tick]) -> None:
         now = self.clock.now()

@@ -93,6 +93,9 @@ class PaperBroker(Broker):
             clock, fill_model=fill_model, instruments=instruments,
             order_id=lambda sequence, _: f"PO{prefix}{sequence:05d}",
             gtt_id=lambda sequence, _: f"PG{prefix}{sequence:05d}")
+        # the trade book as `Fill`s, each converted once: a paper book keeps its whole life, which a backtest's
+        # polls would otherwise convert again and again
+        self._fills: list[Fill] = []
 
     @classmethod
     def from_settings(
@@ -187,10 +190,14 @@ class PaperBroker(Broker):
         return [self._order(order) for order in self.exchange.orders.values()]
 
     async def fills(self) -> list[Fill]:
+        book, converted = self.exchange.fills, self._fills
+        if converted and (len(book) < len(converted) or book[len(converted) - 1].fill_id != converted[-1].fill_id):
+            converted.clear()  # a book restored or started anew
         orders = self.exchange.orders
-        return [Fill(fill_id=f.fill_id, client_order_id=orders[f.order_id].tag or "", broker_order_id=f.order_id,
-                     instrument_key=f.instrument_key, side=f.side, quantity=f.quantity, price=f.price, ts=f.ts)
-                for f in self.exchange.fills]
+        converted.extend(Fill(fill_id=f.fill_id, client_order_id=orders[f.order_id].tag or "",
+                              broker_order_id=f.order_id, instrument_key=f.instrument_key, side=f.side,
+                              quantity=f.quantity, price=f.price, ts=f.ts) for f in book[len(converted):])
+        return list(converted)
 
     async def positions(self) -> list[BrokerPosition]:
         net: dict[str, tuple[int, float]] = {}  # one position per instrument, whatever its products
