@@ -4,8 +4,8 @@
 (today's daily bar; this week's and this month's bars = their closed days + today). The hot path is
 `update_tick(price, cumulative_volume, ts_ms)`: it validates the tick and updates the three forming
 bars (a handful of attribute writes, no allocation). `snapshot()` is lazy: a timeframe captures its
-forming bar when first read, and each indicator value is computed in O(1) when it is read, from
-formulas frozen at the last bar close and the snapshot's forming bar (`engine.indicators.snapshot`).
+forming bar when first read, and each indicator value is computed in O(1) when it is read, from the
+closed bars' state and the snapshot's forming bar (`engine.indicators.snapshot`).
 
 Time model: a trading day is an IST calendar day (`epoch_day(ts_ms)`); a week is the Monday–Sunday
 calendar week, a month the calendar month (see `engine.indicators.aggregate`). A tick of a later

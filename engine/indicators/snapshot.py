@@ -4,9 +4,10 @@ current values including the forming bar. Value names match the `autotrader indi
 "<name>_prev" for the value as of the previous closed bar (for slopes and crosses). A value is
 None while there is not enough history.
 
-Snapshots are lazy: a value that depends on the forming bar is computed when it is read (`get`),
-from formulas frozen at the last bar close, so a strategy or validator pays only for the values
-its rules use. A kept snapshot stays exact after its instrument moves on."""
+Snapshots are lazy: a value is computed when it is read (`get`), one that depends on the forming bar
+from the indicator's closed-bar state and the snapshot's forming bar, so a strategy or validator pays
+only for the values its rules use. A kept snapshot stays exact after its instrument moves on: before
+the indicators move, what it may still read is computed, or frozen into a formula (`ValueBasis`)."""
 
 from __future__ import annotations
 

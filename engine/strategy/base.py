@@ -8,8 +8,9 @@
 | on_start  | no       | once, before the first tick                 | None                         |
 
 (*) The first tick of each 30-second slice of the instrument's time, and its latest tick before
-each entry decision (`engine.trading.entries`): the candidates decided on are those a call on every
-tick would give, so `on_tick` must depend only on its arguments, not on how often it is called.
+each entry decision (`engine.trading.entries`; a daily-bar backtest asks only the latter): the
+candidates decided on are those a call on every tick would give, so `on_tick` must depend only on
+its arguments, not on how often it is called.
 
 Optional hooks take `**kwargs` so new arguments can be added without breaking old strategies.
 A `Setup` may leave `stop` and/or `target` at 0: the risk policy (`engine.risk.stops`) then sets
