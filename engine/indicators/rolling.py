@@ -9,7 +9,8 @@ Every indicator keeps COMMITTED state built from closed bars only (`push`) and a
   what it returns (a snapshot kept while its instrument moves on keeps it).
 
 `update(bar)` is the STYLE entry point (a closed `Bar`); `push(...)` takes plain floats (hot path,
-metadata restore). Updates are O(1): deques and running sums. Window sums use Neumaier compensated
+metadata restore). Updates are O(1): deques and running sums (a rolling extreme scans its window, in C, on
+its first read after an update). Window sums use Neumaier compensated
 summation and are recomputed exactly (`math.fsum`) every `EXACT_RECOMPUTE_EVERY` pushes, so years
 of history and millions of updates do not drift.
 
@@ -19,7 +20,7 @@ Conventions (checked against pandas in tests/engine/indicators):
   `ema += alpha * (x - ema)` (pandas `ewm(span=n, adjust=False)` over the seeded series; TA-Lib style).
 - ATR(n): Wilder. True range TR = max(high-low, |high-prev_close|, |low-prev_close|) (first bar:
   high-low); seeded with the mean of the first n TRs, then `atr += (tr - atr) / n`.
-- Highest(n)/Lowest(n): max of highs / min of lows over the last n bars (monotonic deque).
+- Highest(n)/Lowest(n): max of highs / min of lows over the last n bars.
 - AverageVolume(n): SMA of volume.
 """
 
@@ -35,6 +36,9 @@ EXACT_RECOMPUTE_EVERY = 4096
 
 WithInput = Callable[[float], float | None]  # the value with a forming bar's input
 WithRange = Callable[[float, float], float | None]  # the value with a forming bar's high and low
+
+
+_UNREAD = object()  # a value not computed since the last push
 
 
 def _not_yet(*_: float) -> None:
@@ -288,11 +292,12 @@ class ATR(_Indicator):
 
 
 class _Extreme(_Indicator):
-    """Rolling max (sign=+1) or min (sign=-1) over `period` inputs: a monotonic deque over the newest
-    period-1 inputs (what a forming bar is combined with) plus the raw last `period` + 1 inputs (the one
-    before the window: `prev_value`, computed only when read)."""
+    """Rolling max (sign=+1) or min (sign=-1) over `period` inputs. It keeps the last `period` + 1 inputs;
+    the extreme of the newest period-1 of them (what a forming bar is combined with) is found when first
+    read after a push, and kept until the next one: a bar close costs an append, a read of the forming
+    bar's value O(1) after that first one (the bars of a backtest are closed far more often than read)."""
 
-    __slots__ = ("_count", "_mono", "_values", "period", "sign")
+    __slots__ = ("_count", "_head_now", "_values", "period", "sign")
 
     def __init__(self, period: int, sign: int) -> None:
         self.period = _check_period(period)
@@ -301,25 +306,23 @@ class _Extreme(_Indicator):
 
     def reset(self) -> None:
         self._values: deque[float] = deque(maxlen=self.period + 1)
-        self._mono: deque[tuple[int, float]] = deque()  # (index, sign*x), decreasing sign*x
         self._count = 0
+        self._head_now: float | object | None = _UNREAD
 
     def push(self, x: float) -> None:
-        count, mono = self._count, self._mono
         self._values.append(x)
-        keep = self.period - 1
-        if keep:
-            key = self.sign * x
-            while mono and mono[-1][1] <= key:
-                mono.pop()
-            mono.append((count, key))
-            if mono[0][0] <= count - keep:
-                mono.popleft()
-        self._count = count + 1
+        self._count += 1
+        self._head_now = _UNREAD
 
     def _head(self) -> float | None:
         """sign * extreme of the newest period-1 inputs (None if there are none)."""
-        return self._mono[0][1] if self._mono else None
+        head = self._head_now
+        if head is _UNREAD:
+            values, keep = self._values, self.period - 1
+            newest = list(values)[-keep:] if keep and values else None
+            head = self._head_now = None if newest is None else self.sign * (max(newest) if self.sign > 0
+                                                                             else min(newest))
+        return head  # type: ignore[return-value]  # not _UNREAD
 
     @property
     def value(self) -> float | None:
@@ -358,23 +361,8 @@ class _Extreme(_Indicator):
     def restore(self, tail: Sequence[float], count: int) -> None:
         """Rebuild from the last closed inputs (see `SMA.restore`)."""
         self.reset()
-        n = self.period
-        self._values.extend(tail[-n - 1 :])
+        self._values.extend(tail[-self.period - 1 :])
         self._count = count
-        keep = n - 1
-        if keep:
-            # the monotonic deque = suffix extremes of the newest period-1 inputs, oldest first
-            window = list(tail[-keep:])
-            first_index = count - len(window)
-            best = -math.inf
-            kept: list[tuple[int, float]] = []
-            for j in range(len(window) - 1, -1, -1):
-                key = self.sign * window[j]
-                if key > best:
-                    kept.append((first_index + j, key))
-                    best = key
-            kept.reverse()
-            self._mono.extend(kept)
 
 
 class Highest(_Extreme):
