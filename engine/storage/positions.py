@@ -280,6 +280,8 @@ class MemoryPositionStore:
         self._entries: set[str] = set()
         self._trades: dict[date, list[tuple[int, int, Trade]]] = {}  # per trading day, in the order logged:
         self._trade_count = 0  # (trade id, position id, trade), numbered as the SQL store's `trades.id`
+        # the last `realised_net_before` (day, sum): the next day's goes on from it, adding in the same order
+        self._net_before: tuple[date, float] | None = None
 
     def open_positions(self) -> list[PositionRecord]:
         return [self._positions[i] for i in self._open]
@@ -320,6 +322,8 @@ class MemoryPositionStore:
     def _log(self, position_id: int, trade: Trade, trading_day: date) -> None:
         self._trade_count += 1
         self._trades.setdefault(trading_day, []).append((self._trade_count, position_id, _in_ist(trade)))
+        if self._net_before is not None and trading_day < self._net_before[0]:
+            self._net_before = None  # a day it summed changed
 
     def trades_of(self, trading_day: date) -> list[Trade]:
         return sorted((trade for _, _, trade in self._trades.get(trading_day, [])), key=lambda t: t.exit_time)
@@ -328,8 +332,14 @@ class MemoryPositionStore:
         return sum(trade.net_pnl for _, _, trade in self._trades.get(trading_day, []))
 
     def realised_net_before(self, trading_day: date) -> float:
-        return sum(trade.net_pnl for day in sorted(self._trades) if day < trading_day
-                   for _, _, trade in self._trades[day])
+        known = self._net_before
+        since, total = known if known is not None and known[0] <= trading_day else (date.min, 0.0)
+        for day in sorted(self._trades):
+            if since <= day < trading_day:
+                for _, _, trade in self._trades[day]:
+                    total += trade.net_pnl  # day by day, trade by trade: the sum from scratch, to the paisa
+        self._net_before = (trading_day, total)
+        return total
 
     def trade_records(self) -> list[TradeRecord]:
         records = [self._trade_record(day, logged) for day, trades in self._trades.items() for logged in trades]
