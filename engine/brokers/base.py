@@ -17,6 +17,7 @@
 | funds             | optional | available cash; None when the broker cannot tell                |
 | fills             | optional | today's executions (trade book); None when the broker cannot    |
 | find_exit         | optional | the ACTIVE exit an earlier attempt of a request created         |
+| get_exits         | optional | the exits of some ids (default: filters list_exits)             |
 | get_order         | optional | one order by the broker's id (default: scans list_orders)       |
 | find_order        | optional | one order by our client_order_id, its tag (default: scans)      |
 
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlparse
@@ -213,6 +214,12 @@ class Broker(ABC):
         """One order by the broker's id, including orders we did not tag (a fired GTT's leg).
         Optional; the default scans `list_orders`."""
         return next((o for o in await self.list_orders() if o.broker_order_id == broker_order_id), None)
+
+    async def get_exits(self, exit_ids: Collection[str]) -> list[ExitOrder]:
+        """The exits of `exit_ids` the broker lists (a GTT sync asks for the active ones). Optional; the
+        default filters `list_exits` (one call, however many ids)."""
+        wanted = set(exit_ids)
+        return [exit_order for exit_order in await self.list_exits() if exit_order.exit_id in wanted]
 
     async def find_exit(self, request: ExitRequest) -> ExitOrder | None:
         """The ACTIVE exit an earlier attempt of `request` created: by tag, or, for brokers whose GTTs

@@ -38,6 +38,7 @@ from engine.storage.memory import Database
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_FIRED = frozenset({ExitStatus.TRIGGERED_STOP, ExitStatus.TRIGGERED_TARGET})
 
 
 
@@ -385,7 +386,8 @@ class OrderManager:
         active = self.journal.gtts(active_only=True)
         if not active:
             return []
-        return await self.settle_exits(active, await self.call_broker("sync_exits", self.broker.list_exits))
+        ids = [row.exit_id for row in active]
+        return await self.settle_exits(active, await self.call_broker("sync_exits", lambda: self.broker.get_exits(ids)))
 
     async def settle_exits(
         self, active: list[JournaledExit], exits: list[ExitOrder], orders: list[Order] | None = None
@@ -394,6 +396,12 @@ class OrderManager:
         (else it is read when a fired exit needs it)."""
         at_broker = {e.exit_id: e for e in exits}
         book = {o.broker_order_id: o for o in orders if o.broker_order_id} if orders is not None else None
+        fired_legs = [e.triggered_order_id for e in (at_broker.get(row.exit_id) for row in active)
+                      if e is not None and e.status in _FIRED and e.triggered_order_id is not None]
+        if book is None and len(fired_legs) == 1:  # one leg to read: one order, cheaper than the whole book
+            leg_id = fired_legs[0]
+            found = await self.call_broker("sync_exits", lambda: self.broker.get_order(leg_id))
+            book = {leg_id: found} if found is not None else {}
         settled: list[ExitOrder] = []
         for row in active:
             current = at_broker.get(row.exit_id)
@@ -402,7 +410,7 @@ class OrderManager:
                 self.journal.event(row.tag, "EXIT_MISSING", exit_id=row.exit_id)
             elif current.status is ExitStatus.ACTIVE:
                 continue
-            elif current.status in (ExitStatus.TRIGGERED_STOP, ExitStatus.TRIGGERED_TARGET):
+            elif current.status in _FIRED:
                 if current.triggered_order_id is None:
                     continue  # fired but its order not yet visible: settle on a later call
                 if book is None:

@@ -3,6 +3,7 @@ the paper broker, an SQLite file database."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -338,10 +339,17 @@ class FlakyPaperBroker(PaperBroker):
 
     down = False
 
-    async def list_exits(self) -> list[Any]:
+    def _check(self) -> None:
         if self.down:
             raise TemporaryBrokerError("HTTP 503")
+
+    async def list_exits(self) -> list[Any]:
+        self._check()
         return await super().list_exits()
+
+    async def get_exits(self, exit_ids: Collection[str]) -> list[Any]:
+        self._check()
+        return await super().get_exits(exit_ids)
 
 
 async def test_broker_trouble_is_counted_and_retried_never_crashing_the_session(tmp_path: Path) -> None:

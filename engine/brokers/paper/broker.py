@@ -17,7 +17,7 @@ lost with the process: the paper venue lives in memory. Deterministic; times com
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import TYPE_CHECKING
 
 from engine.brokers.base import (
@@ -256,3 +256,7 @@ class PaperBroker(Broker):
 
     async def list_exits(self) -> list[ExitOrder]:
         return [self._exit(gtt) for gtt in self.exchange.gtts.values()]
+
+    async def get_exits(self, exit_ids: Collection[str]) -> list[ExitOrder]:
+        gtts = self.exchange.gtts
+        return [self._exit(gtts[exit_id]) for exit_id in exit_ids if exit_id in gtts]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Collection
 
 import pytest
 from sqlalchemy import Engine
@@ -21,13 +22,21 @@ from tests.engine.execution.conftest import FAST_RETRY, TRADING_DAY
 REASON = "Your order price is lower than the current lower circuit limit of 70.65."
 
 
+def _leg_refused(exit_order: ExitOrder) -> ExitOrder:
+    if exit_order.status is not ExitStatus.TRIGGERED_STOP:
+        return exit_order
+    return dataclasses.replace(exit_order, status=ExitStatus.REJECTED, triggered_order_id=None,
+                               message=f"stop leg rejected: {REASON}")
+
+
 class LegRefusingPaper(PaperBroker):
     """Reports every fired exit as Kite does when it could not place the leg's order."""
 
     async def list_exits(self) -> list[ExitOrder]:
-        return [dataclasses.replace(e, status=ExitStatus.REJECTED, triggered_order_id=None,
-                                    message=f"stop leg rejected: {REASON}") if e.status is ExitStatus.TRIGGERED_STOP
-                else e for e in await super().list_exits()]
+        return [_leg_refused(e) for e in await super().list_exits()]
+
+    async def get_exits(self, exit_ids: Collection[str]) -> list[ExitOrder]:
+        return [_leg_refused(e) for e in await super().get_exits(exit_ids)]
 
 
 async def _tick(paper: PaperBroker, clock: SteppedClock, instrument: Instrument, price: float) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 from engine.models import ExitOrder
@@ -13,14 +14,14 @@ from tests.engine.test_trader import feed, make_rig
 async def test_the_exit_sync_asks_the_paper_venue_only_after_an_exit_changed(tmp_path: Path) -> None:
     rig = make_rig(tmp_path, strategy=AlwaysLong(AlwaysLongConfig(min_price=1.0)))
     listed = 0
-    list_exits = rig.broker.list_exits
+    get_exits = rig.broker.get_exits  # what the sync asks (the exits of the active GTTs)
 
-    async def counted_list_exits() -> list[ExitOrder]:
+    async def counted_get_exits(exit_ids: Collection[str]) -> list[ExitOrder]:
         nonlocal listed
         listed += 1
-        return await list_exits()
+        return await get_exits(exit_ids)
 
-    rig.broker.list_exits = counted_list_exits  # type: ignore[method-assign]
+    rig.broker.get_exits = counted_get_exits  # type: ignore[method-assign]
     engine = rig.engine()
     await feed(engine, rig.clock, 15, 10, 0, (RELIANCE, 100.0))
     [decision] = await engine.execute_entry_window()
