@@ -219,7 +219,7 @@ class DailyBars:
         if not path.exists():
             self._days[symbol], self._values[symbol] = [], np.empty((0, 5))
             return
-        table = pq.read_table(path, columns=["ts", *_VALUES])
+        table = pq.ParquetFile(path).read(columns=["ts", *_VALUES])
         # ts is midnight IST: + 05:30, floored to days, is the IST calendar day
         ordinals = (table.column("ts").cast(pa.timestamp("ns")).to_numpy().astype(np.int64) + _IST_OFFSET_NS
                     ) // _DAY_NS + _EPOCH_ORDINAL
@@ -232,7 +232,7 @@ class DailyBars:
         return [date.fromordinal(ordinal) for ordinal in self._days[symbol]]
 
     def all_days(self) -> list[date]:
-        return sorted({date.fromordinal(ordinal) for ordinals in self._days.values() for ordinal in ordinals})
+        return [date.fromordinal(ordinal) for ordinal in sorted(set().union(*self._days.values()))]
 
     def rows(self, symbol: str) -> Iterator[tuple[int, list[float]]]:
         """(day ordinal, [open, high, low, close, volume]) in day order."""
