@@ -30,14 +30,13 @@ class ValueBasis:
     indicators move while a snapshot still holds it: every closed bars' value is kept and every forming
     value becomes a formula (`formulas`), so a kept snapshot stays exact."""
 
-    __slots__ = ("__weakref__", "bar_start", "committed", "forming", "formulas", "frozen", "lookup", "names")
+    __slots__ = ("__weakref__", "bar_start", "committed", "forming", "formulas", "lookup", "names")
 
     def __init__(self, bar_start: datetime | None, forming: bool,
                  lookup: Mapping[str, tuple[Any, bool, Callable[[Any, TimeframeSnapshot], float | None], Any]],
                  names: tuple[str, ...]) -> None:
         self.bar_start = bar_start
         self.forming = forming
-        self.frozen = False
         self.lookup = lookup
         self.names = names
         self.committed: dict[str, float | None] = {}
@@ -52,8 +51,7 @@ class ValueBasis:
         indicator, is_prev, with_forming, _ = entry
         if self.forming and not is_prev:  # never frozen here: freezing made it a formula
             return with_forming(indicator, snapshot)
-        # closed bars only; with a forming bar `_prev` is as of the last closed bar
-        value = self.committed[name] = (indicator.value if self.forming or not is_prev else indicator.prev_value)
+        value = self.committed[name] = self._closed(indicator, is_prev)
         return value
 
     def freeze(self) -> None:
@@ -63,8 +61,11 @@ class ValueBasis:
             if self.forming and not is_prev:
                 formulas[name] = formula_of(indicator.frozen())
             elif name not in committed:
-                committed[name] = indicator.value if self.forming or not is_prev else indicator.prev_value
-        self.frozen = True
+                committed[name] = self._closed(indicator, is_prev)
+
+    def _closed(self, indicator: Any, is_prev: bool) -> float | None:
+        """A value of closed bars only (with a forming bar, `_prev` is as of the last closed bar)."""
+        return indicator.value if self.forming or not is_prev else indicator.prev_value
 
 
 _UNREAD = object()
