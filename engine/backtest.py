@@ -77,7 +77,7 @@ _VOLUME_SHARES = (0.05, 0.35, 0.65, 0.95, 1.0, 1.0)  # fraction of the day's vol
 _WINDOW_AT = time(15, 10, 30)
 _IST_OFFSET_NS = 19_800 * 10**9  # +05:30
 _VALUES = ("open", "high", "low", "close", "volume")
-_ROWS_AT_ONCE = 64
+_DAYS_AT_ONCE = 64  # days of bars gathered across the instruments at once
 _DAY_NS = 86_400 * 10**9
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
@@ -210,36 +210,42 @@ class DailyBars:
     open, high, low, close, volume."""
 
     def __init__(self) -> None:
-        self._days: dict[str, list[int]] = {}
+        self._days: dict[str, np.ndarray] = {}
         self._values: dict[str, np.ndarray] = {}
 
     def read(self, store: BarStore, symbol: str, start: date, end: date) -> None:
         """`symbol`'s daily bars of [start, end] from `store` (none without a file)."""
         path = store.path(symbol, Timeframe.DAY)
         if not path.exists():
-            self._days[symbol], self._values[symbol] = [], np.empty((0, 5))
+            self._days[symbol], self._values[symbol] = np.empty(0, np.int64), np.empty((0, 5))
             return
         table = pq.ParquetFile(path).read(columns=["ts", *_VALUES])
         # ts is midnight IST: + 05:30, floored to days, is the IST calendar day
         ordinals = (table.column("ts").cast(pa.timestamp("ns")).to_numpy().astype(np.int64) + _IST_OFFSET_NS
                     ) // _DAY_NS + _EPOCH_ORDINAL
         wanted = (ordinals >= start.toordinal()) & (ordinals <= end.toordinal())
-        self._days[symbol] = ordinals[wanted].tolist()
+        self._days[symbol] = ordinals[wanted]
         self._values[symbol] = np.column_stack([table.column(name).to_numpy().astype(np.float64)[wanted]
                                                 for name in _VALUES])
 
     def days(self, symbol: str) -> list[date]:
-        return [date.fromordinal(ordinal) for ordinal in self._days[symbol]]
+        return [date.fromordinal(ordinal) for ordinal in self._days[symbol].tolist()]
 
     def all_days(self) -> list[date]:
-        return [date.fromordinal(ordinal) for ordinal in sorted(set().union(*self._days.values()))]
+        every = np.unique(np.concatenate([np.empty(0, np.int64), *self._days.values()]))
+        return [date.fromordinal(ordinal) for ordinal in every.tolist()]
 
-    def rows(self, symbol: str) -> Iterator[tuple[int, list[float]]]:
-        """(day ordinal, [open, high, low, close, volume]) in day order."""
-        values, days = self._values[symbol], self._days[symbol]
-        for first in range(0, len(days), _ROWS_AT_ONCE):  # `tolist` per row costs; all rows at once, RSS
-            chunk = slice(first, first + _ROWS_AT_ONCE)
-            yield from zip(days[chunk], values[chunk].tolist(), strict=True)
+    def grid(self, symbols: list[str], days: list[date]) -> np.ndarray:
+        """(day, symbol, value): each symbol's open, high, low, close and volume on each of `days`, NaN where it
+        has no bar."""
+        wanted = np.array([day.toordinal() for day in days], dtype=np.int64)
+        grid = np.full((len(days), len(symbols), 5), np.nan)
+        for column, symbol in enumerate(symbols):
+            ordinals = self._days[symbol]
+            at = np.searchsorted(ordinals, wanted).clip(max=max(len(ordinals) - 1, 0))
+            found = (ordinals[at] == wanted) if len(ordinals) else np.zeros(len(days), bool)
+            grid[found, column] = self._values[symbol][at[found]]
+        return grid
 
 
 def _listed(items: Iterable[object], limit: int) -> str:
@@ -254,14 +260,12 @@ def _daily_tick_times(day: date) -> list[int]:
     return [int(datetime.combine(day, when, tzinfo=IST).timestamp() * 1000) for when in _PATH_TIMES + _SETTLE_TIMES]
 
 
-def _add_daily_ticks(step_ticks: list[list[Tick]], key: str, values: list[float], previous_close: float,
-                     times_ms: list[int]) -> None:
-    """The ticks derived from `key`'s daily bar (`values`: open, high, low, close, volume), each added to the ticks
-    of the step of its time (`step_ticks` by `times_ms`)."""
-    open_, high, low, close, volume = values
-    prices = _path(open_, high, low, close) + [close] * len(_SETTLE_TIMES)
-    for ticks, at_ms, price, share in zip(step_ticks, times_ms, prices, _VOLUME_SHARES, strict=True):
-        ticks.append(Tick(key, price, at_ms, 0, int(volume * share), previous_close))  # positional: cheaper
+def _daily_path(bars: np.ndarray) -> list[np.ndarray]:
+    """The prices of `bar_path`, then the close again at each settle time, for each of `bars` (rows of open,
+    high, low, close, volume): one array per tick time."""
+    open_, high, low, close = bars[:, 0], bars[:, 1], bars[:, 2], bars[:, 3]
+    rising = close >= open_
+    return [open_, np.where(rising, low, high), np.where(rising, high, low), close] + [close] * len(_SETTLE_TIMES)
 
 
 def _steps_by_time(ticks: Iterable[Tick]) -> list[Step]:
@@ -408,21 +412,28 @@ class Backtest:
         if not days:
             raise BacktestError(f"no daily bars between {self.start} and {self.end} for the chosen symbols")
         # every instrument trades at the same times: the steps are built directly, a step's ticks in
-        # instrument-key order as `_steps_by_time` would sort them; each instrument's rows are walked in day order
+        # instrument-key order as `_steps_by_time` would sort them; the bars of a few weeks at a time, as a grid
         ordered = sorted(self.instruments, key=attrgetter("instrument_key"))
-        cursors = [(instrument.instrument_key, bars.rows(instrument.symbol)) for instrument in ordered]
-        upcoming = [next(rows, None) for _, rows in cursors]
-        for day in days:
-            ordinal, times_ms = day.toordinal(), _daily_tick_times(day)
-            steps = [Step(_ms_time(ms)) for ms in times_ms]
-            step_ticks = [step.ticks for step in steps]
-            for index, (key, rows) in enumerate(cursors):
-                row = upcoming[index]
-                if row is not None and row[0] == ordinal:
-                    values = row[1]
-                    _add_daily_ticks(step_ticks, key, values, self.last_price.get(key, values[0]), times_ms)
-                    upcoming[index] = next(rows, None)
-            yield day, steps
+        keys, symbols = [i.instrument_key for i in ordered], [i.symbol for i in ordered]
+        for first in range(0, len(days), _DAYS_AT_ONCE):
+            chunk = days[first:first + _DAYS_AT_ONCE]
+            for day, bars_of_day in zip(chunk, bars.grid(symbols, chunk), strict=True):
+                yield day, self._daily_day_steps(day, keys, bars_of_day)
+
+    def _daily_day_steps(self, day: date, keys: list[str], bars: np.ndarray) -> list[Step]:
+        """The day's steps from the bars of `keys` (a row each, NaN without a bar): each bar's ticks, its previous
+        close the last price seen."""
+        present = np.flatnonzero(~np.isnan(bars[:, 0]))
+        traded = [keys[index] for index in present.tolist()]
+        bars = bars[present]
+        previous = [self.last_price.get(key, open_) for key, open_ in zip(traded, bars[:, 0].tolist(), strict=True)]
+        steps = []
+        for at_ms, prices, share in zip(_daily_tick_times(day), _daily_path(bars), _VOLUME_SHARES, strict=True):
+            volumes = (bars[:, 4] * share).astype(np.int64).tolist()  # int(volume * share), truncated
+            steps.append(Step(_ms_time(at_ms), [Tick(key, price, at_ms, 0, volume, close)  # positional: cheaper
+                                                for key, price, volume, close in zip(traded, prices.tolist(), volumes,
+                                                                                     previous, strict=True)]))
+        return steps
 
     def _intraday_steps(self, bars: DailyBars) -> Iterator[tuple[date, list[Step]]]:
         """The 5-minute days one at a time (a day's ticks are built just before it runs: memory stays one day's)."""
