@@ -71,7 +71,8 @@ def ours(symbols: list[str], start: date = START, end: date = END, data_dir: Pat
 
 def scale() -> None:
     """Ours alone on ~500 symbols x 6 years (the NIFTY 500 bars of ../shared, when present), in a child process
-    whose peak RSS is read when it ends."""
+    that reports its own peak RSS (the kernel's high-water mark of its memory since it started the interpreter: the
+    parent's memory, which a fork shares until exec, does not count)."""
     if not NIFTY500.exists():
         print(f"500-symbol run skipped: {NIFTY500} not found (it lives outside the repository)")
         return
@@ -80,8 +81,8 @@ def scale() -> None:
         bars = _bars_in_range(BarStore(Path(tmp) / "bars"), symbols, *SCALE_RANGE)
         child = subprocess.run([sys.executable, __file__, "--scale-child", tmp], check=True, capture_output=True,
                                text=True)
-    seconds = float(child.stdout.split()[-1])
-    rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    seconds, rss_kb = child.stdout.split()[-2:]
+    rss_mb, seconds = int(rss_kb) / 1024, float(seconds)
     verdict = "OK" if rss_mb < TARGET_RSS_MB else "MISSED"
     print(f"autotrader, {len(symbols)} symbols, {SCALE_RANGE[0]} .. {SCALE_RANGE[1]} ({bars:,} daily bars): "
           f"{seconds:.1f} s, {bars / seconds:,.0f} bars/s; peak RSS {rss_mb:,.0f} MB vs target {TARGET_RSS_MB} MB "
@@ -91,7 +92,16 @@ def scale() -> None:
 def _scale_child(data_dir: Path) -> None:
     logging.disable(logging.CRITICAL)
     symbols = sorted(load_instrument_table(data_dir)["symbol"])
-    print(ours(symbols, *SCALE_RANGE, data_dir=data_dir))
+    print(ours(symbols, *SCALE_RANGE, data_dir=data_dir), _peak_rss_kb())
+
+
+def _peak_rss_kb() -> int:
+    """This process's peak RSS (VmHWM; getrusage where /proc is missing, which counts a fork's shared pages)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
 
 
 def backtrader_seconds(store: BarStore, symbols: list[str], runonce: bool) -> float:
