@@ -26,11 +26,12 @@ class ValueBasis:
     start and each value by name, computed when read. `lookup` maps each name to (indicator, whether it
     is the `_prev` value, its value with a snapshot's forming bar, the formula of the indicator frozen);
     `names` orders them. A closed bars' value is kept in `committed` once read; a value that includes
-    the forming bar is computed from the indicator as it stands. Its frame calls `freeze()` before the
-    indicators move while a snapshot still holds it: every closed bars' value is kept and every forming
-    value becomes a formula (`formulas`), so a kept snapshot stays exact."""
+    the forming bar is computed from the indicator as it stands on its first read (a backtest reads each
+    once a day) and from then on by its formula (`formulas`: live, every tick reads it again). Its frame
+    calls `freeze()` before the indicators move while a snapshot still holds it: every closed bars' value
+    is kept and every forming value becomes a formula, so a kept snapshot stays exact."""
 
-    __slots__ = ("__weakref__", "bar_start", "committed", "forming", "formulas", "lookup", "names")
+    __slots__ = ("__weakref__", "bar_start", "committed", "forming", "formulas", "lookup", "names", "read_once")
 
     def __init__(self, bar_start: datetime | None, forming: bool,
                  lookup: Mapping[str, tuple[Any, bool, Callable[[Any, TimeframeSnapshot], float | None], Any]],
@@ -41,6 +42,7 @@ class ValueBasis:
         self.names = names
         self.committed: dict[str, float | None] = {}
         self.formulas: dict[str, Formula] = {}
+        self.read_once: set[str] = set()  # forming values computed once, without a formula
 
     def read(self, name: str, snapshot: TimeframeSnapshot) -> float | None:
         """`name` for `snapshot`, which found it neither in `committed` nor in `formulas`."""
@@ -48,9 +50,13 @@ class ValueBasis:
         if entry is None:
             self.committed[name] = None
             return None
-        indicator, is_prev, with_forming, _ = entry
+        indicator, is_prev, with_forming, formula_of = entry
         if self.forming and not is_prev:  # never frozen here: freezing made it a formula
-            return with_forming(indicator, snapshot)
+            if name not in self.read_once:
+                self.read_once.add(name)
+                return with_forming(indicator, snapshot)
+            formula = self.formulas[name] = formula_of(indicator.frozen())
+            return formula(snapshot)
         value = self.committed[name] = self._closed(indicator, is_prev)
         return value
 
