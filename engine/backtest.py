@@ -37,8 +37,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from engine.brokers.factory import check_venue_allowed
 from engine.brokers.paper import PaperBroker
@@ -50,8 +48,8 @@ from engine.feed.decoder import FrameDecodeError, decode_frame
 from engine.feed.framefile import FrameFileError
 from engine.feed.replay import FrameTape, ReplayError
 from engine.feed.synth import day_ticks
-from engine.indicators.metadata import READ_THREADS, build_metadata
-from engine.indicators.multitimeframe import InstrumentIndicators
+from engine.indicators.metadata import READ_THREADS, build_metadata, read_daily_columns
+from engine.indicators.multitimeframe import InstrumentIndicators, day_from_number, day_number
 from engine.models import IST, Bar, Instrument, MarketStatus, Tick, Timeframe
 from engine.session.live import ENTRY_POLL, FEED_SEGMENT
 from engine.settings import Settings
@@ -75,11 +73,7 @@ _PATH_TIMES = (time(9, 15), time(11, 0), time(13, 0), DAILY_CLOSE_AT)
 _SETTLE_TIMES = (time(15, 15), time(15, 29))
 _VOLUME_SHARES = (0.05, 0.35, 0.65, 0.95, 1.0, 1.0)  # fraction of the day's volume traded by each tick
 _WINDOW_AT = time(15, 10, 30)
-_IST_OFFSET_NS = 19_800 * 10**9  # +05:30
-_VALUES = ("open", "high", "low", "close", "volume")
 _DAYS_AT_ONCE = 64  # days of bars gathered across the instruments at once
-_DAY_NS = 86_400 * 10**9
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 # the cyclic collector's first threshold during a run (Python's default: 700 allocations)
@@ -97,15 +91,6 @@ class Step:
     at: datetime
     ticks: list[Tick] = field(default_factory=list)
     status: MarketStatus | None = None
-
-
-def bar_path(bar: Bar) -> list[float]:
-    """Open, the two extremes (low first on an up day, high first on a down day), close."""
-    return _path(bar.open, bar.high, bar.low, bar.close)
-
-
-def _path(open_: float, high: float, low: float, close: float) -> list[float]:
-    return [open_, low, high, close] if close >= open_ else [open_, high, low, close]
 
 
 @dataclass(slots=True)
@@ -206,8 +191,8 @@ def _rarer_collections() -> Iterator[None]:
 
 class DailyBars:
     """The daily bars of the run, kept column-wise (a `Bar` is made only on the day it is used: 500 symbols x
-    6 years of Bar objects would hold a quarter of a GB): per symbol, its days' ordinals and an (n, 5) array of
-    open, high, low, close, volume."""
+    6 years of Bar objects would hold a quarter of a GB): per symbol, its days (epoch days, see `day_number`) and
+    an (n, 5) array of open, high, low, close, volume."""
 
     def __init__(self) -> None:
         self._days: dict[str, np.ndarray] = {}
@@ -215,35 +200,31 @@ class DailyBars:
 
     def read(self, store: BarStore, symbol: str, start: date, end: date) -> None:
         """`symbol`'s daily bars of [start, end] from `store` (none without a file)."""
-        path = store.path(symbol, Timeframe.DAY)
-        if not path.exists():
+        columns = read_daily_columns(store, symbol)
+        if columns is None:
             self._days[symbol], self._values[symbol] = np.empty(0, np.int64), np.empty((0, 5))
             return
-        table = pq.ParquetFile(path).read(columns=["ts", *_VALUES])
-        # ts is midnight IST: + 05:30, floored to days, is the IST calendar day
-        ordinals = (table.column("ts").cast(pa.timestamp("ns")).to_numpy().astype(np.int64) + _IST_OFFSET_NS
-                    ) // _DAY_NS + _EPOCH_ORDINAL
-        wanted = (ordinals >= start.toordinal()) & (ordinals <= end.toordinal())
-        self._days[symbol] = ordinals[wanted]
-        self._values[symbol] = np.column_stack([table.column(name).to_numpy().astype(np.float64)[wanted]
-                                                for name in _VALUES])
+        days, *values = columns
+        wanted = (days >= day_number(start)) & (days <= day_number(end))
+        self._days[symbol] = days[wanted]
+        self._values[symbol] = np.column_stack([column[wanted] for column in values])
 
     def days(self, symbol: str) -> list[date]:
-        return [date.fromordinal(ordinal) for ordinal in self._days[symbol].tolist()]
+        return [day_from_number(day) for day in self._days[symbol].tolist()]
 
     def all_days(self) -> list[date]:
         every = np.unique(np.concatenate([np.empty(0, np.int64), *self._days.values()]))
-        return [date.fromordinal(ordinal) for ordinal in every.tolist()]
+        return [day_from_number(day) for day in every.tolist()]
 
     def grid(self, symbols: list[str], days: list[date]) -> np.ndarray:
         """(day, symbol, value): each symbol's open, high, low, close and volume on each of `days`, NaN where it
         has no bar."""
-        wanted = np.array([day.toordinal() for day in days], dtype=np.int64)
+        wanted = np.array([day_number(day) for day in days], dtype=np.int64)
         grid = np.full((len(days), len(symbols), 5), np.nan)
         for column, symbol in enumerate(symbols):
-            ordinals = self._days[symbol]
-            at = np.searchsorted(ordinals, wanted).clip(max=max(len(ordinals) - 1, 0))
-            found = (ordinals[at] == wanted) if len(ordinals) else np.zeros(len(days), bool)
+            known = self._days[symbol]
+            at = np.searchsorted(known, wanted).clip(max=max(len(known) - 1, 0))
+            found = (known[at] == wanted) if len(known) else np.zeros(len(days), bool)
             grid[found, column] = self._values[symbol][at[found]]
         return grid
 
@@ -260,9 +241,17 @@ def _daily_tick_times(day: date) -> list[int]:
     return [int(datetime.combine(day, when, tzinfo=IST).timestamp() * 1000) for when in _PATH_TIMES + _SETTLE_TIMES]
 
 
+def bar_path(bar: Bar) -> list[float]:
+    """Open, the two extremes (low first on an up day, high first on a down day), close: the path the daily ticks
+    take (`_daily_path` of one bar, without the settle ticks)."""
+    path = _daily_path(np.array([[bar.open, bar.high, bar.low, bar.close, bar.volume]], dtype=np.float64))
+    return [float(prices[0]) for prices in path[:len(_PATH_TIMES)]]
+
+
 def _daily_path(bars: np.ndarray) -> list[np.ndarray]:
-    """The prices of `bar_path`, then the close again at each settle time, for each of `bars` (rows of open,
-    high, low, close, volume): one array per tick time."""
+    """For each of `bars` (rows of open, high, low, close, volume) its path: the open, the two extremes (low
+    first on an up day, high first on a down day), the close, then the close again at each settle time; one
+    array per tick time."""
     open_, high, low, close = bars[:, 0], bars[:, 1], bars[:, 2], bars[:, 3]
     rising = close >= open_
     return [open_, np.where(rising, low, high), np.where(rising, high, low), close] + [close] * len(_SETTLE_TIMES)

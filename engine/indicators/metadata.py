@@ -176,9 +176,9 @@ class _Daily(NamedTuple):
     rejected: int
 
 
-def _read_daily(store: BarStore, symbol: str, asof_day: int) -> _Daily | None:
-    """The symbol's daily bars up to `asof_day`, bad bars dropped and counted (the same test as
-    `on_bar`: positive finite prices, low <= open, close <= high, volume >= 0). None without a file."""
+def read_daily_columns(store: BarStore, symbol: str) -> _DailyArrays | None:
+    """All of the symbol's daily bars as columns: IST day (epoch day, see `day_number`), open, high, low,
+    close, volume. None without a file."""
     path = store.path(symbol, Timeframe.DAY)
     if not path.exists():
         return None
@@ -190,13 +190,24 @@ def _read_daily(store: BarStore, symbol: str, asof_day: int) -> _Daily | None:
         table.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
         for name in ("open", "high", "low", "close", "volume")
     )
+    return days, o, h, lo, c, v
+
+
+def _read_daily(store: BarStore, symbol: str, asof_day: int) -> _Daily | None:
+    """The symbol's daily bars up to `asof_day`, bad bars dropped and counted (the same test as
+    `on_bar`: positive finite prices, low <= open, close <= high, volume >= 0). None without a file."""
+    columns = read_daily_columns(store, symbol)
+    if columns is None:
+        return None
+    days, o, h, lo, c, v = columns
     in_range = days <= asof_day
     with np.errstate(invalid="ignore"):
         valid = (lo > 0) & (lo <= o) & (o <= h) & (h < np.inf) & (lo <= c) & (c <= h) & (v >= 0)
     keep = in_range & valid
     days = days[keep]
     if not (np.diff(days) > 0).all():
-        raise ValueError(f"{symbol}: daily bars are not sorted by day without duplicates ({path})")
+        raise ValueError(f"{symbol}: daily bars are not sorted by day without duplicates "
+                         f"({store.path(symbol, Timeframe.DAY)})")
     return _Daily((days, o[keep], h[keep], lo[keep], c[keep], v[keep]), int((in_range & ~valid).sum()))
 
 
